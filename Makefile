@@ -1,0 +1,48 @@
+# elm_jax front door. Every target uses the repository's .venv and creates it when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= test
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+SWEEP ?= sweeps/configs/default.py
+SWEEP_DIR ?= sweep_runs
+PYTEST_ARGS ?=
+
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
+export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES ?= -1
+
+.PHONY: install test lint format sweep bench data clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $@
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check elm_jax sweeps analysis tests bench
+	$(PY) -m ruff format --check elm_jax sweeps analysis tests bench
+
+format: install
+	$(PY) -m ruff check --fix elm_jax sweeps analysis tests bench
+	$(PY) -m ruff format elm_jax sweeps analysis tests bench
+
+data: install
+	$(PY) -m elm_jax.data.prepare
+
+sweep: install
+	$(PY) -m sweeps.run --sweep $(SWEEP) --dir $(SWEEP_DIR)
+
+bench: install
+	$(PY) bench/neuron_speed.py
+	$(PY) bench/network_speed.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info
