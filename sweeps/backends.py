@@ -1,0 +1,285 @@
+"""Where trial groups run: in this process, in a pool of worker processes, or on Ray.
+
+Every backend has `run(tasks, progress)`, an iterator of `(task, outcome)` as groups finish.
+A worker that dies (killed, out of memory, node lost) has its group handed out again up to
+`max_retries` times; after that the group's trials are recorded as failed with the reason.
+Nothing here imports JAX: worker processes must set their device environment first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sweeps.engine import GroupOutcome, GroupTask, execute_group, write_group_failure
+
+log = logging.getLogger("sweeps")
+BACKENDS = ("local", "ray")
+
+
+class LocalBackend:
+    """Runs groups one after another in this process (the default, `--workers 1`)."""
+
+    parallelism = 1
+
+    def run(self, tasks: Sequence[GroupTask], progress: Any) -> Iterator[tuple[GroupTask, Any]]:
+        for task in tasks:
+            progress.started(task)
+            outcome = execute_group(task)
+            progress.finished(task, outcome)
+            yield task, outcome
+
+
+# --- process pool --------------------------------------------------------------------------
+
+
+def detect_gpus() -> list[str]:
+    """Indices of NVIDIA GPUs visible to this process (from `nvidia-smi`), without JAX."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d for d in visible.split(",") if d.strip() not in ("", "-1")]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
+
+
+def worker_env(index: int, gpus: Sequence[str]) -> dict[str, str]:
+    """Environment giving pool worker `index` one device: a GPU of its own, or one CPU device."""
+    if gpus:
+        return {"CUDA_VISIBLE_DEVICES": gpus[index % len(gpus)]}
+    flags = [
+        f
+        for f in os.environ.get("XLA_FLAGS", "").split()
+        if not f.startswith("--xla_force_host_platform_device_count")
+    ]
+    flags.append("--xla_force_host_platform_device_count=1")
+    return {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": " ".join(flags)}
+
+
+def _die_with_parent() -> None:
+    """Makes this worker exit when the sweep process dies, so no orphan keeps training."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _pool_worker(index: int, env: dict[str, str], inbox: Any, outbox: Any) -> None:
+    os.environ.update(env)
+    _die_with_parent()
+    with contextlib.suppress(ImportError):
+        from elm_jax.runtime import enable_compilation_cache
+
+        enable_compilation_cache()
+    while True:
+        task = inbox.get()
+        if task is None:
+            return
+        try:
+            outbox.put((index, "ok", execute_group(task)))
+        except Exception:
+            outbox.put((index, "error", traceback.format_exc()))
+
+
+class ProcessPoolBackend:
+    """`--workers K`: K worker processes, one device each, fed one group at a time."""
+
+    def __init__(self, workers: int, max_retries: int = 2, poll_s: float = 0.5):
+        if workers < 1:
+            raise ValueError(f"--workers={workers}; must be >= 1")
+        self.parallelism = workers
+        self.max_retries = max_retries
+        self.poll_s = poll_s
+        self.gpus = detect_gpus()
+        self._ctx = multiprocessing.get_context("spawn")
+
+    def _start(self, index: int) -> tuple[Any, Any]:
+        inbox = self._ctx.Queue()
+        proc = self._ctx.Process(
+            target=_pool_worker,
+            args=(index, worker_env(index, self.gpus), inbox, self._outbox),
+            name=f"sweep-worker-{index}",
+            daemon=True,
+        )
+        proc.start()
+        return proc, inbox
+
+    def run(self, tasks: Sequence[GroupTask], progress: Any) -> Iterator[tuple[GroupTask, Any]]:
+        self._outbox = self._ctx.Queue()
+        todo = list(tasks)
+        attempts: dict[str, int] = {}
+        workers = {i: self._start(i) for i in range(min(self.parallelism, len(todo)))}
+        assigned: dict[int, GroupTask] = {}
+        try:
+            while todo or assigned:
+                for index, (_, inbox) in workers.items():
+                    if index not in assigned and todo:
+                        task = todo.pop(0)
+                        assigned[index] = task
+                        progress.started(task)
+                        inbox.put(task)
+                try:
+                    index, kind, payload = self._outbox.get(timeout=self.poll_s)
+                except queue.Empty:
+                    index = None
+                if index is not None:
+                    task = assigned.pop(index)
+                    if kind == "ok":
+                        progress.finished(task, payload)
+                        yield task, payload
+                    else:
+                        yield from self._retry(task, attempts, todo, progress, payload)
+                for index, (proc, _) in list(workers.items()):
+                    if not proc.is_alive():
+                        reason = f"worker {index} exited with code {proc.exitcode}"
+                        workers[index] = self._start(index)
+                        if index in assigned:
+                            yield from self._retry(
+                                assigned.pop(index), attempts, todo, progress, reason
+                            )
+        finally:
+            for _proc, inbox in workers.values():
+                with contextlib.suppress(Exception):
+                    inbox.put(None)
+            for proc, _ in workers.values():
+                proc.join(timeout=10)
+                if proc.is_alive():
+                    proc.kill()
+
+    def _retry(
+        self,
+        task: GroupTask,
+        attempts: dict[str, int],
+        todo: list[GroupTask],
+        progress: Any,
+        reason: str,
+    ) -> Iterator[tuple[GroupTask, Any]]:
+        attempts[task.group_id] = attempts.get(task.group_id, 0) + 1
+        progress.lost(task, attempts[task.group_id], reason)
+        if attempts[task.group_id] <= self.max_retries:
+            todo.append(task)
+            return
+        write_group_failure(task, f"worker lost {attempts[task.group_id]} times: {reason}")
+        outcome = GroupOutcome(task.group_id, "failed", ("failed",) * len(task.trials))
+        progress.finished(task, outcome)
+        yield task, outcome
+
+
+# --- Ray ------------------------------------------------------------------------------------
+
+
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fails fast when a `host:port` Ray address does not answer.
+
+    Raises:
+      ValueError: the address is malformed or nothing listens there.
+    """
+    if address == "auto":
+        return  # Ray looks the cluster up itself and raises ConnectionError when there is none
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--ray-address={address!r}; expected host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ValueError(
+            f"--ray-address={address!r} does not answer ({e}); start a cluster with "
+            "`ray start --head` and pass the address it prints"
+        ) from e
+
+
+class RayBackend:
+    """Each group is a Ray task that asks for one GPU (when the cluster has GPUs) or CPUs.
+
+    Results are written by the task itself into the shared sweep directory, so the directory
+    must be on a filesystem every node sees (NFS, a cluster disk); resume works as locally.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        num_cpus: int | None = None,
+        cpus_per_task: float = 1.0,
+        gpus_per_task: float | None = None,
+        max_in_flight: int | None = None,
+        max_retries: int = 2,
+    ):
+        try:
+            import ray
+        except ImportError as e:
+            raise ValueError("--backend=ray needs Ray: pip install -e '.[ray]'") from e
+        self.ray = ray
+        if address is not None:
+            check_ray_address(address)
+        if not ray.is_initialized():
+            if address is None:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            else:
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except ConnectionError as e:
+                    raise ValueError(f"--ray-address={address!r}: {e}") from e
+        if gpus_per_task is None:
+            gpus_per_task = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        self.parallelism = max_in_flight or max(
+            1,
+            int(
+                ray.cluster_resources().get("GPU" if gpus_per_task else "CPU", 1)
+                // max(gpus_per_task or cpus_per_task, 1e-9)
+            ),
+        )
+        self.max_retries = max_retries
+        self._remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(
+            execute_group
+        )
+
+    def run(self, tasks: Sequence[GroupTask], progress: Any) -> Iterator[tuple[GroupTask, Any]]:
+        ray = self.ray
+        todo = list(tasks)
+        attempts: dict[str, int] = {}
+        in_flight: dict[Any, GroupTask] = {}
+        while todo or in_flight:
+            while todo and len(in_flight) < self.parallelism:
+                task = todo.pop(0)
+                in_flight[self._remote.remote(task)] = task
+                progress.started(task)
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            task = in_flight.pop(ready[0])
+            try:
+                outcome = ray.get(ready[0])
+            except (ray.exceptions.RayError, OSError) as e:
+                # Worker or node lost (or an error outside the trainer): hand the group out again.
+                attempts[task.group_id] = attempts.get(task.group_id, 0) + 1
+                progress.lost(task, attempts[task.group_id], f"{type(e).__name__}: {e}")
+                if attempts[task.group_id] <= self.max_retries:
+                    todo.append(task)
+                    continue
+                write_group_failure(task, f"Ray task failed {attempts[task.group_id]} times: {e}")
+                outcome = GroupOutcome(task.group_id, "failed", ("failed",) * len(task.trials))
+            progress.finished(task, outcome)
+            yield task, outcome

@@ -1,0 +1,322 @@
+"""Planning and running a sweep: trials → trial groups → trainer calls → records → table.
+
+The driver (`run_sweep`) turns a sweep definition into trials, checks them against the
+directory's manifest, groups the unfinished ones (one architecture + training config, all its
+pending seeds: one vmapped trainer call), and hands the groups to a backend. Whatever process
+trains a group runs `execute_group`, which
+
+1. takes the group's lock (`flock` on `groups/<group_id>.lock`, released by the kernel when the
+   process dies, so a lost worker never leaves a stale lock and two workers never train one group),
+2. skips the group if its trials already have records,
+3. reuses `groups/<group_id>/summary.json` if the trainer finished before an interruption, or
+   calls the trainer on that workdir, which resumes from its own checkpoints,
+4. writes one record per trial atomically (failed and diverged trials included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import importlib
+import json
+import logging
+import math
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sweeps import store as store_lib
+from sweeps.points import SweepPoint, Trial, group_id, make_trials
+
+log = logging.getLogger("sweeps")
+
+DEFAULT_TRAIN_FN = "elm_jax.train:train_and_evaluate"
+TrainFn = Callable[[Any, str], Mapping[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupTask:
+    """One trainer call: everything a worker (local, pool process or Ray task) needs."""
+
+    sweep_dir: str
+    sweep: str
+    task: str
+    group_id: str
+    config: Any  # ml_collections.ConfigDict with the point's model fields and the seeds
+    trials: tuple[Trial, ...]
+    train_fn: str | TrainFn = DEFAULT_TRAIN_FN
+
+    @property
+    def label(self) -> str:
+        seeds = sorted({t.seed for t in self.trials})
+        return f"{self.group_id} [{self.trials[0].point.describe()}, seeds {seeds}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupOutcome:
+    """What happened to a group: `trained`, `reused` (summary found), `skipped` or `busy`."""
+
+    group_id: str
+    kind: str
+    statuses: tuple[str, ...] = ()
+    wall_s: float = 0.0
+
+
+class LockBusy(RuntimeError):
+    """Another live process holds the group's lock."""
+
+
+class GroupLock:
+    """An exclusive, non-blocking `flock` on a lock file, with owner pid/host written in it."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> GroupLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockBusy(self.path) from None
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(owner).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+
+def resolve_train_fn(train_fn: str | TrainFn) -> TrainFn:
+    """Resolves `"module:function"` to the function (callables pass through)."""
+    if callable(train_fn):
+        return train_fn
+    module_name, _, attr = str(train_fn).partition(":")
+    if not attr:
+        raise ValueError(f"train_fn={train_fn!r}; expected 'module:function'")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def dataset_label(task: str, config: Any, summary: Mapping[str, Any] | None) -> str:
+    """The results table's `dataset`: the source actually used, plus `@<bin>ms` for SHD."""
+    info = (summary or {}).get("data") or {}
+    source = info.get("source") or str(config.data.get("name", ""))
+    if task.startswith("shd"):
+        bin_ms = config.data.get("bin_ms", None)
+        if bin_ms is not None:
+            return f"{source}@{float(bin_ms):g}ms"
+    return source
+
+
+def _nan(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def trial_record(
+    task: GroupTask, trial: Trial, summary: Mapping[str, Any] | None, reason: str = ""
+) -> dict[str, Any]:
+    """Builds one trial's record (schema v1 columns + `group_id` and the training config)."""
+    p: SweepPoint = trial.point
+    summary = summary or {}
+    seed_entry = next(
+        (s for s in summary.get("seeds", ()) if int(s.get("seed", -1)) == trial.seed), None
+    )
+    if seed_entry is None:
+        status = "failed"
+        reason = reason or summary.get("reason") or f"trainer summary has no seed {trial.seed}"
+        seed_entry = {}
+    else:
+        status = seed_entry.get("status") or summary.get("status") or "failed"
+        reason = seed_entry.get("reason") or ""
+        if status != "ok" and not reason:
+            reason = summary.get("reason") or status
+    cost = summary.get("cost") or {}
+    steps = int(summary.get("steps") or 0)
+    train_step_flops = cost.get("flops_train_step")
+    return {
+        "schema_version": store_lib.SCHEMA_VERSION,
+        "sweep": task.sweep,
+        "trial_id": trial.trial_id,
+        "point_id": trial.point_id,
+        "arch": p.arch,
+        "task": task.task,
+        "dataset": dataset_label(task.task, task.config, summary),
+        "slice": p.slice,
+        "budget": p.budget,
+        "budget_kind": p.budget_kind,
+        "N": p.N,
+        "d_m": p.d_m,
+        "k_c": p.k_c,
+        "k_e": p.k_e,
+        "d_tree": p.d_tree,
+        "P_core": int(cost.get("P_core", p.P_core)),
+        "P_io": int(cost.get("P_io", p.P_io)),
+        "P_total": int(cost.get("P_total", p.P_total)),
+        "flops_per_step": float(cost.get("flops_per_step", p.flops_per_step)),
+        "train_flops": _nan(train_step_flops) * steps if train_step_flops is not None else math.nan,
+        "seed": trial.seed,
+        "status": status,
+        "reason": reason or "",
+        "steps": steps,
+        "val_loss": _nan(seed_entry.get("val_loss")),
+        "val_metric": _nan(seed_entry.get("val_metric")),
+        "test_loss": _nan(seed_entry.get("test_loss")),
+        "test_metric": _nan(seed_entry.get("test_metric")),
+        "metric_name": summary.get("metric_name")
+        or ("bpc" if task.task == "enwik8" else "accuracy"),
+        "wall_s": _nan(summary.get("wall_s")),
+        "group_id": task.group_id,
+        "diverged_step": seed_entry.get("diverged_step"),
+        "best_step": seed_entry.get("best_step"),
+    }
+
+
+def write_group_failure(task: GroupTask, reason: str) -> None:
+    """Records every trial of a group as failed (e.g. its worker was lost too often)."""
+    st = store_lib.SweepStore(task.sweep_dir)
+    for trial in task.trials:
+        st.write_record(trial_record(task, trial, None, reason=reason))
+
+
+def execute_group(task: GroupTask) -> GroupOutcome:
+    """Trains one group under its lock and writes its trial records (see module docstring).
+
+    Returns an outcome of kind `busy` without training when another live process holds the lock.
+    """
+    st = store_lib.SweepStore(task.sweep_dir)
+    try:
+        lock = GroupLock(st.lock_path(task.group_id)).__enter__()
+    except LockBusy:
+        return GroupOutcome(task.group_id, "busy")
+    try:
+        return _execute_locked(task, st)
+    finally:
+        lock.__exit__()
+
+
+def _execute_locked(task: GroupTask, st: store_lib.SweepStore) -> GroupOutcome:
+    ids = [t.trial_id for t in task.trials]
+    if set(ids) <= st.finished_ids():
+        return GroupOutcome(task.group_id, "skipped")
+    workdir = st.group_dir(task.group_id)
+    os.makedirs(workdir, exist_ok=True)
+    summary_path = os.path.join(workdir, "summary.json")
+    start = time.time()
+    summary: Mapping[str, Any] | None = None
+    reason = ""
+    kind = "trained"
+    if os.path.exists(summary_path):
+        # The trainer finished but the records were not all written: do not train again.
+        with open(summary_path, encoding="utf-8") as f:
+            summary = json.load(f)
+        kind = "reused"
+    else:
+        try:
+            summary = resolve_train_fn(task.train_fn)(task.config, workdir)
+        except Exception as e:  # a trainer error is a result (status failed), not a crash
+            log.error("group %s failed:\n%s", task.label, traceback.format_exc())
+            reason = f"{type(e).__name__}: {e}"
+    records = [trial_record(task, t, summary, reason) for t in task.trials]
+    for record in records:
+        st.write_record(record)
+    return GroupOutcome(
+        task.group_id, kind, tuple(r["status"] for r in records), time.time() - start
+    )
+
+
+@dataclasses.dataclass
+class Plan:
+    """A sweep definition matched against its directory."""
+
+    store: store_lib.SweepStore
+    trials: list[Trial]
+    groups: list[GroupTask]
+    finished: set[str]
+
+
+def plan_sweep(
+    *,
+    name: str,
+    task: str,
+    source: str,
+    train_config: Any,
+    points: Sequence[SweepPoint],
+    seeds: Sequence[int],
+    directory: str,
+    add_points: bool = False,
+    retry_failed: bool = False,
+    train_fn: str | TrainFn = DEFAULT_TRAIN_FN,
+) -> Plan:
+    """Builds the trials, reconciles the manifest and groups the unfinished trials.
+
+    Raises:
+      ValueError: no points, or an unwritable directory.
+      DefinitionChangedError: the directory holds a different sweep (see SweepStore).
+    """
+    from sweeps.points import apply_point
+
+    if not points:
+        raise ValueError(f"sweep {name!r} defines no points; check its budgets and grids")
+    root = store_lib.check_writable(directory)
+    st = store_lib.SweepStore(root)
+    trials = make_trials(points, seeds, train_config, task)
+    st.reconcile_manifest(
+        store_lib.manifest_for(name, task, source, train_config, trials), add_points
+    )
+    st.create_dirs()
+    finished = st.finished_ids() & {t.trial_id for t in trials}
+    if retry_failed:
+        failed = {t for t in finished if st.read_record(t)["status"] == "failed"}
+        for trial_id in failed:
+            os.unlink(st.trial_path(trial_id))
+        finished -= failed
+    by_key: dict[str, list[Trial]] = {}
+    for trial in trials:
+        if trial.trial_id not in finished:
+            by_key.setdefault(trial.group_key, []).append(trial)
+    groups = []
+    for members in by_key.values():
+        seeds_here = sorted({t.seed for t in members})
+        gid = group_id(members[0].group_key, seeds_here)
+        config = apply_point(train_config, members[0].point, seeds_here)
+        groups.append(GroupTask(root, name, task, gid, config, tuple(members), train_fn))
+    # Biggest models first: the long trainer calls start early, so parallel workers end together.
+    groups.sort(key=lambda g: (-g.trials[0].point.P_total, g.group_id))
+    return Plan(st, trials, groups, finished)
+
+
+def run_groups(
+    groups: Sequence[GroupTask],
+    backend: Any,
+    progress: Any,
+    *,
+    busy_poll_s: float = 2.0,
+) -> list[GroupOutcome]:
+    """Runs groups on a backend until every group is finished or recorded as failed.
+
+    Groups whose lock is held by another live process (another sweep process on the same
+    directory) are tried again every `busy_poll_s` seconds until that process finishes or dies.
+    """
+    outcomes: list[GroupOutcome] = []
+    pending = list(groups)
+    while pending:
+        busy = []
+        for task, outcome in backend.run(pending, progress):
+            if outcome.kind == "busy":
+                busy.append(task)
+            else:
+                outcomes.append(outcome)
+        if busy:
+            log.info("%d groups are held by another process; waiting", len(busy))
+            time.sleep(busy_poll_s)
+        pending = busy
+    return outcomes

@@ -1,0 +1,193 @@
+"""Command line: run (or resume) a sweep into a directory.
+
+    python -m sweeps.run --sweep sweeps/configs/default.py[:args] --dir DIR \
+        [--workers K] [--backend local|ray] [--ray-address ADDR] [--add-points]
+
+`--sweep` takes a config file path or the name of a file in sweeps/configs/ (`default`, `tiny`,
+`shd_adding:budgets=1e3,1e4`, ...); the text after `:` is passed to its `get_config(arg)`.
+Running the same command again resumes: finished trials are skipped and interrupted trainer
+calls continue from their checkpoints. See docs/sweeps.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+REQUIRED_FIELDS = ("name", "task", "seeds", "train")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedSweep:
+    """A sweep definition: its config, points and where it came from."""
+
+    source: str
+    config: Any
+    points: tuple[Any, ...]
+
+
+def available_sweeps() -> list[str]:
+    """Names of the sweep configs shipped in sweeps/configs/."""
+    return sorted(
+        n[:-3] for n in os.listdir(CONFIG_DIR) if n.endswith(".py") and not n.startswith("_")
+    )
+
+
+def _import_file(path: str) -> ModuleType:
+    name = "sweep_config_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_sweep(spec: str) -> LoadedSweep:
+    """Loads `path.py[:arg]` or `name[:arg]`, calls get_config(arg) and get_sweep(config).
+
+    Raises:
+      ValueError: unknown sweep, a config without the required fields, or a sweep whose
+        budgets admit no point (raised by the config's get_sweep).
+    """
+    target, sep, arg = spec.partition(":")
+    path = target if target.endswith(".py") else os.path.join(CONFIG_DIR, target + ".py")
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"--sweep={spec!r}: no sweep config at {path!r}; shipped sweeps: "
+            f"{', '.join(available_sweeps())} (or give a path to a .py file with get_config "
+            "and get_sweep)"
+        )
+    module = _import_file(path)
+    for fn in ("get_config", "get_sweep"):
+        if not callable(getattr(module, fn, None)):
+            raise ValueError(f"--sweep={spec!r}: {path!r} defines no {fn}()")
+    config = module.get_config(arg if sep else None)
+    missing = [f for f in REQUIRED_FIELDS if f not in config]
+    if missing:
+        raise ValueError(f"--sweep={spec!r}: get_config() result lacks fields {missing}")
+    points = tuple(module.get_sweep(config))
+    if not points:
+        raise ValueError(f"--sweep={spec!r}: get_sweep() returned no points")
+    return LoadedSweep(source=spec, config=config, points=points)
+
+
+def make_backend(args: argparse.Namespace) -> Any:
+    """The backend named by the flags (Ray connects here, before any training)."""
+    from sweeps import backends
+
+    if args.backend == "ray":
+        return backends.RayBackend(
+            args.ray_address,
+            num_cpus=args.ray_num_cpus,
+            max_in_flight=args.workers,
+            max_retries=args.max_retries,
+        )
+    if args.ray_address is not None:
+        raise ValueError("--ray-address needs --backend=ray")
+    if args.workers is None or args.workers == 1:
+        return backends.LocalBackend()
+    return backends.ProcessPoolBackend(args.workers, max_retries=args.max_retries)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sweeps.run", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--sweep", required=True, help="config path or name, optionally :arg")
+    parser.add_argument(
+        "--dir", required=True, help="sweep directory (created; resumed if present)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="parallel groups (one device each)"
+    )
+    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--ray-address", default=None, help="existing Ray cluster (host:port|auto)")
+    parser.add_argument("--ray-num-cpus", type=int, default=None, help="CPUs of a local Ray")
+    parser.add_argument("--add-points", action="store_true", help="add new trials to a sweep dir")
+    parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")
+    parser.add_argument("--max-retries", type=int, default=2, help="retries after a lost worker")
+    parser.add_argument(
+        "--train-fn",
+        default=None,
+        help="module:function used instead of elm_jax.train:train_and_evaluate",
+    )
+    parser.add_argument("--quiet", action="store_true", help="log to the sweep dir only")
+    args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers={args.workers}; must be >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the sweep; returns the process exit code (0 when every trial has a record)."""
+    from sweeps import engine, progress, store
+
+    args = parse_args(argv)
+    try:
+        loaded = load_sweep(args.sweep)
+        root = store.check_writable(args.dir)
+        store.SweepStore(root).create_dirs()
+        progress.setup_logging(store.SweepStore(root).log_path, verbose=not args.quiet)
+        backend = make_backend(args)
+        cfg = loaded.config
+        plan = engine.plan_sweep(
+            name=cfg.name,
+            task=cfg.task,
+            source=loaded.source,
+            train_config=cfg.train,
+            points=loaded.points,
+            seeds=list(cfg.seeds),
+            directory=root,
+            add_points=args.add_points,
+            retry_failed=args.retry_failed,
+            train_fn=args.train_fn or engine.DEFAULT_TRAIN_FN,
+        )
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with_progress = progress.Progress(
+        len(plan.trials), len(plan.finished), parallelism=backend.parallelism
+    )
+    with_progress.set_pending(len(plan.groups))
+    engine.log.info(
+        "sweep %s in %s: %d trials, %d finished, %d trainer calls to run on %s",
+        cfg.name,
+        root,
+        len(plan.trials),
+        len(plan.finished),
+        len(plan.groups),
+        type(backend).__name__,
+    )
+    if plan.groups and args.train_fn is None:
+        from elm_jax.runtime import enable_compilation_cache
+
+        enable_compilation_cache()
+    start = time.time()
+    engine.run_groups(plan.groups, backend, with_progress)
+    frame = plan.store.rebuild_table([t.trial_id for t in plan.trials])
+    engine.log.info(
+        "sweep %s finished in %.1f s: %d rows (%s) -> %s",
+        cfg.name,
+        time.time() - start,
+        len(frame),
+        frame["status"].value_counts().to_dict() if len(frame) else {},
+        plan.store.results_path,
+    )
+    missing = len(plan.trials) - len(frame)
+    if missing:
+        print(f"error: {missing} trials have no record", file=sys.stderr)
+        return 1
+    print(plan.store.results_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

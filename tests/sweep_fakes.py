@@ -1,0 +1,139 @@
+"""Fast stand-ins for the trainer used by the sweep-engine unit tests (not the real trainer).
+
+They follow the trainer's contract (docs/interfaces.md): `fn(config, workdir) -> summary` and
+`workdir/summary.json`, with metrics that are a planted function of (N, d_m, seed), so a test
+can check every row of the table against its expected value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+
+def planted_metric(num_neurons: int, num_memory: int, seed: int) -> float:
+    """The accuracy the fake trainer reports for one seed."""
+    return round(0.01 * num_neurons + 0.001 * num_memory + 0.0001 * seed, 6)
+
+
+def _count_call(workdir: str) -> None:
+    calls_dir = os.path.join(os.path.dirname(os.path.dirname(workdir)), "fake_calls")
+    os.makedirs(calls_dir, exist_ok=True)
+    with open(os.path.join(calls_dir, os.path.basename(workdir)), "a") as f:
+        f.write(f"{os.getpid()}\n")
+
+
+def fake_train(config, workdir: str) -> dict:
+    """Writes and returns a summary with planted metrics; status diverged for seed 13."""
+    _count_call(workdir)
+    seeds = []
+    for seed in config.seeds:
+        metric = planted_metric(config.model.num_neurons, config.model.num_memory, seed)
+        diverged = seed == 13
+        seeds.append(
+            {
+                "seed": seed,
+                "status": "diverged" if diverged else "ok",
+                "reason": "loss is NaN at step 3" if diverged else None,
+                "diverged_step": 3 if diverged else None,
+                "best_step": config.num_train_steps,
+                "val_loss": 1.0 - metric,
+                "val_metric": metric,
+                "test_loss": 1.5 - metric,
+                "test_metric": metric - 0.01,
+            }
+        )
+    summary = {
+        "status": "ok",
+        "reason": None,
+        "config": {},
+        "model": {"arch": config.model.arch, "N": config.model.num_neurons},
+        "cost": {
+            "P_core": 111,
+            "P_io": 22,
+            "P_total": 133,
+            "flops_per_step": 10.0,
+            "flops_train_step": 30.0,
+            "k_e": 1,
+            "k_c": 2,
+        },
+        "data": {"source": "shd-default"},
+        "steps": config.num_train_steps,
+        "wall_s": 0.01,
+        "seeds": seeds,
+        "metric_name": "accuracy",
+    }
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f)
+    return summary
+
+
+def failing_train(config, workdir: str) -> dict:
+    """Raises for architectures with N == 3 (a trainer bug must become a failed row)."""
+    if config.model.num_neurons == 3:
+        raise RuntimeError("planted trainer error for N=3")
+    return fake_train(config, workdir)
+
+
+def crash_once_train(config, workdir: str) -> dict:
+    """Kills its own process (as the OOM killer would) the first time it sees a group."""
+    marker = os.path.join(workdir, "crashed-once")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return fake_train(config, workdir)
+
+
+def get_config(arg: str | None = None):
+    """A sweep over planted points for the engine tests: `npoints=3,seeds=2,steps=5`."""
+    import ml_collections
+
+    options = {"npoints": 3, "seeds": 2, "steps": 5}
+    for item in (arg or "").split(","):
+        if item:
+            key, value = item.split("=")
+            options[key] = int(value)
+    config = ml_collections.ConfigDict()
+    config.name = "fake"
+    config.task = "shd_adding"
+    config.seeds = tuple(range(options["seeds"]))
+    config.npoints = options["npoints"]
+    train = ml_collections.ConfigDict()
+    train.model = ml_collections.ConfigDict(
+        {"arch": "elm", "num_neurons": 1, "num_memory": 1, "synapses_per_neuron": 4}
+    )
+    train.data = ml_collections.ConfigDict({"name": "shd_adding_default", "bin_ms": 10.0})
+    train.num_train_steps = options["steps"]
+    train.seeds = (0,)
+    config.train = train
+    return config
+
+
+def get_sweep(config):
+    """`npoints` points in two budgets (1000 and 2000), N = 2, 3, 4, ..."""
+    from sweeps.points import SweepPoint
+
+    points = []
+    for i in range(config.npoints):
+        n = 2 + i
+        budget = 1000.0 if i % 2 == 0 else 2000.0
+        points.append(
+            SweepPoint(
+                slice="budget",
+                budget=budget,
+                budget_kind="core",
+                arch="elm",
+                N=n,
+                d_m=i + 1,
+                k_c=4,
+                k_e=10 * (i + 1),
+                d_tree=4,
+                P_core=100 * n,
+                P_io=10,
+                P_total=100 * n + 10,
+                flops_per_step=1.0,
+                model=(("num_neurons", n), ("num_memory", i + 1)),
+            )
+        )
+    return points
