@@ -1,0 +1,241 @@
+"""Task models: encoder -> recurrent core (ELM network or a baseline) -> decoder (SPEC §3).
+
+* ``task="classification"`` (SHD, SHD-Adding): identity encoder, the ``input_dim`` spike-count
+  channels are the pool's external part (D_ext = input_dim); logits at every step
+  ``[b, t, num_classes]`` (the trainer takes the last step for the loss).
+* ``task="lm"`` (Enwik8): byte embedding ``input_dim x embed_dim`` (D_ext = embed_dim); logits at
+  every step; the returned carry continues the stream in the next chunk.
+
+Every model is called as ``logits, carry = model.apply(variables, inputs, carry=None)``.
+Variables: ``params/encoder`` (lm only), ``params/core``, ``params/decoder`` and, for the ELM
+network, ``constants/core`` (wiring, fixed time constants).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from elm_jax.baselines import GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
+from elm_jax.network import ELMNetwork, validate_wiring_args, zero_carry
+
+Array = jax.Array
+
+ARCHS = ("elm", "lstm", "gru", "leaky")
+TASKS = ("classification", "lm")
+CONNECTIVITIES = ("auto", "gather", "dense")
+_INT_FIELDS = (
+    "input_dim",
+    "num_classes",
+    "embed_dim",
+    "num_neurons",
+    "num_memory",
+    "synapses_per_neuron",
+    "num_branches",
+    "mlp_num_layers",
+    "wiring_seed",
+)
+_POSITIVE_FLOATS = ("lambda_value", "tau_b_value", "memory_tau_min", "memory_tau_max", "delta_t")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one task model (plain data; validated on construction).
+
+    Defaults: SHD-Adding classifier, ELM network with d_tree = 4 branches, d_mlp = 2 d_m, one
+    hidden layer, half of the synapses recurrent, learnable tau_m, v2 dynamics with lambda = 5.
+    Time is measured in steps (delta_t = 1): tau_b = 5 steps (50 ms at 10 ms SHD bins) smooths
+    the spike counts, and tau_m is initialised log-spaced over [1, 1000] steps (10 ms .. 10 s at
+    10 ms bins), which spans both the within-digit scale and the 2 s SHD-Adding sequence.
+    """
+
+    arch: str = "elm"
+    task: str = "classification"
+    input_dim: int = 700
+    num_classes: int = 19
+    embed_dim: int = 64
+    num_neurons: int = 64
+    num_memory: int = 8
+    synapses_per_neuron: int = 16
+    num_branches: int = 4
+    mlp_num_layers: int = 1
+    mlp_hidden_size: int | None = None
+    recurrent_fraction: float = 0.5
+    wiring_seed: int = 0
+    connectivity: str = "auto"
+    lambda_value: float = 5.0
+    tau_b_value: float = 5.0
+    memory_tau_min: float = 1.0
+    memory_tau_max: float = 1000.0
+    delta_t: float = 1.0
+    learn_memory_tau: bool = True
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch={self.arch!r} is invalid: must be one of {ARCHS}")
+        if self.task not in TASKS:
+            raise ValueError(f"task={self.task!r} is invalid: must be one of {TASKS}")
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}={value!r} is invalid: must be an integer")
+            if value < (0 if name == "wiring_seed" else 1):
+                low = 0 if name == "wiring_seed" else 1
+                raise ValueError(f"{name}={value!r} is invalid: must be >= {low}")
+        if self.mlp_hidden_size is not None and (
+            not isinstance(self.mlp_hidden_size, int) or self.mlp_hidden_size < 1
+        ):
+            raise ValueError(
+                f"mlp_hidden_size={self.mlp_hidden_size!r} is invalid: must be None or an int >= 1"
+            )
+        for name in _POSITIVE_FLOATS:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name}={value!r} is invalid: must be a number > 0")
+        if not self.memory_tau_min < self.memory_tau_max:
+            raise ValueError(
+                f"memory_tau_max={self.memory_tau_max!r} is invalid: must be > memory_tau_min="
+                f"{self.memory_tau_min!r}"
+            )
+        if self.connectivity not in CONNECTIVITIES:
+            raise ValueError(
+                f"connectivity={self.connectivity!r} is invalid: must be one of {CONNECTIVITIES}"
+            )
+        if self.task == "lm" and self.num_classes != self.input_dim:
+            raise ValueError(
+                f"num_classes={self.num_classes} is invalid for task='lm': must equal "
+                f"input_dim={self.input_dim} (next-token prediction)"
+            )
+        if self.arch == "elm":
+            validate_wiring_args(
+                self.num_neurons,
+                self.synapses_per_neuron,
+                self.num_branches,
+                self.external_dim,
+                self.recurrent_fraction,
+            )
+
+    @property
+    def external_dim(self) -> int:
+        """D_ext: width of the encoded input (input_dim for classification, embed_dim for lm)."""
+        return self.input_dim if self.task == "classification" else self.embed_dim
+
+    @property
+    def hidden_size(self) -> int:
+        """d_mlp: the MLP width (``mlp_hidden_size`` or 2 d_m)."""
+        return self.mlp_hidden_size or 2 * self.num_memory
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any] | Any) -> ModelConfig:
+        """Builds a validated config from a mapping or ConfigDict; unknown keys are an error."""
+        if hasattr(mapping, "to_dict"):
+            mapping = mapping.to_dict()
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown ModelConfig fields {unknown}: valid fields are {sorted(known)}"
+            )
+        values = dict(mapping)
+        for name in (*_INT_FIELDS, "mlp_hidden_size"):
+            value = values.get(name)
+            # Configs written as 1e3 arrive as floats; accept them when integral.
+            if isinstance(value, float) and value.is_integer():
+                values[name] = int(value)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (round-trips through `from_dict`)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def build_core(cfg: ModelConfig) -> nn.Module:
+    """The recurrent core of ``cfg``: `ELMNetwork` or a baseline layer, named ``core``."""
+    d_ext = cfg.external_dim
+    if cfg.arch == "elm":
+        return ELMNetwork(
+            num_neurons=cfg.num_neurons,
+            num_memory=cfg.num_memory,
+            synapses_per_neuron=cfg.synapses_per_neuron,
+            external_dim=d_ext,
+            num_branches=cfg.num_branches,
+            mlp_num_layers=cfg.mlp_num_layers,
+            mlp_hidden_size=cfg.mlp_hidden_size,
+            recurrent_fraction=cfg.recurrent_fraction,
+            wiring_seed=cfg.wiring_seed,
+            connectivity=cfg.connectivity,
+            lambda_value=cfg.lambda_value,
+            tau_b_value=cfg.tau_b_value,
+            memory_tau_min=cfg.memory_tau_min,
+            memory_tau_max=cfg.memory_tau_max,
+            learn_memory_tau=cfg.learn_memory_tau,
+            delta_t=cfg.delta_t,
+            name="core",
+        )
+    if cfg.arch == "lstm":
+        return LSTMLayer(cfg.num_neurons, d_ext, name="core")
+    if cfg.arch == "gru":
+        return GRULayer(cfg.num_neurons, d_ext, name="core")
+    return LeakyLayer(
+        cfg.num_neurons,
+        d_ext,
+        tau_min=cfg.memory_tau_min,
+        tau_max=cfg.memory_tau_max,
+        delta_t=cfg.delta_t,
+        name="core",
+    )
+
+
+class TaskModel(nn.Module):
+    """Encoder -> recurrent core -> per-step linear decoder."""
+
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(self, inputs: Array, carry: Any = None) -> tuple[Array, Any]:
+        """``inputs [b, t, input_dim]`` float or ``[b, t]`` int -> ``(logits [b, t, C], carry)``."""
+        cfg = self.cfg
+        if cfg.task == "classification":
+            if inputs.ndim != 3 or inputs.shape[-1] != cfg.input_dim:
+                raise ValueError(
+                    f"inputs shape {inputs.shape} is invalid for classification: expected "
+                    f"[batch, time, {cfg.input_dim}]"
+                )
+            e = inputs.astype(jnp.float32)
+        else:
+            if inputs.ndim != 2 or not jnp.issubdtype(inputs.dtype, jnp.integer):
+                raise ValueError(
+                    f"inputs shape {inputs.shape} dtype {inputs.dtype} is invalid for lm: "
+                    "expected integer tokens [batch, time]"
+                )
+            e = nn.Embed(cfg.input_dim, cfg.embed_dim, name="encoder")(inputs)
+        y, carry = build_core(cfg)(e, carry)
+        logits = nn.Dense(cfg.num_classes, name="decoder")(y)
+        return logits, carry
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The Flax model of ``cfg``; call ``model.apply(variables, inputs, carry=None)``."""
+    if not isinstance(cfg, ModelConfig):
+        raise ValueError(
+            f"cfg={type(cfg).__name__} is invalid: expected ModelConfig (use from_dict)"
+        )
+    return TaskModel(cfg)
+
+
+def initial_carry(cfg: ModelConfig, batch_size: int) -> Any:
+    """The zero recurrent state for ``batch_size`` streams (float32)."""
+    if cfg.arch == "elm":
+        return zero_carry(batch_size, cfg.num_neurons, cfg.num_memory, cfg.num_branches)
+    if cfg.arch == "lstm":
+        return lstm_zero_carry(batch_size, cfg.num_neurons)
+    return {"h": jnp.zeros((batch_size, cfg.num_neurons), jnp.float32)}

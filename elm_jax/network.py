@@ -1,0 +1,420 @@
+"""The ELM Network (SPEC §3): N ELM neurons (v2) wired to a pool of external inputs and their own outputs.
+
+Axis legend: ``b`` batch, ``t`` time, ``i`` external channel (D_ext), ``j`` presynaptic neuron,
+``n`` neuron, ``s`` synapse, ``d`` branch (d_tree), ``m`` memory unit (d_m), ``h`` MLP hidden unit.
+
+Layout of the computation (STYLE habit 2):
+
+* Wiring (`make_wiring`) is drawn once with NumPy from ``wiring_seed`` so it is identical on every
+  process and device, and stored in the ``constants`` collection. Each neuron has exactly ``k_c``
+  synapses, ordered ``[external (k_ext) | recurrent (k_rec)]`` and sorted by branch inside each
+  block; ``synapse_source`` indexes the pool ``[e_t ; y_{t-1}]`` and ``synapse_branch`` says
+  which of the ``d_tree`` branches the synapse feeds.
+* Everything that does not depend on ``y_{t-1}`` is done before the scan: decay factors,
+  rectified synaptic weights, the synapse-to-branch matrices and the external branch input of
+  every neuron for every step (one gather or one matmul over ``[b, t]``).
+* The scan body (`network_step`) only does the recurrent synapses, the branch trace, the
+  per-neuron MLP (weights stacked on the leading ``n`` axis, one einsum per layer) and the
+  readout.
+
+Connectivity is offered two ways, equal up to float rounding: ``"gather"`` (index the pool, then
+a per-neuron ``[s, d]`` weight matrix) and ``"dense"`` (scatter the synaptic weights once into a
+``[pool, n, d]`` matrix, then a plain matmul). `choose_connectivity` picks per part by shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+# Measured on CPU by bench/network_speed.py (see docs/network.md): the dense masked matmul wins
+# while its multiply count is within this factor of the gather's useful multiply count.
+DENSE_MAX_WASTE = 16.0
+# Empirical tanh scaling of the reference neuron (LeCun's 1.7159 * tanh(2x/3)).
+_TANH_GAIN, _TANH_SLOPE = 1.7159, 2.0 / 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Wiring:
+    """Fixed synapse wiring of a network, as NumPy arrays.
+
+    Attributes:
+      source: ``[n, s]`` int32 index into the pool ``[e ; y]`` (``< external_dim`` is external).
+      branch: ``[n, s]`` int32 branch of each synapse, ``0 <= branch < num_branches``.
+      num_external: synapses per neuron that read the external input (the first ones).
+      external_dim: width D_ext of the external part of the pool.
+    """
+
+    source: np.ndarray
+    branch: np.ndarray
+    num_external: int
+    external_dim: int
+
+
+def num_recurrent_synapses(synapses_per_neuron: int, recurrent_fraction: float) -> int:
+    """Recurrent synapses per neuron: ``round(recurrent_fraction * k_c)`` (Python rounding)."""
+    return int(round(recurrent_fraction * synapses_per_neuron))
+
+
+def validate_wiring_args(
+    num_neurons: int,
+    synapses_per_neuron: int,
+    num_branches: int,
+    external_dim: int,
+    recurrent_fraction: float,
+) -> None:
+    """Raises ValueError naming the field, the value and what is valid for impossible wirings."""
+    if int(num_neurons) != num_neurons or num_neurons < 1:
+        raise ValueError(f"num_neurons={num_neurons!r} is invalid: must be an integer >= 1")
+    if int(num_branches) != num_branches or num_branches < 1:
+        raise ValueError(f"num_branches={num_branches!r} is invalid: must be an integer >= 1")
+    if int(external_dim) != external_dim or external_dim < 1:
+        raise ValueError(f"external_dim={external_dim!r} is invalid: must be an integer >= 1")
+    if (
+        int(synapses_per_neuron) != synapses_per_neuron
+        or synapses_per_neuron < num_branches
+        or synapses_per_neuron % num_branches
+    ):
+        raise ValueError(
+            f"synapses_per_neuron (k_c)={synapses_per_neuron!r} is invalid: must be a positive "
+            f"multiple of num_branches (d_tree)={num_branches}"
+        )
+    pool = external_dim + num_neurons
+    if synapses_per_neuron > pool:
+        raise ValueError(
+            f"synapses_per_neuron (k_c)={synapses_per_neuron} is larger than the presynaptic pool "
+            f"D_ext + N = {external_dim} + {num_neurons} = {pool}: must be <= {pool}"
+        )
+    if not (isinstance(recurrent_fraction, (int, float)) and 0.0 <= recurrent_fraction <= 1.0):
+        raise ValueError(
+            f"recurrent_fraction={recurrent_fraction!r} is invalid: must be a number in [0, 1]"
+        )
+
+
+def _draw_sources(rng: np.random.Generator, pool_size: int, count: int) -> np.ndarray:
+    """``count`` indices in ``[0, pool_size)``, without replacement while the pool allows it.
+
+    Beyond the pool size, further whole permutations are appended, so every source is used
+    either floor or ceil(count / pool_size) times.
+    """
+    if count == 0:
+        return np.zeros((0,), np.int64)
+    reps = -(-count // pool_size)
+    return np.concatenate([rng.permutation(pool_size) for _ in range(reps)])[:count]
+
+
+def make_wiring(
+    num_neurons: int,
+    synapses_per_neuron: int,
+    num_branches: int,
+    external_dim: int,
+    recurrent_fraction: float,
+    seed: int,
+) -> Wiring:
+    """Draws the network's wiring with ``numpy.random.default_rng(seed)`` (SPEC §3).
+
+    Each neuron gets exactly ``k_c`` synapses, ``round(recurrent_fraction * k_c)`` of them
+    recurrent, and exactly ``k_c / d_tree`` synapses per branch; which synapses of a branch are
+    recurrent is random.
+    """
+    validate_wiring_args(
+        num_neurons, synapses_per_neuron, num_branches, external_dim, recurrent_fraction
+    )
+    k_c = synapses_per_neuron
+    k_rec = num_recurrent_synapses(k_c, recurrent_fraction)
+    k_ext = k_c - k_rec
+    per_branch = k_c // num_branches
+    rng = np.random.default_rng(seed)
+    source = np.empty((num_neurons, k_c), np.int32)
+    branch = np.empty((num_neurons, k_c), np.int32)
+    for n in range(num_neurons):
+        # Balanced random branch assignment; each block is sorted by branch so that with no
+        # recurrent synapses the layout is the single neuron's (branch = synapse // d_brch).
+        branches = rng.permutation(np.repeat(np.arange(num_branches), per_branch))
+        ext_branch, rec_branch = np.sort(branches[:k_ext]), np.sort(branches[k_ext:])
+        ext_src = _draw_sources(rng, external_dim, k_ext)
+        rec_src = external_dim + _draw_sources(rng, num_neurons, k_rec)
+        source[n] = np.concatenate([ext_src, rec_src])
+        branch[n] = np.concatenate([ext_branch, rec_branch])
+    return Wiring(source, branch, k_ext, external_dim)
+
+
+def choose_connectivity(pool_size: int, num_synapses: int, num_branches: int) -> str:
+    """``"dense"`` or ``"gather"`` for one part of the pool, by shape.
+
+    The dense product does ``pool_size * d_tree`` multiply-adds per neuron where the gather does
+    ``num_synapses`` useful ones (plus an index lookup each); dense wins on CPU while its waste
+    factor is below `DENSE_MAX_WASTE` (measured in bench/network_speed.py).
+    """
+    if num_synapses == 0:
+        return "dense"
+    return "dense" if pool_size * num_branches <= DENSE_MAX_WASTE * num_synapses else "gather"
+
+
+# ---------------------------------------------------------------------------- pure network math
+
+
+def init_proto_tau_m(num_memory: int, tau_min: float, tau_max: float) -> np.ndarray:
+    """Log-spaced tau_m in [tau_min, tau_max] mapped through the inverse scaled sigmoid."""
+    tau = np.logspace(np.log10(tau_min), np.log10(tau_max), num_memory)
+    tau = np.clip(tau, tau_min + 1e-6, tau_max - 1e-6)
+    return np.log((tau - tau_min) / (tau_max - tau))
+
+
+def synapse_branch_weights(w_s: Array, branch: Array, num_branches: int) -> Array:
+    """``[n, s] x [n, s] -> [n, s, d]``: each synapse's weight placed in its branch column."""
+    return w_s[..., None] * jax.nn.one_hot(branch, num_branches, dtype=w_s.dtype)
+
+
+def dense_synapse_matrix(
+    w_s: Array, source: Array, branch: Array, pool_size: int, num_branches: int
+) -> Array:
+    """``[pool, n, d]`` matrix with ``sum`` of the weights of synapses ``source -> (n, branch)``.
+
+    Scatter-add, so duplicate sources (pool smaller than k_c) accumulate exactly like the gather.
+    """
+    n = w_s.shape[0]
+    neuron = jnp.broadcast_to(jnp.arange(n)[:, None], source.shape)
+    zeros = jnp.zeros((pool_size, n, num_branches), w_s.dtype)
+    return zeros.at[source, neuron, branch].add(w_s)
+
+
+def branch_input(x: Array, w_s: Array, source: Array, branch: Array, num_branches: int, mode: str):
+    """Branch input ``[..., n, d]`` from presynaptic values ``x [..., pool]`` (one pool part).
+
+    ``source`` indexes ``x``'s last axis; ``mode`` is ``"gather"`` or ``"dense"``.
+    """
+    if mode == "gather":
+        xs = x[..., source]  # [..., n, s]
+        return jnp.einsum("...ns,nsd->...nd", xs, synapse_branch_weights(w_s, branch, num_branches))
+    if mode == "dense":
+        w = dense_synapse_matrix(w_s, source, branch, x.shape[-1], num_branches)
+        out = x @ w.reshape(x.shape[-1], -1)
+        return out.reshape(*x.shape[:-1], w_s.shape[0], num_branches)
+    raise ValueError(f"connectivity={mode!r} is invalid: must be 'gather' or 'dense'")
+
+
+def network_step(derived: Mapping[str, Array], carry: Mapping[str, Array], ext_t: Array):
+    """One step of the network: ``carry, ext_t [b, n, d] -> (carry, y_t [b, n])``.
+
+    ``derived`` holds what `prepare` computed outside the scan; no module calls in here.
+    """
+    rec = derived["recurrent"]
+    if rec["mode"] == "none":
+        rec_in = 0.0
+    else:
+        rec_in = branch_input(
+            carry["output"], rec["w_s"], rec["source"], rec["branch"], derived["d"], rec["mode"]
+        )
+    b = derived["kappa_b"] * carry["branch"] + ext_t + rec_in
+    m_prev = carry["memory"]
+    kappa_m = derived["kappa_m"]
+    h = jnp.concatenate([b, kappa_m * m_prev], axis=-1)
+    layers = derived["mlp"]
+    for li, (kernel, bias) in enumerate(layers):
+        h = jnp.einsum("bni,nio->bno", h, kernel) + bias
+        if li < len(layers) - 1:
+            h = jax.nn.relu(h)
+    dm = _TANH_GAIN * jnp.tanh(_TANH_SLOPE * h)
+    m = kappa_m * m_prev + derived["one_minus_kappa_lambda"] * dm
+    y = jnp.einsum("bnm,nm->bn", m, derived["w_y"]) + derived["b_y"]
+    new = {"branch": b, "memory": m, "output": y}
+    return new, y
+
+
+def zero_carry(batch_size: int, num_neurons: int, num_memory: int, num_branches: int):
+    """The zero state: branch traces, memories and previous outputs, all float32."""
+    return {
+        "branch": jnp.zeros((batch_size, num_neurons, num_branches), jnp.float32),
+        "memory": jnp.zeros((batch_size, num_neurons, num_memory), jnp.float32),
+        "output": jnp.zeros((batch_size, num_neurons), jnp.float32),
+    }
+
+
+def network_scan(derived: Mapping[str, Array], carry: Mapping[str, Array], ext: Array):
+    """Runs `network_step` over time: ``ext [b, t, n, d] -> (carry, y [b, t, n])``."""
+    carry = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), dict(carry))
+    step = lambda c, x: network_step(derived, c, x)  # noqa: E731
+    carry, ys = jax.lax.scan(step, carry, jnp.swapaxes(ext, 0, 1))
+    return carry, jnp.swapaxes(ys, 0, 1)
+
+
+# ---------------------------------------------------------------------------------- Flax layer
+
+
+def _torch_linear_init(fan_in: int):
+    """Kaiming-uniform bound 1/sqrt(fan_in), like torch.nn.Linear (weights and biases)."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class StackedAffine(nn.Module):
+    """Weights of ``num_units`` independent affine maps stacked on a leading unit axis.
+
+    Returns ``(kernel [n, fan_in, fan_out], bias [n, fan_out])``, or with ``fan_out=None`` a
+    scalar output per unit: ``(kernel [n, fan_in], bias [n])``. Applied by the caller (inside
+    the scan), so the module itself is only the parameter holder.
+    """
+
+    num_units: int
+    fan_in: int
+    fan_out: int | None
+
+    @nn.compact
+    def __call__(self) -> tuple[Array, Array]:
+        init = _torch_linear_init(self.fan_in)
+        out = () if self.fan_out is None else (self.fan_out,)
+        kernel = self.param("kernel", init, (self.num_units, self.fan_in, *out))
+        bias = self.param("bias", init, (self.num_units, *out))
+        return kernel, bias
+
+
+class StackedMLP(nn.Module):
+    """``len(sizes) - 1`` stacked affine layers named ``dense_0 ..`` (weights only)."""
+
+    num_units: int
+    sizes: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self) -> list[tuple[Array, Array]]:
+        return [
+            StackedAffine(self.num_units, a, b, name=f"dense_{i}")()
+            for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        ]
+
+
+class ELMNetwork(nn.Module):
+    """A recurrent layer of N ELM neurons (v2) with fixed random wiring (SPEC §3).
+
+    Called as ``y, carry = layer(e, carry)`` with ``e [b, t, external_dim]`` and returns every
+    neuron's scalar output ``y [b, t, n]`` and the state after the last step.
+
+    Variables (``n`` leading on every per-neuron leaf):
+      params:    proto_w_s [n, s]; proto_tau_m [n, m] (learn_memory_tau);
+                 mlp/dense_l/kernel [n, in, out], mlp/dense_l/bias [n, out];
+                 w_y/kernel [n, m], w_y/bias [n]
+      constants: synapse_source [n, s] int32, synapse_branch [n, s] int32, tau_b [n, d];
+                 proto_tau_m [n, m] (when not learned)
+    """
+
+    num_neurons: int
+    num_memory: int
+    synapses_per_neuron: int
+    external_dim: int
+    num_branches: int = 4
+    mlp_num_layers: int = 1
+    mlp_hidden_size: int | None = None
+    recurrent_fraction: float = 0.5
+    wiring_seed: int = 0
+    connectivity: str = "auto"
+    lambda_value: float = 5.0
+    tau_b_value: float = 5.0
+    memory_tau_min: float = 1.0
+    memory_tau_max: float = 1000.0
+    learn_memory_tau: bool = True
+    w_s_value: float = 0.5
+    delta_t: float = 1.0
+
+    @property
+    def hidden_size(self) -> int:
+        return self.mlp_hidden_size or 2 * self.num_memory
+
+    def connectivity_modes(self) -> tuple[str, str]:
+        """The connectivity used for the (external, recurrent) parts of the pool."""
+        if self.connectivity not in ("auto", "gather", "dense"):
+            raise ValueError(
+                f"connectivity={self.connectivity!r} is invalid: must be 'auto', 'gather' or 'dense'"
+            )
+        k_rec = num_recurrent_synapses(self.synapses_per_neuron, self.recurrent_fraction)
+        k_ext = self.synapses_per_neuron - k_rec
+        if self.connectivity != "auto":
+            return self.connectivity, self.connectivity
+        ext = choose_connectivity(self.external_dim, k_ext, self.num_branches)
+        rec = choose_connectivity(self.num_neurons, k_rec, self.num_branches)
+        return ext, rec
+
+    def _variables(self):
+        n, m, d, s = self.num_neurons, self.num_memory, self.num_branches, self.synapses_per_neuron
+        wiring = make_wiring(n, s, d, self.external_dim, self.recurrent_fraction, self.wiring_seed)
+        source = self.variable("constants", "synapse_source", lambda: jnp.asarray(wiring.source))
+        branch = self.variable("constants", "synapse_branch", lambda: jnp.asarray(wiring.branch))
+        tau_b = self.variable(
+            "constants", "tau_b", lambda: jnp.full((n, d), self.tau_b_value, jnp.float32)
+        )
+        proto_tau = init_proto_tau_m(m, self.memory_tau_min, self.memory_tau_max)
+        tau_init = lambda *_: jnp.tile(jnp.asarray(proto_tau, jnp.float32), (n, 1))  # noqa: E731
+        if self.learn_memory_tau:
+            proto_tau_m = self.param("proto_tau_m", tau_init, (n, m))
+        else:
+            proto_tau_m = self.variable("constants", "proto_tau_m", tau_init).value
+        proto_w_s = self.param(
+            "proto_w_s", nn.initializers.constant(self.w_s_value), (n, s), jnp.float32
+        )
+        sizes = (d + m,) + (self.hidden_size,) * self.mlp_num_layers + (m,)
+        mlp = StackedMLP(n, sizes, name="mlp")()
+        w_y, b_y = StackedAffine(n, m, None, name="w_y")()
+        return source.value, branch.value, tau_b.value, proto_tau_m, proto_w_s, mlp, w_y, b_y
+
+    @nn.compact
+    def __call__(self, e: Array, carry: Mapping[str, Array] | None = None):
+        """``e [b, t, external_dim] -> (y [b, t, n], carry)``."""
+        if e.ndim != 3 or e.shape[-1] != self.external_dim:
+            raise ValueError(
+                f"input shape {e.shape} is invalid: expected [batch, time, {self.external_dim}]"
+            )
+        source, branch, tau_b, proto_tau_m, proto_w_s, mlp, w_y, b_y = self._variables()
+        ext_mode, rec_mode = self.connectivity_modes()
+        d, dt = self.num_branches, self.delta_t
+        tau_m = (self.memory_tau_max - self.memory_tau_min) * jax.nn.sigmoid(
+            proto_tau_m
+        ) + self.memory_tau_min
+        w_s = jax.nn.relu(proto_w_s)
+        k_ext = self.synapses_per_neuron - num_recurrent_synapses(
+            self.synapses_per_neuron, self.recurrent_fraction
+        )
+        if k_ext:
+            ext = branch_input(
+                e.astype(jnp.float32),
+                w_s[:, :k_ext],
+                source[:, :k_ext],
+                branch[:, :k_ext],
+                d,
+                ext_mode,
+            )
+        else:
+            ext = jnp.zeros((*e.shape[:2], self.num_neurons, d), jnp.float32)
+        if k_ext == self.synapses_per_neuron:
+            recurrent = {"mode": "none"}
+        else:
+            recurrent = {
+                "mode": rec_mode,
+                "w_s": w_s[:, k_ext:],
+                "source": source[:, k_ext:] - self.external_dim,
+                "branch": branch[:, k_ext:],
+            }
+        derived = {
+            "d": d,
+            "recurrent": recurrent,
+            "kappa_b": jnp.exp(-dt / tau_b),
+            "kappa_m": jnp.exp(-dt / tau_m),
+            "one_minus_kappa_lambda": 1.0 - jnp.exp(-dt * self.lambda_value / tau_m),
+            "mlp": mlp,
+            "w_y": w_y,
+            "b_y": b_y,
+        }
+        if carry is None:
+            carry = zero_carry(e.shape[0], self.num_neurons, self.num_memory, d)
+        return_carry, y = network_scan(derived, carry, ext)
+        return y, return_carry
