@@ -1,0 +1,127 @@
+"""Metrics: sums accumulated on device, JSON lines at log time, a progress bar on a terminal.
+
+Accumulators are pytrees of per-seed sums `[r]` ("loss_sum", "correct_sum", "count") that the
+jitted steps add to; the host reads them only when it logs (no sync per step, as in clu).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+LN2 = math.log(2.0)
+
+
+def zeros(num_seeds: int) -> dict[str, jnp.ndarray]:
+    """Empty accumulator for `num_seeds` seeds."""
+    z = jnp.zeros((num_seeds,), jnp.float32)
+    return {"loss_sum": z, "correct_sum": z, "count": z}
+
+
+def finite_or_none(x: Any) -> float | None:
+    """A float for JSON, or None where it is NaN/inf: results never hold non-finite numbers."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def summarize(acc: Mapping[str, Any], task: str) -> dict[str, list[float | None]]:
+    """Per-seed means from accumulated sums: `loss` in nats, and `accuracy` or `bpc`."""
+    loss_sum = np.asarray(acc["loss_sum"], np.float64)
+    count = np.maximum(np.asarray(acc["count"], np.float64), 1.0)
+    loss = loss_sum / count
+    out: dict[str, list[float | None]] = {"loss": [finite_or_none(v) for v in loss]}
+    if task == "lm":
+        out["bpc"] = [finite_or_none(v / LN2) for v in loss]
+    else:
+        acc_ = np.asarray(acc["correct_sum"], np.float64) / count
+        out["accuracy"] = [finite_or_none(v) for v in acc_]
+    return out
+
+
+def metric_name(task: str) -> str:
+    return "bpc" if task == "lm" else "accuracy"
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Writes JSON to a temp file and renames it over `path` (never half-written)."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+class JsonLinesWriter:
+    """Appends one JSON object per line; `truncate_after(step)` drops lines a resume will redo."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def truncate_after(self, step: int) -> None:
+        """Keeps only complete lines with `step <= step` (a killed run may have logged further)."""
+        if not os.path.exists(self.path):
+            return
+        kept = []
+        with open(self.path) as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill
+                if rec.get("step", 0) <= step:
+                    kept.append(json.dumps(rec, sort_keys=True))
+        tmp = f"{self.path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write("".join(k + "\n" for k in kept))
+        os.replace(tmp, self.path)
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
+            f.flush()
+
+
+class Progress:
+    """A tqdm bar with ETA when stderr is a terminal; otherwise silent (logs go to JSON lines)."""
+
+    def __init__(self, total: int, initial: int, enabled: bool | None = None):
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+        self._last = initial
+
+    def update(self, step: int, postfix: Mapping[str, Any] | None = None) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(step - self._last)
+        self._last = step
+        if postfix:
+            self._bar.set_postfix(postfix, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Timer:
+    """Wall-clock seconds and steps since the last `lap()`, for throughput."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        dt, self.t0 = now - self.t0, now
+        return dt

@@ -1,0 +1,372 @@
+"""The training loop of `elm_jax.train.train_and_evaluate`: config checks, resume, logs, summary.
+
+Order of work: resolve and validate the config, check the workdir, build the mesh and check the
+batch divides it, load the data and check it fits the model, and only then initialise, restore
+the latest checkpoint and train. Every file is written by process 0, atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from elm_jax import metrics as metrics_lib
+from elm_jax import parallel
+from elm_jax.checkpoint import Checkpointer
+from elm_jax.configs.common import base_config, to_plain
+from elm_jax.optim import OptimConfig, seed_learning_rates
+from elm_jax.train import StepSpec, evaluate, init_state, train_step, update_best
+
+CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, PROGRESS_FILE = (
+    "config.json",
+    "metrics.jsonl",
+    "summary.json",
+    "progress.json",
+)
+CHECKPOINT_DIR = "checkpoints"
+
+
+def _merge(base: ml_collections.ConfigDict, given: Any, prefix: str = "") -> None:
+    keys = given.keys() if hasattr(given, "keys") else []
+    for key in keys:
+        value = given[key]
+        path = f"{prefix}{key}"
+        if key not in base:
+            raise ValueError(
+                f"unknown config field {path!r}; valid fields here: {sorted(base.keys())}"
+            )
+        if isinstance(base[key], ml_collections.ConfigDict):
+            if not hasattr(value, "keys"):
+                raise ValueError(f"config field {path!r} must be a group, got {value!r}")
+            _merge(base[key], value, prefix=f"{path}.")
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+        try:
+            base[key] = value
+        except TypeError as err:
+            raise ValueError(f"config field {path!r}={value!r} has the wrong type: {err}") from err
+
+
+def resolve_config(config: Any) -> ml_collections.ConfigDict:
+    """`config` merged over the full schema (`base_config`) and checked; raises ValueError."""
+    full = base_config()
+    _merge(full, config)
+    for name in ("num_train_steps", "log_every", "eval_every", "checkpoint_every"):
+        if not isinstance(full[name], int) or full[name] < 1:
+            raise ValueError(f"config.{name}={full[name]!r} must be an integer >= 1")
+    if full.keep_checkpoints < 1:
+        raise ValueError(f"config.keep_checkpoints={full.keep_checkpoints!r} must be >= 1")
+    seeds = list(full.seeds)
+    if (
+        not seeds
+        or len(set(seeds)) != len(seeds)
+        or any(not isinstance(s, int) or s < 0 for s in seeds)
+    ):
+        raise ValueError(f"config.seeds={seeds!r} must be a non-empty list of distinct ints >= 0")
+    for name in ("batch_size", "eval_batch_size"):
+        if full.data[name] < 1:
+            raise ValueError(f"config.data.{name}={full.data[name]!r} must be >= 1")
+    if full.parallel.sync_every < 1:
+        raise ValueError(f"config.parallel.sync_every={full.parallel.sync_every!r} must be >= 1")
+    return full
+
+
+def _config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _config_diff(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return metrics_lib.finite_or_none(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    return x
+
+
+def _load_data(cfg: ml_collections.ConfigDict) -> Any:
+    from elm_jax import data
+
+    options: dict[str, Any] = {}
+    if cfg.data.name.startswith("shd"):
+        options["bin_ms"] = cfg.data.bin_ms
+    else:
+        options["seq_len"] = cfg.data.seq_len
+    if cfg.data.input_dropout:
+        options["input_dropout"] = cfg.data.input_dropout
+    return data.load(cfg.data.name, data_dir=cfg.data.data_dir, **options)
+
+
+@dataclasses.dataclass
+class Run:
+    """One prepared run: everything checked, nothing trained yet."""
+
+    cfg: ml_collections.ConfigDict
+    workdir: str
+    spec: StepSpec
+    learning_rates: list[float]
+    mesh: jax.sharding.Mesh
+    dataset: Any
+    is_writer: bool
+
+    @classmethod
+    def prepare(
+        cls,
+        config: Any,
+        workdir: str,
+        *,
+        dataset: Any | None = None,
+        devices: list[jax.Device] | None = None,
+    ) -> Run:
+        """Validates everything that can fail before training (ValueError naming the field)."""
+        from elm_jax.models import ModelConfig
+
+        cfg = resolve_config(config)
+        model_cfg = ModelConfig.from_dict(cfg.model.to_dict())
+        optim_cfg = OptimConfig.from_dict(cfg.optim.to_dict(), cfg.num_train_steps)
+        seeds = list(cfg.seeds)
+        lrs = seed_learning_rates(optim_cfg, seeds, cfg.optim.seed_learning_rates)
+        plain = to_plain(cfg)
+
+        workdir = os.path.abspath(workdir)
+        config_path = os.path.join(workdir, CONFIG_FILE)
+        if os.path.exists(config_path):
+            with open(config_path) as f:
+                old = json.load(f)
+            diff = _config_diff(old, json.loads(json.dumps(plain)))
+            if diff:
+                raise ValueError(
+                    f"workdir {workdir} holds a run with a different config ({'; '.join(diff)}); "
+                    "resuming would mix two runs: use a new workdir or delete this one"
+                )
+
+        parallel.maybe_initialize_distributed(cfg.parallel.distributed)
+        mesh = parallel.make_mesh(len(seeds), devices, cfg.parallel.replica_devices)
+        parallel.check_batch_divides(mesh, cfg.data.batch_size, "data.batch_size")
+        parallel.check_batch_divides(mesh, cfg.data.eval_batch_size, "data.eval_batch_size")
+
+        ds = dataset if dataset is not None else _load_data(cfg)
+        info = ds.info
+        checks = {
+            "task": model_cfg.task,
+            "input_dim": model_cfg.input_dim,
+            "num_classes": model_cfg.num_classes,
+        }
+        for key, want in checks.items():
+            if key in info and info[key] != want:
+                raise ValueError(
+                    f"config.model.{key}={want!r} does not fit the data {info.get('name')!r} "
+                    f"({key}={info[key]!r}); set config.model.{key}={info[key]!r}"
+                )
+
+        is_writer = jax.process_index() == 0
+        if is_writer:
+            os.makedirs(workdir, exist_ok=True)
+            metrics_lib.write_json_atomic(config_path, plain)
+        spec = StepSpec(model=model_cfg, optim=optim_cfg)
+        return cls(cfg, workdir, spec, lrs, mesh, ds, is_writer)
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.workdir, name)
+
+    def _evaluate(self, state: Any, params_key: str, split: str, max_batches: int | None) -> dict:
+        d = self.cfg.data
+        return evaluate(
+            state,
+            params_key,
+            self.dataset,
+            split,
+            self.spec,
+            self.mesh,
+            d.eval_batch_size,
+            d.eval_chunk_len or d.seq_len,
+            max_batches,
+        )
+
+    def execute(self, step_hook: Callable[[int], None] | None = None) -> dict:
+        """Trains (resuming from the latest checkpoint) and writes the summary; returns it."""
+        t_start = time.time()
+        prior_wall = 0.0
+        ckpt = Checkpointer(self._path(CHECKPOINT_DIR), keep=self.cfg.keep_checkpoints)
+        try:
+            state = init_state(self.spec, list(self.cfg.seeds), self.learning_rates, self.mesh)
+            latest = ckpt.latest_step()
+            if latest is not None:
+                state = ckpt.restore(latest, state)
+                if os.path.exists(self._path(PROGRESS_FILE)):
+                    with open(self._path(PROGRESS_FILE)) as f:
+                        prior_wall = float(json.load(f).get("wall_s", 0.0))
+            summary = self._loop(state, ckpt, t_start, prior_wall, step_hook)
+        except Exception as err:
+            if self.is_writer:
+                self._write_summary(
+                    status="failed",
+                    reason=f"{type(err).__name__}: {err}",
+                    steps=0,
+                    wall_s=prior_wall + time.time() - t_start,
+                    seeds=[],
+                )
+            raise
+        finally:
+            ckpt.close()
+        return summary
+
+    def _loop(self, state, ckpt, t_start, prior_wall, step_hook) -> dict:
+        cfg, task = self.cfg, self.spec.model.task
+        seeds = list(cfg.seeds)
+        total = cfg.num_train_steps
+        step = int(jax.device_get(state["step"])[0])
+        writer = metrics_lib.JsonLinesWriter(self._path(METRICS_FILE))
+        if self.is_writer:
+            writer.truncate_after(step)
+        train_sharding = parallel.train_batch_sharding(self.mesh)
+        progress = metrics_lib.Progress(total, step, enabled=None if self.is_writer else False)
+        timer, steps_since_log = metrics_lib.Timer(), 0
+        metric = metrics_lib.metric_name(task)
+
+        def elapsed() -> float:
+            return prior_wall + time.time() - t_start
+
+        def all_diverged() -> bool:
+            return bool(np.all(jax.device_get(state["diverged_step"]) >= 0))
+
+        stopped = all_diverged()
+        while step < total and not stopped:
+            host = {
+                k: np.stack([b[k] for b in batches])
+                for batches in [
+                    [self.dataset.train_batch(step, cfg.data.batch_size, s) for s in seeds]
+                ]
+                for k in ("inputs", "labels")
+            }
+            state = train_step(state, parallel.put_global(host, train_sharding), spec=self.spec)
+            step += 1
+            steps_since_log += 1
+            # Bounded queue of dispatched steps: all-reduce loops on fake CPU devices can
+            # deadlock if too many are in flight; a tiny device_get every few steps prevents it.
+            if step % cfg.parallel.sync_every == 0 or step == total:
+                stopped = all_diverged()
+            if step % cfg.log_every == 0 or step == total or stopped:
+                acc = jax.device_get(state["metrics"])
+                state = dict(state, metrics=jax.tree.map(lambda x: x * 0, state["metrics"]))
+                dt = timer.lap()
+                rec = {"step": step, "split": "train", "seconds": round(elapsed(), 3)}
+                rec.update(metrics_lib.summarize(acc, task))
+                rec["steps_per_s"] = steps_since_log / dt
+                rec["examples_per_s"] = steps_since_log * cfg.data.batch_size * len(seeds) / dt
+                steps_since_log = 0
+                if self.is_writer:
+                    writer.write(rec)
+                progress.update(step, {"loss": rec["loss"][0]})
+            if step % cfg.eval_every == 0 or step == total or stopped:
+                val = self._evaluate(state, "params", "validation", cfg.data.val_max_batches)
+                state = update_best(state, *self._as_state_arrays(val["loss"], val[metric]))
+                timer.lap()  # throughput counts training only
+                if self.is_writer:
+                    writer.write(
+                        {"step": step, "split": "validation", "seconds": round(elapsed(), 3), **val}
+                    )
+            if (step % cfg.checkpoint_every == 0 or step == total) and not stopped:
+                ckpt.save(step, state)
+                if self.is_writer:
+                    metrics_lib.write_json_atomic(
+                        self._path(PROGRESS_FILE), {"step": step, "wall_s": elapsed()}
+                    )
+                timer.lap()
+            if step_hook is not None:
+                step_hook(step)
+        progress.close()
+        ckpt.wait()
+
+        test = self._evaluate(state, "best_params", "test", cfg.data.test_max_batches)
+        host = jax.device_get(
+            {k: state[k] for k in ("best_val", "best_metric", "best_step", "diverged_step")}
+        )
+        seed_rows = []
+        for i, seed in enumerate(seeds):
+            div = int(host["diverged_step"][i])
+            has_best = int(host["best_step"][i]) >= 0
+            best_val = metrics_lib.finite_or_none(host["best_val"][i]) if has_best else None
+            seed_rows.append(
+                {
+                    "seed": seed,
+                    "learning_rate": self.learning_rates[i],
+                    "status": "diverged" if div >= 0 else "ok",
+                    "reason": None
+                    if div < 0
+                    else f"non-finite loss or gradient at update {div}; parameters kept from step {div}",
+                    "diverged_step": div if div >= 0 else None,
+                    "best_step": int(host["best_step"][i]) if has_best else None,
+                    "val_loss": best_val,
+                    "val_metric": metrics_lib.finite_or_none(host["best_metric"][i])
+                    if has_best
+                    else None,
+                    "test_loss": test["loss"][i] if has_best else None,
+                    "test_metric": test[metric][i] if has_best else None,
+                }
+            )
+        diverged = [r["seed"] for r in seed_rows if r["status"] == "diverged"]
+        return self._write_summary(
+            status="diverged" if diverged else "ok",
+            reason=f"seeds {diverged} diverged" if diverged else None,
+            steps=step,
+            wall_s=elapsed(),
+            seeds=seed_rows,
+        )
+
+    def _as_state_arrays(self, *per_seed: list) -> list[jax.Array]:
+        sharding = parallel.state_sharding(self.mesh)
+        return [
+            jax.device_put(np.array([np.nan if v is None else v for v in xs], np.float32), sharding)
+            for xs in per_seed
+        ]
+
+    def _write_summary(
+        self, *, status: str, reason: str | None, steps: int, wall_s: float, seeds: list
+    ) -> dict:
+        from elm_jax.budget import cost
+
+        m = self.spec.model
+        summary = {
+            "status": status,
+            "reason": reason,
+            "config": to_plain(self.cfg),
+            "model": {
+                "arch": m.arch,
+                "N": m.num_neurons,
+                "d_m": m.num_memory,
+                "k_c": m.synapses_per_neuron,
+                "d_tree": m.num_branches,
+                "embed_dim": m.embed_dim if m.task == "lm" else None,
+                "task": m.task,
+            },
+            "cost": dataclasses.asdict(cost(m)),
+            "data": self.dataset.info,
+            "steps": int(steps),
+            "wall_s": float(wall_s),
+            "seeds": seeds,
+            "metric_name": metrics_lib.metric_name(m.task),
+        }
+        summary = _jsonable(summary)
+        if self.is_writer:
+            metrics_lib.write_json_atomic(self._path(SUMMARY_FILE), summary)
+        return summary

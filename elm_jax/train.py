@@ -1,0 +1,257 @@
+"""Training of one architecture point over S seeds as one vmapped, sharded program.
+
+Axis letters: r seed replica, b batch, t time, o class. Every leaf of the train state carries the
+seed axis r first (state sharded over the mesh's `replica` axis, replicated over `data`):
+
+    step [r]            updates done (equal for all seeds)
+    params, extra       trainable variables / the model's other collections (e.g. wiring)
+    opt_state           optax state, with the per-seed peak learning rate injected
+    best_params         parameters at the best validation loss so far (best_step [r], best_val [r])
+    diverged_step [r]   index of the first update whose loss or gradient was non-finite (-1: none);
+                        a diverged seed's parameters stay at their last finite values
+    metrics             on-device sums since the last log (see elm_jax.metrics)
+
+The update from step s to s+1 uses `dataset.train_batch(s, batch_size, seed)`, so data order and
+everything else derive from the step number and a resumed run is bitwise the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from elm_jax import metrics as metrics_lib
+from elm_jax import parallel
+from elm_jax.optim import OptimConfig, make_optimizer, set_learning_rate
+
+State = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """Everything static about a step (hashable: the jit cache key besides shapes)."""
+
+    model: Any  # elm_jax.models.ModelConfig
+    optim: OptimConfig
+
+
+@functools.lru_cache(maxsize=64)
+def _build_model(model_cfg: Any) -> Any:
+    from elm_jax.models import build_model
+
+    return build_model(model_cfg)
+
+
+def _loss_sums(
+    logits: jax.Array, labels: jax.Array, mask: jax.Array | None, task: str
+) -> tuple[jax.Array, dict]:
+    """Mean cross-entropy (nats) and the metric sums of one seed's batch."""
+    if task == "classification":
+        logits = logits[:, -1]  # [b, o]: the classifier reads the last step
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+    correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+    weight = jnp.ones_like(ce) if mask is None else jnp.broadcast_to(mask, ce.shape)
+    count = weight.sum()
+    sums = {
+        "loss_sum": (ce * weight).sum(),
+        "correct_sum": (correct * weight).sum(),
+        "count": count,
+    }
+    return sums["loss_sum"] / jnp.maximum(count, 1.0), sums
+
+
+def _where_tree(pred: jax.Array, new: Any, old: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def _train_one_seed(state: State, batch: Mapping[str, jax.Array], spec: StepSpec) -> State:
+    model = _build_model(spec.model)
+    tx = make_optimizer(spec.optim)
+
+    def loss_fn(params):
+        logits, _ = model.apply({"params": params, **state["extra"]}, batch["inputs"])
+        return _loss_sums(logits, batch["labels"], None, spec.model.task)
+
+    (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+
+    # A non-finite loss or gradient freezes this seed at its last finite parameters.
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+    active = state["diverged_step"] < 0
+    keep = active & finite
+    new = dict(state)
+    new["params"] = _where_tree(keep, params, state["params"])
+    new["opt_state"] = _where_tree(keep, opt_state, state["opt_state"])
+    new["diverged_step"] = jnp.where(active & ~finite, state["step"], state["diverged_step"])
+    new["metrics"] = {k: state["metrics"][k] + jnp.where(keep, v, 0.0) for k, v in sums.items()}
+    new["step"] = state["step"] + 1
+    return new
+
+
+@functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
+def train_step(state: State, batch: Mapping[str, jax.Array], *, spec: StepSpec) -> State:
+    """One optimizer update of every seed: state leaves [r, ...], batch leaves [r, b, ...]."""
+    return jax.vmap(functools.partial(_train_one_seed, spec=spec))(state, batch)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def eval_step(
+    params: Any, extra: Any, batch: Mapping[str, jax.Array], *, spec: StepSpec
+) -> dict[str, jax.Array]:
+    """Loss/metric sums [r] of every seed on one (shared) batch [b, ...] with "mask" [b]."""
+    model = _build_model(spec.model)
+
+    def one(p, e):
+        logits, _ = model.apply({"params": p, **e}, batch["inputs"])
+        return _loss_sums(logits, batch["labels"], batch["mask"], spec.model.task)[1]
+
+    return jax.vmap(one)(params, extra)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("carry",))
+def eval_stream_step(
+    params: Any, extra: Any, carry: Any, batch: Mapping[str, jax.Array], *, spec: StepSpec
+) -> tuple[Any, dict[str, jax.Array]]:
+    """One contiguous LM chunk [b, t] for every seed, carrying the state [r, b, ...] across chunks."""
+    model = _build_model(spec.model)
+
+    def one(p, e, c):
+        logits, c = model.apply({"params": p, **e}, batch["inputs"], carry=c)
+        return c, _loss_sums(logits, batch["labels"], batch["mask"], "lm")[1]
+
+    return jax.vmap(one)(params, extra, carry)
+
+
+@functools.partial(jax.jit, donate_argnames=("state",))
+def update_best(state: State, val_loss: jax.Array, val_metric: jax.Array) -> State:
+    """Keeps, per seed, the parameters with the lowest finite validation loss [r] so far."""
+    better = jnp.isfinite(val_loss) & (val_loss < state["best_val"])
+    new = dict(state)
+    new["best_params"] = jax.vmap(_where_tree)(better, state["params"], state["best_params"])
+    new["best_val"] = jnp.where(better, val_loss, state["best_val"])
+    new["best_metric"] = jnp.where(better, val_metric, state["best_metric"])
+    new["best_step"] = jnp.where(better, state["step"], state["best_step"])
+    return new
+
+
+def init_state(
+    spec: StepSpec, seeds: list[int], learning_rates: list[float], mesh: jax.sharding.Mesh
+) -> State:
+    """The initial train state of all seeds, sharded over the mesh's `replica` axis."""
+    model = _build_model(spec.model)
+    tx = make_optimizer(spec.optim)
+    if spec.model.task == "lm":
+        dummy = jnp.zeros((1, 1), jnp.int32)
+    else:
+        dummy = jnp.zeros((1, 1, spec.model.input_dim), jnp.float32)
+
+    def one(seed, lr):
+        # Initialisation uses stream 0 of the seed's key; nothing else in training is random.
+        variables = model.init(jax.random.fold_in(jax.random.PRNGKey(seed), 0), dummy)
+        variables = dict(variables)
+        params = variables.pop("params")
+        opt_state = set_learning_rate(tx.init(params), lr)
+        return {
+            "step": jnp.zeros((), jnp.int32),
+            "params": params,
+            "extra": variables,
+            "opt_state": opt_state,
+            "best_params": params,
+            "best_val": jnp.asarray(jnp.inf, jnp.float32),
+            "best_metric": jnp.asarray(jnp.nan, jnp.float32),
+            "best_step": jnp.asarray(-1, jnp.int32),
+            "diverged_step": jnp.asarray(-1, jnp.int32),
+            "metrics": {k: v[0] for k, v in metrics_lib.zeros(1).items()},
+        }
+
+    init = jax.jit(jax.vmap(one), out_shardings=parallel.state_sharding(mesh))
+    return init(jnp.asarray(seeds, jnp.uint32), jnp.asarray(learning_rates, jnp.float32))
+
+
+def evaluate(
+    state: State,
+    params_key: str,
+    dataset: Any,
+    split: str,
+    spec: StepSpec,
+    mesh: jax.sharding.Mesh,
+    batch_size: int,
+    chunk_len: int,
+    max_batches: int | None,
+) -> dict[str, list[float | None]]:
+    """Per-seed loss and metric of `state[params_key]` on `split` (LM: contiguous, carried state)."""
+    params, extra = state[params_key], state["extra"]
+    num_seeds = int(state["step"].shape[0])
+    eval_sharding = parallel.eval_batch_sharding(mesh)
+    total = None
+    if spec.model.task == "lm":
+        from elm_jax.models import initial_carry
+
+        carry0 = initial_carry(spec.model, batch_size)
+        carry_sharding = parallel.train_batch_sharding(mesh)
+        carry = None
+        for i, batch in enumerate(dataset.eval_stream(split, batch_size, chunk_len)):
+            if max_batches is not None and i >= max_batches:
+                break
+            if carry is None or batch.get("reset", False):
+                carry = parallel.put_global(
+                    jax.tree.map(lambda c: np.broadcast_to(c, (num_seeds, *c.shape)), carry0),
+                    carry_sharding,
+                )
+            batch = {k: batch[k] for k in ("inputs", "labels", "mask")}
+            carry, sums = eval_stream_step(
+                params, extra, carry, parallel.put_global(batch, eval_sharding), spec=spec
+            )
+            total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+    else:
+        for i, batch in enumerate(dataset.eval_batches(split, batch_size)):
+            if max_batches is not None and i >= max_batches:
+                break
+            batch = {k: batch[k] for k in ("inputs", "labels", "mask")}
+            sums = eval_step(params, extra, parallel.put_global(batch, eval_sharding), spec=spec)
+            total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+    if total is None:
+        raise ValueError(f"the {split} split of {dataset.info.get('name')} yielded no batches")
+    return metrics_lib.summarize(jax.device_get(total), spec.model.task)
+
+
+def train_and_evaluate(
+    config: Any,
+    workdir: str,
+    *,
+    dataset: Any | None = None,
+    devices: list[jax.Device] | None = None,
+    step_hook: Callable[[int], None] | None = None,
+) -> dict:
+    """Trains `config.seeds` of one architecture together and writes `workdir/summary.json`.
+
+    `dataset` replaces `elm_jax.data.load(config.data...)` (tests, sweeps that hold data in
+    memory); `devices` restricts the mesh; `step_hook(step)` runs after each update (tests use it
+    to interrupt a run). Bad configs raise ValueError before any work; the summary follows
+    docs/interfaces.md, with status "diverged" when any seed diverged.
+    """
+    from elm_jax.run import Run  # the loop and its bookkeeping
+
+    run = Run.prepare(config, workdir, dataset=dataset, devices=devices)
+    return run.execute(step_hook=step_hook)
+
+
+__all__ = [
+    "State",
+    "StepSpec",
+    "eval_step",
+    "eval_stream_step",
+    "evaluate",
+    "init_state",
+    "train_and_evaluate",
+    "train_step",
+    "update_best",
+]
