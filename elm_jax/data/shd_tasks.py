@@ -1,0 +1,218 @@
+"""SHD (20 classes) and SHD-Adding (19 classes) as training datasets, exactly as SPEC §4.
+
+Both hold the spikes sparsely (binned once per bin size) and densify a batch on request, so
+2 ms bins of the whole training set never have to fit in memory. Axis letters: b batch,
+t time bin, i input channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from elm_jax.data.shd import NUM_CHANNELS, BinnedSpikes, SpikeData, bin_spike_data, check_bin_ms
+
+VALIDATION_FRACTION = 0.2
+SPLIT_SEED = 0
+EVAL_PAIR_SEED = 0
+DEFAULT_BATCHES_PER_EPOCH = 2000
+
+
+def validation_mask(num_train: int) -> np.ndarray:
+    """True for the training-file samples that form the validation split.
+
+    One Bernoulli(0.2) draw per sample with `default_rng(0)` (SPEC §4); we fix the draw as
+    `rng.random(n) < 0.2`.
+    """
+    return np.random.default_rng(SPLIT_SEED).random(num_train) < VALIDATION_FRACTION
+
+
+def eval_pairs(num_samples: int) -> np.ndarray:
+    """Fixed SHD-Adding evaluation pairs [n, 2] of a split of n samples (seed 0, SPEC §4).
+
+    Like one training batch with B = n: 2n indices drawn uniformly with replacement, pair j is
+    (idx[j], idx[n + j]).
+    """
+    idx = np.random.default_rng(EVAL_PAIR_SEED).integers(0, num_samples, size=2 * num_samples)
+    return np.stack([idx[:num_samples], idx[num_samples:]], axis=1)
+
+
+def adding_label(label_first: np.ndarray, label_second: np.ndarray) -> np.ndarray:
+    """SHD-Adding label `(l1 % 10) + (l2 % 10)` in 0..18 (the spoken digits' sum)."""
+    return (np.asarray(label_first) % 10 + np.asarray(label_second) % 10).astype(np.int32)
+
+
+def apply_input_dropout(x: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Inverted dropout on the inputs (training only): zero with prob `rate`, scale by 1/(1-rate)."""
+    if rate == 0.0:
+        return x
+    keep = rng.random(x.shape, dtype=np.float32) >= rate
+    return np.where(keep, x / np.float32(1.0 - rate), np.float32(0.0)).astype(np.float32)
+
+
+def _check_rate(rate: float) -> float:
+    if not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"input_dropout must be in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def _check_positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class _SpikeTask:
+    """Shared state: the train/validation/test splits binned at `bin_ms`."""
+
+    task_name = ""
+    num_classes = 0
+
+    def __init__(
+        self,
+        train: SpikeData,
+        test: SpikeData,
+        *,
+        bin_ms: float = 2.0,
+        input_dropout: float = 0.0,
+        source: str = "shd",
+        name: str = "shd",
+        files: list[dict] | None = None,
+        batches_per_epoch: int = DEFAULT_BATCHES_PER_EPOCH,
+    ) -> None:
+        self.bin_ms = check_bin_ms(bin_ms)
+        self.input_dropout = _check_rate(input_dropout)
+        self.batches_per_epoch = _check_positive("batches_per_epoch", batches_per_epoch)
+        in_validation = validation_mask(train.num_samples)
+        self.splits: dict[str, SpikeData] = {
+            "train": train.subset(np.flatnonzero(~in_validation)),
+            "validation": train.subset(np.flatnonzero(in_validation)),
+            "test": test,
+        }
+        self.binned: dict[str, BinnedSpikes] = {
+            split: bin_spike_data(data, self.bin_ms) for split, data in self.splits.items()
+        }
+        self.steps_per_digit = self.binned["train"].num_bins
+        self.info = {
+            "name": name,
+            "source": source,
+            "task": "classification",
+            "input_dim": NUM_CHANNELS,
+            "num_classes": self.num_classes,
+            "seq_len": self.seq_len,
+            "bin_ms": self.bin_ms,
+            "files": files or [],
+            "num_examples": {split: self.num_examples(split) for split in self.splits},
+        }
+
+    @property
+    def seq_len(self) -> int:
+        raise NotImplementedError
+
+    def num_examples(self, split: str) -> int:
+        return self._split(split).num_samples
+
+    def _split(self, split: str) -> SpikeData:
+        if split not in self.splits:
+            raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
+        return self.splits[split]
+
+    def _eval_rows(self, split: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def _batch(self, split: str, rows: np.ndarray) -> dict:
+        raise NotImplementedError
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[dict]:
+        """Fixed-order batches of a split; the last is padded and "mask" [b] marks real rows."""
+        batch_size = _check_positive("batch_size", batch_size)
+        self._split(split)
+        rows = self._eval_rows(split)
+        for first in range(0, len(rows), batch_size):
+            take = np.arange(first, first + batch_size)
+            mask = (take < len(rows)).astype(np.float32)
+            batch = self._batch(split, rows[np.minimum(take, len(rows) - 1)])
+            batch["mask"] = mask
+            yield batch
+
+
+class SHDDataset(_SpikeTask):
+    """SHD, 20 classes: one digit per example, inputs [b, 1000/bin_ms, 700] spike counts."""
+
+    task_name = "shd"
+    num_classes = 20
+
+    @property
+    def seq_len(self) -> int:
+        return self.steps_per_digit
+
+    def _eval_rows(self, split: str) -> np.ndarray:
+        return np.arange(self._split(split).num_samples)
+
+    def _batch(self, split: str, rows: np.ndarray) -> dict:
+        return {
+            "inputs": self.binned[split].dense(rows),
+            "labels": self.splits[split].labels[rows].astype(np.int32),
+        }
+
+    def train_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
+        """Training-split rows of batch `step`: epoch e walks a permutation drawn from (seed, e)."""
+        batch_size = _check_positive("batch_size", batch_size)
+        num_train = self.num_examples("train")
+        per_epoch = max(1, num_train // batch_size)
+        epoch, within = divmod(int(step), per_epoch)
+        perm = np.random.default_rng([int(seed), epoch]).permutation(num_train)
+        take = np.arange(within * batch_size, (within + 1) * batch_size) % num_train
+        return perm[take]
+
+    def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
+        """Training batch `step`, deterministic in (step, seed), input dropout applied."""
+        rows = self.train_indices(step, batch_size, seed)
+        batch = self._batch("train", rows)
+        rng = np.random.default_rng([int(seed), int(step), 1])
+        batch["inputs"] = apply_input_dropout(batch["inputs"], self.input_dropout, rng)
+        return batch
+
+
+class SHDAddingDataset(_SpikeTask):
+    """SHD-Adding, 19 classes: two digits back to back, label = sum of the spoken digits.
+
+    Inputs [b, 2·1000/bin_ms, 700]. An epoch is `batches_per_epoch` steps (2000 in the paper);
+    training batch `step` draws its 2B indices from `default_rng([seed, epoch, step_in_epoch])`,
+    so pairs are fresh every epoch and a resumed run sees exactly the same batches.
+    """
+
+    task_name = "shd_adding"
+    num_classes = 19
+
+    @property
+    def seq_len(self) -> int:
+        return 2 * self.steps_per_digit
+
+    def _eval_rows(self, split: str) -> np.ndarray:
+        return eval_pairs(self._split(split).num_samples)
+
+    def _batch(self, split: str, pairs: np.ndarray) -> dict:
+        binned, labels = self.binned[split], self.splits[split].labels
+        inputs = np.zeros((len(pairs), self.seq_len, NUM_CHANNELS), np.float32)
+        binned.dense_into(inputs, pairs[:, 0], bin_offset=0)
+        binned.dense_into(inputs, pairs[:, 1], bin_offset=self.steps_per_digit)
+        return {"inputs": inputs, "labels": adding_label(labels[pairs[:, 0]], labels[pairs[:, 1]])}
+
+    def train_pairs(
+        self, step: int, batch_size: int, seed: int
+    ) -> tuple[np.ndarray, np.random.Generator]:
+        """Pairs [b, 2] of training batch `step` (2B indices with replacement; j with B + j)."""
+        batch_size = _check_positive("batch_size", batch_size)
+        epoch, within = divmod(int(step), self.batches_per_epoch)
+        rng = np.random.default_rng([int(seed), epoch, within])
+        idx = rng.integers(0, self.num_examples("train"), size=2 * batch_size)
+        return np.stack([idx[:batch_size], idx[batch_size:]], axis=1), rng
+
+    def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
+        """Training batch `step`, deterministic in (step, seed), input dropout applied."""
+        pairs, rng = self.train_pairs(step, batch_size, seed)
+        batch = self._batch("train", pairs)
+        batch["inputs"] = apply_input_dropout(batch["inputs"], self.input_dropout, rng)
+        return batch

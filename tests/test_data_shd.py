@@ -1,0 +1,225 @@
+"""SHD reader, SPEC §4 binning, and the SHD / SHD-Adding datasets on small files written here."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from elm_jax import data
+from elm_jax.data import shd, shd_tasks
+from elm_jax.data.common import DataCorruptError, DataNotFoundError
+
+
+def random_samples(num: int, seed: int, max_spikes: int = 300):
+    """Spike lists with times in [0, 1.3) s (some beyond 1 s), some exactly on bin edges."""
+    rng = np.random.default_rng(seed)
+    times, units = [], []
+    for _ in range(num):
+        k = int(rng.integers(0, max_spikes))
+        t = rng.uniform(0.0, 1.3, k)
+        if k > 4:  # exact edges and the 1 s boundary
+            t[:4] = [0.0, 0.002, 0.01, 1.0]
+        times.append(np.sort(t).astype(np.float32))
+        units.append(rng.integers(0, 700, k).astype(np.uint16))
+    labels = rng.integers(0, 20, num)
+    return times, units, labels
+
+
+def loop_binning(times, units, bin_ms):
+    """The direct per-spike reference of SPEC §4."""
+    edges = np.arange(0, 1 + bin_ms / 1000, bin_ms / 1000)
+    out = np.zeros((len(edges) - 1, 700), np.float32)
+    for t, u in zip(times, units, strict=True):
+        i = int(np.digitize(t, edges)) - 1
+        if 0 <= i < len(edges) - 1:
+            out[i, int(u)] += 1
+    return out
+
+
+@pytest.fixture
+def shd_dir(tmp_path):
+    times, units, labels = random_samples(60, seed=1)
+    shd.write_shd(tmp_path / "shd_train.h5", times, units, labels, speakers=np.arange(60) % 3)
+    t2, u2, l2 = random_samples(25, seed=2)
+    shd.write_shd(tmp_path / "shd_test.h5", t2, u2, l2)
+    return tmp_path
+
+
+@pytest.mark.parametrize("bin_ms", [1, 2, 3, 10, 16, 100])
+def test_binning_matches_per_spike_loop(shd_dir, bin_ms):
+    spikes = shd.read_shd(shd_dir / "shd_train.h5")
+    binned = shd.bin_spike_data(spikes, bin_ms)
+    dense = binned.dense(np.arange(spikes.num_samples))
+    assert dense.shape[1] == len(np.arange(0, 1 + bin_ms / 1000, bin_ms / 1000)) - 1
+    for n in range(spikes.num_samples):
+        t, u = spikes.sample(n)
+        np.testing.assert_array_equal(dense[n], loop_binning(t, u, bin_ms))
+
+
+def test_bin_count_is_1000_over_bin_ms_and_spikes_after_1s_dropped():
+    assert shd.num_bins(2) == 500 and shd.num_bins(10) == 100 and shd.num_bins(1) == 1000
+    counts = shd.bin_spikes(np.array([0.0, 0.0, 0.999, 1.0, 1.2]), np.array([5, 5, 7, 8, 9]), 2)
+    assert counts.sum() == 3 and counts[0, 5] == 2 and counts[499, 7] == 1
+
+
+def test_gzipped_file_reads_like_plain(shd_dir, tmp_path):
+    with open(shd_dir / "shd_train.h5", "rb") as src, gzip.open(tmp_path / "g.h5.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    a, b = shd.read_shd(shd_dir / "shd_train.h5"), shd.read_shd(tmp_path / "g.h5.gz")
+    np.testing.assert_array_equal(a.times, b.times)
+    np.testing.assert_array_equal(a.units, b.units)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_validation_split_is_bernoulli_0p2_seed_0(shd_dir):
+    ds = data.load("shd", data_dir=str(shd_dir), bin_ms=10)
+    mask = np.random.default_rng(0).random(60) < 0.2
+    spikes = shd.read_shd(shd_dir / "shd_train.h5")
+    np.testing.assert_array_equal(ds.splits["validation"].labels, spikes.labels[mask])
+    np.testing.assert_array_equal(ds.splits["train"].labels, spikes.labels[~mask])
+    assert ds.info["source"] == "shd" and ds.info["num_classes"] == 20 and ds.info["seq_len"] == 100
+    assert ds.info["num_examples"] == {
+        "train": int((~mask).sum()),
+        "validation": int(mask.sum()),
+        "test": 25,
+    }
+    assert len(ds.info["files"]) == 2 and len(ds.info["files"][0]["sha256"]) == 64
+
+
+def test_shd_eval_batches_cover_split_in_order_with_padding_mask(shd_dir):
+    ds = data.load("shd", data_dir=str(shd_dir), bin_ms=10)
+    batches = list(ds.eval_batches("test", 8))
+    assert len(batches) == 4
+    masks = np.concatenate([b["mask"] for b in batches])
+    assert masks.sum() == 25 and masks[:25].all()
+    labels = np.concatenate([b["labels"] for b in batches])[:25]
+    np.testing.assert_array_equal(labels, ds.splits["test"].labels)
+    test = shd.read_shd(shd_dir / "shd_test.h5")
+    t, u = test.sample(9)
+    np.testing.assert_array_equal(batches[1]["inputs"][1], loop_binning(t, u, 10))
+
+
+def test_shd_train_batches_deterministic_and_epoch_is_permutation(shd_dir):
+    ds = data.load("shd", data_dir=str(shd_dir), bin_ms=10)
+    n = ds.num_examples("train")
+    per_epoch = n // 4
+    rows = np.concatenate([ds.train_indices(s, 4, seed=3) for s in range(per_epoch)])
+    assert len(np.unique(rows)) == len(rows)  # no repeats within an epoch
+    a, b = ds.train_batch(5, 4, seed=3), ds.train_batch(5, 4, seed=3)
+    np.testing.assert_array_equal(a["inputs"], b["inputs"])
+    assert not np.array_equal(ds.train_indices(5, 4, 3), ds.train_indices(5, 4, 4))
+
+
+def test_adding_labels_pairs_and_concatenation_follow_spec(shd_dir):
+    ds = data.load("shd_adding", data_dir=str(shd_dir), bin_ms=10, batches_per_epoch=7)
+    assert ds.info["num_classes"] == 19 and ds.info["seq_len"] == 200
+    step, batch_size, seed = 9, 5, 11
+    epoch, within = divmod(step, 7)
+    idx = np.random.default_rng([seed, epoch, within]).integers(
+        0, ds.num_examples("train"), 2 * batch_size
+    )
+    batch = ds.train_batch(step, batch_size, seed)
+    train = ds.splits["train"]
+    for j in range(batch_size):
+        a, b = idx[j], idx[batch_size + j]
+        assert batch["labels"][j] == train.labels[a] % 10 + train.labels[b] % 10
+        expected = np.concatenate(
+            [loop_binning(*train.sample(a), 10), loop_binning(*train.sample(b), 10)]
+        )
+        np.testing.assert_array_equal(batch["inputs"][j], expected)
+    assert batch["labels"].max() <= 18
+
+
+def test_adding_training_pairs_fresh_each_epoch_and_resumable(shd_dir):
+    ds = data.load("shd_adding", data_dir=str(shd_dir), bin_ms=10, batches_per_epoch=3)
+    p0, _ = ds.train_pairs(1, 6, seed=0)
+    p1, _ = ds.train_pairs(4, 6, seed=0)  # same position, next epoch
+    assert not np.array_equal(p0, p1)
+    ds2 = data.load("shd_adding", data_dir=str(shd_dir), bin_ms=10, batches_per_epoch=3)
+    np.testing.assert_array_equal(
+        ds2.train_batch(4, 6, 0)["inputs"], ds.train_batch(4, 6, 0)["inputs"]
+    )
+
+
+def test_adding_eval_pairs_fixed_from_seed_0(shd_dir):
+    ds = data.load("shd_adding", data_dir=str(shd_dir), bin_ms=10)
+    n = ds.num_examples("test")
+    idx = np.random.default_rng(0).integers(0, n, 2 * n)
+    labels = ds.splits["test"].labels
+    expected = labels[idx[:n]] % 10 + labels[idx[n:]] % 10
+    got = np.concatenate([b["labels"] for b in ds.eval_batches("test", 7)])[:n]
+    np.testing.assert_array_equal(got, expected)
+    again = np.concatenate([b["labels"] for b in ds.eval_batches("test", 4)])[:n]
+    np.testing.assert_array_equal(again, expected)
+
+
+def test_input_dropout_only_in_training_and_scales_kept_counts(shd_dir):
+    ds = data.load("shd_adding", data_dir=str(shd_dir), bin_ms=10, input_dropout=0.5)
+    clean = data.load("shd_adding", data_dir=str(shd_dir), bin_ms=10)
+    dropped, full = ds.train_batch(2, 8, 1)["inputs"], clean.train_batch(2, 8, 1)["inputs"]
+    kept = dropped > 0
+    np.testing.assert_array_equal(dropped[kept], 2.0 * full[kept])
+    assert 0.35 < kept.sum() / (full > 0).sum() < 0.65
+    e1, e2 = next(ds.eval_batches("test", 8)), next(clean.eval_batches("test", 8))
+    np.testing.assert_array_equal(e1["inputs"], e2["inputs"])
+
+
+def test_truncated_h5_raises_corrupt_error_naming_file(shd_dir, tmp_path):
+    raw = (shd_dir / "shd_train.h5").read_bytes()
+    bad = tmp_path / "bad" / "shd_train.h5"
+    bad.parent.mkdir()
+    bad.write_bytes(raw[: len(raw) // 2])
+    shutil.copy(shd_dir / "shd_test.h5", bad.parent / "shd_test.h5")
+    with pytest.raises(DataCorruptError, match="shd_train.h5"):
+        data.load("shd", data_dir=str(bad.parent))
+    (tmp_path / "junk.h5.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataCorruptError, match="junk.h5.gz"):
+        shd.read_shd(tmp_path / "junk.h5.gz")
+
+
+def test_out_of_range_units_rejected(tmp_path):
+    shd.write_shd(tmp_path / "x.h5", [np.array([0.1])], [np.array([700])], [3])
+    with pytest.raises(DataCorruptError, match="0..699"):
+        shd.read_shd(tmp_path / "x.h5")
+
+
+def test_missing_real_shd_names_paths_and_how_to_obtain(tmp_path):
+    with pytest.raises(DataNotFoundError, match="shd_train.h5.*zenkelab"):
+        data.load_real_shd(str(tmp_path))
+    shd.write_shd(tmp_path / "shd_train.h5", [np.array([0.1])], [np.array([1])], [3])
+    with pytest.raises(DataNotFoundError, match="shd_test"):
+        data.load("shd", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("bad", [0, -2, float("nan"), "2"])
+def test_non_positive_bin_size_raises(shd_dir, bad):
+    with pytest.raises(ValueError, match="bin_ms"):
+        data.load("shd", data_dir=str(shd_dir), bin_ms=bad)
+
+
+def test_unknown_name_and_option_raise():
+    with pytest.raises(ValueError, match="unknown dataset name 'shd2'.*shd_adding"):
+        data.load("shd2")
+    with pytest.raises(ValueError, match="bin_size"):
+        data.load("shd", bin_size=2)
+
+
+def test_unknown_split_and_bad_dropout_raise(shd_dir):
+    train, test = shd.read_shd(shd_dir / "shd_train.h5"), shd.read_shd(shd_dir / "shd_test.h5")
+    ds = shd_tasks.SHDDataset(train, test, bin_ms=10)
+    with pytest.raises(ValueError, match="split must be one of"):
+        next(ds.eval_batches("dev", 2))
+    with pytest.raises(ValueError, match="input_dropout"):
+        shd_tasks.SHDAddingDataset(train, test, bin_ms=10, input_dropout=1.0)
+
+
+def test_write_is_atomic_on_failure(tmp_path):
+    target = tmp_path / "out.h5"
+    with pytest.raises(ValueError):
+        shd.write_shd(target, [np.array([0.1]), "abc"], [np.array([1]), np.array([2])], [1, 2])
+    assert not target.exists()
+    assert os.listdir(tmp_path) == []
