@@ -1,0 +1,246 @@
+"""Interoperability with the published PyTorch ELM neuron (Spieler et al., ICLR 2024).
+
+`from_reference(state_dict, config, version)` builds an `ELMNeuron` and its variables from the
+reference's state_dict (key → array) and constructor keywords; `to_reference(tree, config,
+version)` maps a variables-shaped tree (parameters, or their gradients) back to the reference's
+names. Kernels are transposed: torch.nn.Linear stores weight [out, in], Flax kernel [in, out].
+
+Command line (needs the optional extra `torch`):
+
+    python -m elm_jax.convert IN.pt OUT.npz [--config model_config.json] [--version v1]
+
+The authors' released NeuronIO Branch-ELMs are v1 and ship a `model_config.json` next to the
+state file, which is the default `--config`. OUT.npz holds the flattened variables
+(`params/mlp/dense_0/kernel`, ...), `config_json` and `version`; `load_npz` reads it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from elm_jax import neuron
+from elm_jax.layers import ELMNeuron
+
+# Keys the reference stores as empty float tensors when no routing is configured.
+ROUTING_KEYS = ("input_to_synapse_indices", "valid_indices_mask")
+TORCH_HINT = (
+    "reading a PyTorch checkpoint needs torch: install it with "
+    "`pip install -e '.[torch]'` (or `pip install 'torch>=2.4,<2.15'`) and rerun"
+)
+
+
+def _module_kwargs(config: Mapping[str, Any], version: str) -> dict[str, Any]:
+    known = set(neuron.NeuronConfig.__dataclass_fields__) - {"version"}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"config has unknown keys {unknown}: valid keys are {sorted(known)}")
+    if version not in neuron.VERSIONS:
+        raise ValueError(f"version={version!r}: valid choices are {neuron.VERSIONS}")
+    return {**config, "version": version}
+
+
+def _module_for(kwargs: dict[str, Any], tau_s: Any = None) -> ELMNeuron:
+    """The module; a v1 `tau_s` that differs inside a branch selects per-synapse traces."""
+    cfg = neuron.NeuronConfig(**kwargs)
+    if tau_s is not None:
+        tau_s = np.asarray(tau_s, dtype=np.float64)
+        if tau_s.shape == (cfg.num_synapse,):
+            per_branch = tau_s.reshape(cfg.branches, -1)
+            if np.any(per_branch != per_branch[:, :1]):
+                kwargs = {**kwargs, "tau_s_value": tuple(float(t) for t in tau_s)}
+    return ELMNeuron(**kwargs)
+
+
+def _mlp_keys(cfg: neuron.NeuronConfig) -> list[str]:
+    # nn.Sequential numbering: Linear, activation, Linear, ... so the Linears are 0, 2, 4, ...
+    return [f"mlp.network.{2 * j}" for j in range(cfg.mlp_num_layers + 1)]
+
+
+def from_reference(
+    state_dict: Mapping[str, Any], config: Mapping[str, Any], version: str = "v1"
+) -> tuple[ELMNeuron, dict[str, Any]]:
+    """(module, variables) equal to the reference model with this state_dict and config.
+
+    Arrays keep their precision when x64 is enabled (float32 otherwise). When a v1 state has
+    synaptic timescales that differ inside a branch, the module keeps per-synapse traces.
+    """
+    state = {k: np.asarray(v) for k, v in state_dict.items()}
+    kwargs = _module_kwargs(config, version)
+    cfg = neuron.NeuronConfig(**kwargs)
+    tau_key = "tau_b" if version == "v2" else "tau_s"
+    needed = ["_proto_w_s", "_proto_tau_m", "w_y.weight", "w_y.bias", tau_key]
+    needed += [f"{k}.{p}" for k in _mlp_keys(cfg) for p in ("weight", "bias")]
+    if cfg.input_to_synapse_routing is not None:
+        needed += list(ROUTING_KEYS)
+    missing = [k for k in needed if k not in state]
+    extra = sorted(set(state) - set(needed) - set(ROUTING_KEYS))
+    if missing or extra:
+        raise ValueError(
+            f"state_dict does not fit a {version} neuron with this config: missing {missing}, "
+            f"unexpected {extra}"
+        )
+    module = _module_for(kwargs, state[tau_key] if version == "v1" else None)
+
+    params: dict[str, Any] = {
+        "proto_w_s": state["_proto_w_s"],
+        "mlp": {
+            f"dense_{j}": {"kernel": state[f"{k}.weight"].T, "bias": state[f"{k}.bias"]}
+            for j, k in enumerate(_mlp_keys(cfg))
+        },
+        "w_y": {"kernel": state["w_y.weight"].T, "bias": state["w_y.bias"]},
+    }
+    constants: dict[str, Any] = {tau_key: state[tau_key]}
+    if cfg.learn_memory_tau:
+        params["proto_tau_m"] = state["_proto_tau_m"]
+    else:
+        constants["proto_tau_m"] = state["_proto_tau_m"]
+    if cfg.input_to_synapse_routing is not None:
+        constants["routing_indices"] = state["input_to_synapse_indices"].astype(np.int32)
+        constants["routing_mask"] = state["valid_indices_mask"].astype(bool)
+    variables = {"params": params, "constants": constants}
+
+    expected = jax.eval_shape(
+        module.init, jax.random.key(0), jnp.zeros((1, 1, cfg.num_input), jnp.float32)
+    )
+    got = jax.tree_util.tree_map(np.shape, variables)
+    want = jax.tree_util.tree_map(lambda a: tuple(a.shape), expected)
+    if got != want:
+        raise ValueError(f"state_dict shapes {got} do not match the module's {want}")
+    return module, jax.tree_util.tree_map(jnp.asarray, variables)
+
+
+def to_reference(
+    tree: Mapping[str, Any], config: Mapping[str, Any], version: str = "v1"
+) -> dict[str, np.ndarray]:
+    """The reference's key → array for a variables-shaped tree (or a bare `params` tree).
+
+    Works for parameters and for gradients alike; only the entries present are returned.
+    """
+    cfg = neuron.NeuronConfig(**_module_kwargs(config, version))
+    if "params" in tree or "constants" in tree:
+        flat = {**tree.get("constants", {}), **tree.get("params", {})}
+    else:
+        flat = dict(tree)
+    out: dict[str, np.ndarray] = {}
+    names = {
+        "proto_w_s": "_proto_w_s",
+        "proto_tau_m": "_proto_tau_m",
+        "tau_b": "tau_b",
+        "tau_s": "tau_s",
+        "routing_indices": "input_to_synapse_indices",
+        "routing_mask": "valid_indices_mask",
+    }
+    for ours, theirs in names.items():
+        if ours in flat:
+            out[theirs] = np.asarray(flat[ours])
+    if "mlp" in flat:
+        for j, k in enumerate(_mlp_keys(cfg)):
+            out[f"{k}.weight"] = np.asarray(flat["mlp"][f"dense_{j}"]["kernel"]).T
+            out[f"{k}.bias"] = np.asarray(flat["mlp"][f"dense_{j}"]["bias"])
+    if "w_y" in flat:
+        out["w_y.weight"] = np.asarray(flat["w_y"]["kernel"]).T
+        out["w_y.bias"] = np.asarray(flat["w_y"]["bias"])
+    return out
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    flat: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = np.asarray(value)
+    return flat
+
+
+def save_npz(
+    path: str, config: Mapping[str, Any], version: str, variables: Mapping[str, Any]
+) -> None:
+    """Writes the variables, config and version to `path` atomically."""
+    arrays = _flatten(variables)
+    arrays["config_json"] = np.asarray(json.dumps(dict(config), sort_keys=True))
+    arrays["version"] = np.asarray(version)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_npz(path: str) -> tuple[ELMNeuron, dict[str, Any]]:
+    """(module, variables) from a file written by `save_npz` / the command line."""
+    with np.load(path) as data:
+        config = json.loads(str(data["config_json"]))
+        version = str(data["version"])
+        variables: dict[str, Any] = {}
+        for key in data.files:
+            if key in ("config_json", "version"):
+                continue
+            node = variables
+            *parents, leaf = key.split("/")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = jnp.asarray(data[key])
+    tau_s = variables.get("constants", {}).get("tau_s")
+    return _module_for(_module_kwargs(config, version), tau_s), variables
+
+
+def _read_torch_state(path: str) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError as err:
+        raise ImportError(TORCH_HINT) from err
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if hasattr(obj, "state_dict"):
+        obj = obj.state_dict()
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path}: expected a state_dict (a mapping of tensors), got {type(obj)}")
+    return {k: v.detach().cpu().numpy() for k, v in obj.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: converts a reference checkpoint to an .npz of ELMNeuron variables."""
+    parser = argparse.ArgumentParser(prog="python -m elm_jax.convert", description=__doc__)
+    parser.add_argument("input", help="reference state_dict (.pt)")
+    parser.add_argument("output", help="where to write the .npz")
+    parser.add_argument("--config", help="model_config.json (default: next to the input)")
+    parser.add_argument("--version", default="v1", choices=neuron.VERSIONS)
+    args = parser.parse_args(argv)
+    config_path = args.config or os.path.join(
+        os.path.dirname(os.path.abspath(args.input)), "model_config.json"
+    )
+    if not os.path.exists(config_path):
+        print(f"error: config file {config_path} not found: pass --config", file=sys.stderr)
+        return 2
+    with open(config_path) as f:
+        config = json.load(f)
+    try:
+        state = _read_torch_state(args.input)
+    except ImportError:
+        print(f"error: {TORCH_HINT}", file=sys.stderr)
+        return 3
+    jax.config.update("jax_enable_x64", True)  # keep the checkpoint's precision
+    _, variables = from_reference(state, config, args.version)
+    save_npz(args.output, config, args.version, variables)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Flax module for one ELM neuron (SPEC §2); the math lives in `elm_jax.neuron`.
+
+Variable layout (docs/interfaces.md):
+
+    params:    proto_w_s [s], proto_tau_m [m] (learn_memory_tau), mlp/dense_j/{kernel, bias},
+               w_y/{kernel [m, o], bias [o]}
+    constants: proto_tau_m [m] (fixed tau_m), tau_b [d] (v2) | tau_s [s] (v1),
+               routing_indices [s] int32, routing_mask [s] bool (when a routing is configured)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from elm_jax import neuron
+
+
+def torch_linear_init(fan_in: int, fan_out: int, dtype: Any):
+    """Initialiser of one dense layer like torch.nn.Linear: kernel [in, out] and bias [out]
+    uniform in ±1/sqrt(fan_in) (Kaiming-uniform with a = sqrt(5))."""
+
+    def init(rng: jax.Array) -> dict[str, jax.Array]:
+        bound = 1.0 / np.sqrt(fan_in)
+        k_rng, b_rng = jax.random.split(rng)
+        return {
+            "kernel": jax.random.uniform(k_rng, (fan_in, fan_out), dtype, -bound, bound),
+            "bias": jax.random.uniform(b_rng, (fan_out,), dtype, -bound, bound),
+        }
+
+    return init
+
+
+class ELMNeuron(nn.Module):
+    """One Expressive Leaky Memory neuron, v1 or v2 (SPEC §2), over whole sequences.
+
+    Takes the reference's constructor arguments plus `version` ("v1" | "v2"), `dtype` (compute
+    dtype of the matrix products; None → that of the input; the recurrent state stays float32, or
+    float64 under x64), `param_dtype`, `routing_seed` (draws `random_routing`) and `unroll` (of
+    the time scan). `tau_s_value` (v1) may be a sequence of per-synapse timescales.
+
+    Call: `apply(variables, x [b, t, num_input])` → y [b, t, num_output]; with
+    `return_traces=True` → (y, {"branch": [b, t, d], "memory": [b, t, m]}).
+    """
+
+    num_input: int
+    num_output: int
+    num_memory: int = 100
+    lambda_value: float = 5.0
+    mlp_num_layers: int = 1
+    mlp_hidden_size: int | None = None
+    mlp_activation: str = "relu"
+    tau_b_value: float = 5.0
+    tau_s_value: float | tuple[float, ...] = 5.0
+    memory_tau_min: float = 1.0
+    memory_tau_max: float = 1000.0
+    learn_memory_tau: bool = False
+    w_s_value: float = 0.5
+    num_branch: int | None = None
+    num_synapse_per_branch: int = 1
+    input_to_synapse_routing: str | None = None
+    delta_t: float = 1.0
+    version: str = "v2"
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    routing_seed: int = 0
+    unroll: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.config  # noqa: B018 -- validates at construction, not at the first call
+
+    @property
+    def config(self) -> neuron.NeuronConfig:
+        """The validated `NeuronConfig` of this module."""
+        names = [f.name for f in neuron.NeuronConfig.__dataclass_fields__.values()]
+        return neuron.NeuronConfig(**{name: getattr(self, name) for name in names})
+
+    @nn.compact
+    def __call__(
+        self, x: jax.Array, return_traces: bool = False
+    ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+        cfg = self.config
+        x = jnp.asarray(x)
+        if x.ndim != 3 or x.shape[-1] != cfg.num_input:
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}: expected [batch, time, num_input={cfg.num_input}]"
+            )
+        pdt = self.param_dtype
+        tree: dict[str, Any] = {}
+        tree["proto_w_s"] = self.param(
+            "proto_w_s", nn.initializers.constant(cfg.w_s_value), (cfg.num_synapse,), pdt
+        )
+        proto_tau_m = lambda *_: jnp.asarray(neuron.init_proto_tau_m(cfg), pdt)  # noqa: E731
+        if cfg.learn_memory_tau:
+            tree["proto_tau_m"] = self.param("proto_tau_m", proto_tau_m)
+        else:
+            tree["proto_tau_m"] = self.variable("constants", "proto_tau_m", proto_tau_m).value
+
+        def mlp_init(rng: jax.Array) -> dict[str, dict[str, jax.Array]]:
+            rngs = jax.random.split(rng, len(cfg.mlp_sizes))
+            return {
+                f"dense_{j}": torch_linear_init(fan_in, fan_out, pdt)(rngs[j])
+                for j, (fan_in, fan_out) in enumerate(cfg.mlp_sizes)
+            }
+
+        tree["mlp"] = self.param("mlp", mlp_init)
+        tree["w_y"] = self.param("w_y", torch_linear_init(cfg.num_memory, cfg.num_output, pdt))
+        if cfg.version == "v2":
+            tau = lambda: jnp.full((cfg.branches,), cfg.tau_b_value, pdt)  # noqa: E731
+            tree["tau_b"] = self.variable("constants", "tau_b", tau).value
+        else:
+            tau = lambda: jnp.asarray(cfg.tau_s_array, pdt)  # noqa: E731
+            tree["tau_s"] = self.variable("constants", "tau_s", tau).value
+        if cfg.input_to_synapse_routing is not None:
+            indices, mask = neuron.make_routing(cfg, self.routing_seed)
+            tree["routing_indices"] = self.variable(
+                "constants", "routing_indices", lambda: jnp.asarray(indices, jnp.int32)
+            ).value
+            tree["routing_mask"] = self.variable(
+                "constants", "routing_mask", lambda: jnp.asarray(mask, bool)
+            ).value
+
+        y, branch, memory = neuron.apply(tree, cfg, x, compute_dtype=self.dtype, unroll=self.unroll)
+        if return_traces:
+            return y, {"branch": branch, "memory": memory}
+        return y

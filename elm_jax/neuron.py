@@ -1,0 +1,474 @@
+"""The ELM neuron as pure functions (SPEC §2): configuration, routing, decays, step and scan.
+
+No Flax here. A neuron is described by a frozen `NeuronConfig` and a flat mapping `tree` of
+arrays with the names of docs/interfaces.md (`proto_w_s`, `proto_tau_m`, `mlp`, `w_y`, `tau_b` or
+`tau_s`, `routing_indices`, `routing_mask`), i.e. the `params` and `constants` collections of
+`elm_jax.layers.ELMNeuron` merged into one dict.
+
+Axes: b batch, t time, i input, s synapse, d branch, m memory, h MLP hidden, o output.
+
+The fast path (`scan`) uses that everything before the MLP is linear in the input:
+routing, synapse weights and branch sum are one matrix [i, d]; the branch trace (v2, and v1 when
+the synaptic time constants are equal within each branch) is a linear recurrence computed for the
+whole sequence with an associative scan; the branch part of the MLP's first layer is therefore one
+matrix product for all t. Only the memory recurrence, which is nonlinear, runs in `lax.scan`.
+`step` is the literal per-step equation of the reference and serves as the oracle for `scan`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = {"relu": jax.nn.relu, "silu": jax.nn.silu}
+ROUTINGS = (None, "random_routing", "neuronio_routing")
+VERSIONS = ("v1", "v2")
+# The reference clamps every timescale from below before dividing by it.
+TAU_FLOOR = 1e-6
+# Scaled tanh of LeCun et al. used by the reference for the memory update.
+TANH_SCALE, TANH_SLOPE = 1.7159, 2.0 / 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuronConfig:
+    """Validated configuration of one ELM neuron (the reference's constructor arguments).
+
+    `tau_s_value` (v1) may be a sequence of per-synapse timescales; when they differ within a
+    branch the neuron keeps one trace per synapse (`per_synapse_trace`), otherwise the traces of a
+    branch collapse exactly into one branch trace.
+    """
+
+    num_input: int
+    num_output: int
+    num_memory: int = 100
+    lambda_value: float = 5.0
+    mlp_num_layers: int = 1
+    mlp_hidden_size: int | None = None
+    mlp_activation: str = "relu"
+    tau_b_value: float = 5.0
+    tau_s_value: float | tuple[float, ...] = 5.0
+    memory_tau_min: float = 1.0
+    memory_tau_max: float = 1000.0
+    learn_memory_tau: bool = False
+    w_s_value: float = 0.5
+    num_branch: int | None = None
+    num_synapse_per_branch: int = 1
+    input_to_synapse_routing: str | None = None
+    delta_t: float = 1.0
+    version: str = "v2"
+
+    def __post_init__(self) -> None:
+        def positive_int(field: str, value: Any, minimum: int = 1) -> None:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < minimum
+            ):
+                raise ValueError(f"{field}={value!r}: must be an integer >= {minimum}")
+
+        if self.version not in VERSIONS:
+            raise ValueError(f"version={self.version!r}: valid choices are {VERSIONS}")
+        for field in ("num_input", "num_output", "num_memory", "num_synapse_per_branch"):
+            positive_int(field, getattr(self, field))
+        positive_int("mlp_num_layers", self.mlp_num_layers, 0)
+        if self.mlp_hidden_size is not None:
+            positive_int("mlp_hidden_size", self.mlp_hidden_size)
+        if self.num_branch is not None:
+            positive_int("num_branch", self.num_branch)
+        if self.mlp_activation not in ACTIVATIONS:
+            raise ValueError(
+                f"mlp_activation={self.mlp_activation!r}: valid choices are {sorted(ACTIVATIONS)}"
+            )
+        if self.input_to_synapse_routing not in ROUTINGS:
+            raise ValueError(
+                f"input_to_synapse_routing={self.input_to_synapse_routing!r}: "
+                f"valid choices are {ROUTINGS}"
+            )
+        if not self.memory_tau_min < self.memory_tau_max:
+            raise ValueError(
+                f"memory_tau_min={self.memory_tau_min!r}, memory_tau_max={self.memory_tau_max!r}: "
+                "memory_tau_min must be smaller than memory_tau_max"
+            )
+        if not self.memory_tau_min > 0:
+            raise ValueError(f"memory_tau_min={self.memory_tau_min!r}: must be > 0")
+        if not self.delta_t > 0:
+            raise ValueError(f"delta_t={self.delta_t!r}: must be > 0")
+        if not self.tau_b_value > 0:
+            raise ValueError(f"tau_b_value={self.tau_b_value!r}: must be > 0")
+        tau_s = np.atleast_1d(np.asarray(self.tau_s_value, dtype=np.float64))
+        if tau_s.ndim != 1 or not np.all(tau_s > 0):
+            raise ValueError(f"tau_s_value={self.tau_s_value!r}: must be > 0 (a number or [s])")
+        if tau_s.size not in (1, self.num_synapse):
+            raise ValueError(
+                f"tau_s_value has {tau_s.size} entries: give one number or "
+                f"num_synapse={self.num_synapse} values"
+            )
+        routing = self.input_to_synapse_routing
+        if routing is None and self.num_synapse != self.num_input:
+            raise ValueError(
+                f"num_branch * num_synapse_per_branch = {self.num_synapse} != num_input = "
+                f"{self.num_input} without routing: set input_to_synapse_routing to one of "
+                f"{ROUTINGS[1:]} or make the synapse count equal num_input"
+            )
+        if routing == "neuronio_routing":
+            stride = math.ceil(self.num_input / self.branches)
+            if stride > self.num_synapse_per_branch:
+                raise ValueError(
+                    f"num_synapse_per_branch={self.num_synapse_per_branch}: neuronio_routing "
+                    f"needs at least ceil(num_input / num_branch) = {stride} so every input "
+                    "reaches a branch"
+                )
+
+    @property
+    def branches(self) -> int:
+        """d: the number of branches (num_input when not given, as in the reference)."""
+        return self.num_input if self.num_branch is None else self.num_branch
+
+    @property
+    def num_synapse(self) -> int:
+        """s = d * synapses per branch."""
+        return self.branches * self.num_synapse_per_branch
+
+    @property
+    def hidden(self) -> int:
+        """h: MLP width (2 * num_memory when not given)."""
+        return self.mlp_hidden_size if self.mlp_hidden_size else 2 * self.num_memory
+
+    @property
+    def tau_max(self) -> float:
+        """The upper timescale bound actually used (v2 of the reference widens a degenerate one)."""
+        if self.version == "v2":
+            return max(self.memory_tau_min + 3e-6, self.memory_tau_max)
+        return self.memory_tau_max
+
+    @property
+    def tau_s_array(self) -> np.ndarray:
+        """tau_s [s] as float64 (v1)."""
+        tau_s = np.atleast_1d(np.asarray(self.tau_s_value, dtype=np.float64))
+        return np.broadcast_to(tau_s, (self.num_synapse,)).copy()
+
+    @property
+    def per_synapse_trace(self) -> bool:
+        """v1 with synaptic timescales that differ inside a branch: one trace per synapse."""
+        if self.version != "v1":
+            return False
+        tau = self.tau_s_array.reshape(self.branches, self.num_synapse_per_branch)
+        return bool(np.any(tau != tau[:, :1]))
+
+    @property
+    def mlp_sizes(self) -> list[tuple[int, int]]:
+        """(fan_in, fan_out) of each MLP layer dense_0 .. dense_L."""
+        sizes = [self.branches + self.num_memory] + [self.hidden] * self.mlp_num_layers
+        return list(zip(sizes, sizes[1:] + [self.num_memory], strict=True))
+
+    @property
+    def num_params(self) -> int:
+        """Trainable parameter count (SPEC §2)."""
+        return num_params(
+            self.num_input,
+            self.num_output,
+            self.num_memory,
+            mlp_num_layers=self.mlp_num_layers,
+            mlp_hidden_size=self.mlp_hidden_size,
+            num_branch=self.num_branch,
+            num_synapse_per_branch=self.num_synapse_per_branch,
+            learn_memory_tau=self.learn_memory_tau,
+        )
+
+
+def num_params(
+    num_input: int,
+    num_output: int,
+    num_memory: int,
+    *,
+    mlp_num_layers: int = 1,
+    mlp_hidden_size: int | None = None,
+    num_branch: int | None = None,
+    num_synapse_per_branch: int = 1,
+    learn_memory_tau: bool = False,
+) -> int:
+    """Trainable parameters of one ELM neuron, SPEC §2.
+
+    `d·k` synapse weights + MLP `(d + m)·h + h + (L - 1)(h² + h) + h·m + m` + readout `m·o + o`
+    (+ `m` when tau_m is learned). With L = 0 the MLP is one layer `(d + m)·m + m`.
+    NeuronIO Branch-ELM (1278 inputs, 45 × 100 synapses, 2 outputs): `4502 + 95·m + 4·m²`.
+    """
+    d = num_input if num_branch is None else num_branch
+    m, h = num_memory, (mlp_hidden_size if mlp_hidden_size else 2 * num_memory)
+    if mlp_num_layers == 0:
+        mlp = (d + m) * m + m
+    else:
+        mlp = (d + m) * h + h + (mlp_num_layers - 1) * (h * h + h) + h * m + m
+    return (
+        d * num_synapse_per_branch
+        + mlp
+        + m * num_output
+        + num_output
+        + (m if learn_memory_tau else 0)
+    )
+
+
+# ----------------------------------------------------------------------------- initialisation
+
+
+def scaled_sigmoid(x: jax.Array, lower: float, upper: float) -> jax.Array:
+    """(upper - lower) * sigmoid(x) + lower: maps the real line onto (lower, upper)."""
+    return (upper - lower) * jax.nn.sigmoid(x) + lower
+
+
+def inverse_scaled_sigmoid(tau: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """Inverse of `scaled_sigmoid`, clamped 1e-6 inside the bounds like the reference (float64)."""
+    tau = np.clip(np.asarray(tau, dtype=np.float64), lower + 1e-6, upper - 1e-6)
+    return np.log((tau - lower) / (upper - tau))
+
+
+def init_proto_tau_m(cfg: NeuronConfig) -> np.ndarray:
+    """proto_tau_m [m]: tau_m log-spaced between tau_min and tau_max (float64; finite, since the
+    clamp is evaluated in float64 where the float32 reference rounds the top value to +inf)."""
+    tau = np.logspace(
+        math.log10(cfg.memory_tau_min + 1e-6), math.log10(cfg.tau_max - 1e-6), cfg.num_memory
+    )
+    return inverse_scaled_sigmoid(tau, cfg.memory_tau_min, cfg.tau_max)
+
+
+def interlocking_indices(num_input: int) -> np.ndarray:
+    """Interleaves the excitatory first half and inhibitory second half: 0, h, 1, h+1, ..."""
+    steps = np.arange(num_input)
+    return (steps % 2) * (num_input // 2) + steps // 2
+
+
+def neuronio_routing(
+    num_input: int, num_branch: int, num_synapse_per_branch: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference `neuronio_routing`: overlapping windows over the interleaved inputs.
+
+    Branch j reads interleaved positions j·stride .. j·stride + k - 1 with stride
+    ceil(num_input / num_branch); positions past the end are clamped to the last input and masked.
+    Returns (indices [s] int32, mask [s] bool).
+    """
+    stride = math.ceil(num_input / num_branch)
+    window = np.arange(num_branch)[:, None] * stride + np.arange(num_synapse_per_branch)[None, :]
+    mask = window < num_input
+    window = np.minimum(window, num_input - 1)
+    indices = interlocking_indices(num_input)[window.reshape(-1)]
+    return indices.astype(np.int32), mask.reshape(-1)
+
+
+def random_routing(num_input: int, num_synapse: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Synapse sources drawn uniformly with replacement from `seed`; all synapses valid."""
+    indices = np.random.default_rng(seed).integers(0, num_input, size=num_synapse)
+    return indices.astype(np.int32), np.ones(num_synapse, dtype=bool)
+
+
+def make_routing(cfg: NeuronConfig, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """(indices, mask) for the configured routing, or None without routing."""
+    if cfg.input_to_synapse_routing == "neuronio_routing":
+        return neuronio_routing(cfg.num_input, cfg.branches, cfg.num_synapse_per_branch)
+    if cfg.input_to_synapse_routing == "random_routing":
+        return random_routing(cfg.num_input, cfg.num_synapse, seed)
+    return None
+
+
+# ----------------------------------------------------------------------------- derived arrays
+
+
+class Prepared(NamedTuple):
+    """Everything the recurrence needs, computed once from the parameters (outside any scan)."""
+
+    in_to_branch: jax.Array | None  # [i, d] routing · relu(w) · branch sum (fused path)
+    syn_index: jax.Array  # [s] input feeding each synapse
+    syn_weight: jax.Array  # [s] relu(w_s) · mask
+    kappa_syn: jax.Array  # [s] per-synapse decay (per-synapse path) or [d] branch decay
+    kappa_m: jax.Array  # [m]
+    mem_gain: jax.Array  # [m] (1 - kappa_lambda) in v2, lambda (1 - kappa_m) in v1
+    mlp: tuple[tuple[jax.Array, jax.Array], ...]  # (kernel [in, out], bias [out]) per layer
+    readout: tuple[jax.Array, jax.Array]  # kernel [m, o], bias [o]
+
+
+def decay(tau: jax.Array, delta_t: float) -> jax.Array:
+    """exp(-Δt / max(tau, 1e-6))."""
+    return jnp.exp(-delta_t / jnp.maximum(tau, TAU_FLOOR))
+
+
+def input_to_branch_matrix(
+    syn_index: jax.Array, syn_weight: jax.Array, num_input: int, num_branch: int
+) -> jax.Array:
+    """The linear map [i, d]: entry (i, d) sums the weights of branch d's synapses reading input i."""
+    branch = jnp.arange(syn_weight.shape[0]) // (syn_weight.shape[0] // num_branch)
+    zeros = jnp.zeros((num_input, num_branch), syn_weight.dtype)
+    return zeros.at[syn_index, branch].add(syn_weight)
+
+
+def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Prepared:
+    """Decay factors, rectified weights and the input→branch map, in `state_dtype`."""
+    as_state = lambda a: jnp.asarray(a, state_dtype)  # noqa: E731
+    if cfg.input_to_synapse_routing is None:
+        syn_index = jnp.arange(cfg.num_synapse)
+        mask = jnp.ones(cfg.num_synapse, state_dtype)
+    else:
+        syn_index = jnp.asarray(tree["routing_indices"], jnp.int32)
+        mask = as_state(tree["routing_mask"])
+    syn_weight = jax.nn.relu(as_state(tree["proto_w_s"])) * mask
+
+    tau_m = scaled_sigmoid(as_state(tree["proto_tau_m"]), cfg.memory_tau_min, cfg.tau_max)
+    kappa_m = decay(tau_m, cfg.delta_t)
+    if cfg.version == "v2":
+        mem_gain = 1.0 - decay(tau_m / cfg.lambda_value, cfg.delta_t)
+        kappa_syn = decay(as_state(tree["tau_b"]), cfg.delta_t)
+    else:
+        mem_gain = cfg.lambda_value * (1.0 - kappa_m)
+        kappa_syn = decay(as_state(tree["tau_s"]), cfg.delta_t)
+        if not cfg.per_synapse_trace:
+            # Equal timescales inside a branch: the sum of its traces is one trace of the sum.
+            kappa_syn = kappa_syn.reshape(cfg.branches, cfg.num_synapse_per_branch)[:, 0]
+    in_to_branch = None
+    if not cfg.per_synapse_trace:
+        in_to_branch = input_to_branch_matrix(syn_index, syn_weight, cfg.num_input, cfg.branches)
+    mlp = tuple(
+        (tree["mlp"][f"dense_{j}"]["kernel"], tree["mlp"][f"dense_{j}"]["bias"])
+        for j in range(cfg.mlp_num_layers + 1)
+    )
+    readout = (tree["w_y"]["kernel"], tree["w_y"]["bias"])
+    return Prepared(in_to_branch, syn_index, syn_weight, kappa_syn, kappa_m, mem_gain, mlp, readout)
+
+
+def _memory_update(
+    first_layer_out: jax.Array, prep: Prepared, cfg: NeuronConfig, m_prev: jax.Array
+) -> jax.Array:
+    """Given the first MLP layer's pre-activation, the rest of the MLP and the memory update."""
+    act = ACTIVATIONS[cfg.mlp_activation]
+    z = first_layer_out
+    for kernel, bias in prep.mlp[1:]:
+        z = act(z) @ kernel + bias
+    delta_m = TANH_SCALE * jnp.tanh(TANH_SLOPE * z)
+    return prep.kappa_m * m_prev + prep.mem_gain * delta_m.astype(m_prev.dtype)
+
+
+# ----------------------------------------------------------------------------- step (oracle)
+
+
+def initial_state(prep: Prepared, cfg: NeuronConfig, batch: int, state_dtype: Any):
+    """Zero state: (synapse or branch trace [b, s|d], memory [b, m])."""
+    width = cfg.num_synapse if cfg.per_synapse_trace else cfg.branches
+    return (jnp.zeros((batch, width), state_dtype), jnp.zeros((batch, cfg.num_memory), state_dtype))
+
+
+def step(prep: Prepared, cfg: NeuronConfig, state, x_t: jax.Array):
+    """One time step, literally the reference's equations. x_t [b, i].
+
+    Returns (new state, (y_t [b, o], branch_t [b, d], m_t [b, m])).
+    """
+    trace, m_prev = state
+    if cfg.per_synapse_trace:
+        trace = prep.kappa_syn * trace + prep.syn_weight * x_t[:, prep.syn_index]
+        branch = trace.reshape(x_t.shape[0], cfg.branches, -1).sum(-1)
+    else:
+        trace = prep.kappa_syn * trace + x_t @ prep.in_to_branch
+        branch = trace
+    kernel0, bias0 = prep.mlp[0]
+    mlp_in = jnp.concatenate([branch, prep.kappa_m * m_prev], axis=-1)
+    m_t = _memory_update(mlp_in @ kernel0 + bias0, prep, cfg, m_prev)
+    y_t = m_t @ prep.readout[0] + prep.readout[1]
+    return (trace, m_t), (y_t, branch, m_t)
+
+
+# ----------------------------------------------------------------------------- scan (fast path)
+
+
+def linear_trace(u: jax.Array, kappa: jax.Array) -> jax.Array:
+    """c_t = kappa * c_{t-1} + u_t (c_0 = u_0) over the time axis of u [b, t, k], kappa [k].
+
+    A log-depth associative scan: the trace is linear, so it needs no sequential loop.
+    """
+    a = jnp.broadcast_to(kappa.astype(u.dtype), (1, u.shape[1], kappa.shape[0]))
+
+    def combine(left, right):
+        a_l, c_l = left
+        a_r, c_r = right
+        return a_l * a_r, a_r * c_l + c_r
+
+    return jax.lax.associative_scan(combine, (a, u), axis=1)[1]
+
+
+def branch_traces(prep: Prepared, cfg: NeuronConfig, x: jax.Array) -> jax.Array:
+    """The branch input of every step, [b, t, d], computed for the whole sequence at once."""
+    if cfg.per_synapse_trace:
+        syn = jnp.take(x, prep.syn_index, axis=-1) * prep.syn_weight.astype(x.dtype)
+        syn = linear_trace(syn.astype(prep.kappa_syn.dtype), prep.kappa_syn)
+        return syn.reshape(*syn.shape[:2], cfg.branches, -1).sum(-1)
+    u = jnp.einsum("bti,id->btd", x, prep.in_to_branch.astype(x.dtype))
+    return linear_trace(u.astype(prep.kappa_syn.dtype), prep.kappa_syn)
+
+
+def scan(
+    prep: Prepared,
+    cfg: NeuronConfig,
+    x: jax.Array,
+    *,
+    compute_dtype: Any = None,
+    unroll: int = 1,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The neuron over a sequence x [b, t, i] → (y [b, t, o], branch [b, t, d], memory [b, t, m]).
+
+    The state (traces, memory) is kept in the dtype of `prep` (float32, or float64 under x64);
+    matrix products run in `compute_dtype` (default: that of x).
+    """
+    cd = compute_dtype or x.dtype
+    branch = branch_traces(prep, cfg, x)  # [b, t, d] state dtype
+    kernel0, bias0 = prep.mlp[0]
+    d = cfg.branches
+    # Split the first layer: the branch half is one product for all t, the memory half (with
+    # kappa_m folded into its rows) is the only product the recurrence has to do per step.
+    pre = jnp.einsum("btd,dh->tbh", branch.astype(cd), kernel0[:d].astype(cd)) + bias0.astype(cd)
+    mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(prep.kappa_m.dtype)).astype(cd)
+    rest = prep._replace(mlp=tuple((k.astype(cd), b.astype(cd)) for k, b in prep.mlp))
+
+    def body(m_prev, pre_t):
+        m_t = _memory_update(pre_t + m_prev.astype(cd) @ mem_kernel, rest, cfg, m_prev)
+        return m_t, m_t
+
+    m0 = jnp.zeros((x.shape[0], cfg.num_memory), prep.kappa_m.dtype)
+    _, memory = jax.lax.scan(body, m0, pre, unroll=unroll)  # [t, b, m]
+    kernel_y, bias_y = prep.readout
+    y = jnp.einsum("tbm,mo->bto", memory.astype(cd), kernel_y.astype(cd)) + bias_y.astype(cd)
+    return y, branch, jnp.swapaxes(memory, 0, 1)
+
+
+def state_dtype_for(*arrays: Any) -> Any:
+    """float32, or float64 when x64 is enabled and any input is float64."""
+    dtype = jnp.result_type(*arrays, jnp.float32)
+    return jnp.float64 if dtype == jnp.float64 else jnp.float32
+
+
+def apply(
+    tree: Mapping[str, Any],
+    cfg: NeuronConfig,
+    x: jax.Array,
+    *,
+    compute_dtype: Any = None,
+    unroll: int = 1,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """prepare + scan: (y [b, t, o], branch [b, t, d], memory [b, t, m])."""
+    if x.ndim != 3 or x.shape[-1] != cfg.num_input:
+        raise ValueError(f"x has shape {tuple(x.shape)}: expected [batch, time, {cfg.num_input}]")
+    state_dtype = state_dtype_for(x, *jax.tree_util.tree_leaves(tree["mlp"]))
+    prep = prepare(tree, cfg, state_dtype)
+    return scan(prep, cfg, x, compute_dtype=compute_dtype, unroll=unroll)
+
+
+def loop(tree: Mapping[str, Any], cfg: NeuronConfig, x: jax.Array) -> Sequence[jax.Array]:
+    """A Python loop over `step` (slow; the oracle `scan` is tested against)."""
+    state_dtype = state_dtype_for(x, *jax.tree_util.tree_leaves(tree["mlp"]))
+    prep = prepare(tree, cfg, state_dtype)
+    state = initial_state(prep, cfg, x.shape[0], state_dtype)
+    outs = []
+    for t in range(x.shape[1]):
+        state, out = step(prep, cfg, state, x[:, t])
+        outs.append(out)
+    return tuple(jnp.stack(o, axis=1) for o in zip(*outs, strict=True))
