@@ -263,8 +263,11 @@ class Run:
             steps_since_log += 1
             # Bounded queue of dispatched steps: all-reduce loops on fake CPU devices can
             # deadlock if too many are in flight; a tiny device_get every few steps prevents it.
-            if step % cfg.parallel.sync_every == 0 or step == total:
-                stopped = all_diverged()
+            if step == total or any(
+                step % every == 0
+                for every in (cfg.parallel.sync_every, cfg.eval_every, cfg.checkpoint_every)
+            ):
+                stopped = all_diverged()  # never checkpoint a run whose every seed diverged
             if step % cfg.log_every == 0 or step == total or stopped:
                 acc = jax.device_get(state["metrics"])
                 state = dict(state, metrics=jax.tree.map(lambda x: x * 0, state["metrics"]))

@@ -84,7 +84,7 @@ def _train_one_seed(state: State, batch: Mapping[str, jax.Array], spec: StepSpec
     params = optax.apply_updates(state["params"], updates)
 
     # A non-finite loss or gradient freezes this seed at its last finite parameters.
-    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
     active = state["diverged_step"] < 0
     keep = active & finite
     new = dict(state)
