@@ -1,0 +1,276 @@
+"""ELM network layer: NumPy per-step reference, gather == dense, wiring, reduction to one neuron."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from elm_jax.network import ELMNetwork, make_wiring, num_recurrent_synapses
+
+
+def _net(**kw):
+    base = dict(num_neurons=5, num_memory=3, synapses_per_neuron=8, external_dim=7)
+    base.update(kw)
+    return ELMNetwork(**base)
+
+
+def _randomize(variables, seed=1):
+    """Random params (some w_s negative so the relu matters), constants untouched."""
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(
+        lambda x: jnp.asarray(0.7 * rng.standard_normal(x.shape), jnp.float32), variables["params"]
+    )
+    return {**variables, "params": params}
+
+
+def _variables(net, e, seed=1):
+    """Random params and the network's constants, without compiling the (slow) random init.
+
+    `test_wiring_is_deterministic_in_the_seed_and_stored_in_constants` proves that `net.init`
+    stores exactly these constants.
+    """
+    shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), e)
+    w = make_wiring(
+        net.num_neurons, net.synapses_per_neuron, net.num_branches, net.external_dim,
+        net.recurrent_fraction, net.wiring_seed,
+    )  # fmt: skip
+    constants = {
+        "synapse_source": jnp.asarray(w.source),
+        "synapse_branch": jnp.asarray(w.branch),
+        "tau_b": jnp.full((net.num_neurons, net.num_branches), net.tau_b_value, jnp.float32),
+    }
+    assert jax.tree_util.tree_structure(constants) == jax.tree_util.tree_structure(
+        shapes["constants"]
+    )
+    return _randomize({"params": shapes["params"], "constants": constants}, seed)
+
+
+def _inputs(b, t, d, seed=0):
+    return jax.random.poisson(jax.random.PRNGKey(seed), 0.7, (b, t, d)).astype(jnp.float32)
+
+
+def numpy_network(variables, net, e, lambda_value=5.0, dt=1.0):
+    """Plain per-step, per-neuron, per-synapse loop of SPEC §3 in float64."""
+    p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables["params"])
+    c = variables["constants"]
+    src, br = np.asarray(c["synapse_source"]), np.asarray(c["synapse_branch"])
+    tau_b = np.asarray(c["tau_b"], np.float64)
+    lo, hi = net.memory_tau_min, net.memory_tau_max
+    tau_m = (hi - lo) / (1 + np.exp(-p["proto_tau_m"])) + lo
+    w_s = np.maximum(p["proto_w_s"], 0.0)
+    e = np.asarray(e, np.float64)
+    b_sz, t_sz, d_ext = e.shape
+    n, m, d = net.num_neurons, net.num_memory, net.num_branches
+    n_layers = len(p["mlp"])
+    out = np.zeros((b_sz, t_sz, n))
+    for b in range(b_sz):
+        branch, mem, y_prev = np.zeros((n, d)), np.zeros((n, m)), np.zeros(n)
+        for t in range(t_sz):
+            pool = np.concatenate([e[b, t], y_prev])
+            y_new = np.zeros(n)
+            for i in range(n):
+                syn = np.zeros(d)
+                for s in range(src.shape[1]):
+                    syn[br[i, s]] += w_s[i, s] * pool[src[i, s]]
+                branch[i] = np.exp(-dt / tau_b[i]) * branch[i] + syn
+                k_m = np.exp(-dt / tau_m[i])
+                h = np.concatenate([branch[i], k_m * mem[i]])
+                for li in range(n_layers):
+                    layer = p["mlp"][f"dense_{li}"]
+                    h = h @ layer["kernel"][i] + layer["bias"][i]
+                    if li < n_layers - 1:
+                        h = np.maximum(h, 0.0)
+                dm = 1.7159 * np.tanh(2.0 / 3.0 * h)
+                mem[i] = k_m * mem[i] + (1 - np.exp(-dt * lambda_value / tau_m[i])) * dm
+                y_new[i] = mem[i] @ p["w_y"]["kernel"][i] + p["w_y"]["bias"][i]
+            y_prev = y_new
+            out[b, t] = y_new
+    return out
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),  # balanced: half recurrent
+        dict(num_neurons=3, synapses_per_neuron=8, recurrent_fraction=0.75, mlp_num_layers=2),
+        dict(num_neurons=2, synapses_per_neuron=12, recurrent_fraction=1.0, external_dim=10),
+    ],
+)
+@pytest.mark.parametrize("connectivity", ["gather", "dense"])
+def test_network_matches_numpy_per_step_loop(kw, connectivity):
+    net = _net(connectivity=connectivity, **kw)
+    e = _inputs(2, 6, net.external_dim)
+    variables = _variables(net, e)
+    y, carry = jax.jit(net.apply)(variables, e)
+    ref = numpy_network(variables, net, e)
+    np.testing.assert_allclose(np.asarray(y), ref, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(carry["output"]), ref[:, -1], rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(num_neurons=2, synapses_per_neuron=16, external_dim=14),  # repeated recurrent sources
+        dict(num_neurons=9, synapses_per_neuron=12, num_branches=3, external_dim=20),
+    ],
+)
+def test_gather_and_dense_give_equal_outputs_and_gradients(kw):
+    gather, dense = _net(connectivity="gather", **kw), _net(connectivity="dense", **kw)
+    e = _inputs(3, 5, gather.external_dim, seed=2)
+    variables = _variables(gather, e, seed=3)
+
+    def loss(params, x, model):
+        y, carry = model.apply({**variables, "params": params}, x)
+        weights = jnp.linspace(-1.0, 1.0, y.size).reshape(y.shape)
+        return jnp.sum(weights * y) + jnp.sum(carry["memory"] ** 2), y
+
+    outs = {}
+    for name, model in (("gather", gather), ("dense", dense)):
+        grad_fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
+        (val, y), (gp, gx) = grad_fn(variables["params"], e, model)
+        outs[name] = (val, gp, gx, y)
+    np.testing.assert_allclose(outs["gather"][3], outs["dense"][3], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outs["gather"][0], outs["dense"][0], rtol=1e-5)
+    np.testing.assert_allclose(outs["gather"][2], outs["dense"][2], rtol=1e-4, atol=1e-6)
+    flat_g = jax.tree_util.tree_leaves_with_path(outs["gather"][1])
+    flat_d = jax.tree_util.tree_leaves(outs["dense"][1])
+    for (path, a), b in zip(flat_g, flat_d, strict=True):
+        assert np.abs(np.asarray(a)).max() > 0, jax.tree_util.keystr(path)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize(
+    "n,k_c,d,d_ext,frac",
+    [
+        (5, 8, 4, 7, 0.5),
+        (40, 24, 4, 700, 0.5),
+        (3, 16, 4, 14, 0.75),
+        (6, 12, 3, 8, 1 / 3),
+        (4, 8, 2, 9, 0.0),
+    ],
+)
+def test_each_neuron_has_exactly_k_c_synapses_with_the_requested_recurrent_share(
+    n, k_c, d, d_ext, frac
+):
+    w = make_wiring(n, k_c, d, d_ext, frac, seed=7)
+    k_rec = num_recurrent_synapses(k_c, frac)
+    assert w.source.shape == w.branch.shape == (n, k_c)
+    assert w.num_external == k_c - k_rec
+    is_rec = w.source >= d_ext
+    np.testing.assert_array_equal(is_rec.sum(1), k_rec)
+    assert not is_rec[:, : w.num_external].any() and is_rec[:, w.num_external :].all()
+    assert w.source.min() >= 0 and w.source.max() < d_ext + n
+    for i in range(n):
+        np.testing.assert_array_equal(np.bincount(w.branch[i], minlength=d), k_c // d)
+        ext, rec = w.source[i, : w.num_external], w.source[i, w.num_external :]
+        # Without replacement while the pool allows, then balanced repeats.
+        for part, pool in ((ext, d_ext), (rec, n)):
+            counts = np.bincount(part - (0 if part is ext else d_ext), minlength=pool)
+            assert counts.max() - (counts.min() if len(part) >= pool else 0) <= 1
+
+
+def test_wiring_is_deterministic_in_the_seed_and_stored_in_constants():
+    a, b, c = (make_wiring(10, 16, 4, 30, 0.5, s) for s in (3, 3, 4))
+    np.testing.assert_array_equal(a.source, b.source)
+    np.testing.assert_array_equal(a.branch, b.branch)
+    assert not np.array_equal(a.source, c.source)
+    net = _net(num_neurons=10, synapses_per_neuron=16, external_dim=30, wiring_seed=3)
+    init = jax.jit(net.init)
+    v = init(jax.random.PRNGKey(123), jnp.zeros((1, 2, 30)))
+    np.testing.assert_array_equal(v["constants"]["synapse_source"], a.source)
+    np.testing.assert_array_equal(v["constants"]["synapse_branch"], a.branch)
+    # Init key does not change the wiring.
+    v2 = init(jax.random.PRNGKey(7), jnp.zeros((1, 2, 30)))
+    np.testing.assert_array_equal(v2["constants"]["synapse_source"], a.source)
+
+
+def test_wiring_is_identical_in_a_fresh_process():
+    code = (
+        "import json, numpy as np; from elm_jax.network import make_wiring;"
+        "w = make_wiring(10, 16, 4, 30, 0.5, 3);"
+        "print(json.dumps([w.source.tolist(), w.branch.tolist()]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    src, br = json.loads(out.stdout)
+    w = make_wiring(10, 16, 4, 30, 0.5, 3)
+    np.testing.assert_array_equal(src, w.source)
+    np.testing.assert_array_equal(br, w.branch)
+
+
+def test_carry_continues_the_sequence_exactly():
+    net = _net()
+    e = _inputs(2, 8, 7, seed=5)
+    v = _variables(net, e)
+    apply = jax.jit(net.apply)
+    y_full, c_full = apply(v, e)
+    y1, c1 = apply(v, e[:, :4])
+    y2, c2 = apply(v, e[:, 4:], c1)
+    np.testing.assert_allclose(jnp.concatenate([y1, y2], 1), y_full, rtol=1e-6, atol=1e-6)
+    for k in c_full:
+        np.testing.assert_allclose(c2[k], c_full[k], rtol=1e-6, atol=1e-6)
+        assert c2[k].dtype == jnp.float32
+
+
+def test_single_neuron_without_recurrence_reduces_to_elm_neuron():
+    layers = pytest.importorskip("elm_jax.layers")
+    d_ext, k_c, d, m = 11, 8, 4, 3
+    net = ELMNetwork(
+        num_neurons=1, num_memory=m, synapses_per_neuron=k_c, external_dim=d_ext,
+        num_branches=d, recurrent_fraction=0.0, tau_b_value=3.0,
+    )  # fmt: skip
+    e = _inputs(2, 9, d_ext, seed=4)
+    v = _variables(net, e)
+    neuron = layers.ELMNeuron(
+        num_input=d_ext, num_output=1, num_memory=m, num_branch=d,
+        num_synapse_per_branch=k_c // d, input_to_synapse_routing="random_routing",
+        learn_memory_tau=True, tau_b_value=3.0, version="v2",
+    )  # fmt: skip
+    nv = jax.eval_shape(neuron.init, jax.random.PRNGKey(1), e)
+    p = v["params"]
+    n_params = {
+        "proto_w_s": p["proto_w_s"][0],
+        "proto_tau_m": p["proto_tau_m"][0],
+        "mlp": jax.tree_util.tree_map(lambda a: a[0], p["mlp"]),
+        "w_y": {"kernel": p["w_y"]["kernel"][0][:, None], "bias": p["w_y"]["bias"][:1]},
+    }
+    assert jax.tree_util.tree_structure(n_params) == jax.tree_util.tree_structure(nv["params"])
+    assert set(nv["constants"]) == {"tau_b", "routing_indices", "routing_mask"}
+    consts = {
+        "routing_indices": v["constants"]["synapse_source"][0],
+        "routing_mask": jnp.ones((k_c,), bool),
+        "tau_b": v["constants"]["tau_b"][0],
+    }
+    # Same synapse -> branch layout as the neuron (contiguous blocks of d_brch).
+    np.testing.assert_array_equal(v["constants"]["synapse_branch"][0], np.arange(k_c) // (k_c // d))
+    y_neuron = jax.jit(neuron.apply)({"params": n_params, "constants": consts}, e)
+    y_net, _ = jax.jit(net.apply)(v, e)
+    np.testing.assert_allclose(np.asarray(y_net), np.asarray(y_neuron), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        (dict(num_neurons=0), "num_neurons"),
+        (dict(synapses_per_neuron=6), "synapses_per_neuron"),
+        (dict(synapses_per_neuron=16, external_dim=7, num_neurons=5), "pool"),
+        (dict(recurrent_fraction=1.5), "recurrent_fraction"),
+        (dict(recurrent_fraction=-0.1), "recurrent_fraction"),
+        (dict(connectivity="sparse"), "connectivity"),
+    ],
+)
+def test_invalid_network_arguments_raise_value_error_naming_the_field(kw, field):
+    with pytest.raises(ValueError, match=field):
+        jax.eval_shape(
+            _net(**kw).init, jax.random.PRNGKey(0), jnp.zeros((1, 2, kw.get("external_dim", 7)))
+        )
+
+
+def test_wrong_input_width_raises_value_error():
+    with pytest.raises(ValueError, match="expected"):
+        jax.eval_shape(_net().init, jax.random.PRNGKey(0), jnp.zeros((1, 2, 6)))
