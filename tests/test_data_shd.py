@@ -79,8 +79,8 @@ def test_validation_split_is_bernoulli_0p2_seed_0(shd_dir):
     ds = data.load("shd", data_dir=str(shd_dir), bin_ms=10)
     mask = np.random.default_rng(0).random(60) < 0.2
     spikes = shd.read_shd(shd_dir / "shd_train.h5")
-    np.testing.assert_array_equal(ds.splits["validation"].labels, spikes.labels[mask])
-    np.testing.assert_array_equal(ds.splits["train"].labels, spikes.labels[~mask])
+    np.testing.assert_array_equal(ds.labels("validation"), spikes.labels[mask])
+    np.testing.assert_array_equal(ds.labels("train"), spikes.labels[~mask])
     assert ds.info["source"] == "shd" and ds.info["num_classes"] == 20 and ds.info["seq_len"] == 100
     assert ds.info["num_examples"] == {
         "train": int((~mask).sum()),
@@ -97,7 +97,7 @@ def test_shd_eval_batches_cover_split_in_order_with_padding_mask(shd_dir):
     masks = np.concatenate([b["mask"] for b in batches])
     assert masks.sum() == 25 and masks[:25].all()
     labels = np.concatenate([b["labels"] for b in batches])[:25]
-    np.testing.assert_array_equal(labels, ds.splits["test"].labels)
+    np.testing.assert_array_equal(labels, ds.labels("test"))
     test = shd.read_shd(shd_dir / "shd_test.h5")
     t, u = test.sample(9)
     np.testing.assert_array_equal(batches[1]["inputs"][1], loop_binning(t, u, 10))
@@ -123,7 +123,7 @@ def test_adding_labels_pairs_and_concatenation_follow_spec(shd_dir):
         0, ds.num_examples("train"), 2 * batch_size
     )
     batch = ds.train_batch(step, batch_size, seed)
-    train = ds.splits["train"]
+    train = ds.split_data("train")
     for j in range(batch_size):
         a, b = idx[j], idx[batch_size + j]
         assert batch["labels"][j] == train.labels[a] % 10 + train.labels[b] % 10
@@ -149,7 +149,7 @@ def test_adding_eval_pairs_fixed_from_seed_0(shd_dir):
     ds = data.load("shd_adding", data_dir=str(shd_dir), bin_ms=10)
     n = ds.num_examples("test")
     idx = np.random.default_rng(0).integers(0, n, 2 * n)
-    labels = ds.splits["test"].labels
+    labels = ds.labels("test")
     expected = labels[idx[:n]] % 10 + labels[idx[n:]] % 10
     got = np.concatenate([b["labels"] for b in ds.eval_batches("test", 7)])[:n]
     np.testing.assert_array_equal(got, expected)

@@ -43,14 +43,6 @@ def adding_label(label_first: np.ndarray, label_second: np.ndarray) -> np.ndarra
     return (np.asarray(label_first) % 10 + np.asarray(label_second) % 10).astype(np.int32)
 
 
-def apply_input_dropout(x: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Inverted dropout on the inputs (training only): zero with prob `rate`, scale by 1/(1-rate)."""
-    if rate == 0.0:
-        return x
-    keep = rng.random(x.shape, dtype=np.float32) >= rate
-    return np.where(keep, x / np.float32(1.0 - rate), np.float32(0.0)).astype(np.float32)
-
-
 def _check_rate(rate: float) -> float:
     if not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"input_dropout must be in [0, 1), got {rate!r}")
@@ -85,15 +77,18 @@ class _SpikeTask:
         self.input_dropout = _check_rate(input_dropout)
         self.batches_per_epoch = _check_positive("batches_per_epoch", batches_per_epoch)
         in_validation = validation_mask(train.num_samples)
-        self.splits: dict[str, SpikeData] = {
-            "train": train.subset(np.flatnonzero(~in_validation)),
-            "validation": train.subset(np.flatnonzero(in_validation)),
-            "test": test,
+        # Splits index into the files' samples (no copies): split -> (file, sample rows).
+        self.files_data = {"train": train, "test": test}
+        self.rows = {
+            "train": ("train", np.flatnonzero(~in_validation)),
+            "validation": ("train", np.flatnonzero(in_validation)),
+            "test": ("test", np.arange(test.num_samples)),
         }
-        self.binned: dict[str, BinnedSpikes] = {
-            split: bin_spike_data(data, self.bin_ms) for split, data in self.splits.items()
+        self.binned_files: dict[str, BinnedSpikes] = {
+            name: bin_spike_data(spikes, self.bin_ms) for name, spikes in self.files_data.items()
         }
-        self.steps_per_digit = self.binned["train"].num_bins
+        self._split_cache: dict[str, SpikeData] = {}
+        self.steps_per_digit = self.binned_files["train"].num_bins
         self.info = {
             "name": name,
             "source": source,
@@ -103,7 +98,7 @@ class _SpikeTask:
             "seq_len": self.seq_len,
             "bin_ms": self.bin_ms,
             "files": files or [],
-            "num_examples": {split: self.num_examples(split) for split in self.splits},
+            "num_examples": {split: self.num_examples(split) for split in self.rows},
         }
 
     @property
@@ -111,23 +106,49 @@ class _SpikeTask:
         raise NotImplementedError
 
     def num_examples(self, split: str) -> int:
-        return self._split(split).num_samples
+        """Number of digits in a split ("train", "validation", "test")."""
+        return len(self._rows(split)[1])
 
-    def _split(self, split: str) -> SpikeData:
-        if split not in self.splits:
-            raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
-        return self.splits[split]
+    def _rows(self, split: str) -> tuple[str, np.ndarray]:
+        if split not in self.rows:
+            raise ValueError(f"split must be one of {sorted(self.rows)}, got {split!r}")
+        return self.rows[split]
+
+    def split_data(self, split: str) -> SpikeData:
+        """The raw spikes of a split (a copy, made on first use)."""
+        if split not in self._split_cache:
+            file, rows = self._rows(split)
+            self._split_cache[split] = self.files_data[file].subset(rows)
+        return self._split_cache[split]
+
+    def labels(self, split: str) -> np.ndarray:
+        """Labels [n] (0..19) of the digits of a split."""
+        file, rows = self._rows(split)
+        return self.files_data[file].labels[rows]
+
+    def _dense_into(
+        self,
+        out: np.ndarray,
+        split: str,
+        index: np.ndarray,
+        bin_offset: int = 0,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        # Input dropout (training only) is applied while densifying: see BinnedSpikes.dense_into.
+        file, rows = self.rows[split]
+        dropout = self.input_dropout if rng is not None else 0.0
+        self.binned_files[file].dense_into(out, rows[index], bin_offset, dropout, rng)
 
     def _eval_rows(self, split: str) -> np.ndarray:
         raise NotImplementedError
 
-    def _batch(self, split: str, rows: np.ndarray) -> dict:
+    def _batch(self, split: str, rows: np.ndarray, rng: np.random.Generator | None = None) -> dict:
         raise NotImplementedError
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[dict]:
         """Fixed-order batches of a split; the last is padded and "mask" [b] marks real rows."""
         batch_size = _check_positive("batch_size", batch_size)
-        self._split(split)
+        self._rows(split)
         rows = self._eval_rows(split)
         for first in range(0, len(rows), batch_size):
             take = np.arange(first, first + batch_size)
@@ -148,13 +169,12 @@ class SHDDataset(_SpikeTask):
         return self.steps_per_digit
 
     def _eval_rows(self, split: str) -> np.ndarray:
-        return np.arange(self._split(split).num_samples)
+        return np.arange(self.num_examples(split))
 
-    def _batch(self, split: str, rows: np.ndarray) -> dict:
-        return {
-            "inputs": self.binned[split].dense(rows),
-            "labels": self.splits[split].labels[rows].astype(np.int32),
-        }
+    def _batch(self, split: str, rows: np.ndarray, rng: np.random.Generator | None = None) -> dict:
+        inputs = np.zeros((len(rows), self.seq_len, NUM_CHANNELS), np.float32)
+        self._dense_into(inputs, split, rows, rng=rng)
+        return {"inputs": inputs, "labels": self.labels(split)[rows].astype(np.int32)}
 
     def train_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
         """Training-split rows of batch `step`: epoch e walks a permutation drawn from (seed, e)."""
@@ -169,10 +189,7 @@ class SHDDataset(_SpikeTask):
     def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
         """Training batch `step`, deterministic in (step, seed), input dropout applied."""
         rows = self.train_indices(step, batch_size, seed)
-        batch = self._batch("train", rows)
-        rng = np.random.default_rng([int(seed), int(step), 1])
-        batch["inputs"] = apply_input_dropout(batch["inputs"], self.input_dropout, rng)
-        return batch
+        return self._batch("train", rows, rng=np.random.default_rng([int(seed), int(step), 1]))
 
 
 class SHDAddingDataset(_SpikeTask):
@@ -191,13 +208,13 @@ class SHDAddingDataset(_SpikeTask):
         return 2 * self.steps_per_digit
 
     def _eval_rows(self, split: str) -> np.ndarray:
-        return eval_pairs(self._split(split).num_samples)
+        return eval_pairs(self.num_examples(split))
 
-    def _batch(self, split: str, pairs: np.ndarray) -> dict:
-        binned, labels = self.binned[split], self.splits[split].labels
+    def _batch(self, split: str, pairs: np.ndarray, rng: np.random.Generator | None = None) -> dict:
+        labels = self.labels(split)
         inputs = np.zeros((len(pairs), self.seq_len, NUM_CHANNELS), np.float32)
-        binned.dense_into(inputs, pairs[:, 0], bin_offset=0)
-        binned.dense_into(inputs, pairs[:, 1], bin_offset=self.steps_per_digit)
+        self._dense_into(inputs, split, pairs[:, 0], bin_offset=0, rng=rng)
+        self._dense_into(inputs, split, pairs[:, 1], bin_offset=self.steps_per_digit, rng=rng)
         return {"inputs": inputs, "labels": adding_label(labels[pairs[:, 0]], labels[pairs[:, 1]])}
 
     def train_pairs(
@@ -213,6 +230,4 @@ class SHDAddingDataset(_SpikeTask):
     def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
         """Training batch `step`, deterministic in (step, seed), input dropout applied."""
         pairs, rng = self.train_pairs(step, batch_size, seed)
-        batch = self._batch("train", pairs)
-        batch["inputs"] = apply_input_dropout(batch["inputs"], self.input_dropout, rng)
-        return batch
+        return self._batch("train", pairs, rng=rng)

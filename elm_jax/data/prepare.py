@@ -1,0 +1,65 @@
+"""Command: build and cache every embedded default (what `make data` runs).
+
+    python -m elm_jax.data.prepare [--data-dir DIR] [--only shd|enwiki] [--workers N]
+
+Builds the SHD default (espeak-ng + cochlea, a few minutes on 2 cores) and fetches and verifies
+the enwiki-sample (one `pip download`, checked against both sha256 pins). Both are cached under
+DIR, else $ELM_DATA_DIR, else ~/.cache/elm_jax/data; a second run finds them and returns at
+once. Prints one JSON line per dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from elm_jax.data.common import cache_dir, resolve_data_dir
+from elm_jax.data.enwiki_sample import DECOMPRESSED_SHA256, prepare_enwiki_sample
+from elm_jax.data.shd_default import build_shd_default
+
+
+def prepare(
+    data_dir: str | None = None, only: str | None = None, workers: int | None = None
+) -> list[dict]:
+    """Builds the defaults; returns one summary dict per dataset."""
+    data_dir = resolve_data_dir(data_dir)
+    summaries = []
+    if only in (None, "shd"):
+        start = time.time()
+        folder = build_shd_default(data_dir, workers=workers)
+        with open(os.path.join(folder, "generator.json")) as handle:
+            meta = json.load(handle)
+        summaries.append({
+            "dataset": "shd-default", "path": folder, "seconds_this_call": round(time.time() - start, 1),
+            "generation_seconds": meta["generation_seconds"], "workers": meta["workers"],
+            "statistics": meta["statistics"],
+        })  # fmt: skip
+    if only in (None, "enwiki"):
+        start = time.time()
+        path = prepare_enwiki_sample(data_dir)
+        summaries.append({"dataset": "enwiki-sample", "path": path, "sha256": DECOMPRESSED_SHA256,
+                          "seconds_this_call": round(time.time() - start, 1)})  # fmt: skip
+    return summaries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="cache folder (default $ELM_DATA_DIR or ~/.cache/elm_jax/data)",
+    )
+    parser.add_argument("--only", choices=("shd", "enwiki"), default=None)
+    parser.add_argument("--workers", type=int, default=None, help="processes for the SHD default")
+    args = parser.parse_args(argv)
+    print(json.dumps({"cache_dir": cache_dir(args.data_dir)}))
+    for summary in prepare(args.data_dir, args.only, args.workers):
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
