@@ -137,7 +137,7 @@ def test_baselines_enumerate_the_n_closest_to_the_budget(arch):
     for task, value in (("enwik8", 1e5), ("shd_adding", 1e5)):
         (p,) = enumerate_points(value, task, arch=arch, tolerance=0.05)
         assert abs(p.P_core - value) <= 0.05 * value and p.P_core == p.N * (p.k_e + p.k_c)
-        size = lambda n, task=task: cost(p.model_config(num_neurons=n)).P_core  # noqa: E731
+        size = lambda n, p=p: cost(p.model_config(num_neurons=n)).P_core  # noqa: E731
         assert abs(size(p.N) - value) <= min(abs(size(p.N - 1) - value), abs(size(p.N + 1) - value))
 
 
