@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from elm_jax.data.common import cache_dir
+from elm_jax.data.common import cache_dir, current_umask
 from elm_jax.data.shd import write_shd
 from elm_jax.data.synth_shd import GENERATOR_VERSION, SynthConfig, generate, speaker_table
 
@@ -82,6 +82,7 @@ def build_shd_default(
         }
         with open(os.path.join(tmp, "generator.json"), "w") as handle:
             json.dump(meta, handle, indent=1)
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
         try:
             os.rename(tmp, final)
         except OSError:

@@ -25,7 +25,7 @@ import numpy as np
 
 from elm_jax.data.cochlea import CochleaConfig, encode_batch
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
 TRAIN_VARIANTS = (
@@ -49,6 +49,10 @@ class SynthConfig:
     train_variants: tuple[str, ...] = TRAIN_VARIANTS
     test_variants: tuple[str, ...] = TEST_VARIANTS
     noise_db: tuple[float, float] = (-45.0, -30.0)
+    rate_wpm: tuple[int, int] = (80, 140)  # espeak words/minute: digits of about 0.5-0.9 s
+    pitch: tuple[int, int] = (25, 75)
+    pitch_range: tuple[int, int] = (30, 90)
+    tract: tuple[float, float] = (0.92, 1.08)
     cochlea: CochleaConfig = CochleaConfig()
 
     def key(self) -> str:
@@ -124,10 +128,10 @@ def speaker_table(cfg: SynthConfig) -> list[dict]:
             "speaker": speaker_id,
             "split": split,
             "variant": variant,
-            "pitch": int(rng.integers(25, 76)),
-            "pitch_range": int(rng.integers(30, 91)),
-            "rate": int(rng.integers(120, 191)),
-            "tract": float(rng.uniform(0.92, 1.08)),
+            "pitch": int(rng.integers(cfg.pitch[0], cfg.pitch[1] + 1)),
+            "pitch_range": int(rng.integers(cfg.pitch_range[0], cfg.pitch_range[1] + 1)),
+            "rate": int(rng.integers(cfg.rate_wpm[0], cfg.rate_wpm[1] + 1)),
+            "tract": float(rng.uniform(*cfg.tract)),
         })  # fmt: skip
     return speakers
 
