@@ -30,7 +30,7 @@ import pandas as pd
 from scipy.optimize import least_squares, minimize
 
 from analysis.load import ok_points, require_single
-from analysis.scaling import FitError
+from analysis.scaling import FitError, one_blas_thread
 
 PARAMETER_NAMES = ("a", "alpha", "beta", "rho", "c", "L0", "Linf")
 PARAMETER_MEANINGS = {
@@ -97,6 +97,7 @@ class InfoModel:
         N, k_e, k_c = (np.asarray(v, dtype=float) for v in (N, k_e, k_c))
         return _loss(np.asarray(self.theta), N, k_e, k_c)
 
+    @one_blas_thread
     def optimum(
         self,
         P: float,
@@ -167,6 +168,7 @@ class InfoModel:
         return Optimum(P, P / (ke + kc), ke, kc, float(f(u)), bool(edge))
 
 
+@one_blas_thread
 def fit_arrays(N, k_e, k_c, losses, n_starts: int | None = None) -> InfoModel:
     """Fit the model to arrays of points (seed-mean losses > 0).
 

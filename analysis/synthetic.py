@@ -112,7 +112,8 @@ def synthetic_trials(
     Args:
       noise: standard deviation of the multiplicative log-normal noise per trial.
       baseline: an arch whose one point per budget has loss ``baseline_penalty`` times the
-        planted ELM optimum at that budget (None: no baseline).
+        planted ELM optimum at that budget (None: no baseline); its d_m, k_e, k_c are 0, as the
+        sweep engine writes them for baselines.
       n_diverged: the last ``n_diverged`` ELM trials are marked diverged (NaN losses).
       axis_points: add an ``axis_N`` slice (budget NaN) varying N at d_m = 4, k_c = 16.
     """
@@ -136,11 +137,7 @@ def synthetic_trials(
             N_b = max(1, int(np.sqrt(P / 4.0)))
             for s in seeds:
                 loss = baseline_penalty * best * np.exp(noise * rng.standard_normal())
-                rows.append(
-                    _row(
-                        sweep, dataset, "budget", P, baseline, N_b, np.nan, np.nan, np.nan, s, loss
-                    )
-                )
+                rows.append(_row(sweep, dataset, "budget", P, baseline, N_b, 0, 0, 0, s, loss))
     if axis_points:
         k_e = k_e_of(4)
         for N in (4, 16, 64):

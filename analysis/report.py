@@ -1,0 +1,260 @@
+"""Self-contained HTML report of one or several sweep directories.
+
+    python -m analysis.report SWEEP_DIR [SWEEP_DIR ...] [--out DIR] [--loss val_loss] [--n-boot 200]
+
+Writes ``DIR/report.html`` (figures embedded as base64 PNG; default DIR = ``SWEEP_DIR/report``)
+and the figures as PNG files in ``DIR/figures/``. Results on different data sets (or budget
+kinds) get separate sections and are never pooled. Steps the data do not allow (too few
+budgets or points for a fit) are reported as notes, not errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import plots
+from analysis.info_model import PARAMETER_MEANINGS, PARAMETER_NAMES
+from analysis.load import load_sweeps
+from analysis.pipeline import Analysis, analyse
+
+_CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:0.6em 0;font-size:0.9em}td,th{border:1px solid #bbb;padding:2px 7px}
+th{background:#eee}.note{background:#fff6d6;border-left:4px solid #e0b000;padding:4px 10px;margin:4px 0}
+img{max-width:100%}h2{border-bottom:2px solid #444}"""
+
+
+def _table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
+    if df is None or len(df) == 0:
+        return "<p><i>(none)</i></p>"
+    return df.to_html(
+        index=False, float_format=lambda v: floatfmt.format(v), na_rep="–", escape=True
+    )
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></p>'
+
+
+def _fmt_ci(an: Analysis, name: str, value: float) -> tuple[str, str]:
+    if an.boot is None:
+        return f"{value:.4g}", "–"
+    lo, hi = an.boot.interval(name)
+    return f"{value:.4g}", f"[{lo:.4g}, {hi:.4g}]" if np.isfinite(lo) else "–"
+
+
+def section(an: Analysis, fig_dir: Path) -> str:
+    """HTML of one (dataset, budget kind) analysis; writes its figures under ``fig_dir``."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{an.dataset}_{an.budget_kind}")
+    t = an.trials
+    out = [
+        f"<h2>Data set <code>{html.escape(an.dataset)}</code>, budgets on P_{html.escape(an.budget_kind)}</h2>"
+    ]
+    data_rows = [
+        ("sweep directories", ", ".join(sorted(t["source"].unique())) if "source" in t else "–"),
+        ("sweeps", ", ".join(sorted(t["sweep"].unique()))),
+        (
+            "task / metric",
+            f"{', '.join(sorted(t['task'].unique()))} / {', '.join(sorted(t['metric_name'].unique()))}",
+        ),
+        ("trials (ok / all)", f"{int((t['status'] == 'ok').sum())} / {len(t)}"),
+        (
+            "architecture points",
+            f"{len(an.points)} ({', '.join(f'{a}: {n}' for a, n in an.points['arch'].value_counts().sort_index().items())})",
+        ),
+        ("slices", ", ".join(sorted(t["slice"].unique()))),
+        ("budgets", ", ".join(f"{b:.3g}" for b in sorted(t["budget"].dropna().unique())) or "–"),
+        ("seeds", ", ".join(str(s) for s in sorted(t["seed"].unique()))),
+        ("loss fitted", f"seed mean of <code>{an.loss}</code> over ok trials"),
+    ]
+    out.append(
+        "<h3>What data this section used</h3><table>"
+        + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in data_rows)
+        + "</table>"
+    )
+    out += [f'<div class="note">{html.escape(n)}</div>' for n in an.notes]
+
+    out.append("<h3>Optimum per budget (ELM)</h3>")
+    cols = ["budget", "N", "d_m", "k_e", "k_c", "P_core", "L_star", "L_star_sd", "n_ok", "n_points"]
+    out.append(_table(an.optima[cols] if len(an.optima) else None))
+
+    out.append("<h3>Scaling law L*(P) = E + A·P<sup>-α</sup></h3>")
+    if an.power_law is not None:
+        f = an.power_law
+        rows = [(n, *_fmt_ci(an, n, getattr(f, n))) for n in ("E", "A", "alpha")]
+        for name, fit in (("N_exp", an.N_fit), ("k_e_exp", an.k_e_fit)):
+            if fit is not None:
+                rows.append(
+                    (name.replace("_exp", "*(P) exponent"), *_fmt_ci(an, name, fit.exponent))
+                )
+        level = (
+            f"{an.boot.level:.0%} bootstrap interval ({an.boot.n_resamples} resamples)"
+            if an.boot
+            else "interval"
+        )
+        out.append(_table(pd.DataFrame(rows, columns=["parameter", "estimate", level])))
+        out.append(
+            f"<p>{f.n_points} budgets, objective (summed Huber, δ=1e-3) {f.objective:.3g}, "
+            f"best start converged: {f.converged} ({f.n_converged}/{f.n_starts} starts converged), "
+            f"degrees of freedom {f.dof}.</p>"
+        )
+    if an.validation is not None:
+        v = an.validation
+        out.append(
+            f"<p>Leave-largest-budget-out: fitted on budgets &lt; {v['held_out_budget']:.3g}, predicted "
+            f"L* = {v['predicted']:.4g}, observed {v['observed']:.4g} (relative error {v['rel_error']:+.2%}).</p>"
+        )
+
+    out.append("<h3>Information-theoretic model (SPEC §6)</h3>")
+    if an.model is not None:
+        m = an.model
+        prm = pd.DataFrame(
+            [(n, getattr(m, n), PARAMETER_MEANINGS[n]) for n in PARAMETER_NAMES],
+            columns=["parameter", "value", "meaning"],
+        )
+        out.append(_table(prm))
+        out.append(
+            f"<p>Fitted on {m.n_points} ok ELM points (all slices); RMS log residual {m.rmse_log:.3g}; converged: {m.converged}.</p>"
+        )
+        out.append(
+            "<p>Predicted optimal allocation (continuous search, P = N (k_e + k_c)); the last row extrapolates beyond the sweep:</p>"
+        )
+        out.append(_table(an.model_optima))
+    if an.held_out is not None:
+        out.append("<h4>Held-out largest budget: power law vs information model</h4>")
+        out.append(_table(an.held_out))
+
+    out.append("<h3>Figures</h3>")
+    figs = []
+    if len(an.optima):
+        figs.append(
+            (
+                plots.plot_tradeoffs(
+                    an.points, fig_dir / f"{tag}_tradeoffs.png", an.loss, an.model
+                ),
+                "tradeoff curves",
+            )
+        )
+        figs.append(
+            (
+                plots.plot_allocation(
+                    an.optima,
+                    fig_dir / f"{tag}_allocation.png",
+                    an.N_fit,
+                    an.k_e_fit,
+                    an.model,
+                    {n: an.boot.interval(n) for n in ("N_exp", "k_e_exp")} if an.boot else None,
+                ),
+                "optimal allocation",
+            )
+        )
+    okp = an.points[an.points["n_ok"] > 0]
+    if len(okp):
+        figs.append(
+            (
+                plots.plot_frontier(
+                    okp,
+                    fig_dir / f"{tag}_frontier_P_core.png",
+                    an.loss,
+                    "P_core",
+                    an.optima,
+                    an.power_law,
+                    an.boot,
+                ),
+                "frontier over P_core",
+            )
+        )
+        figs.append(
+            (
+                plots.plot_frontier(
+                    okp, fig_dir / f"{tag}_frontier_P_total.png", an.loss, "P_total"
+                ),
+                "frontier over P_total",
+            )
+        )
+        figs.append(
+            (
+                plots.plot_frontier(
+                    okp, fig_dir / f"{tag}_frontier_flops.png", an.loss, "train_flops"
+                ),
+                "frontier over training FLOPs",
+            )
+        )
+        if okp["arch"].nunique() > 1:
+            figs.append(
+                (plots.plot_baselines(okp, fig_dir / f"{tag}_baselines.png", an.loss), "baselines")
+            )
+    out += [_img(p, alt) for p, alt in figs]
+
+    out.append("<h3>Trials excluded (status not ok)</h3>")
+    out.append(_table(an.excluded))
+    return "\n".join(out)
+
+
+def build_report(
+    sweep_dirs: str | Path | Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    loss: str = "val_loss",
+    n_boot: int = 200,
+    seed: int = 0,
+) -> Path:
+    """Analyse the sweep directories and write ``out_dir/report.html``; returns its path."""
+    dirs = [sweep_dirs] if isinstance(sweep_dirs, (str, Path)) else list(sweep_dirs)
+    out_dir = Path(out_dir) if out_dir is not None else Path(dirs[0]) / "report"
+    fig_dir = out_dir / "figures"
+    trials = load_sweeps(dirs)
+    body = []
+    for (dataset, kind), group in trials.groupby(["dataset", "budget_kind"], sort=True):
+        an = analyse(group.reset_index(drop=True), loss=loss, n_boot=n_boot, seed=seed)
+        body.append(section(an, fig_dir))
+    title = "Sweep analysis: " + ", ".join(sorted(trials["sweep"].unique()))
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+        "<p>Budget optima, Pareto frontiers and scaling-law fits (SPEC §7), and the information-theoretic "
+        "model (SPEC §6). Seeds are averaged per architecture point before any frontier; trials that did "
+        "not finish ok are excluded from fits and listed per section.</p>"
+        + "\n".join(body)
+        + "</body></html>"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.html"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".html.tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(page)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "sweep_dirs", nargs="+", help="sweep directories (results.parquet or trials/*.json)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="output directory (default: FIRST_SWEEP_DIR/report)"
+    )
+    parser.add_argument("--loss", default="val_loss", choices=["val_loss", "test_loss"])
+    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
+    args = parser.parse_args(argv)
+    path = build_report(
+        args.sweep_dirs, args.out, loss=args.loss, n_boot=args.n_boot, seed=args.seed
+    )
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
