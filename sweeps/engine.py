@@ -141,7 +141,13 @@ def trial_record(
             reason = summary.get("reason") or status
     cost = summary.get("cost") or {}
     steps = int(summary.get("steps") or 0)
-    train_step_flops = cost.get("flops_train_step")
+    # flops_train_step is per sample and time step (elm_jax.budget): x batch x T x steps.
+    seq_len = (summary.get("data") or {}).get("seq_len")
+    batch = task.config.data.get("batch_size", None)
+    per_step = cost.get("flops_train_step")
+    train_flops = math.nan
+    if per_step is not None and seq_len is not None and batch is not None:
+        train_flops = float(per_step) * int(batch) * int(seq_len) * steps
     return {
         "schema_version": store_lib.SCHEMA_VERSION,
         "sweep": task.sweep,
@@ -162,7 +168,7 @@ def trial_record(
         "P_io": int(cost.get("P_io", p.P_io)),
         "P_total": int(cost.get("P_total", p.P_total)),
         "flops_per_step": float(cost.get("flops_per_step", p.flops_per_step)),
-        "train_flops": _nan(train_step_flops) * steps if train_step_flops is not None else math.nan,
+        "train_flops": train_flops,
         "seed": trial.seed,
         "status": status,
         "reason": reason or "",

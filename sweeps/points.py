@@ -97,39 +97,40 @@ class SweepPoint:
         return f"{self.slice}{budget} {self.arch} N={self.N} d_m={self.d_m} k_c={self.k_c}"
 
 
-def point_from_budget(
-    budget_point: Any,
-    *,
-    slice: str,
-    budget: float,
-    budget_kind: str = "core",
-    d_tree: int = 4,
-    extra_model: Mapping[str, Any] | None = None,
-) -> SweepPoint:
-    """Makes a SweepPoint from an `elm_jax.budget.Point` (or any object with its fields).
+# The ModelConfig fields that make up an architecture point (the rest come from the base config).
+ARCH_FIELDS = (
+    "arch",
+    "num_neurons",
+    "num_memory",
+    "synapses_per_neuron",
+    "num_branches",
+    "mlp_num_layers",
+    "learn_memory_tau",
+    "embed_dim",
+)
 
-    The model overrides are the ModelConfig names of the point's architecture
-    (`arch`, `num_neurons`, and for ELM `num_memory`, `synapses_per_neuron`, `num_branches`).
+
+def point_from_budget(budget_point: Any, *, slice: str, budget: float | None = None) -> SweepPoint:
+    """Makes a SweepPoint from an `elm_jax.budget.Point`.
+
+    The model overrides are the point's architecture fields (ARCH_FIELDS) of
+    `budget_point.model_config()`, so the trainer builds exactly the model that was counted.
+    `budget` defaults to the point's own nominal budget (NaN when it has none: axis sweeps).
     """
-    arch = str(getattr(budget_point, "arch", "elm"))
-    model: dict[str, Any] = {"arch": arch, "num_neurons": int(budget_point.N)}
-    if arch == "elm":
-        model.update(
-            num_memory=int(budget_point.d_m),
-            synapses_per_neuron=int(budget_point.k_c),
-            num_branches=int(d_tree),
-        )
-    model.update(extra_model or {})
+    model_config = budget_point.model_config()
+    model = {name: getattr(model_config, name) for name in ARCH_FIELDS}
+    if budget is None:
+        budget = math.nan if budget_point.budget is None else float(budget_point.budget)
     return SweepPoint(
         slice=slice,
         budget=float(budget),
-        budget_kind=budget_kind,
-        arch=arch,
+        budget_kind=str(budget_point.budget_kind),
+        arch=str(budget_point.arch),
         N=int(budget_point.N),
-        d_m=int(getattr(budget_point, "d_m", 0) or 0),
-        k_c=int(getattr(budget_point, "k_c", 0) or 0),
-        k_e=int(getattr(budget_point, "k_e", 0) or 0),
-        d_tree=int(d_tree) if arch == "elm" else 0,
+        d_m=int(budget_point.d_m),
+        k_c=int(budget_point.k_c),
+        k_e=int(budget_point.k_e),
+        d_tree=int(budget_point.d_tree) if budget_point.arch == "elm" else 0,
         P_core=int(budget_point.P_core),
         P_io=int(budget_point.P_io),
         P_total=int(budget_point.P_total),

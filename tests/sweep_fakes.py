@@ -58,7 +58,7 @@ def fake_train(config, workdir: str) -> dict:
             "k_e": 1,
             "k_c": 2,
         },
-        "data": {"source": "shd-default"},
+        "data": {"source": "shd-default", "seq_len": 40},
         "steps": config.num_train_steps,
         "wall_s": 0.01,
         "seeds": seeds,
@@ -103,7 +103,9 @@ def get_config(arg: str | None = None):
     train.model = ml_collections.ConfigDict(
         {"arch": "elm", "num_neurons": 1, "num_memory": 1, "synapses_per_neuron": 4}
     )
-    train.data = ml_collections.ConfigDict({"name": "shd_adding_default", "bin_ms": 10.0})
+    train.data = ml_collections.ConfigDict(
+        {"name": "shd_adding_default", "bin_ms": 10.0, "batch_size": 8}
+    )
     train.num_train_steps = options["steps"]
     train.seeds = (0,)
     config.train = train
@@ -137,3 +139,27 @@ def get_sweep(config):
             )
         )
     return points
+
+
+def write_tiny_shd(directory: str, num_train: int = 64, num_test: int = 24, seed: int = 0) -> str:
+    """Writes small SHD-format files (random spikes in [0, 1) s, labels 0..19) to `directory`.
+
+    Real-format files, so the trainer goes through the real SHD loading path (source `shd`)
+    in seconds instead of building the embedded default.
+    """
+    import numpy as np
+
+    from elm_jax.data.shd import write_shd
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(directory, exist_ok=True)
+    for name, count in (("shd_train", num_train), ("shd_test", num_test)):
+        labels = rng.integers(0, 20, size=count)
+        times, units = [], []
+        for label in labels:
+            spikes = int(rng.integers(50, 150))
+            # Label-dependent channels, so the task is learnable in principle.
+            units.append(((label * 35 + rng.integers(0, 60, size=spikes)) % 700).astype(np.uint16))
+            times.append(np.sort(rng.uniform(0.0, 0.99, size=spikes)).astype(np.float32))
+        write_shd(os.path.join(directory, f"{name}.h5"), times, units, labels)
+    return directory

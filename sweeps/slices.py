@@ -1,0 +1,288 @@
+"""Building blocks of sweep definitions: slices of points and the config variant parser.
+
+A sweep config (`sweeps/configs/*.py`) has `get_config(arg)` returning a ConfigDict with at
+least `name`, `task`, `seeds` and `train` (the trainer config), and `get_sweep(config)`
+returning a list of frozen `SweepPoint`s built with the functions here:
+
+* `budget_slice`   every ELM point of the (d_m, k_c) grid within tolerance of one budget,
+                   plus the simple-unit baselines at the same budget (the tradeoff curves);
+* `axis_slices`    N, k_e (through d_m) and k_c each varied alone around a centre point
+                   (the monotonicity curves);
+* `random_slice`   points drawn log-uniformly over a range of budgets (the scaling law).
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sweeps.points import SweepPoint, point_from_budget
+
+
+def parse_arg(arg: str | None) -> dict[str, Any]:
+    """Parses a variant string `key=value,key=[a,b],...` (values as Python literals).
+
+    Commas inside brackets or parentheses belong to the value, so lists can be given inline:
+    `budgets=[1e3,1e4],seeds=[0,1,2],steps=200`.
+
+    Raises:
+      ValueError: an item that is not `key=value`.
+    """
+    items, depth, current = [], 0, ""
+    for char in arg or "":
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    out: dict[str, Any] = {}
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if "=" not in item:
+            raise ValueError(f"sweep variant item {item!r} is not key=value (in {arg!r})")
+        key, text = (s.strip() for s in item.split("=", 1))
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key] = text
+    return out
+
+
+def apply_options(config: Any, options: dict[str, Any], allowed: Sequence[str]) -> Any:
+    """Sets `config[key] = value` for each option; unknown keys raise ValueError listing `allowed`."""
+    for key, value in options.items():
+        if key not in allowed:
+            raise ValueError(f"sweep variant key {key!r} is unknown; valid: {sorted(allowed)}")
+        current = config[key]
+        if isinstance(current, tuple) and not isinstance(value, (tuple, list)):
+            value = (value,)
+        if isinstance(current, tuple):
+            value = tuple(value)
+        if isinstance(current, float) and isinstance(value, int):
+            value = float(value)
+        config[key] = value
+    return config
+
+
+def budget_slice(
+    budget: float,
+    task: str,
+    *,
+    d_m: Sequence[int],
+    k_c: Sequence[int],
+    budget_kind: str = "core",
+    tolerance: float = 0.05,
+    d_tree: int = 4,
+    baselines: Sequence[str] = (),
+    max_points: int | None = None,
+    embed_dim: int = 64,
+    baseline_tolerance: float | None = None,
+) -> list[SweepPoint]:
+    """The fixed-budget slice: ELM points of the grid at `budget` (+ baselines at it).
+
+    A baseline with no network within tolerance of the budget (N is coarse for dense units on
+    700 inputs) is left out of that budget's slice with a warning, rather than failing the sweep.
+
+    `max_points` keeps that many ELM points spread evenly over the slice's order (from few
+    complex neurons to many simple ones), always including both ends (1: the middle one).
+
+    Raises:
+      ValueError: no point of the grid fits the budget (the message names the nearest one).
+    """
+    from elm_jax import budget as budget_lib
+
+    try:
+        found = budget_lib.enumerate_points(
+            budget,
+            task,
+            budget_kind=budget_kind,
+            d_m=list(d_m),
+            k_c=list(k_c),
+            tolerance=tolerance,
+            d_tree=d_tree,
+            embed_dim=embed_dim,
+        )
+    except ValueError as e:
+        raise ValueError(f"budget {budget:g} ({budget_kind}) of the {task} sweep: {e}") from e
+    found = sorted(found, key=lambda p: (p.N, p.d_m, p.k_c))
+    if max_points is not None and len(found) > max_points:
+        if max_points < 1:
+            raise ValueError(f"max_points={max_points}; must be >= 1")
+        if max_points == 1:
+            found = [found[len(found) // 2]]
+        else:
+            step = (len(found) - 1) / (max_points - 1)
+            found = [found[round(i * step)] for i in range(max_points)]
+    points = [point_from_budget(p, slice="budget", budget=budget) for p in found]
+    for arch in baselines:
+        try:
+            base = budget_lib.enumerate_points(
+                budget,
+                task,
+                arch=arch,
+                budget_kind=budget_kind,
+                tolerance=tolerance if baseline_tolerance is None else baseline_tolerance,
+                embed_dim=embed_dim,
+            )
+        except ValueError as e:
+            if isinstance(e, budget_lib.EmptyEnumerationError) or "below the smallest" in str(e):
+                # Dense baselines on 700 inputs are coarse in N (an LSTM unit is ~2.8k
+                # parameters): small budgets may have no baseline point at all.
+                logging.getLogger("sweeps").warning(
+                    "no %s baseline at budget %g: %s", arch, budget, e
+                )
+                continue
+            raise ValueError(f"baseline {arch} at budget {budget:g} ({budget_kind}): {e}") from e
+        points += [point_from_budget(p, slice="budget", budget=budget) for p in base]
+    return points
+
+
+def axis_slices(
+    task: str,
+    *,
+    center_budget: float,
+    d_m: int,
+    k_c: int,
+    axes: Sequence[str] = ("N", "k_e", "k_c"),
+    budget_kind: str = "core",
+    tolerance: float = 0.05,
+    d_tree: int = 4,
+    embed_dim: int = 64,
+) -> list[SweepPoint]:
+    """One-axis sweeps (`axis_N`, `axis_k_e`, `axis_k_c`) around a centre point.
+
+    The centre is the point with the given (d_m, k_c) at `center_budget`; each axis then
+    takes the centre value times 2^j, j = -3..3 (where valid), the other two fixed
+    (`elm_jax.budget.axis_sweep`). Budgets are NaN: these points do not share a budget.
+    """
+    from elm_jax import budget as budget_lib
+
+    try:
+        (center,) = budget_lib.enumerate_points(
+            center_budget,
+            task,
+            budget_kind=budget_kind,
+            d_m=[d_m],
+            k_c=[k_c],
+            tolerance=tolerance,
+            d_tree=d_tree,
+            embed_dim=embed_dim,
+        )
+    except ValueError as e:
+        raise ValueError(
+            f"axis centre (d_m={d_m}, k_c={k_c}) at budget {center_budget:g}: {e}"
+        ) from e
+    points = []
+    for axis in axes:
+        for p in budget_lib.axis_sweep(center, axis):
+            points.append(point_from_budget(p, slice=f"axis_{axis}", budget=math.nan))
+    return points
+
+
+def random_slice(
+    task: str,
+    num_points: int,
+    *,
+    budget_range: tuple[float, float],
+    seed: int = 0,
+    d_m: Sequence[int] | None = None,
+    k_c: Sequence[int] | None = None,
+    budget_kind: str = "core",
+    tolerance: float = 0.05,
+    d_tree: int = 4,
+    embed_dim: int = 64,
+) -> list[SweepPoint]:
+    """`num_points` points at log-uniform random budgets over `budget_range` (the scaling law).
+
+    Each point's `budget` is the budget it was drawn for (`elm_jax.budget.random_sweep`).
+    """
+    from elm_jax import budget as budget_lib
+
+    found = budget_lib.random_sweep(
+        task,
+        num_points,
+        budget_range=tuple(budget_range),
+        seed=seed,
+        budget_kind=budget_kind,
+        tolerance=tolerance,
+        d_m=None if d_m is None else list(d_m),
+        k_c=None if k_c is None else list(k_c),
+        d_tree=d_tree,
+        embed_dim=embed_dim,
+    )
+    return [point_from_budget(p, slice="random") for p in found]
+
+
+def budgets_log_spaced(low: float, high: float, count: int) -> tuple[float, ...]:
+    """`count` budgets log-spaced from `low` to `high`, rounded to 2 significant digits."""
+    if count < 1 or not 0 < low <= high:
+        raise ValueError(f"budgets ({low}, {high}, {count}) need 0 < low <= high and count >= 1")
+    if count == 1:
+        return (float(low),)
+    ratio = (high / low) ** (1.0 / (count - 1))
+    out = []
+    for i in range(count):
+        value = low * ratio**i
+        digits = 1 - int(math.floor(math.log10(value)))
+        out.append(float(round(value, digits)))
+    return tuple(out)
+
+
+def standard_sweep(config: Any) -> list[SweepPoint]:
+    """The points of a sweep config with the standard fields (see sweeps/configs/shd_adding.py).
+
+    `config.slices` names the parts to build: `budget` (config.budgets, config.d_m, config.k_c,
+    config.max_points, config.baselines), `axis` (config.axis: center_budget, d_m, k_c, axes)
+    and `random` (config.random: num_points, budget_range, seed).
+    """
+    embed_dim = int(config.train.model.embed_dim)
+    d_tree = int(config.train.model.num_branches)
+    common = dict(budget_kind=config.budget_kind, tolerance=config.tolerance, d_tree=d_tree)
+    unknown = set(config.slices) - {"budget", "axis", "random"}
+    if unknown:
+        raise ValueError(
+            f"slices={tuple(config.slices)}: unknown {sorted(unknown)}; valid: budget, axis, random"
+        )
+    points: list[SweepPoint] = []
+    if "budget" in config.slices:
+        for budget in config.budgets:
+            points += budget_slice(
+                float(budget),
+                config.task,
+                d_m=config.d_m,
+                k_c=config.k_c,
+                baselines=config.baselines,
+                max_points=config.max_points,
+                embed_dim=embed_dim,
+                baseline_tolerance=config.get("baseline_tolerance", None),
+                **common,
+            )
+    if "axis" in config.slices:
+        points += axis_slices(
+            config.task,
+            center_budget=float(config.axis.center_budget),
+            d_m=int(config.axis.d_m),
+            k_c=int(config.axis.k_c),
+            axes=tuple(config.axis.axes),
+            embed_dim=embed_dim,
+            **common,
+        )
+    if "random" in config.slices:
+        points += random_slice(
+            config.task,
+            int(config.random.num_points),
+            budget_range=tuple(config.random.budget_range),
+            seed=int(config.random.seed),
+            d_m=config.d_m,
+            k_c=config.k_c,
+            embed_dim=embed_dim,
+            **common,
+        )
+    return points
