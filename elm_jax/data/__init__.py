@@ -28,6 +28,7 @@ __all__ = [
     "ChecksumError",
     "DataCorruptError",
     "DataNotFoundError",
+    "SHD_HOWTO",
     "SHDAddingDataset",
     "SHDDataset",
     "find_shd_files",
