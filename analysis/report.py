@@ -214,7 +214,7 @@ def build_report(
     fig_dir = out_dir / "figures"
     trials = load_sweeps(dirs)
     body = []
-    for (dataset, kind), group in trials.groupby(["dataset", "budget_kind"], sort=True):
+    for _, group in trials.groupby(["dataset", "budget_kind"], sort=True):
         an = analyse(group.reset_index(drop=True), loss=loss, n_boot=n_boot, seed=seed)
         body.append(section(an, fig_dir))
     title = "Sweep analysis: " + ", ".join(sorted(trials["sweep"].unique()))

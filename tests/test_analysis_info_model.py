@@ -1,0 +1,108 @@
+"""The SPEC §6 information model: formula, planted recovery of the optimum per budget, errors."""
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis import info_model
+from analysis.load import aggregate_seeds
+from analysis.pipeline import compare_held_out
+from analysis.scaling import FitError
+from analysis.synthetic import PLANTED, k_e_of, planted_loss, planted_theta, synthetic_trials
+
+BUDGETS = (1e3, 3e3, 1e4, 3e4, 1e5)
+
+
+def reference_loss(p, N, k_e, k_c):
+    """SPEC §6 written out with scalars."""
+    snr = p["a"] * k_e ** p["alpha"] * k_c ** p["beta"]
+    i1 = 0.5 * math.log(1.0 + snr)
+    i_n = N * i1 / (1.0 + p["rho"] * (N - 1.0))
+    return p["Linf"] + (p["L0"] - p["Linf"]) * math.exp(-i_n / p["c"])
+
+
+def planted_model():
+    return info_model.InfoModel(
+        **PLANTED,
+        objective=0.0,
+        rmse_log=0.0,
+        converged=True,
+        n_points=0,
+        n_starts=0,
+        k_e_range=(18.0, 1233.0),
+        k_c_range=(16.0, 64.0),
+        theta=tuple(planted_theta(PLANTED)),
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    trials = synthetic_trials(budgets=BUDGETS, k_c_values=(16, 32, 64), noise=0.01, rng_seed=3)
+    points = aggregate_seeds(trials)
+    return points, info_model.fit(points)
+
+
+def test_predict_matches_the_scalar_formula():
+    m = planted_model()
+    for N, ke, kc in [(1, 18, 16), (17, 43, 16), (300, 361, 64), (5000, 1233, 8)]:
+        assert m.predict(N, ke, kc) == pytest.approx(reference_loss(PLANTED, N, ke, kc), rel=1e-12)
+    assert m.params() == pytest.approx(PLANTED)
+
+
+def test_fit_recovers_planted_parameters_and_the_optimum_per_budget(fitted):
+    points, model = fitted
+    assert model.converged and model.rmse_log < 0.02
+    for name in ("alpha", "beta", "rho", "c", "L0", "Linf"):
+        assert getattr(model, name) == pytest.approx(PLANTED[name], rel=0.15), name
+    truth = planted_model()
+    grid = np.array([(k_e_of(d), kc) for d in (1, 2, 4, 8, 16) for kc in (16, 32, 64)], float)
+    for P in BUDGETS:
+        # on the sweep's allowed architectures: the same choice, or one as good within 0.3 %
+        got, want = model.optimum(P, candidates=grid), truth.optimum(P, candidates=grid)
+        assert float(planted_loss(PLANTED, got.N, got.k_e, got.k_c)) <= want.loss * 1.003
+        # continuous allocation: within 15 % of the planted optimum on every axis
+        got, want = model.optimum(P), truth.optimum(P)
+        for axis in ("N", "k_e", "k_c"):
+            assert getattr(got, axis) == pytest.approx(getattr(want, axis), rel=0.15), (P, axis)
+        assert got.N * (got.k_e + got.k_c) == pytest.approx(P)
+
+
+def test_optimum_extrapolates_to_a_budget_outside_the_sweep(fitted):
+    _, model = fitted
+    got, want = model.optimum(1e6), planted_model().optimum(1e6)
+    assert float(planted_loss(PLANTED, got.N, got.k_e, got.k_c)) <= want.loss * 1.01
+    # both N* and k_e* grow with the budget, as SPEC §6 predicts
+    small = model.optimum(1e4)
+    assert got.N > small.N and got.k_e > small.k_e
+
+
+def test_model_predicts_the_held_out_budget_better_than_the_plain_power_law():
+    trials = synthetic_trials(budgets=(1e3, 2e3, 4e3, 1e4, 3e4), noise=0.005, rng_seed=1)
+    table = compare_held_out(aggregate_seeds(trials))
+    assert table["method"].tolist() == ["power law E + A P^-α", "information model"]
+    pl, im = table["rel_error"].abs().tolist()
+    assert im < 0.03 and im < pl
+    assert table["held_out_budget"].iloc[0] == 3e4
+
+
+def test_too_few_points_or_no_variation_raise_fit_error():
+    with pytest.raises(FitError, match="at least 8 points"):
+        info_model.fit_arrays([1, 2, 3], [18, 43, 117], [16, 16, 16], [2.0, 1.9, 1.8])
+    n = 10
+    with pytest.raises(FitError, match="k_c takes a single value"):
+        info_model.fit_arrays(
+            np.arange(1, n + 1), np.arange(1, n + 1) * 10, [16] * n, np.linspace(2, 1, n)
+        )
+    with pytest.raises(FitError, match="loss must be finite and > 0"):
+        info_model.fit_arrays(
+            np.arange(1, n + 1), np.arange(1, n + 1), np.arange(1, n + 1), -np.ones(n)
+        )
+
+
+def test_optimum_rejects_impossible_budgets():
+    m = planted_model()
+    with pytest.raises(ValueError, match="P=-1"):
+        m.optimum(-1.0)
+    with pytest.raises(ValueError, match="no candidate"):
+        m.optimum(100.0, candidates=np.array([[200.0, 16.0]]))
