@@ -182,7 +182,7 @@ class Run:
         if is_writer:
             os.makedirs(workdir, exist_ok=True)
             metrics_lib.write_json_atomic(config_path, plain)
-        spec = StepSpec(model=model_cfg, optim=optim_cfg)
+        spec = StepSpec.create(model_cfg, optim_cfg)
         return cls(cfg, workdir, spec, lrs, mesh, ds, is_writer)
 
     def _path(self, name: str) -> str:

@@ -41,6 +41,12 @@ class StepSpec:
     model: Any  # elm_jax.models.ModelConfig
     optim: OptimConfig
 
+    @classmethod
+    def create(cls, model: Any, optim: OptimConfig) -> StepSpec:
+        """The spec with the peak learning rate factored out: it lives in the optimizer state
+        (`init_state`), so runs that differ only in learning rate share one compiled step."""
+        return cls(model=model, optim=dataclasses.replace(optim, learning_rate=1.0))
+
 
 @functools.lru_cache(maxsize=64)
 def _build_model(model_cfg: Any) -> Any:

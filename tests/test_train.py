@@ -33,7 +33,7 @@ SEED_KEYS = {
 
 def _spec(config) -> StepSpec:
     cfg = resolve_config(config)
-    return StepSpec(
+    return StepSpec.create(
         ModelConfig.from_dict(cfg.model.to_dict()),
         OptimConfig.from_dict(cfg.optim.to_dict(), cfg.num_train_steps),
     )

@@ -17,7 +17,7 @@ from elm_jax.train import StepSpec, init_state, train_and_evaluate, train_step
 
 def _spec(config) -> StepSpec:
     cfg = resolve_config(config)
-    return StepSpec(
+    return StepSpec.create(
         ModelConfig.from_dict(cfg.model.to_dict()),
         OptimConfig.from_dict(cfg.optim.to_dict(), cfg.num_train_steps),
     )
@@ -40,7 +40,7 @@ def _assert_trees_close(a, b, atol):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
 
 
-@pytest.mark.parametrize("seeds", [(0,), (0, 1, 2, 3)], ids=["data8", "replica4xdata2"])
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)], ids=["data8", "replica2xdata4"])
 def test_sharded_step_on_8_devices_equals_single_device_step(seeds):
     assert jax.device_count() == 8
     config = th.lm_config()
