@@ -251,13 +251,8 @@ class Run:
 
         stopped = all_diverged()
         while step < total and not stopped:
-            host = {
-                k: np.stack([b[k] for b in batches])
-                for batches in [
-                    [self.dataset.train_batch(step, cfg.data.batch_size, s) for s in seeds]
-                ]
-                for k in ("inputs", "labels")
-            }
+            per_seed = [self.dataset.train_batch(step, cfg.data.batch_size, s) for s in seeds]
+            host = {k: np.stack([b[k] for b in per_seed]) for k in ("inputs", "labels")}
             state = train_step(state, parallel.put_global(host, train_sharding), spec=self.spec)
             step += 1
             steps_since_log += 1
@@ -270,6 +265,7 @@ class Run:
                 stopped = all_diverged()  # never checkpoint a run whose every seed diverged
             if step % cfg.log_every == 0 or step == total or stopped:
                 acc = jax.device_get(state["metrics"])
+                # x * 0 keeps each array's sharding, so train_step is not recompiled.
                 state = dict(state, metrics=jax.tree.map(lambda x: x * 0, state["metrics"]))
                 dt = timer.lap()
                 rec = {"step": step, "split": "train", "seconds": round(elapsed(), 3)}
