@@ -36,8 +36,8 @@ class CochleaConfig:
     target_rms: float = 1.0
     loud_quantile: float = 0.95
     compression: float = 0.3
-    threshold: float = 0.85
-    gain: float = 0.25
+    threshold: float = 0.9
+    gain: float = 0.22
     tau_ms: float = 8.0
     max_seconds: float = 1.4
 
