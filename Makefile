@@ -37,8 +37,18 @@ format: install
 data: install
 	$(PY) -m elm_jax.data.prepare
 
+# The default sweep (about 20 minutes on 2 CPU cores), or any other: make sweep SWEEP=tiny
+# Runs again resume (same SWEEP_DIR); then the analysis report, or the table until it exists.
 sweep: install
-	$(PY) -m sweeps.run --sweep $(SWEEP) --dir $(SWEEP_DIR)
+	$(PY) -m elm_jax.data.prepare
+	$(PY) -m sweeps.run --sweep $(SWEEP) --dir $(SWEEP_DIR) $(SWEEP_ARGS)
+	@$(PY) -c "import pandas as p; f = p.read_parquet('$(SWEEP_DIR)/results.parquet'); \
+	print(f[['slice','budget','arch','N','d_m','k_c','P_core','seed','status','val_loss','val_metric']].to_string())"
+	@if [ -f analysis/report.py ]; then \
+		echo "report: $$($(PY) -m analysis.report $(SWEEP_DIR) | tail -n 1)"; \
+	else \
+		echo "results table: $(SWEEP_DIR)/results.parquet"; \
+	fi
 
 bench: install
 	$(PY) bench/neuron_speed.py

@@ -212,6 +212,15 @@ def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
         ) from e
 
 
+def _ray_execute_group(task: GroupTask) -> GroupOutcome:
+    """A Ray task: the group, with the persistent compilation cache on in the Ray worker."""
+    with contextlib.suppress(ImportError):
+        from elm_jax.runtime import enable_compilation_cache
+
+        enable_compilation_cache()
+    return execute_group(task)
+
+
 class RayBackend:
     """Each group is a Ray task that asks for one GPU (when the cluster has GPUs) or CPUs.
 
@@ -255,7 +264,7 @@ class RayBackend:
         )
         self.max_retries = max_retries
         self._remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(
-            execute_group
+            _ray_execute_group
         )
 
     def run(self, tasks: Sequence[GroupTask], progress: Any) -> Iterator[tuple[GroupTask, Any]]:

@@ -226,6 +226,8 @@ def _execute_locked(task: GroupTask, st: store_lib.SweepStore) -> GroupOutcome:
             summary = json.load(f)
         kind = "reused"
     else:
+        if os.listdir(workdir):
+            log.info("continuing group %s in its workdir (trainer checkpoints)", task.group_id)
         try:
             summary = resolve_train_fn(task.train_fn)(task.config, workdir)
         except Exception as e:  # a trainer error is a result (status failed), not a crash

@@ -151,12 +151,16 @@ class Trial:
 
 
 def train_config_identity(train_config: Any) -> dict[str, Any]:
-    """The part of a training config that defines a trial: everything but the seeds list.
+    """The part of a training config that defines a trial: everything but where things are.
 
-    The model fields stay in (the point's overrides are applied before this is taken).
+    Left out: the seeds list (a trial has one seed) and `data.data_dir` (a location: moving
+    the data must not orphan finished trials; the record's `dataset` column says what was
+    actually read). The model fields stay in (the point's overrides are applied first).
     """
     plain = _plain(train_config)
     plain.pop("seeds", None)
+    if isinstance(plain.get("data"), dict):
+        plain["data"].pop("data_dir", None)
     return plain
 
 

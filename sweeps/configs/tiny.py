@@ -6,8 +6,9 @@ Command line:
 
 Data: the embedded SHD default (`shd_adding_default`) at 50 ms bins (T = 40 for a digit pair).
 Expected run time: about 1-2 minutes on 2 CPU cores (mostly compilation, 3 trainer calls);
-under a minute on one GPU (estimate). Variants: `steps`, `seeds`, `budgets`, `bin_ms`, e.g.
-`tiny.py:steps=20,seeds=[0,1,2]`.
+under a minute on one GPU (estimate). Variants: `steps`, `seeds`, `budgets`, `bin_ms`,
+`checkpoint_every`, `data` (dataset name), `data_dir`, e.g. `tiny.py:steps=20,seeds=[0,1,2]`
+or `tiny.py:data=shd_adding,data_dir=/path/to/shd` for SHD-format files.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import ml_collections
 
 from sweeps.slices import apply_options, budget_slice, parse_arg
 
-VARIANTS = ("steps", "seeds", "budgets", "bin_ms", "checkpoint_every")
+VARIANTS = ("steps", "seeds", "budgets", "bin_ms", "checkpoint_every", "data", "data_dir")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -36,10 +37,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.steps = 6
     c.bin_ms = 50.0
     c.checkpoint_every = 2
+    c.data = "shd_adding_default"
+    c.data_dir = ""
     apply_options(c, parse_arg(arg), VARIANTS)
 
     train = smoke.get_config("classification")
-    train.data.name = "shd_adding_default"
+    train.data.name = c.data
+    if c.data_dir:
+        train.data.data_dir = c.data_dir
     train.data.bin_ms = float(c.bin_ms)
     train.data.eval_batch_size = 16
     train.data.val_max_batches = 1
