@@ -56,6 +56,30 @@ def _loss(theta: np.ndarray, N, k_e, k_c) -> np.ndarray:
     return np.exp(log_linf) + np.exp(log_gap) * np.exp(-i_n / np.exp(log_c))
 
 
+def _log_loss_jacobian(theta: np.ndarray, N, k_e, k_c) -> np.ndarray:
+    """d log L / d theta, shape [points, 7] (analytic: faster and exact vs finite differences)."""
+    log_a, alpha, beta, rho, log_c, log_linf, log_gap = theta
+    lke, lkc = np.log(k_e), np.log(k_c)
+    log_snr = log_a + alpha * lke + beta * lkc
+    i1 = 0.5 * np.logaddexp(0.0, log_snr)
+    d = 1.0 + rho * (N - 1.0)
+    i_n = N * i1 / d
+    c = np.exp(log_c)
+    gz = np.exp(log_gap) * np.exp(-i_n / c)
+    L = np.exp(log_linf) + gz
+    dL_dsnr = -gz / c * (N / d) * 0.5 * np.exp(-np.logaddexp(0.0, -log_snr))  # sigmoid(log_snr)
+    cols = [
+        dL_dsnr,
+        dL_dsnr * lke,
+        dL_dsnr * lkc,
+        gz / c * N * i1 * (N - 1.0) / d**2,
+        gz * i_n / c,
+        np.exp(log_linf) * np.ones_like(L),
+        gz,
+    ]
+    return np.stack(cols, axis=-1) / L[:, None]
+
+
 @dataclass(frozen=True)
 class Optimum:
     """Predicted best allocation at budget P (``P = N (k_e + k_c)``)."""
@@ -194,10 +218,13 @@ def fit_arrays(N, k_e, k_c, losses, n_starts: int | None = None) -> InfoModel:
     def resid(theta):
         return np.log(_loss(theta, N, k_e, k_c)) - logL
 
+    def jac(theta):
+        return _log_loss_jacobian(theta, N, k_e, k_c)
+
     lmin, lmax = float(L.min()), float(L.max())
     starts = []
     for log_a, alpha, beta, rho in itertools.product(
-        (-4.0, -1.0, 2.0), (0.5, 1.2), (0.2, 0.8), (1e-3, 0.05)
+        (-4.0, -1.0, 2.0), (0.5, 1.2), (0.2, 0.8), (0.01,)
     ):
         theta = np.array(
             [log_a, alpha, beta, rho, 0.0, np.log(0.8 * lmin), np.log(1.5 * lmax - 0.8 * lmin)]
@@ -213,11 +240,12 @@ def fit_arrays(N, k_e, k_c, losses, n_starts: int | None = None) -> InfoModel:
         res = least_squares(
             resid,
             x0,
+            jac=jac,
             bounds=(_LOWER, _UPPER),
             loss="soft_l1",
             f_scale=0.05,
             x_scale="jac",
-            max_nfev=2000,
+            max_nfev=500,
         )
         if best is None or res.cost < best.cost:
             best = res

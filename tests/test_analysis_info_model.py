@@ -106,3 +106,22 @@ def test_optimum_rejects_impossible_budgets():
         m.optimum(-1.0)
     with pytest.raises(ValueError, match="no candidate"):
         m.optimum(100.0, candidates=np.array([[200.0, 16.0]]))
+
+
+def test_analytic_jacobian_matches_finite_differences():
+    from scipy.optimize import approx_fprime
+
+    from analysis.info_model import _log_loss_jacobian, _loss
+
+    rng = np.random.default_rng(0)
+    N, ke, kc = (
+        rng.integers(1, 500, 20).astype(float),
+        rng.uniform(18, 1200, 20),
+        rng.uniform(8, 200, 20),
+    )
+    theta = planted_theta(PLANTED) + rng.normal(0, 0.1, 7)
+    theta[3] = 0.05
+    jac = _log_loss_jacobian(theta, N, ke, kc)
+    for i in range(len(N)):
+        num = approx_fprime(theta, lambda t, i=i: np.log(_loss(t, N, ke, kc))[i], 1e-7)
+        np.testing.assert_allclose(jac[i], num, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,77 @@
+"""The HTML report and the notebook run on the shipped fixture; small sweeps degrade to notes."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from analysis.pipeline import analyse
+from analysis.report import build_report, main
+from analysis.synthetic import synthetic_trials
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "sweep_small"
+NOTEBOOK = ROOT / "analysis" / "notebooks" / "pareto_frontier.ipynb"
+
+
+def test_report_on_the_fixture_is_self_contained_with_tables_fits_and_figures(tmp_path):
+    main([str(FIXTURE), "--out", str(tmp_path), "--n-boot", "4"])
+    page = (tmp_path / "report.html").read_text()
+    assert (
+        page.count('src="data:image/png;base64,') == 6
+    )  # tradeoffs, allocation, 3 frontiers, baselines
+    assert 'src="http' not in page and "<script" not in page
+    for heading in (
+        "Optimum per budget",
+        "Scaling law",
+        "Information-theoretic model",
+        "What data this section used",
+        "Held-out largest budget",
+    ):
+        assert heading in page
+    assert "shd-default" in page and "val_loss" in page
+    assert "loss became NaN at step 120" in page  # the diverged trial is reported
+    assert re.search(r"95% bootstrap interval \(4 resamples\)", page)
+    assert len(list((tmp_path / "figures").glob("*.png"))) == 6
+
+
+def test_three_budget_sweep_reports_what_it_cannot_fit_instead_of_failing(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    synthetic_trials(budgets=(1e3, 1e4, 1e5), baseline=None, axis_points=False).to_parquet(
+        sweep / "results.parquet"
+    )
+    page = build_report(sweep, n_boot=3).read_text()
+    assert "0 degrees of freedom" in page
+    assert "Leave-largest-budget-out validation not done" in page and "at least 4" in page
+    assert (sweep / "report" / "report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    "budgets, expected",
+    [((1e3,), "single budget"), ((1e3, 1e4), "2 distinct budgets but the law has 3 parameters")],
+)
+def test_too_small_sweeps_give_notes_naming_the_missing_data(budgets, expected):
+    an = analyse(synthetic_trials(budgets=budgets, baseline=None, axis_points=False), n_boot=2)
+    assert an.power_law is None and an.boot is None
+    assert any(expected in n for n in an.notes), an.notes
+
+
+def test_notebook_runs_clean_on_the_fixture():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert 'SWEEP_DIR = "../../tests/fixtures/sweep_small"' in nb.cells[1].source
+    nb.cells[1].source = nb.cells[1].source.replace("N_BOOT = 20", "N_BOOT = 3")
+    NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 5
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "interval" in text and "leave-largest-out" in text
