@@ -113,8 +113,8 @@ class NeuronConfig:
         if routing is None and self.num_synapse != self.num_input:
             raise ValueError(
                 f"num_branch * num_synapse_per_branch = {self.num_synapse} != num_input = "
-                f"{self.num_input} without routing: set input_to_synapse_routing to one of "
-                f"{ROUTINGS[1:]} or make the synapse count equal num_input"
+                f"{self.num_input} without routing; valid choices: input_to_synapse_routing in "
+                f"{ROUTINGS[1:]}, or num_branch * num_synapse_per_branch == num_input"
             )
         if routing == "neuronio_routing":
             stride = math.ceil(self.num_input / self.branches)
