@@ -146,8 +146,10 @@ class ProcessPoolBackend:
                     index, kind, payload = self._outbox.get(timeout=self.poll_s)
                 except queue.Empty:
                     index = None
-                if index is not None:
-                    task = assigned.pop(index)
+                # A message from a worker already declared lost (it died right after sending)
+                # belongs to a group that was handed out again: the retry will skip it.
+                task = assigned.pop(index, None) if index is not None else None
+                if task is not None:
                     if kind == "ok":
                         progress.finished(task, payload)
                         yield task, payload

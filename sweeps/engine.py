@@ -284,7 +284,14 @@ def plan_sweep(
     finished = st.finished_ids() & {t.trial_id for t in trials}
     if retry_failed:
         failed = {t for t in finished if st.read_record(t)["status"] == "failed"}
-        for trial_id in failed:
+        for trial_id in sorted(failed):
+            # A trainer that reported failure left a summary: set it aside so the group trains
+            # again (from its checkpoints) instead of reusing the failed summary.
+            summary = os.path.join(
+                st.group_dir(st.read_record(trial_id)["group_id"]), "summary.json"
+            )
+            if os.path.exists(summary):
+                os.replace(summary, summary + f".failed-{int(time.time())}")
             os.unlink(st.trial_path(trial_id))
         finished -= failed
     by_key: dict[str, list[Trial]] = {}
@@ -300,6 +307,22 @@ def plan_sweep(
     # Biggest models first: the long trainer calls start early, so parallel workers end together.
     groups.sort(key=lambda g: (-g.trials[0].point.P_total, g.group_id))
     return Plan(st, trials, groups, finished)
+
+
+def validate_model_configs(train_config: Any, points: Sequence[SweepPoint]) -> None:
+    """Builds every point's `elm_jax.models.ModelConfig`, so a bad point fails before training.
+
+    Raises:
+      ValueError: naming the point and the invalid field.
+    """
+    from elm_jax.models import ModelConfig
+    from sweeps.points import apply_point
+
+    for point in points:
+        try:
+            ModelConfig.from_dict(apply_point(train_config, point, (0,)).model)
+        except ValueError as e:
+            raise ValueError(f"point {point.describe()}: {e}") from e
 
 
 def run_groups(

@@ -136,8 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = store.check_writable(args.dir)
         store.SweepStore(root).create_dirs()
         progress.setup_logging(store.SweepStore(root).log_path, verbose=not args.quiet)
-        backend = make_backend(args)
         cfg = loaded.config
+        if args.train_fn is None:
+            engine.validate_model_configs(cfg.train, loaded.points)
+        backend = make_backend(args)
         plan = engine.plan_sweep(
             name=cfg.name,
             task=cfg.task,

@@ -193,7 +193,9 @@ class SweepStore:
         """Ids of trials with a record (finished: ok, diverged or failed)."""
         if not os.path.isdir(self.trials_dir):
             return set()
-        return {n[:-5] for n in os.listdir(self.trials_dir) if n.endswith(".json")}
+        names = os.listdir(self.trials_dir)
+        # Dot files are temporaries of an interrupted atomic write, never records.
+        return {n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")}
 
     def read_record(self, trial_id: str) -> dict[str, Any]:
         with open(self.trial_path(trial_id), encoding="utf-8") as f:

@@ -163,3 +163,15 @@ def write_tiny_shd(directory: str, num_train: int = 64, num_test: int = 24, seed
             times.append(np.sort(rng.uniform(0.0, 0.99, size=spikes)).astype(np.float32))
         write_shd(os.path.join(directory, f"{name}.h5"), times, units, labels)
     return directory
+
+
+def reporting_failure_train(config, workdir: str) -> dict:
+    """A trainer that finishes but reports status failed for every seed (summary written)."""
+    summary = fake_train(config, workdir)
+    summary["status"] = "failed"
+    summary["reason"] = "planted failure"
+    for entry in summary["seeds"]:
+        entry.update(status="failed", reason="planted failure")
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f)
+    return summary

@@ -38,7 +38,9 @@ def test_local_sweep_writes_one_row_per_trial_with_the_trainers_metrics(tmp_path
     assert _run(tmp_path, arg="seeds=2") == 0
     frame = pd.read_parquet(tmp_path / "results.parquet")
     assert len(frame) == 6 and frame["trial_id"].is_unique
-    assert sorted(zip(frame.N, frame.seed, strict=True)) == [(n, s) for n in (2, 3, 4) for s in (0, 1)]
+    assert sorted(zip(frame.N, frame.seed, strict=True)) == [
+        (n, s) for n in (2, 3, 4) for s in (0, 1)
+    ]
     for row in frame.itertuples():
         assert row.val_metric == pytest.approx(_expected_metric(row))
         assert row.test_loss == pytest.approx(1.5 - _expected_metric(row))
@@ -184,3 +186,45 @@ def test_progress_eta_uses_mean_group_time_and_parallelism():
     assert progress.eta_seconds() == pytest.approx(20.0 * 2 / 2)
     assert progress.line().startswith("trials 4/8 done, 0 running, 2 failed")
     assert math.isclose(progress.eta_seconds(), 20.0)
+
+
+def test_budget_that_no_point_fits_is_refused_naming_it(tmp_path, capsys):
+    assert run.main(["--sweep", "tiny:budgets=[5]", "--dir", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "budget 5 (core)" in err and "below the smallest point" in err
+    assert not os.path.exists(tmp_path / "manifest.json")
+
+
+def test_invalid_model_of_a_point_is_refused_before_training(tmp_path, capsys):
+    bad = tmp_path / "bad_sweep.py"
+    bad.write_text(
+        "from sweeps.configs.tiny import get_config\n"
+        "from sweeps.configs.tiny import get_sweep as _get_sweep\n"
+        "import dataclasses\n"
+        "def get_sweep(config):\n"
+        "    p = _get_sweep(config)[0]\n"
+        "    model = dict(p.model, synapses_per_neuron=6)\n"
+        "    return [dataclasses.replace(p, k_c=6, model=tuple(model.items()))]\n"
+    )
+    assert run.main(["--sweep", str(bad), "--dir", str(tmp_path / "d"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "point budget 200 elm N=8 d_m=1 k_c=6" in err and "num_branches" in err
+    assert not os.path.exists(tmp_path / "d" / "manifest.json")
+
+
+def test_leftover_temporary_file_of_an_interrupted_write_is_not_a_record(tmp_path):
+    assert _run(tmp_path, arg="npoints=1,seeds=1") == 0
+    (tmp_path / "trials" / ".tmp-abcdef0123456789.json").write_text('{"half": ')
+    assert _run(tmp_path, arg="npoints=1,seeds=1") == 0
+    assert len(pd.read_parquet(tmp_path / "results.parquet")) == 1
+
+
+def test_retry_failed_trains_again_when_the_trainer_reported_failure(tmp_path):
+    assert (
+        _run(tmp_path, arg="npoints=1,seeds=1", train_fn="sweep_fakes:reporting_failure_train") == 0
+    )
+    frame = pd.read_parquet(tmp_path / "results.parquet")
+    assert frame.status.tolist() == ["failed"] and frame.reason.tolist() == ["planted failure"]
+    assert _run(tmp_path, "--retry-failed", arg="npoints=1,seeds=1") == 0
+    frame = pd.read_parquet(tmp_path / "results.parquet")
+    assert frame.status.tolist() == ["ok"] and sum(_calls(tmp_path).values()) == 2
