@@ -64,12 +64,15 @@ def worker_env(index: int, gpus: Sequence[str]) -> dict[str, str]:
     """Environment giving pool worker `index` one device: a GPU of its own, or one CPU device."""
     if gpus:
         return {"CUDA_VISIBLE_DEVICES": gpus[index % len(gpus)]}
-    flags = [
-        f
-        for f in os.environ.get("XLA_FLAGS", "").split()
-        if not f.startswith("--xla_force_host_platform_device_count")
+    replaced = ("--xla_force_host_platform_device_count", "--xla_cpu_multi_thread_eigen")
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(replaced)]
+    # One CPU device per worker, single-threaded: K workers then share the cores by processes
+    # instead of K thread pools fighting over them.
+    flags += [
+        "--xla_force_host_platform_device_count=1",
+        "--xla_cpu_multi_thread_eigen=false",
+        "intra_op_parallelism_threads=1",
     ]
-    flags.append("--xla_force_host_platform_device_count=1")
     return {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": " ".join(flags)}
 
 

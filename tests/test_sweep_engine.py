@@ -228,3 +228,19 @@ def test_retry_failed_trains_again_when_the_trainer_reported_failure(tmp_path):
     assert _run(tmp_path, "--retry-failed", arg="npoints=1,seeds=1") == 0
     frame = pd.read_parquet(tmp_path / "results.parquet")
     assert frame.status.tolist() == ["ok"] and sum(_calls(tmp_path).values()) == 2
+
+
+def test_pool_workers_get_one_device_each(monkeypatch):
+    from sweeps.backends import worker_env
+
+    assert worker_env(0, ["0", "1"]) == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert worker_env(3, ["0", "1"]) == {"CUDA_VISIBLE_DEVICES": "1"}
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --xla_foo=1")
+    env = worker_env(1, [])
+    assert env["JAX_PLATFORMS"] == "cpu"
+    assert env["XLA_FLAGS"].split() == [
+        "--xla_foo=1",
+        "--xla_force_host_platform_device_count=1",
+        "--xla_cpu_multi_thread_eigen=false",
+        "intra_op_parallelism_threads=1",
+    ]
