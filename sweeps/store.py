@@ -69,7 +69,8 @@ class DefinitionChangedError(ValueError):
 def atomic_write_text(path: str, text: str) -> None:
     """Writes `text` to `path` through a temporary file in the same directory and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+    # ".<name>.<random>.tmp": a leftover never matches "*.json" or "*.parquet".
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -228,7 +229,7 @@ class SweepStore:
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
             else:
                 frame[column] = frame[column].fillna("").astype(str)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=self.root)
+        fd, tmp = tempfile.mkstemp(prefix=".results.parquet.", suffix=".tmp", dir=self.root)
         os.close(fd)
         try:
             frame.to_parquet(tmp, index=False)

@@ -147,7 +147,7 @@ def test_table_has_one_typed_row_per_record_including_failed(tmp_path):
     assert math.isnan(again["val_metric"][1]) and again["val_metric"][0] == 0.5
     assert str(again["seed"].dtype) == "int64" and str(again["budget"].dtype) == "float64"
     assert frame.equals(again)
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
 
 def test_record_without_a_schema_column_is_rejected(tmp_path):
