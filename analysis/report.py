@@ -88,6 +88,23 @@ def section(an: Analysis, fig_dir: Path) -> str:
     cols = ["budget", "N", "d_m", "k_e", "k_c", "P_core", "L_star", "L_star_sd", "n_ok", "n_points"]
     out.append(_table(an.optima[cols] if len(an.optima) else None))
 
+    out.append(
+        f"<h3>Pareto frontier over P_core (all architectures, seed-mean {html.escape(an.loss)})</h3>"
+    )
+    fcols = [
+        "arch",
+        "slice",
+        "N",
+        "k_e",
+        "k_c",
+        "P_core",
+        "P_total",
+        f"{an.loss}_mean",
+        f"{an.loss}_sd",
+        "n_ok",
+    ]
+    out.append(_table(an.frontier[fcols] if len(an.frontier) else None))
+
     out.append("<h3>Scaling law L*(P) = E + A·P<sup>-α</sup></h3>")
     if an.power_law is not None:
         f = an.power_law

@@ -37,15 +37,25 @@ def test_report_on_the_fixture_is_self_contained_with_tables_fits_and_figures(tm
     assert len(list((tmp_path / "figures").glob("*.png"))) == 6
 
 
-def test_three_budget_sweep_reports_what_it_cannot_fit_instead_of_failing(tmp_path):
+def test_make_sweep_sized_sweep_reports_what_it_cannot_fit_instead_of_failing(tmp_path):
+    # the shape of `make sweep`: 3 budgets, 3 ELM points each at one k_c, 2 seeds, no baselines
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    synthetic_trials(budgets=(1e3, 1e4, 1e5), baseline=None, axis_points=False).to_parquet(
-        sweep / "results.parquet"
+    table = synthetic_trials(
+        budgets=(1e3, 3e3, 1e4),
+        d_m_values=(1, 2, 4),
+        k_c_values=(16,),
+        baseline=None,
+        axis_points=False,
     )
+    table.to_parquet(sweep / "results.parquet")
     page = build_report(sweep, n_boot=3).read_text()
     assert "0 degrees of freedom" in page
     assert "Leave-largest-budget-out validation not done" in page and "at least 4" in page
+    assert "Information model not fitted" in page and "k_c takes a single value" in page
+    assert (
+        "Optimum per budget" in page and page.count("data:image/png;base64,") == 5
+    )  # no baselines
     assert (sweep / "report" / "report.html").is_file()
 
 
