@@ -85,3 +85,12 @@ def test_notebook_runs_clean_on_the_fixture():
     assert len(images) == 5
     text = "".join(o.get("text", "") for o in outputs)
     assert "interval" in text and "leave-largest-out" in text
+
+
+def test_sweep_where_every_trial_failed_reports_that_nothing_could_be_fitted(tmp_path):
+    table = synthetic_trials(budgets=(1e3, 1e4), baseline=None, axis_points=False)
+    table = table.assign(status="failed", reason="out of memory", val_loss=float("nan"))
+    table.to_parquet(tmp_path / "results.parquet")
+    page = build_report(tmp_path, out_dir=tmp_path / "out", n_boot=2).read_text()
+    assert "No ok elm points in a budget slice" in page
+    assert f"{len(table)} trial(s) not ok were excluded" in page and "out of memory" in page
