@@ -35,6 +35,8 @@ def prepare(
         summaries.append({
             "dataset": "shd-default", "path": folder, "seconds_this_call": round(time.time() - start, 1),
             "generation_seconds": meta["generation_seconds"], "workers": meta["workers"],
+            "generation_cpu_seconds": meta.get("generation_cpu_seconds"),
+            "load_average_1min": meta.get("load_average_1min"),
             "statistics": meta["statistics"],
         })  # fmt: skip
     if only in (None, "enwiki"):

@@ -9,8 +9,10 @@ name and renamed into place, so an interrupted build leaves nothing that looks c
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -57,13 +59,36 @@ def build_shd_default(
 ) -> str:
     """Returns the folder of the cached default, generating it first when absent."""
     final = default_dir(data_dir, cfg)
-    if all(os.path.isfile(os.path.join(final, name)) for name in FILES):
+    if _complete(final):
         return final
     parent = os.path.dirname(final)
     os.makedirs(parent, exist_ok=True)
-    start = time.time()
+    # One builder at a time per cache (parallel sweep workers would otherwise all generate).
+    with open(final + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _complete(final):
+            return final
+        return _build(final, cfg, workers)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _complete(folder: str) -> bool:
+    return all(os.path.isfile(os.path.join(folder, name)) for name in (*FILES, "generator.json"))
+
+
+def _build(final: str, cfg: SynthConfig, workers: int | None) -> str:
+    parent = os.path.dirname(final)
+    start, cpu_start, load_start = time.time(), _cpu_seconds(), os.getloadavg()[0]
     utterances = generate(cfg, workers=workers)
-    seconds = time.time() - start
+    seconds, cpu_seconds = time.time() - start, _cpu_seconds() - cpu_start
     tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(final) + "-", dir=parent)
     try:
         for split, name in zip(("train", "test"), FILES, strict=True):
@@ -77,6 +102,8 @@ def build_shd_default(
             "config": dataclasses.asdict(cfg),
             "speakers": speaker_table(cfg),
             "generation_seconds": round(seconds, 1),
+            "generation_cpu_seconds": round(cpu_seconds, 1),
+            "load_average_1min": [load_start, os.getloadavg()[0]],  # machine load at start / end
             "workers": workers or os.cpu_count(),
             "statistics": {split: spike_statistics(items) for split, items in utterances.items()},
         }
