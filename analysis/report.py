@@ -125,6 +125,12 @@ def section(an: Analysis, fig_dir: Path) -> str:
             f"best start converged: {f.converged} ({f.n_converged}/{f.n_starts} starts converged), "
             f"degrees of freedom {f.dof}.</p>"
         )
+        if an.boot is not None:
+            out.append(
+                "<p>Intervals: percentiles of refits on resamples of the architecture points within each "
+                "budget, with seeds resampled inside each point (SPEC §7). A resample that misses a "
+                "budget's best point has a higher L*, so intervals and band lean upward.</p>"
+            )
     if an.validation is not None:
         v = an.validation
         out.append(
