@@ -18,8 +18,11 @@ import ctypes
 import dataclasses
 import hashlib
 import json
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 
@@ -176,18 +179,57 @@ def synthesise_speaker(spk: dict, cfg: SynthConfig) -> list[dict]:
     ]  # fmt: skip
 
 
-def _worker(args: tuple[dict, SynthConfig]) -> list[dict]:
-    return synthesise_speaker(*args)
+def _run_speakers(speakers: list[dict], cfg: SynthConfig, workers: int) -> list[list[dict]]:
+    """Synthesises each speaker in its own fresh `python -m elm_jax.data.synth_shd` process.
+
+    Subprocesses rather than a multiprocessing pool: a fresh process per speaker is what makes
+    espeak-ng deterministic, and unlike `spawn` it never re-imports the caller's main script.
+    """
+    with tempfile.TemporaryDirectory(prefix="elm-synth-") as tmp:
+        job = os.path.join(tmp, "job.pkl")
+        with open(job, "wb") as handle:
+            pickle.dump((speakers, cfg), handle)
+        pending, running, done = list(range(len(speakers))), [], {}
+        while pending or running:
+            while pending and len(running) < workers:
+                k = pending.pop(0)
+                out = os.path.join(tmp, f"speaker{k}.pkl")
+                cmd = [sys.executable, "-m", "elm_jax.data.synth_shd", job, str(k), out]
+                with open(out + ".err", "wb") as err:  # a file: a full pipe could block the child
+                    running.append((k, out, subprocess.Popen(cmd, stderr=err)))
+            k, out, proc = running.pop(0)
+            if proc.wait() != 0:
+                for _, _, other in running:
+                    other.kill()
+                with open(out + ".err", "rb") as err:
+                    message = err.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(
+                    f"synthesising speaker {k} failed (exit {proc.returncode}): {message}"
+                )
+            with open(out, "rb") as handle:
+                done[k] = pickle.load(handle)
+        return [done[k] for k in range(len(speakers))]
 
 
 def generate(cfg: SynthConfig = SynthConfig(), workers: int | None = None) -> dict[str, list[dict]]:
     """All utterances, {"train": [...], "test": [...]}, one fresh process per speaker."""
     speakers = speaker_table(cfg)
     workers = workers or min(len(speakers), os.cpu_count() or 1)
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:
-        per_speaker = pool.map(_worker, [(spk, cfg) for spk in speakers], chunksize=1)
+    per_speaker = _run_speakers(speakers, cfg, workers)
     out: dict[str, list[dict]] = {"train": [], "test": []}
     for spk, items in zip(speakers, per_speaker, strict=True):
         out[spk["split"]].extend(items)
     return out
+
+
+def _main(job: str, index: str, out: str) -> None:
+    with open(job, "rb") as handle:
+        speakers, cfg = pickle.load(handle)
+    items = synthesise_speaker(speakers[int(index)], cfg)
+    with open(out + ".tmp", "wb") as handle:
+        pickle.dump(items, handle)
+    os.replace(out + ".tmp", out)
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:4])
