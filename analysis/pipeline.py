@@ -2,7 +2,7 @@
 
 :func:`analyse` runs every step that the data allow and records, for every step that it does
 not allow (too few budgets or points), a note saying what is missing instead of failing; the
-report and the notebook render its :class:`Analysis`.
+report renders its :class:`Analysis` (the notebook runs the same steps one at a time).
 """
 
 from __future__ import annotations
