@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -187,51 +188,72 @@ def dense_synapse_matrix(
     return zeros.at[source, neuron, branch].add(w_s)
 
 
-def branch_input(x: Array, w_s: Array, source: Array, branch: Array, num_branches: int, mode: str):
-    """Branch input ``[..., n, d]`` from presynaptic values ``x [..., pool]`` (one pool part).
+def external_branch_input(
+    e: Array, w_s: Array, source: Array, branch: Array, num_branches: int, mode: str
+) -> Array:
+    """External branch input of every neuron for all steps: ``e [b, t, i] -> [t, n, b, d]``.
 
-    ``source`` indexes ``x``'s last axis; ``mode`` is ``"gather"`` or ``"dense"``.
+    Computed once before the scan, already in the scan's time-major, neuron-major layout.
     """
     if mode == "gather":
-        xs = x[..., source]  # [..., n, s]
-        return jnp.einsum("...ns,nsd->...nd", xs, synapse_branch_weights(w_s, branch, num_branches))
+        xs = e[..., source]  # [b, t, n, s]
+        wb = synapse_branch_weights(w_s, branch, num_branches)
+        return jnp.einsum("btns,nsd->tnbd", xs, wb)
     if mode == "dense":
-        w = dense_synapse_matrix(w_s, source, branch, x.shape[-1], num_branches)
-        out = x @ w.reshape(x.shape[-1], -1)
-        return out.reshape(*x.shape[:-1], w_s.shape[0], num_branches)
+        w = dense_synapse_matrix(w_s, source, branch, e.shape[-1], num_branches)
+        return jnp.einsum("bti,ind->tnbd", e, w)
     raise ValueError(f"connectivity={mode!r} is invalid: must be 'gather' or 'dense'")
 
 
-def network_step(derived: Mapping[str, Array], carry: Mapping[str, Array], ext_t: Array):
-    """One step of the network: ``carry, ext_t [b, n, d] -> (carry, y_t [b, n])``.
+def recurrent_branch_input(y: Array, rec: Mapping[str, Any], num_branches: int) -> Array:
+    """Recurrent branch input ``y_{t-1} [j, b] -> [n, b, d]`` (inside the scan)."""
+    if rec["mode"] == "gather":
+        return jnp.einsum("nsb,nsd->nbd", y[rec["source"]], rec["weights"])
+    return jnp.einsum("jb,jnd->nbd", y, rec["weights"])
 
-    ``derived`` holds what `prepare` computed outside the scan; no module calls in here.
-    """
-    rec = derived["recurrent"]
-    if rec["mode"] == "none":
-        rec_in = 0.0
+
+def prepare_recurrent(w_s: Array, source: Array, branch: Array, num_neurons: int, d: int, mode):
+    """The recurrent synapses' weights in the form the scan uses (computed outside it)."""
+    if mode == "gather":
+        weights = synapse_branch_weights(w_s, branch, d)  # [n, s, d]
     else:
-        rec_in = branch_input(
-            carry["output"], rec["w_s"], rec["source"], rec["branch"], derived["d"], rec["mode"]
-        )
-    b = derived["kappa_b"] * carry["branch"] + ext_t + rec_in
+        weights = dense_synapse_matrix(w_s, source, branch, num_neurons, d)  # [j, n, d]
+    return {"mode": mode, "source": source, "weights": weights}
+
+
+def _neuron_matmul(h: Array, kernel: Array) -> Array:
+    """``[n, b, i] x [n, i, o] -> [n, b, o]``: one batched matmul with the unit axis leading."""
+    return jax.lax.dot_general(h, kernel, (((2,), (1,)), ((0,), (0,))))
+
+
+def network_step(derived: Mapping[str, Any], carry: Mapping[str, Array], ext_t: Array):
+    """One step in the scan layout: ``carry, ext_t [n, b, d] -> (carry, y_t [n, b])``.
+
+    Carry leaves are neuron-major here (``branch [n, b, d]``, ``memory [n, b, m]``,
+    ``output [n, b]``): every per-neuron product is then a batched matmul with the unit axis
+    leading, which XLA runs without transposes (about 3x faster on CPU than batch-major).
+    ``derived`` holds what was computed outside the scan; no module calls in here.
+    """
+    b = derived["kappa_b"] * carry["branch"] + ext_t
+    if derived["recurrent"] is not None:
+        b = b + recurrent_branch_input(carry["output"], derived["recurrent"], b.shape[-1])
     m_prev = carry["memory"]
     kappa_m = derived["kappa_m"]
     h = jnp.concatenate([b, kappa_m * m_prev], axis=-1)
     layers = derived["mlp"]
     for li, (kernel, bias) in enumerate(layers):
-        h = jnp.einsum("bni,nio->bno", h, kernel) + bias
+        h = _neuron_matmul(h, kernel) + bias[:, None]
         if li < len(layers) - 1:
             h = jax.nn.relu(h)
     dm = _TANH_GAIN * jnp.tanh(_TANH_SLOPE * h)
     m = kappa_m * m_prev + derived["one_minus_kappa_lambda"] * dm
-    y = jnp.einsum("bnm,nm->bn", m, derived["w_y"]) + derived["b_y"]
-    new = {"branch": b, "memory": m, "output": y}
-    return new, y
+    y = jnp.einsum("nbm,nm->nb", m, derived["w_y"]) + derived["b_y"][:, None]
+    return {"branch": b, "memory": m, "output": y}, y
 
 
 def zero_carry(batch_size: int, num_neurons: int, num_memory: int, num_branches: int):
-    """The zero state: branch traces, memories and previous outputs, all float32."""
+    """The zero state: branch traces ``[b, n, d]``, memories ``[b, n, m]`` and previous outputs
+    ``[b, n]``, all float32."""
     return {
         "branch": jnp.zeros((batch_size, num_neurons, num_branches), jnp.float32),
         "memory": jnp.zeros((batch_size, num_neurons, num_memory), jnp.float32),
@@ -239,12 +261,21 @@ def zero_carry(batch_size: int, num_neurons: int, num_memory: int, num_branches:
     }
 
 
-def network_scan(derived: Mapping[str, Array], carry: Mapping[str, Array], ext: Array):
-    """Runs `network_step` over time: ``ext [b, t, n, d] -> (carry, y [b, t, n])``."""
-    carry = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), dict(carry))
+def network_scan(derived: Mapping[str, Any], carry: Mapping[str, Array], ext: Array):
+    """Runs `network_step` over time: ``ext [t, n, b, d] -> (carry, y [b, t, n])``.
+
+    ``carry`` is batch-major (`zero_carry`) on both sides; float32 whatever the inputs.
+    """
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    state = {
+        "branch": jnp.swapaxes(f32(carry["branch"]), 0, 1),
+        "memory": jnp.swapaxes(f32(carry["memory"]), 0, 1),
+        "output": jnp.swapaxes(f32(carry["output"]), 0, 1),
+    }
     step = lambda c, x: network_step(derived, c, x)  # noqa: E731
-    carry, ys = jax.lax.scan(step, carry, jnp.swapaxes(ext, 0, 1))
-    return carry, jnp.swapaxes(ys, 0, 1)
+    state, ys = jax.lax.scan(step, state, ext)
+    out = {k: jnp.swapaxes(v, 0, 1) for k, v in state.items()}
+    return out, jnp.transpose(ys, (2, 0, 1))
 
 
 # ---------------------------------------------------------------------------------- Flax layer
@@ -384,32 +415,25 @@ class ELMNetwork(nn.Module):
         k_ext = self.synapses_per_neuron - num_recurrent_synapses(
             self.synapses_per_neuron, self.recurrent_fraction
         )
+        n = self.num_neurons
         if k_ext:
-            ext = branch_input(
-                e.astype(jnp.float32),
-                w_s[:, :k_ext],
-                source[:, :k_ext],
-                branch[:, :k_ext],
-                d,
+            ext = external_branch_input(
+                e.astype(jnp.float32), w_s[:, :k_ext], source[:, :k_ext], branch[:, :k_ext], d,
                 ext_mode,
-            )
+            )  # fmt: skip
         else:
-            ext = jnp.zeros((*e.shape[:2], self.num_neurons, d), jnp.float32)
-        if k_ext == self.synapses_per_neuron:
-            recurrent = {"mode": "none"}
-        else:
-            recurrent = {
-                "mode": rec_mode,
-                "w_s": w_s[:, k_ext:],
-                "source": source[:, k_ext:] - self.external_dim,
-                "branch": branch[:, k_ext:],
-            }
+            ext = jnp.zeros((e.shape[1], n, e.shape[0], d), jnp.float32)
+        recurrent = None
+        if k_ext < self.synapses_per_neuron:
+            recurrent = prepare_recurrent(
+                w_s[:, k_ext:], source[:, k_ext:] - self.external_dim, branch[:, k_ext:], n, d,
+                rec_mode,
+            )  # fmt: skip
         derived = {
-            "d": d,
             "recurrent": recurrent,
-            "kappa_b": jnp.exp(-dt / tau_b),
-            "kappa_m": jnp.exp(-dt / tau_m),
-            "one_minus_kappa_lambda": 1.0 - jnp.exp(-dt * self.lambda_value / tau_m),
+            "kappa_b": jnp.exp(-dt / tau_b)[:, None],  # [n, 1, d]: broadcasts over batch
+            "kappa_m": jnp.exp(-dt / tau_m)[:, None],
+            "one_minus_kappa_lambda": (1.0 - jnp.exp(-dt * self.lambda_value / tau_m))[:, None],
             "mlp": mlp,
             "w_y": w_y,
             "b_y": b_y,

@@ -203,20 +203,6 @@ def test_wiring_is_identical_in_a_fresh_process():
     np.testing.assert_array_equal(br, w.branch)
 
 
-def test_carry_continues_the_sequence_exactly():
-    net = _net()
-    e = _inputs(2, 8, 7, seed=5)
-    v = _variables(net, e)
-    apply = jax.jit(net.apply)
-    y_full, c_full = apply(v, e)
-    y1, c1 = apply(v, e[:, :4])
-    y2, c2 = apply(v, e[:, 4:], c1)
-    np.testing.assert_allclose(jnp.concatenate([y1, y2], 1), y_full, rtol=1e-6, atol=1e-6)
-    for k in c_full:
-        np.testing.assert_allclose(c2[k], c_full[k], rtol=1e-6, atol=1e-6)
-        assert c2[k].dtype == jnp.float32
-
-
 def test_single_neuron_without_recurrence_reduces_to_elm_neuron():
     layers = pytest.importorskip("elm_jax.layers")
     d_ext, k_c, d, m = 11, 8, 4, 3
