@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import json
 import os
 import zipfile
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from elm_jax import data
-from elm_jax.data import enwik8, enwiki_sample
+from elm_jax.data import enwik8, enwiki_sample, prepare
 from elm_jax.data.common import ChecksumError, DataCorruptError, DataNotFoundError
 
 SIZE = 20_000
@@ -147,7 +148,7 @@ def test_sample_pins_checked_on_planted_wheel(tmp_path, monkeypatch):
         enwiki_sample.prepare_enwiki_sample(str(cache), wheel_path=wheel)
 
 
-def test_real_sample_via_pip_download_matches_pins(tmp_path):
+def test_real_sample_via_pip_download_matches_pins(tmp_path, capsys):
     """The one permitted download: `pip download --no-deps gensim==4.4.0` (about 28 MB)."""
     ds = data.load("enwiki_sample", data_dir=str(tmp_path), seq_len=128)
     assert ds.info["source"] == "enwiki-sample" and ds.info["name"] == "enwiki_sample"
@@ -158,4 +159,9 @@ def test_real_sample_via_pip_download_matches_pins(tmp_path):
     assert (
         fallback.info["source"] == "enwiki-sample"
         and "enwik8 not found" in fallback.info["fallback"]
+    )
+    assert prepare.main(["--data-dir", str(tmp_path), "--only", "enwiki"]) == 0  # cache hit
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (
+        lines[-1]["dataset"] == "enwiki-sample" and lines[-1]["path"] == ds.info["files"][0]["path"]
     )
