@@ -6,9 +6,10 @@ Command line (what `make sweep` runs):
 
 SHD-Adding at 10 ms bins (T = 200 for a digit pair) on the embedded SHD default, three budgets
 1e3, 3e3 and 1e4 core parameters, the fixed-budget slice at each (3 ELM points spread from
-many simple to few complex neurons, k_c = 16), two seeds, 300 training steps each: 9 trainer
-calls, 18 trials. Expected run time: about 15-20 minutes on 2 CPU cores (measured, see
-docs/sweeps.md), a few minutes on one GPU (estimate). Variants: `steps`, `seeds`, `budgets`,
+many simple to few complex neurons, k_c = 16), two seeds, 200 training steps each: 8 trainer
+calls, 16 trials. Expected run time: about 10-20 minutes on 2 idle CPU cores, an estimate from
+~1 CPU-second per step of the largest point (N=294) measured on a shared machine (see
+docs/sweeps.md); a few minutes on one GPU (estimate). Variants: `steps`, `seeds`, `budgets`,
 `max_points`, `d_m`, `k_c`, `data`, `bin_ms` (`default.py:steps=1000,max_points=5`).
 """
 
@@ -37,7 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.k_c = (16,)
     c.max_points = 3
     c.baselines = ()
-    c.steps = 300
+    c.steps = 200
     c.data = "shd_adding_default"
     c.bin_ms = 10.0
     apply_options(c, parse_arg(arg), VARIANTS)
@@ -48,8 +49,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     train.data.eval_batch_size = 128
     train.num_train_steps = int(c.steps)
     train.log_every = max(1, int(c.steps) // 10)
-    train.eval_every = max(1, int(c.steps) // 3)
-    train.checkpoint_every = max(1, int(c.steps) // 3)
+    train.eval_every = max(1, int(c.steps) // 2)
+    train.checkpoint_every = max(1, int(c.steps) // 2)
     c.train = train
     return c
 
