@@ -223,3 +223,25 @@ def test_write_is_atomic_on_failure(tmp_path):
         shd.write_shd(target, [np.array([0.1]), "abc"], [np.array([1]), np.array([2])], [1, 2])
     assert not target.exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_reads_real_shd_dtypes_float16_times_and_bytes_keys(tmp_path):
+    """The published files store float16 times, uint16 units and byte-string keys."""
+    import h5py
+
+    rng = np.random.default_rng(5)
+    times = [np.sort(rng.uniform(0, 1.2, k)).astype(np.float16) for k in (40, 0, 90)]
+    units = [rng.integers(0, 700, len(t)).astype(np.uint16) for t in times]
+    with h5py.File(tmp_path / "shd_like.h5", "w") as f:
+        t_set = f.create_dataset("spikes/times", (3,), dtype=h5py.vlen_dtype(np.float16))
+        u_set = f.create_dataset("spikes/units", (3,), dtype=h5py.vlen_dtype(np.uint16))
+        for i in range(3):
+            t_set[i], u_set[i] = times[i], units[i]
+        f["labels"] = np.array([0, 19, 7], np.uint8)
+        f["extra/speaker"] = np.array([1, 2, 3])
+        f["extra/keys"] = np.array([b"a.flac", b"b.flac", b"c.flac"])
+    spikes = shd.read_shd(tmp_path / "shd_like.h5")
+    assert spikes.keys == ("a.flac", "b.flac", "c.flac") and spikes.labels.tolist() == [0, 19, 7]
+    dense = shd.bin_spike_data(spikes, 2).dense(np.arange(3))
+    for n in range(3):
+        np.testing.assert_array_equal(dense[n], loop_binning(times[n], units[n], 2))
