@@ -47,11 +47,11 @@ def seconds_per_step(config, dataset) -> float:
     from elm_jax.train import init_state, train_step
 
     seeds = list(config.seeds)
-    state = init_state(run.spec, seeds, run.learning_rates, run.mesh)
+    state = init_state(run.spec, seeds, run.learning_rates, run.mesh, config.data.batch_size)
     times = []
     for step in range(12):
         t0 = time.perf_counter()
-        host = [dataset.train_batch(step, config.data.batch_size, s) for s in seeds]
+        host = [run._train_batch(step, s) for s in seeds]
         batch = {k: np.stack([b[k] for b in host]) for k in ("inputs", "labels")}
         state = train_step(
             state,

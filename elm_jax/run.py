@@ -116,6 +116,30 @@ def _load_data(cfg: ml_collections.ConfigDict) -> Any:
     return data.load(cfg.data.name, data_dir=cfg.data.data_dir, **options)
 
 
+def stream_train_batch(
+    train: np.ndarray, step: int, batch_size: int, seq_len: int, seed: int
+) -> dict:
+    """Training batch `step` of `batch_size` contiguous streams over the training bytes.
+
+    Stream j reads segment j of `batch_size` equal segments, starting at a seed-dependent
+    offset and advancing `seq_len` bytes per step (wrapping inside its segment), so with the
+    state carried from step to step every prediction has the context of the bytes before it,
+    as in the contiguous evaluation. Deterministic in (step, seed).
+    """
+    segment = len(train) // batch_size
+    span = segment - seq_len - 1
+    if span < 1:
+        raise ValueError(
+            f"data.seq_len={seq_len} with data.batch_size={batch_size} needs training segments "
+            f"longer than seq_len + 1; the training split has {len(train)} bytes"
+        )
+    offset = int(np.random.default_rng([int(seed), 7]).integers(0, span))
+    start = (offset + int(step) * seq_len) % span
+    rows = np.arange(batch_size)[:, None] * segment + start + np.arange(seq_len + 1)[None, :]
+    windows = train[rows].astype(np.int32)
+    return {"inputs": windows[:, :-1], "labels": windows[:, 1:]}
+
+
 @dataclasses.dataclass
 class Run:
     """One prepared run: everything checked, nothing trained yet."""
@@ -127,6 +151,7 @@ class Run:
     mesh: jax.sharding.Mesh
     dataset: Any
     is_writer: bool
+    _train_bytes: np.ndarray | None = None
 
     @classmethod
     def prepare(
@@ -182,8 +207,24 @@ class Run:
         if is_writer:
             os.makedirs(workdir, exist_ok=True)
             metrics_lib.write_json_atomic(config_path, plain)
-        spec = StepSpec.create(model_cfg, optim_cfg)
+        if cfg.data.carry_train_state and not (
+            model_cfg.task == "lm" and callable(getattr(ds, "split", None))
+        ):
+            raise ValueError(
+                "config.data.carry_train_state=True needs a language-modelling dataset with a "
+                f"split(name) -> bytes method (got task {model_cfg.task!r}, "
+                f"{type(ds).__name__}); set it to False"
+            )
+        spec = StepSpec.create(model_cfg, optim_cfg, carry_state=cfg.data.carry_train_state)
         return cls(cfg, workdir, spec, lrs, mesh, ds, is_writer)
+
+    def _train_batch(self, step: int, seed: int) -> dict:
+        d = self.cfg.data
+        if not d.carry_train_state:
+            return self.dataset.train_batch(step, d.batch_size, seed)
+        if self._train_bytes is None:
+            self._train_bytes = np.asarray(self.dataset.split("train"))
+        return stream_train_batch(self._train_bytes, step, d.batch_size, d.seq_len, seed)
 
     def _path(self, name: str) -> str:
         return os.path.join(self.workdir, name)
@@ -208,7 +249,13 @@ class Run:
         prior_wall = 0.0
         ckpt = Checkpointer(self._path(CHECKPOINT_DIR), keep=self.cfg.keep_checkpoints)
         try:
-            state = init_state(self.spec, list(self.cfg.seeds), self.learning_rates, self.mesh)
+            state = init_state(
+                self.spec,
+                list(self.cfg.seeds),
+                self.learning_rates,
+                self.mesh,
+                batch_size=self.cfg.data.batch_size,
+            )
             latest = ckpt.latest_step()
             if latest is not None:
                 state = ckpt.restore(latest, state)
@@ -251,7 +298,7 @@ class Run:
 
         stopped = all_diverged()
         while step < total and not stopped:
-            per_seed = [self.dataset.train_batch(step, cfg.data.batch_size, s) for s in seeds]
+            per_seed = [self._train_batch(step, s) for s in seeds]
             host = {k: np.stack([b[k] for b in per_seed]) for k in ("inputs", "labels")}
             state = train_step(state, parallel.put_global(host, train_sharding), spec=self.spec)
             step += 1

@@ -40,12 +40,14 @@ class StepSpec:
 
     model: Any  # elm_jax.models.ModelConfig
     optim: OptimConfig
+    carry_state: bool = False  # LM: carry the recurrent state from one batch to the next
 
     @classmethod
-    def create(cls, model: Any, optim: OptimConfig) -> StepSpec:
+    def create(cls, model: Any, optim: OptimConfig, carry_state: bool = False) -> StepSpec:
         """The spec with the peak learning rate factored out: it lives in the optimizer state
         (`init_state`), so runs that differ only in learning rate share one compiled step."""
-        return cls(model=model, optim=dataclasses.replace(optim, learning_rate=1.0))
+        optim = dataclasses.replace(optim, learning_rate=1.0)
+        return cls(model=model, optim=optim, carry_state=carry_state)
 
 
 @functools.lru_cache(maxsize=64)
@@ -81,11 +83,15 @@ def _train_one_seed(state: State, batch: Mapping[str, jax.Array], spec: StepSpec
     model = _build_model(spec.model)
     tx = make_optimizer(spec.optim)
 
-    def loss_fn(params):
-        logits, _ = model.apply({"params": params, **state["extra"]}, batch["inputs"])
-        return _loss_sums(logits, batch["labels"], None, spec.model.task)
+    carry_in = state["carry"] if spec.carry_state else None
 
-    (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    def loss_fn(params):
+        variables = {"params": params, **state["extra"]}
+        logits, carry = model.apply(variables, batch["inputs"], carry=carry_in)
+        loss, sums = _loss_sums(logits, batch["labels"], None, spec.model.task)
+        return loss, (sums, carry)
+
+    (loss, (sums, carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
 
@@ -96,6 +102,8 @@ def _train_one_seed(state: State, batch: Mapping[str, jax.Array], spec: StepSpec
     new = dict(state)
     new["params"] = _where_tree(keep, params, state["params"])
     new["opt_state"] = _where_tree(keep, opt_state, state["opt_state"])
+    if spec.carry_state:  # truncated BPTT: the state flows on, the gradient does not
+        new["carry"] = _where_tree(keep, jax.lax.stop_gradient(carry), state["carry"])
     new["diverged_step"] = jnp.where(active & ~finite, state["step"], state["diverged_step"])
     new["metrics"] = {k: state["metrics"][k] + jnp.where(keep, v, 0.0) for k, v in sums.items()}
     new["step"] = state["step"] + 1
@@ -149,9 +157,16 @@ def update_best(state: State, val_loss: jax.Array, val_metric: jax.Array) -> Sta
 
 
 def init_state(
-    spec: StepSpec, seeds: list[int], learning_rates: list[float], mesh: jax.sharding.Mesh
+    spec: StepSpec,
+    seeds: list[int],
+    learning_rates: list[float],
+    mesh: jax.sharding.Mesh,
+    batch_size: int | None = None,
 ) -> State:
-    """The initial train state of all seeds, sharded over the mesh's `replica` axis."""
+    """The initial train state of all seeds, sharded over the mesh's `replica` axis.
+
+    `batch_size` sizes the carried recurrent state when `spec.carry_state`.
+    """
     model = _build_model(spec.model)
     tx = make_optimizer(spec.optim)
     if spec.model.task == "lm":
@@ -165,7 +180,15 @@ def init_state(
         variables = dict(variables)
         params = variables.pop("params")
         opt_state = set_learning_rate(tx.init(params), lr)
+        carry = {}
+        if spec.carry_state:
+            from elm_jax.models import initial_carry
+
+            if batch_size is None:
+                raise ValueError("init_state needs batch_size when spec.carry_state is set")
+            carry = {"carry": initial_carry(spec.model, batch_size)}
         return {
+            **carry,
             "step": jnp.zeros((), jnp.int32),
             "params": params,
             "extra": variables,

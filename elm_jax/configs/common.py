@@ -71,6 +71,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.batch_size = 8
     c.data.eval_batch_size = 64
     c.data.input_dropout = 0.0
+    # LM: train on contiguous streams with the recurrent state carried between batches
+    # (truncated BPTT), matching the carried-state evaluation; False: random windows from zero.
+    c.data.carry_train_state = False
     # LM evaluation: contiguous chunks with carried state (SPEC §5); a cap on chunks for the
     # periodic validation only (None: the whole split), and for the final test evaluation.
     c.data.eval_chunk_len = placeholder(int)

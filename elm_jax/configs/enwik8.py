@@ -1,7 +1,8 @@
 """Enwik8 (SPEC §5): next-byte prediction, bits per character on the contiguous test split.
 
-Adam with warm-up and cosine decay, gradient clipping at norm 1, truncated BPTT on random
-windows of `seq_len` bytes; validation and test walk the contiguous split in chunks with the
+Adam with warm-up and cosine decay, gradient clipping at norm 1, truncated BPTT over
+`batch_size` contiguous streams with the state carried between batches of `seq_len` bytes
+(`data.carry_train_state`); validation and test walk the contiguous split in chunks with the
 recurrent state carried, so every byte is predicted with full context (`data.val_max_batches`
 caps the periodic validation for speed; the final test evaluation covers the whole split
 unless `data.test_max_batches` is set). Data: `enwik8` reads `enwik8.zip` from `data.data_dir`
@@ -39,6 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.data.name = "enwik8"
     c.data.seq_len = 128
+    c.data.carry_train_state = True
     c.data.batch_size = 32
     c.data.eval_batch_size = 64
     c.data.eval_chunk_len = 256
