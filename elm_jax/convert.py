@@ -235,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print(f"error: {TORCH_HINT}", file=sys.stderr)
         return 3
-    jax.config.update("jax_enable_x64", True)  # keep the checkpoint's precision
-    _, variables = from_reference(state, config, args.version)
-    save_npz(args.output, config, args.version, variables)
+    with jax.enable_x64(True):  # keep the checkpoint's precision
+        _, variables = from_reference(state, config, args.version)
+        save_npz(args.output, config, args.version, variables)
     print(f"wrote {args.output}")
     return 0
 

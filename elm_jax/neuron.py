@@ -9,9 +9,10 @@ Axes: b batch, t time, i input, s synapse, d branch, m memory, h MLP hidden, o o
 
 The fast path (`scan`) uses that everything before the MLP is linear in the input:
 routing, synapse weights and branch sum are one matrix [i, d]; the branch trace (v2, and v1 when
-the synaptic time constants are equal within each branch) is a linear recurrence computed for the
-whole sequence with an associative scan; the branch part of the MLP's first layer is therefore one
-matrix product for all t. Only the memory recurrence, which is nonlinear, runs in `lax.scan`.
+the synaptic time constants are equal within each branch) is an elementwise linear recurrence
+computed for the whole sequence before the memory scan; the branch part of the MLP's first layer
+is therefore one matrix product for all t. Only the memory recurrence, which is nonlinear, does
+matrix products inside `lax.scan`.
 `step` is the literal per-step equation of the reference and serves as the oracle for `scan`.
 """
 
@@ -281,7 +282,7 @@ def make_routing(cfg: NeuronConfig, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 class Prepared(NamedTuple):
     """Everything the recurrence needs, computed once from the parameters (outside any scan)."""
 
-    in_to_branch: jax.Array | None  # [i, d] routing · relu(w) · branch sum (fused path)
+    in_to_branch: jax.Array | None  # [i, d] routing · relu(w) · branch sum (routed, merged)
     syn_index: jax.Array  # [s] input feeding each synapse
     syn_weight: jax.Array  # [s] relu(w_s) · mask
     kappa_syn: jax.Array  # [s] per-synapse decay (per-synapse path) or [d] branch decay
@@ -328,7 +329,7 @@ def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Pre
             # Equal timescales inside a branch: the sum of its traces is one trace of the sum.
             kappa_syn = kappa_syn.reshape(cfg.branches, cfg.num_synapse_per_branch)[:, 0]
     in_to_branch = None
-    if not cfg.per_synapse_trace:
+    if cfg.input_to_synapse_routing is not None and not cfg.per_synapse_trace:
         in_to_branch = input_to_branch_matrix(syn_index, syn_weight, cfg.num_input, cfg.branches)
     mlp = tuple(
         (tree["mlp"][f"dense_{j}"]["kernel"], tree["mlp"][f"dense_{j}"]["bias"])
@@ -369,7 +370,7 @@ def step(prep: Prepared, cfg: NeuronConfig, state, x_t: jax.Array):
         trace = prep.kappa_syn * trace + prep.syn_weight * x_t[:, prep.syn_index]
         branch = trace.reshape(x_t.shape[0], cfg.branches, -1).sum(-1)
     else:
-        trace = prep.kappa_syn * trace + x_t @ prep.in_to_branch
+        trace = prep.kappa_syn * trace + synaptic_input(prep, cfg, x_t)
         branch = trace
     kernel0, bias0 = prep.mlp[0]
     mlp_in = jnp.concatenate([branch, prep.kappa_m * m_prev], axis=-1)
@@ -381,29 +382,68 @@ def step(prep: Prepared, cfg: NeuronConfig, state, x_t: jax.Array):
 # ----------------------------------------------------------------------------- scan (fast path)
 
 
-def linear_trace(u: jax.Array, kappa: jax.Array) -> jax.Array:
+def synaptic_input(prep: Prepared, cfg: NeuronConfig, x: jax.Array) -> jax.Array:
+    """The input→branch linear map applied to x [..., i] → [..., d].
+
+    With a routing it is one product with the [i, d] matrix. Without one, the matrix is block
+    diagonal (input j feeds only branch j // k), so it is applied as a product and a sum over
+    blocks instead of a dense product that would be mostly zeros.
+    """
+    if prep.in_to_branch is not None:
+        return x @ prep.in_to_branch.astype(x.dtype)
+    weighted = x * prep.syn_weight.astype(x.dtype)
+    return weighted.reshape(*x.shape[:-1], cfg.branches, -1).sum(-1)
+
+
+def linear_trace(u: jax.Array, kappa: jax.Array, unroll: int = 1) -> jax.Array:
     """c_t = kappa * c_{t-1} + u_t (c_0 = u_0) over the time axis of u [b, t, k], kappa [k].
 
-    A log-depth associative scan: the trace is linear, so it needs no sequential loop.
+    Elementwise only, so a plain sequential scan is cheap (on CPU cheaper than the log-depth
+    associative scan, forward and backward).
     """
-    a = jnp.broadcast_to(kappa.astype(u.dtype), (1, u.shape[1], kappa.shape[0]))
 
-    def combine(left, right):
-        a_l, c_l = left
-        a_r, c_r = right
-        return a_l * a_r, a_r * c_l + c_r
+    def body(c_prev, u_t):
+        c_t = kappa * c_prev + u_t
+        return c_t, c_t
 
-    return jax.lax.associative_scan(combine, (a, u), axis=1)[1]
+    c0 = jnp.zeros((u.shape[0], u.shape[2]), u.dtype)
+    _, c = jax.lax.scan(body, c0, jnp.swapaxes(u, 0, 1), unroll=unroll)
+    return jnp.swapaxes(c, 0, 1)
 
 
 def branch_traces(prep: Prepared, cfg: NeuronConfig, x: jax.Array) -> jax.Array:
     """The branch input of every step, [b, t, d], computed for the whole sequence at once."""
+    state = prep.kappa_syn.dtype
     if cfg.per_synapse_trace:
-        syn = jnp.take(x, prep.syn_index, axis=-1) * prep.syn_weight.astype(x.dtype)
-        syn = linear_trace(syn.astype(prep.kappa_syn.dtype), prep.kappa_syn)
+        syn = jnp.take(x, prep.syn_index, axis=-1).astype(state) * prep.syn_weight
+        syn = linear_trace(syn, prep.kappa_syn)
         return syn.reshape(*syn.shape[:2], cfg.branches, -1).sum(-1)
-    u = jnp.einsum("bti,id->btd", x, prep.in_to_branch.astype(x.dtype))
-    return linear_trace(u.astype(prep.kappa_syn.dtype), prep.kappa_syn)
+    return linear_trace(synaptic_input(prep, cfg, x).astype(state), prep.kappa_syn)
+
+
+def first_layer_branch_part(
+    prep: Prepared, cfg: NeuronConfig, x: jax.Array, cd: Any
+) -> tuple[jax.Array, jax.Array]:
+    """(branch [b, t, d], pre [t, b, h] = branch · K_b + bias) for the whole sequence.
+
+    Without routing each input feeds one branch, so the trace commutes with the synapse weights:
+    trace(x) · (w ⊙ K_b) equals trace(x · w) · K_b exactly, and trace(x) does not depend on any
+    trainable parameter. Training then needs one large product backward (for the [i, h] matrix)
+    instead of two (for K_b and for the branch input).
+    """
+    kernel0, bias0 = prep.mlp[0]
+    d, k = cfg.branches, cfg.num_synapse_per_branch
+    kernel_b = kernel0[:d]
+    if cfg.input_to_synapse_routing is None and not cfg.per_synapse_trace:
+        state = prep.kappa_syn.dtype
+        x_trace = linear_trace(x.astype(state), jnp.repeat(prep.kappa_syn, k))  # [b, t, i]
+        in_kernel = prep.syn_weight[:, None].astype(cd) * jnp.repeat(kernel_b.astype(cd), k, 0)
+        pre = jnp.einsum("bti,ih->tbh", x_trace.astype(cd), in_kernel) + bias0.astype(cd)
+        branch = (x_trace * prep.syn_weight).reshape(*x_trace.shape[:2], d, k).sum(-1)
+        return branch, pre
+    branch = branch_traces(prep, cfg, x)
+    pre = jnp.einsum("btd,dh->tbh", branch.astype(cd), kernel_b.astype(cd)) + bias0.astype(cd)
+    return branch, pre
 
 
 def scan(
@@ -420,12 +460,11 @@ def scan(
     matrix products run in `compute_dtype` (default: that of x).
     """
     cd = compute_dtype or x.dtype
-    branch = branch_traces(prep, cfg, x)  # [b, t, d] state dtype
-    kernel0, bias0 = prep.mlp[0]
-    d = cfg.branches
     # Split the first layer: the branch half is one product for all t, the memory half (with
     # kappa_m folded into its rows) is the only product the recurrence has to do per step.
-    pre = jnp.einsum("btd,dh->tbh", branch.astype(cd), kernel0[:d].astype(cd)) + bias0.astype(cd)
+    branch, pre = first_layer_branch_part(prep, cfg, x, cd)
+    kernel0 = prep.mlp[0][0]
+    d = cfg.branches
     mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(prep.kappa_m.dtype)).astype(cd)
     rest = prep._replace(mlp=tuple((k.astype(cd), b.astype(cd)) for k, b in prep.mlp))
 

@@ -1,0 +1,190 @@
+"""Training-step and forward speed of one ELM neuron on the reference's own configurations.
+
+    python bench/neuron_speed.py                 # all cores
+    python bench/neuron_speed.py --threads 1     # single-threaded XLA, to compare with the
+                                                 # published PyTorch figures (single-threaded)
+
+Prints one JSON line per configuration: `train_step_s` (forward + backward + optimizer update,
+median of `--repeats` timed steps after warm-up), `forward_s`, compile times (measured separately;
+the persistent compilation cache is not used here), (batch·T)/s, the trainable parameter count,
+threads, and the ratio to the reference implementation's s/step measured single-threaded on a
+2-core machine (0.146 shd_adding, 0.565 neuronio, 0.107 small). Takes about a minute per thread
+setting on an idle 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+# Published PyTorch reference, single-threaded, s per training step.
+REFERENCE_S_PER_STEP = {"shd_adding": 0.146, "neuronio": 0.565, "small": 0.107}
+
+CONFIGS = {
+    "shd_adding": dict(
+        neuron=dict(num_input=700, num_output=19, num_memory=100, delta_t=10.0),
+        batch=8, steps=200, optimizer="adamax", learning_rate=5e-3, loss="last_step_xent",
+    ),
+    "neuronio": dict(
+        neuron=dict(num_input=1278, num_output=2, num_memory=20, num_branch=45,
+                    num_synapse_per_branch=100, input_to_synapse_routing="neuronio_routing",
+                    memory_tau_max=150.0),
+        batch=8, steps=500, optimizer="adam", learning_rate=5e-4, loss="spike_and_soma",
+    ),
+    "small": dict(
+        neuron=dict(num_input=64, num_output=10, num_memory=16),
+        batch=64, steps=200, optimizer="adam", learning_rate=1e-3, loss="last_step_xent",
+    ),
+}  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=0, help="1: single-threaded XLA CPU")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset")
+    parser.add_argument("--repeats", type=int, default=7, help="timed steps (median), >= 5")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--unroll", type=int, default=1, help="unroll of the time scan")
+    parser.add_argument("--version", default="v2", choices=("v1", "v2"))
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.configs.split(",")) - set(CONFIGS))
+    if unknown:
+        parser.error(f"--configs: unknown {unknown}; valid choices are {sorted(CONFIGS)}")
+    if args.repeats < 5:
+        parser.error("--repeats must be >= 5")
+    return args
+
+
+def set_threads(threads: int) -> None:
+    """XLA CPU threading is fixed at backend start: this must run before jax is imported."""
+    if threads == 1:
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = "1"
+
+
+def median_time(fn, repeats: int) -> tuple[float, list[float], float]:
+    """(median wall s, all wall s, median process CPU s) of `repeats` calls.
+
+    The CPU time is what a shared machine's load does not inflate; single-threaded it equals the
+    wall time of an idle machine (it also counts XLA's helper threads, so it is not lower).
+    """
+    times, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), times, statistics.median(cpu)
+
+
+def run_config(name: str, args: argparse.Namespace) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from elm_jax.layers import ELMNeuron
+
+    spec = CONFIGS[name]
+    module = ELMNeuron(**spec["neuron"], version=args.version, unroll=args.unroll)
+    batch, steps, n_in = spec["batch"], spec["steps"], spec["neuron"]["num_input"]
+    key_x, key_y, key_init = jax.random.split(jax.random.key(0), 3)
+    # Sparse binary input, like spike trains.
+    x = jax.random.bernoulli(key_x, 0.05, (batch, steps, n_in)).astype(jnp.float32)
+    n_out = spec["neuron"]["num_output"]
+    if spec["loss"] == "last_step_xent":
+        target = jax.random.randint(key_y, (batch,), 0, n_out)
+    else:
+        target = jax.random.uniform(key_y, (batch, steps, 2))
+    variables = jax.jit(module.init)(key_init, x)
+    params, constants = variables["params"], variables["constants"]
+    optimizer = {"adam": optax.adam, "adamax": optax.adamax}[spec["optimizer"]](
+        spec["learning_rate"]
+    )
+    opt_state = optimizer.init(params)
+
+    def loss_fn(params, x, target):
+        y = module.apply({"params": params, "constants": constants}, x)
+        if spec["loss"] == "last_step_xent":
+            return optax.softmax_cross_entropy_with_integer_labels(y[:, -1], target).mean()
+        spike = optax.sigmoid_binary_cross_entropy(y[..., 0], (target[..., 0] > 0.9)).mean()
+        return spike + jnp.mean((y[..., 1] - target[..., 1]) ** 2)
+
+    def train_step(params, opt_state, x, target):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, target)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    def forward(params, x):
+        return module.apply({"params": params, "constants": constants}, x)
+
+    start = time.perf_counter()
+    train_compiled = jax.jit(train_step).lower(params, opt_state, x, target).compile()
+    compile_train = time.perf_counter() - start
+    start = time.perf_counter()
+    forward_compiled = jax.jit(forward).lower(params, x).compile()
+    compile_forward = time.perf_counter() - start
+
+    state = {"params": params, "opt_state": opt_state}
+
+    def one_train_step():
+        state["params"], state["opt_state"], loss = train_compiled(
+            state["params"], state["opt_state"], x, target
+        )
+        loss.block_until_ready()
+
+    def one_forward():
+        forward_compiled(params, x).block_until_ready()
+
+    for _ in range(args.warmup):
+        one_train_step()
+        one_forward()
+    train_s, train_all, train_cpu = median_time(one_train_step, args.repeats)
+    forward_s, forward_all, forward_cpu = median_time(one_forward, args.repeats)
+    reference = REFERENCE_S_PER_STEP[name]
+    return {
+        "bench": "neuron_speed",
+        "config": name,
+        "version": args.version,
+        "batch": batch,
+        "T": steps,
+        "num_params": module.config.num_params,
+        "threads": args.threads if args.threads else os.cpu_count(),
+        "train_step_s": round(train_s, 6),
+        "train_step_s_min": round(min(train_all), 6),
+        "train_step_cpu_s": round(train_cpu, 6),
+        "forward_s": round(forward_s, 6),
+        "forward_s_min": round(min(forward_all), 6),
+        "forward_cpu_s": round(forward_cpu, 6),
+        "compile_train_s": round(compile_train, 3),
+        "compile_forward_s": round(compile_forward, 3),
+        "train_items_per_s": round(batch * steps / train_s, 1),
+        "forward_items_per_s": round(batch * steps / forward_s, 1),
+        "repeats": args.repeats,
+        "unroll": args.unroll,
+        "reference_train_step_s_1thread": reference,
+        "speedup_vs_reference": round(reference / train_s, 2),
+        "speedup_vs_reference_cpu_time": round(reference / train_cpu, 2),
+        "device": jax.devices()[0].device_kind,
+        "jax": jax.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "loadavg_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    for name in args.configs.split(","):
+        print(json.dumps(run_config(name, args)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
