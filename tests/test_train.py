@@ -19,7 +19,7 @@ from elm_jax.budget import cost
 from elm_jax.configs import smoke
 from elm_jax.models import ModelConfig, build_model, initial_carry
 from elm_jax.optim import OptimConfig, make_optimizer, set_learning_rate, unit_schedule
-from elm_jax.run import resolve_config
+from elm_jax.run import resolve_config, stream_train_batch
 from elm_jax.train import StepSpec, evaluate, init_state, train_and_evaluate, train_step
 
 SUMMARY_KEYS = {
@@ -265,3 +265,55 @@ def test_workdir_with_a_different_config_fails_before_any_work(tmp_path):
 def test_model_that_does_not_fit_the_data_fails_with_the_field():
     with pytest.raises(ValueError, match="config.model.task='classification'"):
         train_and_evaluate(th.cls_config(), "unused", dataset=th.byte_dataset())
+
+
+def test_stream_batches_continue_each_stream_where_the_previous_batch_ended():
+    train = np.arange(1000, dtype=np.int64)  # byte value = position, to read positions back
+    a = stream_train_batch(train, 3, 4, 10, seed=0)
+    b = stream_train_batch(train, 4, 4, 10, seed=0)
+    # Each stream's next window starts at the byte its previous window predicted last.
+    np.testing.assert_array_equal(b["inputs"][:, 0], a["labels"][:, -1])
+    np.testing.assert_array_equal(a["inputs"][:, 1:], a["labels"][:, :-1])
+    # Stream j stays inside segment j (of 4 segments of 250 bytes).
+    for x in (a["inputs"], a["labels"], b["inputs"], b["labels"]):
+        np.testing.assert_array_equal(x // 250, np.repeat(np.arange(4)[:, None], 10, axis=1))
+    c = stream_train_batch(train, 3, 4, 10, seed=1)
+    assert not np.array_equal(a["inputs"], c["inputs"])
+
+
+def test_carried_training_state_equals_a_manual_carry_through_the_model():
+    config = th.lm_config(**{"data.carry_train_state": True})
+    cfg = resolve_config(config)
+    spec = StepSpec.create(
+        ModelConfig.from_dict(cfg.model.to_dict()),
+        OptimConfig.from_dict(cfg.optim.to_dict(), cfg.num_train_steps),
+        carry_state=True,
+    )
+    mesh = _one_device_mesh()
+    ds = th.byte_dataset()
+    state = init_state(spec, [0], [1e-2], mesh, batch_size=8)
+    params0 = jax.tree.map(lambda x: x[0], jax.device_get(state["params"]))
+    extra0 = jax.tree.map(lambda x: x[0], jax.device_get(state["extra"]))
+    train = ds.split("train")
+    batch = stream_train_batch(train, 0, 8, 16, 0)
+    state = train_step(
+        state,
+        parallel.put_global(
+            {k: v[None] for k, v in batch.items()}, parallel.train_batch_sharding(mesh)
+        ),
+        spec=spec,
+    )
+    _, carry = build_model(spec.model).apply(
+        {"params": params0, **extra0},
+        jnp.asarray(batch["inputs"]),
+        carry=initial_carry(spec.model, 8),
+    )
+    got = jax.tree.map(lambda x: np.asarray(x)[0], state["carry"])
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(carry), strict=True):
+        np.testing.assert_allclose(x, np.asarray(y), atol=1e-6)
+    with pytest.raises(ValueError, match="carry_train_state=True needs a language-modelling"):
+        train_and_evaluate(
+            th.lm_config(**{"data.carry_train_state": True}),
+            "unused",
+            dataset=th.CountingDataset(th.byte_dataset()),  # no split(): cannot stream
+        )

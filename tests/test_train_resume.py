@@ -38,7 +38,15 @@ def _assert_bitwise_equal(a, b):
 
 
 def _config():
-    return th.lm_config(**{"seeds": (0, 1), "num_train_steps": 8, "checkpoint_every": 2})
+    # The carried LM state is part of what must resume exactly.
+    return th.lm_config(
+        **{
+            "seeds": (0, 1),
+            "num_train_steps": 8,
+            "checkpoint_every": 2,
+            "data.carry_train_state": True,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +91,11 @@ from elm_jax.train import train_and_evaluate
 
 def slow(step):
     if step >= 4:
-        time.sleep(0.5)  # leave the parent time to kill mid-run
+        time.sleep(3.0)  # leave the parent (on a busy machine) time to kill mid-run
 
-cfg = th.lm_config(**{{"seeds": (0, 1), "num_train_steps": 8, "checkpoint_every": 2}})
+cfg = th.lm_config(
+    **{{"seeds": (0, 1), "num_train_steps": 8, "checkpoint_every": 2, "data.carry_train_state": True}}
+)
 train_and_evaluate(cfg, sys.argv[1], dataset=th.byte_dataset(), step_hook=slow)
 """
 
@@ -97,13 +107,15 @@ def test_sigkilled_run_restarted_is_bitwise_the_uninterrupted_run(tmp_path, unin
     script.write_text(KILL_SCRIPT.format(tests=TESTS))
     proc = subprocess.Popen([sys.executable, str(script), workdir], env=dict(os.environ))
     progress = os.path.join(workdir, "progress.json")
-    deadline = time.time() + 240
+    deadline = time.time() + 540
     try:
         while time.time() < deadline and proc.poll() is None:
             if os.path.exists(progress) and json.load(open(progress))["step"] >= 4:
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it could be killed"
+        assert proc.poll() is None, (
+            f"the run ended (rc {proc.returncode}) before it could be killed"
+        )
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
