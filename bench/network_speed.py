@@ -32,9 +32,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--k-c", type=int, default=32, help="k_c of the three ELM points")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=200)
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--lstm-tolerance", type=float, default=0.05)
-    p.add_argument("--connectivity", default="gather,dense,auto", help="comma list of modes to time")
+    p.add_argument(
+        "--connectivity", default="gather,dense,auto", help="comma list of modes to time"
+    )
     return p.parse_args(argv)
 
 
@@ -158,7 +160,9 @@ def main(argv=None) -> int:
 
     machine = matmul_gflops(args.repeats)
     elm_points = enumerate_points(args.budget, "shd_adding", k_c=[args.k_c])
-    (lstm,) = enumerate_points(args.budget, "shd_adding", arch="lstm", tolerance=args.lstm_tolerance)
+    (lstm,) = enumerate_points(
+        args.budget, "shd_adding", arch="lstm", tolerance=args.lstm_tolerance
+    )
     jobs = []
     for label, p in pick_points(elm_points):
         cfg = p.model_config()

@@ -37,8 +37,8 @@ import numpy as np
 Array = jax.Array
 
 # Measured on CPU by bench/network_speed.py (see docs/network.md): the dense masked matmul wins
-# while its multiply count is within this factor of the gather's useful multiply count.
-DENSE_MAX_WASTE = 16.0
+# while its multiply count per neuron is within this factor of the neuron's own multiply count.
+DENSE_MAX_RATIO = 16.0
 # Empirical tanh scaling of the reference neuron (LeCun's 1.7159 * tanh(2x/3)).
 _TANH_GAIN, _TANH_SLOPE = 1.7159, 2.0 / 3.0
 
@@ -148,16 +148,20 @@ def make_wiring(
     return Wiring(source, branch, k_ext, external_dim)
 
 
-def choose_connectivity(pool_size: int, num_synapses: int, num_branches: int) -> str:
+def choose_connectivity(
+    pool_size: int, num_synapses: int, num_branches: int, neuron_macs: int
+) -> str:
     """``"dense"`` or ``"gather"`` for one part of the pool, by shape.
 
-    The dense product does ``pool_size * d_tree`` multiply-adds per neuron where the gather does
-    ``num_synapses`` useful ones (plus an index lookup each); dense wins on CPU while its waste
-    factor is below `DENSE_MAX_WASTE` (measured in bench/network_speed.py).
+    The dense product costs ``pool_size * d_tree`` multiply-adds per neuron and step, but runs as
+    one large matmul; the gather costs ``num_synapses`` lookups, and its gradient is a scatter-add
+    that XLA runs slowly on CPU. Dense wins while its cost stays within `DENSE_MAX_RATIO` times the
+    neuron's own multiply-adds per step (``neuron_macs``: synapses + MLP + readout), i.e. while it
+    does not dominate the step (rule fitted to bench/network_speed.py, see docs/network.md).
     """
     if num_synapses == 0:
         return "dense"
-    return "dense" if pool_size * num_branches <= DENSE_MAX_WASTE * num_synapses else "gather"
+    return "dense" if pool_size * num_branches <= DENSE_MAX_RATIO * neuron_macs else "gather"
 
 
 # ---------------------------------------------------------------------------- pure network math
@@ -372,8 +376,10 @@ class ELMNetwork(nn.Module):
         k_ext = self.synapses_per_neuron - k_rec
         if self.connectivity != "auto":
             return self.connectivity, self.connectivity
-        ext = choose_connectivity(self.external_dim, k_ext, self.num_branches)
-        rec = choose_connectivity(self.num_neurons, k_rec, self.num_branches)
+        m, h, d, layers = self.num_memory, self.hidden_size, self.num_branches, self.mlp_num_layers
+        macs = self.synapses_per_neuron + (d + m) * h + (layers - 1) * h * h + h * m + m
+        ext = choose_connectivity(self.external_dim, k_ext, d, macs)
+        rec = choose_connectivity(self.num_neurons, k_rec, d, macs)
         return ext, rec
 
     def _variables(self):
