@@ -94,3 +94,10 @@ def test_sweep_where_every_trial_failed_reports_that_nothing_could_be_fitted(tmp
     page = build_report(tmp_path, out_dir=tmp_path / "out", n_boot=2).read_text()
     assert "No ok elm points in a budget slice" in page
     assert f"{len(table)} trial(s) not ok were excluded" in page and "out of memory" in page
+
+
+def test_command_line_names_the_problem_for_a_bad_sweep_directory(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "no results.parquet and no trials/*.json" in capsys.readouterr().err
