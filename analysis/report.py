@@ -24,7 +24,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.info_model import PARAMETER_MEANINGS, PARAMETER_NAMES
-from analysis.load import load_sweeps
+from analysis.load import SchemaError, load_sweeps
 from analysis.pipeline import Analysis, analyse
 
 _CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -273,9 +273,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
     args = parser.parse_args(argv)
-    path = build_report(
-        args.sweep_dirs, args.out, loss=args.loss, n_boot=args.n_boot, seed=args.seed
-    )
+    try:
+        path = build_report(
+            args.sweep_dirs, args.out, loss=args.loss, n_boot=args.n_boot, seed=args.seed
+        )
+    except (FileNotFoundError, SchemaError) as err:
+        parser.exit(2, f"analysis.report: error: {err}\n")
     print(path)
 
 
