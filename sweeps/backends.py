@@ -103,9 +103,9 @@ def _pool_worker(index: int, env: dict[str, str], inbox: Any, outbox: Any) -> No
         if task is None:
             return
         try:
-            outbox.put((index, "ok", execute_group(task)))
+            outbox.put((index, task.group_id, "ok", execute_group(task)))
         except Exception:
-            outbox.put((index, "error", traceback.format_exc()))
+            outbox.put((index, task.group_id, "error", traceback.format_exc()))
 
 
 class ProcessPoolBackend:
@@ -146,13 +146,14 @@ class ProcessPoolBackend:
                         progress.started(task)
                         inbox.put(task)
                 try:
-                    index, kind, payload = self._outbox.get(timeout=self.poll_s)
+                    index, gid, kind, payload = self._outbox.get(timeout=self.poll_s)
                 except queue.Empty:
-                    index = None
-                # A message from a worker already declared lost (it died right after sending)
-                # belongs to a group that was handed out again: the retry will skip it.
-                task = assigned.pop(index, None) if index is not None else None
-                if task is not None:
+                    index = gid = None
+                # A late message from a worker already declared lost (it died right after
+                # sending) names a group that was handed out again: ignore it, the retry skips.
+                task = assigned.get(index) if index is not None else None
+                if task is not None and task.group_id == gid:
+                    del assigned[index]
                     if kind == "ok":
                         progress.finished(task, payload)
                         yield task, payload
