@@ -50,7 +50,8 @@ def test_load_rebuilds_from_trial_json_records_when_parquet_is_missing(tmp_path,
     d.mkdir(parents=True)
     for rec in trials.to_dict("records"):
         rec = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}
-        rec.update(group_id="g0", best_step=None, diverged_step=None)  # extra keys the engine writes
+        # extra keys the sweep engine writes into its records
+        rec.update(group_id="g0", best_step=None, diverged_step=None)
         (d / f"{rec['trial_id']}.json").write_text(json.dumps(rec))
     out = load_sweeps(tmp_path / "sweep").sort_values("trial_id").reset_index(drop=True)
     ref = trials.sort_values("trial_id").reset_index(drop=True)
