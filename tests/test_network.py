@@ -260,3 +260,14 @@ def test_invalid_network_arguments_raise_value_error_naming_the_field(kw, field)
 def test_wrong_input_width_raises_value_error():
     with pytest.raises(ValueError, match="expected"):
         jax.eval_shape(_net().init, jax.random.PRNGKey(0), jnp.zeros((1, 2, 6)))
+
+
+def test_auto_connectivity_is_dense_until_the_dense_product_would_dominate_the_step():
+    # Shapes of bench/network_speed.py's SHD-Adding points (P_core = 3e4, k_c = 32).
+    few = _net(num_neurons=11, num_memory=24, synapses_per_neuron=32, external_dim=700)
+    many = _net(num_neurons=600, num_memory=1, synapses_per_neuron=32, external_dim=700)
+    assert few.connectivity_modes() == ("dense", "dense")
+    assert many.connectivity_modes() == ("gather", "gather")
+    assert many.clone(connectivity="dense").connectivity_modes() == ("dense", "dense")
+    # No recurrent synapses: nothing to gather, the (empty) recurrent part reports dense.
+    assert _net(recurrent_fraction=0.0).connectivity_modes()[1] == "dense"
