@@ -43,7 +43,7 @@ sweep: install
 	$(PY) -m elm_jax.data.prepare
 	$(PY) -m sweeps.run --sweep $(SWEEP) --dir $(SWEEP_DIR) $(SWEEP_ARGS)
 	@$(PY) -c "import pandas as p; f = p.read_parquet('$(SWEEP_DIR)/results.parquet'); \
-	print(f[['slice','budget','arch','N','d_m','k_c','P_core','seed','status','val_loss','val_metric']].to_string())"
+	print(f.sort_values(['slice','budget','N','seed'])[['slice','budget','arch','N','d_m','k_c','P_core','seed','status','val_loss','val_metric']].to_string(index=False))"
 	@if [ -f analysis/report.py ]; then \
 		echo "report: $$($(PY) -m analysis.report $(SWEEP_DIR) | tail -n 1)"; \
 	else \
