@@ -6,7 +6,9 @@ EXTRAS ?= test
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 SWEEP ?= sweeps/configs/default.py
-SWEEP_DIR ?= sweep_runs
+# Each sweep gets its own results directory by default: sweep_runs/<config name>.
+SWEEP_NAME = $(basename $(notdir $(firstword $(subst :, ,$(SWEEP)))))
+SWEEP_DIR ?= sweep_runs/$(SWEEP_NAME)
 PYTEST_ARGS ?=
 
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
@@ -38,17 +40,13 @@ data: install
 	$(PY) -m elm_jax.data.prepare
 
 # The default sweep (about 20 minutes on 2 CPU cores), or any other: make sweep SWEEP=tiny
-# Runs again resume (same SWEEP_DIR); then the analysis report, or the table until it exists.
+# Runs again resume (same SWEEP_DIR); ends with the results table and the analysis report.
 sweep: install
 	$(PY) -m elm_jax.data.prepare
 	$(PY) -m sweeps.run --sweep $(SWEEP) --dir $(SWEEP_DIR) $(SWEEP_ARGS)
 	@$(PY) -c "import pandas as p; f = p.read_parquet('$(SWEEP_DIR)/results.parquet'); \
 	print(f.sort_values(['slice','budget','N','seed'])[['slice','budget','arch','N','d_m','k_c','P_core','seed','status','val_loss','val_metric']].to_string(index=False))"
-	@if [ -f analysis/report.py ]; then \
-		echo "report: $$($(PY) -m analysis.report $(SWEEP_DIR) | tail -n 1)"; \
-	else \
-		echo "results table: $(SWEEP_DIR)/results.parquet"; \
-	fi
+	@echo "report: $$($(PY) -m analysis.report $(SWEEP_DIR) | tail -n 1)"
 
 bench: install
 	$(PY) bench/neuron_speed.py
