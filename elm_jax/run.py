@@ -203,10 +203,6 @@ class Run:
                     f"({key}={info[key]!r}); set config.model.{key}={info[key]!r}"
                 )
 
-        is_writer = jax.process_index() == 0
-        if is_writer:
-            os.makedirs(workdir, exist_ok=True)
-            metrics_lib.write_json_atomic(config_path, plain)
         if cfg.data.carry_train_state and not (
             model_cfg.task == "lm" and callable(getattr(ds, "split", None))
         ):
@@ -215,6 +211,10 @@ class Run:
                 f"split(name) -> bytes method (got task {model_cfg.task!r}, "
                 f"{type(ds).__name__}); set it to False"
             )
+        is_writer = jax.process_index() == 0
+        if is_writer:
+            os.makedirs(workdir, exist_ok=True)
+            metrics_lib.write_json_atomic(config_path, plain)
         spec = StepSpec.create(model_cfg, optim_cfg, carry_state=cfg.data.carry_train_state)
         return cls(cfg, workdir, spec, lrs, mesh, ds, is_writer)
 

@@ -262,9 +262,10 @@ def test_workdir_with_a_different_config_fails_before_any_work(tmp_path):
     assert ds.calls == 0
 
 
-def test_model_that_does_not_fit_the_data_fails_with_the_field():
+def test_model_that_does_not_fit_the_data_fails_with_the_field(tmp_path):
     with pytest.raises(ValueError, match="config.model.task='classification'"):
-        train_and_evaluate(th.cls_config(), "unused", dataset=th.byte_dataset())
+        train_and_evaluate(th.cls_config(), str(tmp_path / "w"), dataset=th.byte_dataset())
+    assert not (tmp_path / "w").exists()
 
 
 def test_stream_batches_continue_each_stream_where_the_previous_batch_ended():
@@ -281,7 +282,7 @@ def test_stream_batches_continue_each_stream_where_the_previous_batch_ended():
     assert not np.array_equal(a["inputs"], c["inputs"])
 
 
-def test_carried_training_state_equals_a_manual_carry_through_the_model():
+def test_carried_training_state_equals_a_manual_carry_through_the_model(tmp_path):
     config = th.lm_config(**{"data.carry_train_state": True})
     cfg = resolve_config(config)
     spec = StepSpec.create(
@@ -314,6 +315,7 @@ def test_carried_training_state_equals_a_manual_carry_through_the_model():
     with pytest.raises(ValueError, match="carry_train_state=True needs a language-modelling"):
         train_and_evaluate(
             th.lm_config(**{"data.carry_train_state": True}),
-            "unused",
+            str(tmp_path / "w"),
             dataset=th.CountingDataset(th.byte_dataset()),  # no split(): cannot stream
         )
+    assert not (tmp_path / "w").exists()
