@@ -204,7 +204,7 @@ def test_wiring_is_identical_in_a_fresh_process():
 
 
 def test_single_neuron_without_recurrence_reduces_to_elm_neuron():
-    layers = pytest.importorskip("elm_jax.layers")
+    from elm_jax import layers
     d_ext, k_c, d, m = 11, 8, 4, 3
     net = ELMNetwork(
         num_neurons=1, num_memory=m, synapses_per_neuron=k_c, external_dim=d_ext,
