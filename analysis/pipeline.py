@@ -155,6 +155,11 @@ def analyse(
         return an
     try:
         an.power_law = fit_power_law(opt["budget"], opt["L_star"])
+        if an.power_law.alpha <= 1e-6 or an.power_law.alpha >= 10.0 - 1e-6:
+            an.notes.append(
+                f"The fitted α = {an.power_law.alpha:.3g} sits on its bound [0, 10]: L*(P) does not "
+                "follow E + A P^-α on these budgets (e.g. it does not decrease), so E, A, α mean little."
+            )
         if an.power_law.dof == 0:
             an.notes.append(
                 f"L*(P) has {nb} budgets for 3 parameters: the law interpolates them exactly "
