@@ -51,6 +51,7 @@ sweep: install
 bench: install
 	$(PY) bench/neuron_speed.py
 	$(PY) bench/network_speed.py
+	$(PY) bench/seed_parallel.py --seeds 4
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info
