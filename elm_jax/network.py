@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from elm_jax.network_scan import network_weights, scan_with_custom_grad
+
 Array = jax.Array
 
 # Measured on CPU by bench/network_speed.py (see docs/network.md): the dense masked matmul wins
@@ -265,10 +267,18 @@ def zero_carry(batch_size: int, num_neurons: int, num_memory: int, num_branches:
     }
 
 
-def network_scan(derived: Mapping[str, Any], carry: Mapping[str, Array], ext: Array):
+def network_scan(
+    derived: Mapping[str, Any],
+    carry: Mapping[str, Array],
+    ext: Array,
+    custom_grad: bool = True,
+):
     """Runs `network_step` over time: ``ext [t, n, b, d] -> (carry, y [b, t, n])``.
 
     ``carry`` is batch-major (`zero_carry`) on both sides; float32 whatever the inputs.
+    ``custom_grad`` (default) runs `elm_jax.network_scan.scan_with_custom_grad` (same values,
+    weight gradients computed after the reverse scan); False is plain autodiff of `network_step`
+    (the reference the tests compare against).
     """
     f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
     state = {
@@ -276,8 +286,12 @@ def network_scan(derived: Mapping[str, Any], carry: Mapping[str, Array], ext: Ar
         "memory": jnp.swapaxes(f32(carry["memory"]), 0, 1),
         "output": jnp.swapaxes(f32(carry["output"]), 0, 1),
     }
-    step = lambda c, x: network_step(derived, c, x)  # noqa: E731
-    state, ys = jax.lax.scan(step, state, ext)
+    if custom_grad:
+        weights, src, mode = network_weights(derived)
+        state, ys = scan_with_custom_grad(weights, ext, state, src, mode)
+    else:
+        step = lambda c, x: network_step(derived, c, x)  # noqa: E731
+        state, ys = jax.lax.scan(step, state, ext)
     out = {k: jnp.swapaxes(v, 0, 1) for k, v in state.items()}
     return out, jnp.transpose(ys, (2, 0, 1))
 

@@ -205,6 +205,7 @@ def test_wiring_is_identical_in_a_fresh_process():
 
 def test_single_neuron_without_recurrence_reduces_to_elm_neuron():
     from elm_jax import layers
+
     d_ext, k_c, d, m = 11, 8, 4, 3
     net = ELMNetwork(
         num_neurons=1, num_memory=m, synapses_per_neuron=k_c, external_dim=d_ext,
@@ -271,3 +272,68 @@ def test_auto_connectivity_is_dense_until_the_dense_product_would_dominate_the_s
     assert many.clone(connectivity="dense").connectivity_modes() == ("dense", "dense")
     # No recurrent synapses: nothing to gather, the (empty) recurrent part reports dense.
     assert _net(recurrent_fraction=0.0).connectivity_modes()[1] == "dense"
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(connectivity="gather"),
+        dict(connectivity="dense", mlp_num_layers=2),
+        dict(num_neurons=2, synapses_per_neuron=16, external_dim=14, connectivity="gather"),
+        dict(num_neurons=4, recurrent_fraction=0.0, num_memory=2),
+        dict(num_neurons=3, recurrent_fraction=1.0, connectivity="dense", num_branches=2),
+    ],
+)
+def test_custom_gradient_scan_equals_plain_autodiff(kw):
+    from elm_jax import network
+
+    net = _net(**kw)
+    e = _inputs(3, 7, net.external_dim, seed=5)
+    variables = _variables(net, e, seed=6)
+    rng = np.random.default_rng(0)
+    carry0 = jax.tree_util.tree_map(
+        lambda a: jnp.asarray(0.3 * rng.standard_normal(a.shape), jnp.float32),
+        network.zero_carry(3, net.num_neurons, net.num_memory, net.num_branches),
+    )
+
+    def loss(params, x, c0, custom):
+        original = network.network_scan
+        network.network_scan = lambda d, c, ext: original(d, c, ext, custom_grad=custom)
+        try:
+            y, carry = net.apply({**variables, "params": params}, x, c0)
+        finally:
+            network.network_scan = original
+        weights = jnp.linspace(-1.0, 1.0, y.size).reshape(y.shape)
+        terms = [jnp.sum(weights * y)] + [
+            jnp.sum(jnp.sin(v)) for v in jax.tree_util.tree_leaves(carry)
+        ]
+        return sum(terms), y
+
+    results = {}
+    for custom in (False, True):
+        fn = jax.jit(
+            jax.value_and_grad(
+                lambda p, x, c, custom=custom: loss(p, x, c, custom),
+                argnums=(0, 1, 2),
+                has_aux=True,
+            )
+        )
+        results[custom] = fn(variables["params"], e, carry0)
+    (v_ref, y_ref), g_ref = results[False]
+    (v_cus, y_cus), g_cus = results[True]
+    np.testing.assert_allclose(y_cus, y_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v_cus, v_ref, rtol=1e-5)
+    flat_ref = jax.tree_util.tree_leaves_with_path(g_ref)
+    flat_cus = jax.tree_util.tree_leaves(g_cus)
+    k_rec = num_recurrent_synapses(net.synapses_per_neuron, net.recurrent_fraction)
+    assert len(flat_ref) == len(flat_cus)
+    for (path, a), b in zip(flat_ref, flat_cus, strict=True):
+        # Without recurrent synapses the initial output does not reach the loss, and without
+        # external ones the input does not (exact zeros in both implementations).
+        key = jax.tree_util.keystr(path)
+        feeds_loss = not (
+            (key == "[2]['output']" and k_rec == 0)
+            or (key == "[1]" and k_rec == net.synapses_per_neuron)
+        )
+        assert (np.abs(np.asarray(a)).max() > 0) == feeds_loss, jax.tree_util.keystr(path)
+        np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-6, err_msg=jax.tree_util.keystr(path))
