@@ -30,6 +30,8 @@ import jax.numpy as jnp
 Array = jax.Array
 
 _TANH_GAIN, _TANH_SLOPE = 1.7159, 2.0 / 3.0
+# Steps per scan iteration in the forward and reverse scans; 4 measured no faster on CPU.
+SCAN_UNROLL = 1
 
 
 def _nmm(x: Array, kernel: Array) -> Array:
@@ -81,7 +83,7 @@ def _forward(weights: Mapping[str, Any], ext: Array, state0: Mapping[str, Array]
         new = {"branch": b, "memory": m, "output": y}
         return new, (b, m, y, tuple(pre_acts))
 
-    return jax.lax.scan(body, state0, ext)
+    return jax.lax.scan(body, state0, ext, unroll=SCAN_UNROLL)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -144,7 +146,7 @@ def _bwd(mode, residuals, cotangents):
 
     carry0 = (g_state["branch"], g_state["memory"], g_state["output"])
     (c_b, c_m, c_y), (g_bs, g_ms, g_y_all, g_h_ms, g_zs) = jax.lax.scan(
-        body, carry0, (g_ys, tanh_factor, masks), reverse=True
+        body, carry0, (g_ys, tanh_factor, masks), reverse=True, unroll=SCAN_UNROLL
     )
     # Weight gradients: one product over all (t, b) each.
     b_prev = _shift(bs, state0["branch"])
