@@ -34,13 +34,23 @@ _TANH_GAIN, _TANH_SLOPE = 1.7159, 2.0 / 3.0
 SCAN_UNROLL = 1
 
 
+# Per-neuron products contracting over at most this many terms are written as a sum of
+# elementwise products (one fused loop); XLA's CPU batched matmul pays per neuron, which dominates
+# for many neurons with tiny matrices.
+SMALL_CONTRACTION_MAX = 4
+
+
 def _nmm(x: Array, kernel: Array) -> Array:
     """``[n, b, i] x [n, i, o] -> [n, b, o]``: per-neuron product with the unit axis leading."""
+    if kernel.shape[1] <= SMALL_CONTRACTION_MAX:
+        return sum(x[:, :, k, None] * kernel[:, None, k, :] for k in range(kernel.shape[1]))
     return jax.lax.dot_general(x, kernel, (((2,), (1,)), ((0,), (0,))))
 
 
 def _nmm_t(g: Array, kernel: Array) -> Array:
     """``[n, b, o] x [n, i, o] -> [n, b, i]``: the transpose product of `_nmm`."""
+    if kernel.shape[2] <= SMALL_CONTRACTION_MAX:
+        return sum(g[:, :, k, None] * kernel[:, None, :, k] for k in range(kernel.shape[2]))
     return jax.lax.dot_general(g, kernel, (((2,), (2,)), ((0,), (0,))))
 
 
