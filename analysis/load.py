@@ -22,41 +22,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCHEMA_VERSION = 1
+from sweeps.store import COLUMNS as _STORE_COLUMNS
+from sweeps.store import SCHEMA_VERSION
 
-#: Columns of the results table, schema v1, and the dtype family each must have.
-REQUIRED_COLUMNS: dict[str, str] = {
-    "schema_version": "int",
-    "sweep": "str",
-    "trial_id": "str",
-    "point_id": "str",
-    "arch": "str",
-    "task": "str",
-    "dataset": "str",
-    "slice": "str",
-    "budget": "float",
-    "budget_kind": "str",
-    "N": "num",
-    "d_m": "num",
-    "k_c": "num",
-    "k_e": "num",
-    "d_tree": "num",
-    "P_core": "num",
-    "P_io": "num",
-    "P_total": "num",
-    "flops_per_step": "float",
-    "train_flops": "float",
-    "seed": "int",
-    "status": "str",
-    "reason": "str",
-    "steps": "num",
-    "val_loss": "float",
-    "val_metric": "float",
-    "test_loss": "float",
-    "test_metric": "float",
-    "metric_name": "str",
-    "wall_s": "float",
-}
+# Whole-number columns that must read back as integers; the other integer columns of the store
+# may come back as floats (NaN where a field means nothing, e.g. d_m of a baseline).
+_INTEGER_COLUMNS = frozenset({"schema_version", "seed"})
+
+
+def _dtype_family(column: str, store_dtype: str) -> str:
+    if store_dtype == "string":
+        return "str"
+    if store_dtype == "float64":
+        return "float"
+    return "int" if column in _INTEGER_COLUMNS else "num"
+
+
+#: Columns of the results table (schema v1, as `sweeps.store` writes it) and the dtype family
+#: each must have.
+REQUIRED_COLUMNS: dict[str, str] = {c: _dtype_family(c, t) for c, t in _STORE_COLUMNS.items()}
 
 STATUSES = ("ok", "diverged", "failed")
 #: Columns describing an architecture point (identical for all seeds of a point).
