@@ -1,9 +1,12 @@
 """Benchmark data: SHD, SHD-Adding and Enwik8, with embedded defaults built offline.
 
 `load(name, data_dir=None, **options) -> Dataset` is the one entry point (docs/interfaces.md).
-Real files are looked for in `data_dir`, else `$ELM_DATA_DIR`; when they are absent, `shd`,
-`shd_adding` and `enwik8` fall back to their embedded defaults, and `ds.info["source"]` (plus
-`ds.info["fallback"]`) says which data was used.
+Real files are looked for in `data_dir`, else `$ELM_DATA_DIR`. When a directory is named and
+the files are not in it, `load` raises DataNotFoundError (it never swaps in other data); only
+when no directory is named do `shd`, `shd_adding` and `enwik8` fall back to their embedded
+defaults, and `ds.info["source"]` (plus `ds.info["fallback"]`) says which data was used. The
+defaults are also asked for by name (`shd_default`, `shd_adding_default`, `enwiki_sample`).
+A real file that is truncated or corrupt raises DataCorruptError naming it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from elm_jax.data.common import (
     file_record,
     resolve_data_dir,
 )
-from elm_jax.data.enwik8 import ByteDataset, load_enwik8
+from elm_jax.data.enwik8 import ENWIK8_HOWTO, ByteDataset, load_enwik8
 from elm_jax.data.shd import read_shd
 from elm_jax.data.shd_tasks import SHDAddingDataset, SHDDataset
 
@@ -47,34 +50,44 @@ DATASET_NAMES = (
 OPTIONS = ("bin_ms", "seq_len", "input_dropout", "batches_per_epoch")
 SHD_HOWTO = (
     "Download shd_train.h5.gz and shd_test.h5.gz from https://zenkelab.org/datasets/ (Cramer et "
-    "al. 2020) into the data directory (config data.data_dir or $ELM_DATA_DIR); gzipped or not. "
+    "al. 2020) into the data directory (config data.data_dir or $ELM_DATA_DIR); gzipped or not "
+    "(a tonic save_to folder, with SHD/shd_train.h5.zip, works too). "
     "Or use the embedded default with name='shd_default' / 'shd_adding_default'."
 )
 
 
-def find_shd_files(data_dir: str | None) -> tuple[str, str] | None:
-    """(train, test) paths of the real SHD in `data_dir` (`.h5` preferred over `.h5.gz`).
+# Containers in order of preference, and the folders searched: the data directory itself, then
+# tonic's layout (`tonic.datasets.SHD(save_to=DIR)` keeps `DIR/SHD/shd_train.h5.zip`).
+SHD_EXTENSIONS = (".h5", ".h5.gz", ".h5.zip")
+SHD_SUBFOLDERS = ("", "SHD")
 
-    None when neither file is there; DataNotFoundError when only one of the two is (a
-    half-copied download should not silently become the default).
+
+def find_shd_files(data_dir: str | None) -> tuple[str, str] | None:
+    """(train, test) paths of the real SHD in `data_dir` or `data_dir/SHD` (tonic's folder).
+
+    `.h5` is preferred over `.h5.gz` and tonic's `.h5.zip`. None when no file is there;
+    DataNotFoundError when a folder holds only one of the two (a half-copied download should
+    not silently become the default).
     """
     if data_dir is None:
         return None
-    found = {}
-    for stem in ("shd_train", "shd_test"):
-        paths = [os.path.join(data_dir, stem + ext) for ext in (".h5", ".h5.gz")]
-        existing = [p for p in paths if os.path.isfile(p)]
-        if existing:
-            found[stem] = existing[0]
-    if not found:
-        return None
-    if len(found) == 1:
-        missing = "shd_test" if "shd_train" in found else "shd_train"
-        raise DataNotFoundError(
-            f"found {next(iter(found.values()))} but not {os.path.join(data_dir, missing)}.h5[.gz]; "
-            + SHD_HOWTO
-        )
-    return found["shd_train"], found["shd_test"]
+    partial = None
+    for sub in SHD_SUBFOLDERS:
+        folder = os.path.join(data_dir, sub) if sub else data_dir
+        found = {}
+        for stem in ("shd_train", "shd_test"):
+            paths = [os.path.join(folder, stem + ext) for ext in SHD_EXTENSIONS]
+            existing = [p for p in paths if os.path.isfile(p)]
+            if existing:
+                found[stem] = existing[0]
+        if len(found) == 2:
+            return found["shd_train"], found["shd_test"]
+        if found and partial is None:
+            missing = "shd_test" if "shd_train" in found else "shd_train"
+            partial = f"found {next(iter(found.values()))} but not {os.path.join(folder, missing)}"
+    if partial is not None:
+        raise DataNotFoundError(f"{partial}.h5[.gz|.zip]; " + SHD_HOWTO)
+    return None
 
 
 def load_real_shd(data_dir: str | None) -> tuple[str, str]:
@@ -88,7 +101,11 @@ def load_real_shd(data_dir: str | None) -> tuple[str, str]:
 def _shd_searched(data_dir: str | None) -> str:
     if data_dir is None:
         return "no data directory (data_dir and $ELM_DATA_DIR unset)"
-    return ", ".join(os.path.join(data_dir, f"{s}.h5[.gz]") for s in ("shd_train", "shd_test"))
+    return ", ".join(
+        os.path.join(data_dir, sub, f"{s}.h5[.gz|.zip]")
+        for sub in SHD_SUBFOLDERS
+        for s in ("shd_train", "shd_test")
+    )
 
 
 def _load_spikes(name: str, data_dir: str | None, force_default: bool, options: dict):
@@ -103,6 +120,11 @@ def _load_spikes(name: str, data_dir: str | None, force_default: bool, options: 
     if paths is None:
         from elm_jax.data.shd_default import build_shd_default
 
+        if not force_default and data_dir is not None:
+            raise DataNotFoundError(
+                f"{name}: real SHD not found in the data directory {data_dir!r}"
+                f"{_missing_note(data_dir)} (searched {_shd_searched(data_dir)}). {SHD_HOWTO}"
+            )
         if not force_default:
             fallback = f"real SHD not found (searched {_shd_searched(data_dir)}); {SHD_HOWTO}"
             warnings.warn(f"{name}: using the embedded shd-default. {fallback}", stacklevel=3)
@@ -117,19 +139,26 @@ def _load_spikes(name: str, data_dir: str | None, force_default: bool, options: 
     return ds
 
 
+def _missing_note(data_dir: str) -> str:
+    return "" if os.path.isdir(data_dir) else ", which does not exist"
+
+
 def _load_bytes(name: str, data_dir: str | None, force_default: bool, options: dict):
     from elm_jax.data.enwik8 import find_enwik8
     from elm_jax.data.enwiki_sample import load_enwiki_sample
 
     seq_len = options.get("seq_len", 512)
-    if not force_default and find_enwik8(data_dir) is not None:
-        ds = load_enwik8(data_dir, seq_len=seq_len)
+    if not force_default and data_dir is not None:
+        if not os.path.isdir(data_dir):
+            raise DataNotFoundError(
+                f"{name}: the data directory {data_dir!r} does not exist. {ENWIK8_HOWTO}"
+            )
+        ds = load_enwik8(data_dir, seq_len=seq_len)  # DataNotFoundError naming the paths
         ds.info["fallback"] = None
         return ds
     fallback = None
     if not force_default:
-        searched = (", ".join(os.path.join(data_dir, n) for n in ("enwik8.zip", "enwik8"))
-                    if data_dir else "no data directory (data_dir and $ELM_DATA_DIR unset)")  # fmt: skip
+        searched = "no data directory (data_dir and $ELM_DATA_DIR unset)"
         fallback = f"enwik8 not found (searched {searched}); using the embedded enwiki-sample"
         warnings.warn(f"{name}: {fallback}", stacklevel=3)
     ds = load_enwiki_sample(data_dir, seq_len=seq_len)
@@ -140,8 +169,9 @@ def _load_bytes(name: str, data_dir: str | None, force_default: bool, options: d
 def load(name: str, data_dir: str | None = None, **options):
     """The dataset `name` as a Dataset (see docs/interfaces.md and docs/data.md).
 
-    name: "shd", "shd_adding", "enwik8" (real files, falling back to the embedded default when
-    absent), "shd_default", "shd_adding_default", "enwiki_sample" (always the default).
+    name: "shd", "shd_adding", "enwik8" (real files; DataNotFoundError when a data directory is
+    named and they are not in it, the embedded default when no directory is named),
+    "shd_default", "shd_adding_default", "enwiki_sample" (always the default).
     data_dir: folder holding the real files; defaults to $ELM_DATA_DIR. Generated/downloaded
     defaults are cached under it too (else under ~/.cache/elm_jax/data).
     options: bin_ms (SHD, default 2), seq_len (byte windows, default 512), input_dropout
@@ -149,12 +179,7 @@ def load(name: str, data_dir: str | None = None, **options):
     Options that do not apply to the dataset (e.g. bin_ms for enwik8) are ignored; None
     values mean the default.
     """
-    if name not in DATASET_NAMES:
-        raise ValueError(f"unknown dataset name {name!r}; valid names: {', '.join(DATASET_NAMES)}")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown data option(s) {unknown}; valid options: {', '.join(OPTIONS)}")
-    options = {k: v for k, v in options.items() if v is not None}
+    options = check_options(name, **options)
     data_dir = resolve_data_dir(data_dir)
     force_default = name.endswith("_default") or name == "enwiki_sample"
     if name.startswith("shd"):

@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import io
 import os
+import zipfile
 from collections.abc import Sequence
 
 import h5py
@@ -72,19 +73,34 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(starts - first, counts) + np.arange(total, dtype=np.int64)
 
 
+def _h5_source(path: str) -> str | io.BytesIO:
+    """The HDF5 file behind `path`: itself, or the content of a `.gz` or a one-file `.zip`.
+
+    tonic's `shd_train.h5.zip` / `shd_test.h5.zip` hold one `.h5` each; the bytes are the
+    same as the plain file's, so the binning does not depend on the container.
+    """
+    if path.endswith(".gz"):
+        with gzip.open(path, "rb") as handle:
+            return io.BytesIO(handle.read())
+    if path.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            members = [n for n in archive.namelist() if n.endswith(".h5")]
+            if len(members) != 1:
+                raise DataCorruptError(
+                    f"{path} must hold exactly one .h5 file, found {members or 'none'}"
+                )
+            return io.BytesIO(archive.read(members[0]))
+    return path
+
+
 def read_shd(path: str | os.PathLike) -> SpikeData:
-    """Reads an SHD-format HDF5 file (`.h5`, or gzipped `.h5.gz`) into a SpikeData.
+    """Reads an SHD-format HDF5 file (`.h5`, `.h5.gz`, or tonic's `.h5.zip`) into a SpikeData.
 
     Raises DataCorruptError naming the file when it is truncated, not HDF5, or lacks a field.
     """
     path = os.fspath(path)
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                source = io.BytesIO(handle.read())
-        else:
-            source = path
-        with h5py.File(source, "r") as f:
+        with h5py.File(_h5_source(path), "r") as f:
             times = list(f["spikes/times"][:])
             units = list(f["spikes/units"][:])
             labels = np.asarray(f["labels"][:], dtype=np.int32)
@@ -98,7 +114,7 @@ def read_shd(path: str | os.PathLike) -> SpikeData:
                 if "extra/keys" in f
                 else tuple(str(i) for i in range(len(labels)))
             )
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zipfile.BadZipFile) as err:
         raise DataCorruptError(
             f"{path} is not a readable SHD HDF5 file (truncated or corrupt?): {err}"
         ) from err
