@@ -13,61 +13,38 @@ returning a list of frozen `SweepPoint`s built with the functions here:
 
 from __future__ import annotations
 
-import ast
 import logging
 import math
 from collections.abc import Sequence
 from typing import Any
 
+from elm_jax.configs.variant import VariantError, coerce, parse_variant
 from sweeps.points import SweepPoint, point_from_budget
 
 
-def parse_arg(arg: str | None) -> dict[str, Any]:
-    """Parses a variant string `key=value,key=[a,b],...` (values as Python literals).
+def parse_arg(arg: str | None) -> dict[str, tuple[str, Any]]:
+    """Parses a sweep variant string (`elm_jax.configs.variant.parse_variant`'s syntax).
 
-    Commas inside brackets or parentheses belong to the value, so lists can be given inline:
-    `budgets=[1e3,1e4],seeds=[0,1,2],steps=200`.
+    Lists go in brackets or as continuation items: `budgets=[1e3,1e4],seeds=[0,1,2]` and
+    `budgets=1e3,1e4,seeds=0,1,2` are the same. Returns `key -> (text, value)` for
+    `apply_options`.
 
     Raises:
-      ValueError: an item that is not `key=value`.
+      ValueError: a malformed item (VariantError).
     """
-    items, depth, current = [], 0, ""
-    for char in arg or "":
-        depth += char in "([{"
-        depth -= char in ")]}"
-        if char == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += char
-    items.append(current)
-    out: dict[str, Any] = {}
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
-        if "=" not in item:
-            raise ValueError(f"sweep variant item {item!r} is not key=value (in {arg!r})")
-        key, text = (s.strip() for s in item.split("=", 1))
-        try:
-            out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[key] = text
-    return out
+    return parse_variant(arg, what="sweep variant")
 
 
-def apply_options(config: Any, options: dict[str, Any], allowed: Sequence[str]) -> Any:
-    """Sets `config[key] = value` for each option; unknown keys raise ValueError listing `allowed`."""
-    for key, value in options.items():
+def apply_options(config: Any, options: dict[str, tuple[str, Any]], allowed: Sequence[str]) -> Any:
+    """Sets each option on `config`, typed like the field it replaces.
+
+    Raises:
+      ValueError: an unknown key (the message lists `allowed`) or a value of the wrong type.
+    """
+    for key, (text, value) in options.items():
         if key not in allowed:
-            raise ValueError(f"sweep variant key {key!r} is unknown; valid: {sorted(allowed)}")
-        current = config[key]
-        if isinstance(current, tuple) and not isinstance(value, (tuple, list)):
-            value = (value,)
-        if isinstance(current, tuple):
-            value = tuple(value)
-        if isinstance(current, float) and isinstance(value, int):
-            value = float(value)
-        config[key] = value
+            raise VariantError(f"sweep variant key {key!r} is unknown; valid: {', '.join(allowed)}")
+        config[key] = coerce(key, text, value, config[key], None, "sweep variant")
     return config
 
 

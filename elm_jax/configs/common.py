@@ -8,12 +8,13 @@ parses big_vision-style variant strings with the short names of the scaling pape
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import typing
 
 import ml_collections
 from ml_collections.config_dict import placeholder
+
+from elm_jax.configs.variant import VariantError, coerce, parse_variant
 
 # Short names accepted in variant strings -> dotted config paths.
 ALIASES = {
@@ -105,41 +106,39 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
-def _parse_value(text: str) -> typing.Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
-    """Applies `key=value,...` (short names from ALIASES or dotted config paths) to `config`."""
-    if not arg:
-        return config
-    for item in arg.split(","):
-        if not item.strip():
-            continue
-        if "=" not in item:
-            raise ValueError(f"config variant item {item!r} is not key=value (in {arg!r})")
-        key, text = (s.strip() for s in item.split("=", 1))
+    """Applies `key=value,...` (short names from ALIASES or dotted config paths) to `config`.
+
+    The syntax is `elm_jax.configs.variant`'s (brackets or continuation items for lists); each
+    value is checked against the type of the field it replaces.
+
+    Raises:
+      VariantError (a ValueError): a malformed item, an unknown key, or a value of the wrong type.
+    """
+    what = "config variant"
+    for key, (text, value) in parse_variant(arg, what=what).items():
         path = ALIASES.get(key, key)
         node = config
         *parents, leaf = path.split(".")
         for p in parents:
-            if p not in node:
-                raise ValueError(f"config variant key {key!r}: no field {path!r}")
+            if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
+                raise VariantError(f"{what} key {key!r}: no field {path!r}; {_valid_keys(config)}")
             node = node[p]
         if leaf not in node:
-            raise ValueError(
-                f"config variant key {key!r}: no field {path!r}; short names: {sorted(ALIASES)}"
+            valid = f"valid: {', '.join(sorted(node))}" if parents else _valid_keys(config)
+            raise VariantError(f"{what} key {key!r}: no field {path!r}; {valid}")
+        if isinstance(node[leaf], ml_collections.ConfigDict):
+            raise VariantError(
+                f"{what} key {key!r} is a group of fields ({', '.join(sorted(node[leaf]))}); "
+                f"set one of them: {path}.FIELD=value"
             )
-        value = _parse_value(text)
-        if isinstance(node[leaf], float) and isinstance(value, int):
-            value = float(value)
-        if isinstance(node[leaf], tuple) and not isinstance(value, tuple):
-            value = (value,)
-        node[leaf] = value
+        node[leaf] = coerce(key, text, value, node[leaf], node.get_type(leaf), what)
     return config
+
+
+def _valid_keys(config: ml_collections.ConfigDict) -> str:
+    groups = sorted(k for k in config if isinstance(config[k], ml_collections.ConfigDict))
+    return f"short names: {', '.join(sorted(ALIASES))}; or a dotted path into {', '.join(groups)}"
 
 
 def to_plain(config: ml_collections.ConfigDict) -> dict:

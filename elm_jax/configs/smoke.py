@@ -14,11 +14,12 @@ from __future__ import annotations
 import ml_collections
 
 from elm_jax.configs.common import apply_variant, base_config
+from elm_jax.configs.variant import split_items
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The smoke config; `arg`: "classification" for SHD-Adding, then any variant items."""
-    items = [a for a in (arg or "").split(",") if a.strip()]
+    items = split_items(arg)
     classification = "classification" in items
     items = [a for a in items if a != "classification"]
     c = base_config()
