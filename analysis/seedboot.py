@@ -1,0 +1,182 @@
+"""Seed-level losses per architecture point and the design-fixed, seeds-only bootstrap (SPEC §8).
+
+The claim tests work on a :class:`SeedTable`: for every architecture point of one data set and
+budget kind, the per-seed losses on the validation and test splits (paired by seed). A resample
+draws, inside every point, as many seeds as it has, with replacement (the same draw for both
+splits); every point keeps its place, so every budget keeps its design. The wiring seed varies
+with the training seed, so wiring variance is inside the intervals.
+
+Choices fixed here (docs/analysis.md):
+
+* **Final losses.** ``final_val_loss`` / ``final_test_loss`` (evaluated at the last step) are
+  used when the table has them; older tables fall back to the best-over-checkpoints
+  ``val_loss`` / ``test_loss`` and the fallback is recorded in :attr:`SeedTable.note`.
+* **Diverged seeds are kept.** A diverged seed's loss enters as the input-blind loss of its
+  split (the loss of predicting the label prior: what a network that learned nothing scores),
+  so an unstable architecture is penalised instead of hidden and its point keeps its seeds.
+  Without a known input-blind loss the diverged seed is dropped and counted in ``n_dropped``.
+  Failed trials (an exception, not a training outcome) never enter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("val", "test")
+_POINT_FIELDS = (
+    "point_id",
+    "slice",
+    "budget",
+    "N",
+    "d_m",
+    "k_e",
+    "k_c",
+    "P_core",
+    "P_io",
+    "P_total",
+)
+
+
+def loss_columns(trials: pd.DataFrame) -> tuple[dict[str, str], str]:
+    """The loss column per split (final losses when present) and a note when falling back."""
+    final = {s: f"final_{s}_loss" for s in SPLITS}
+    ok = trials["status"] == "ok"
+    if all(c in trials.columns for c in final.values()) and all(
+        np.isfinite(pd.to_numeric(trials.loc[ok, c], errors="coerce")).any() for c in final.values()
+    ):
+        return final, ""
+    return (
+        {s: f"{s}_loss" for s in SPLITS},
+        "the table has no final (last-step) losses: best-over-checkpoints val_loss/test_loss "
+        "used, which biases every loss down",
+    )
+
+
+def input_blind(trials: pd.DataFrame) -> dict[str, float]:
+    """Input-blind loss and metric per split (median over the trials; NaN when unknown)."""
+    out = {}
+    for s in SPLITS:
+        for q in ("loss", "metric"):
+            col = f"input_blind_{s}_{q}"
+            v = (
+                pd.to_numeric(trials[col], errors="coerce").to_numpy(float)
+                if col in trials.columns
+                else np.array([])
+            )
+            v = v[np.isfinite(v)]
+            out[f"{s}_{q}"] = float(np.median(v)) if len(v) else float("nan")
+    return out
+
+
+@dataclass(frozen=True)
+class SeedTable:
+    """Per-seed losses of every architecture point of one block (one data set, budget kind)."""
+
+    points: pd.DataFrame  # one row per point: _POINT_FIELDS, n_seeds, n_diverged, n_dropped
+    losses: dict[str, tuple[np.ndarray, ...]] = field(repr=False)  # split -> per-point seeds
+    columns: dict[str, str]  # split -> the loss column used
+    baseline: dict[str, float]  # input-blind loss/metric per split
+    note: str = ""
+
+    def means(self, split: str = "val") -> np.ndarray:
+        """Seed-mean loss of every point (NaN for a point without seeds)."""
+        return np.array([np.mean(v) if len(v) else np.nan for v in self.losses[split]])
+
+    def standard_errors(self, split: str = "val") -> np.ndarray:
+        """Standard error of every point's seed mean (NaN with fewer than 2 seeds)."""
+        return np.array(
+            [
+                np.std(v, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
+                for v in self.losses[split]
+            ]
+        )
+
+    def resample_means(self, n_boot: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """Seeds-only bootstrap: ``{split: [n_boot, points]}`` seed means of the resamples."""
+        rng = np.random.default_rng(seed)
+        out = {s: np.full((n_boot, len(self.points)), np.nan) for s in SPLITS}
+        for j, n in enumerate(self.points["n_seeds"].to_numpy(int)):
+            if n == 0:
+                continue
+            idx = rng.integers(0, n, size=(n_boot, n))
+            for s in SPLITS:
+                out[s][:, j] = self.losses[s][j][idx].mean(axis=1)
+        return out
+
+
+def seed_table(trials: pd.DataFrame, arch: str = "elm") -> SeedTable:
+    """Build the :class:`SeedTable` of the ``arch`` points of one block of trials."""
+    columns, note = loss_columns(trials)
+    base = input_blind(trials)
+    rows = trials[(trials["arch"] == arch) & (trials["status"] != "failed")]
+    notes = [note] if note else []
+    if np.isnan(base["val_loss"]):
+        notes.append("input-blind baseline unknown: the 3-SE learning check was not done")
+    points, losses = [], {s: [] for s in SPLITS}
+    n_dropped_all = 0
+    for _, g in rows.groupby("point_id", sort=True):
+        g = g.sort_values("seed")
+        diverged = (g["status"] == "diverged").to_numpy()
+        keep = np.ones(len(g), bool)
+        for s in SPLITS:
+            v = pd.to_numeric(g[columns[s]], errors="coerce").to_numpy(float).copy()
+            blind_col = f"input_blind_{s}_loss"
+            blind = (
+                pd.to_numeric(g[blind_col], errors="coerce").to_numpy(float)
+                if blind_col in g.columns
+                else np.full(len(g), np.nan)
+            )
+            blind = np.where(np.isfinite(blind), blind, base[f"{s}_loss"])
+            v[diverged] = blind[diverged]
+            keep &= np.isfinite(v)
+            losses[s].append(v)
+        for s in SPLITS:
+            losses[s][-1] = losses[s][-1][keep]
+        first = g.iloc[0]
+        row = {f: first[f] for f in _POINT_FIELDS}
+        row.update(
+            n_seeds=int(keep.sum()),
+            n_diverged=int(diverged.sum()),
+            n_dropped=int((~keep).sum()),
+        )
+        n_dropped_all += row["n_dropped"]
+        points.append(row)
+    if n_dropped_all:
+        notes.append(f"{n_dropped_all} seed(s) without a finite loss dropped")
+    frame = pd.DataFrame(points, columns=[*_POINT_FIELDS, "n_seeds", "n_diverged", "n_dropped"])
+    return SeedTable(
+        points=frame,
+        losses={s: tuple(v) for s, v in losses.items()},
+        columns=columns,
+        baseline=base,
+        note="; ".join(notes),
+    )
+
+
+def learned(
+    table: SeedTable, index: np.ndarray, split: str = "val", n_se: float = 3.0
+) -> tuple[bool | None, str]:
+    """Whether the best of the points ``index`` is below the input-blind loss by > ``n_se`` SE.
+
+    Returns ``(True | False | None, reason)``; None when the baseline or the SE is unknown.
+    """
+    index = np.asarray(index, int)
+    means, se = table.means(split)[index], table.standard_errors(split)[index]
+    if len(index) == 0 or not np.isfinite(means).any():
+        return False, "no point with a finite loss"
+    j = int(np.nanargmin(means))
+    blind = table.baseline[f"{split}_loss"]
+    if not np.isfinite(blind):
+        return None, "input-blind baseline unknown"
+    if not np.isfinite(se[j]):
+        return None, "best point has a single seed: no standard error"
+    gap = blind - means[j]
+    if gap > n_se * se[j]:
+        return True, f"best point {gap / se[j]:.1f} SE below the input-blind loss {blind:.4g}"
+    return False, (
+        f"not learned: best point {means[j]:.4g} is not below the input-blind loss {blind:.4g} "
+        f"by more than {n_se:g} SE (gap {gap:.3g}, SE {se[j]:.3g})"
+    )
