@@ -106,15 +106,17 @@ def test_generation_is_deterministic_and_cached(tiny_default, tmp_path):
     assert TINY.key() != synth_shd.SynthConfig().key()
 
 
-def test_load_falls_back_to_default_and_says_so(tiny_default, monkeypatch, tmp_path):
+def test_load_falls_back_to_default_only_without_a_data_dir(tiny_default, monkeypatch, tmp_path):
     _, folder = tiny_default
     monkeypatch.setattr(shd_default, "build_shd_default", lambda data_dir=None: folder)
+    monkeypatch.delenv("ELM_DATA_DIR", raising=False)
     with pytest.warns(UserWarning, match="shd-default"):
-        ds = data.load("shd_adding", data_dir=str(tmp_path), bin_ms=10)
+        ds = data.load("shd_adding", bin_ms=10)
     assert ds.info["source"] == "shd-default" and ds.info["num_classes"] == 19
-    assert (
-        str(tmp_path / "shd_train.h5") in ds.info["fallback"] and "zenkelab" in ds.info["fallback"]
-    )
+    assert "no data directory" in ds.info["fallback"] and "zenkelab" in ds.info["fallback"]
+    # A named directory without the files is an error, not a silent swap to the default.
+    with pytest.raises(data.DataNotFoundError, match="shd_adding_default"):
+        data.load("shd_adding", data_dir=str(tmp_path), bin_ms=10)
     # Forcing the default ignores real files that are present.
     shd.write_shd(tmp_path / "shd_train.h5", [np.array([0.1])] * 10, [np.array([1])] * 10, [1] * 10)
     shd.write_shd(tmp_path / "shd_test.h5", [np.array([0.1])] * 3, [np.array([1])] * 3, [2] * 3)

@@ -154,12 +154,8 @@ def test_real_sample_via_pip_download_matches_pins(tmp_path, capsys):
     assert ds.info["source"] == "enwiki-sample" and ds.info["name"] == "enwiki_sample"
     assert ds.info["files"][0]["sha256"] == enwiki_sample.DECOMPRESSED_SHA256
     assert ds.data[:9].tobytes() == b"<mediawik"
-    with pytest.warns(UserWarning, match="enwik8 not found"):
-        fallback = data.load("enwik8", data_dir=str(tmp_path), seq_len=128)
-    assert (
-        fallback.info["source"] == "enwiki-sample"
-        and "enwik8 not found" in fallback.info["fallback"]
-    )
+    with pytest.raises(data.DataNotFoundError, match="enwik8 not found.*enwiki_sample"):
+        data.load("enwik8", data_dir=str(tmp_path), seq_len=128)
     assert prepare.main(["--data-dir", str(tmp_path), "--only", "enwiki"]) == 0  # cache hit
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert (

@@ -22,8 +22,10 @@ from elm_jax.data.common import (
     resolve_data_dir,
 )
 from elm_jax.data.enwik8 import ENWIK8_HOWTO, ByteDataset, load_enwik8
-from elm_jax.data.shd import read_shd
+from elm_jax.data.shd import NUM_CHANNELS, check_bin_ms, read_shd
 from elm_jax.data.shd_tasks import SHDAddingDataset, SHDDataset
+from elm_jax.data.shd_tasks import _check_positive as check_positive_int
+from elm_jax.data.shd_tasks import _check_rate as check_rate
 
 __all__ = [
     "DATASET_NAMES",
@@ -34,9 +36,11 @@ __all__ = [
     "SHD_HOWTO",
     "SHDAddingDataset",
     "SHDDataset",
+    "check_options",
     "find_shd_files",
     "load",
     "load_real_shd",
+    "static_info",
 ]
 
 DATASET_NAMES = (
@@ -48,6 +52,59 @@ DATASET_NAMES = (
     "enwiki_sample",
 )
 OPTIONS = ("bin_ms", "seq_len", "input_dropout", "batches_per_epoch")
+BYTE_VOCAB = 256
+
+
+def static_info(name: str) -> dict:
+    """The task fields `load(name).info` will report, known without reading or building data.
+
+    {"task", "input_dim", "num_classes"}: SHD 700 channels and 20 classes, SHD-Adding 19
+    classes (digit sums 0..18), the byte sets next-byte prediction over 256 values.
+    """
+    check_options(name)
+    if name.startswith("shd_adding"):
+        return {"task": "classification", "input_dim": NUM_CHANNELS, "num_classes": 19}
+    if name.startswith("shd"):
+        return {"task": "classification", "input_dim": NUM_CHANNELS, "num_classes": 20}
+    return {"task": "lm", "input_dim": BYTE_VOCAB, "num_classes": BYTE_VOCAB}
+
+
+def check_bin_divides(bin_ms: float) -> float:
+    """A positive bin size that cuts the 1 s digit into whole bins (SPEC §4: 1000/bin_ms steps)."""
+    bin_ms = check_bin_ms(bin_ms)
+    steps = 1000.0 / bin_ms
+    if bin_ms > 1000.0 or abs(steps - round(steps)) > 1e-6 * steps:
+        raise ValueError(
+            f"bin_ms={bin_ms!r} must divide the 1000 ms digit into whole bins (1000/bin_ms = "
+            f"{steps:g}); valid: a divisor of 1000 such as 1, 2, 5, 10, 20, 50, 100"
+        )
+    return bin_ms
+
+
+def check_options(name: str, **options) -> dict:
+    """Checks a dataset name and its option values without touching any file.
+
+    Returns the options without the None values (None means the default). Raises ValueError
+    naming the name or option, its value and what is valid. `load` calls this first, and the
+    trainer's config check calls it before any data is built.
+    """
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset name {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown data option(s) {unknown}; valid options: {', '.join(OPTIONS)}")
+    options = {k: v for k, v in options.items() if v is not None}
+    if "bin_ms" in options:
+        check_bin_divides(options["bin_ms"])
+    if "seq_len" in options:
+        check_positive_int("seq_len", options["seq_len"])
+    if "batches_per_epoch" in options:
+        check_positive_int("batches_per_epoch", options["batches_per_epoch"])
+    if "input_dropout" in options:
+        check_rate(options["input_dropout"])
+    return options
+
+
 SHD_HOWTO = (
     "Download shd_train.h5.gz and shd_test.h5.gz from https://zenkelab.org/datasets/ (Cramer et "
     "al. 2020) into the data directory (config data.data_dir or $ELM_DATA_DIR); gzipped or not "
@@ -144,7 +201,6 @@ def _missing_note(data_dir: str) -> str:
 
 
 def _load_bytes(name: str, data_dir: str | None, force_default: bool, options: dict):
-    from elm_jax.data.enwik8 import find_enwik8
     from elm_jax.data.enwiki_sample import load_enwiki_sample
 
     seq_len = options.get("seq_len", 512)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -169,7 +170,7 @@ def read_enwik8_bytes(path: str, expected_bytes: int = ENWIK8_BYTES) -> np.ndarr
                 if "enwik8" not in names:
                     raise DataCorruptError(f"{path} has no member 'enwik8' (members: {names[:5]})")
                 raw = archive.read("enwik8")
-        except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as err:
+        except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, zlib.error) as err:
             raise DataCorruptError(
                 f"{path} is not a readable zip file ({err}); {ENWIK8_HOWTO}"
             ) from err

@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 
 import h5py
@@ -114,7 +115,7 @@ def read_shd(path: str | os.PathLike) -> SpikeData:
                 if "extra/keys" in f
                 else tuple(str(i) for i in range(len(labels)))
             )
-    except (OSError, EOFError, gzip.BadGzipFile, zipfile.BadZipFile) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zipfile.BadZipFile, zlib.error) as err:
         raise DataCorruptError(
             f"{path} is not a readable SHD HDF5 file (truncated or corrupt?): {err}"
         ) from err
