@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from elm_jax import cli
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 REQUIRED_FIELDS = ("name", "task", "seeds", "train")
 
@@ -98,9 +100,7 @@ def make_backend(args: argparse.Namespace) -> Any:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m sweeps.run", description=__doc__.split("\n")[0]
-    )
+    parser = cli.ArgumentParser(prog="sweeps.run", description=__doc__.split("\n")[0])
     parser.add_argument("--sweep", required=True, help="config path or name, optionally :arg")
     parser.add_argument(
         "--dir", required=True, help="sweep directory (created; resumed if present)"
@@ -120,10 +120,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="module:function used instead of elm_jax.train:train_and_evaluate",
     )
     parser.add_argument("--quiet", action="store_true", help="log to the sweep dir only")
+    parser.add_argument(
+        "--check", action="store_true", help="validate the sweep and its points; train nothing"
+    )
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers={args.workers}; must be >= 1")
     return args
+
+
+def check_sweep(args: argparse.Namespace) -> LoadedSweep:
+    """Loads the sweep and builds every point's model config (no directory, data or training)."""
+    from sweeps import engine
+
+    loaded = load_sweep(args.sweep)
+    if args.train_fn is None:
+        engine.validate_model_configs(loaded.config.train, loaded.points)
+    return loaded
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sweeps import engine, progress, store
 
     args = parse_args(argv)
+    if args.check:
+        loaded = check_sweep(args)
+        print(f"{loaded.source}: {len(loaded.points)} points x {len(loaded.config.seeds)} seeds")
+        return 0
     try:
         loaded = load_sweep(args.sweep)
         root = store.check_writable(args.dir)
@@ -153,8 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             train_fn=args.train_fn or engine.DEFAULT_TRAIN_FN,
         )
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        print(f"sweeps.run: error: {cli.one_line(e)}", file=sys.stderr)
+        return cli.exit_code(e)
     with_progress = progress.Progress(
         len(plan.trials), len(plan.finished), parallelism=backend.parallelism
     )
@@ -185,11 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     missing = len(plan.trials) - len(frame)
     if missing:
-        print(f"error: {missing} trials have no record", file=sys.stderr)
+        print(f"sweeps.run: error: {missing} trials have no record", file=sys.stderr)
         return 1
     print(plan.store.results_path)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main, prog="sweeps.run"))
