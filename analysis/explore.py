@@ -1,0 +1,316 @@
+"""Interactive Pareto explorer of one or several sweeps: one self-contained HTML page.
+
+    python -m analysis.explore SWEEP_DIR [SWEEP_DIR ...] --out FILE.html [--loss val_loss]
+        [--n-boot 100] [--seed 0]
+
+The page (plotly, its JavaScript inlined, so it works offline) shows, for each data set and
+budget kind (never pooled, as in :mod:`analysis.report`):
+
+* the seed-mean loss of every architecture point against P_core, P_total or training FLOPs,
+  its Pareto frontier, and over the budget axis the fitted law ``L*(P) = E + A P^-alpha`` with
+  its bootstrap band (SPEC §7); hovering a point gives N, d_m, k_e, k_c, the seed spread and the
+  trial ids;
+* a budget selector showing that budget's tradeoff curve (loss against N) with its parabola in
+  log N (SPEC §8 claim 2) when :func:`analysis.claims.fit_budget_parabola` can fit one;
+* a toggle between budgets counted on P_core and on P_total (an option is disabled when the
+  sweep has no budgets of that kind);
+* the input-blind baseline (a dashed line) when the table has ``input_blind_<loss>``.
+
+Bad input (a missing directory, no results, no ok point) prints one line to stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from analysis import explore_figures as figs
+from analysis.load import SchemaError, aggregate_seeds, load_sweeps, ok_points
+from analysis.pareto import budget_optima
+from analysis.scaling import BootstrapResult, FitError, PowerLawFit, bootstrap, fit_power_law
+from analysis.seedboot import input_blind
+
+BUDGET_KINDS = ("core", "total")
+_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+_CSS = """body{font-family:sans-serif;max-width:1150px;margin:1.5em auto;color:#222}
+.controls{display:flex;flex-wrap:wrap;gap:1.2em;align-items:center;margin:0.6em 0}
+.note{background:#fff6d6;border-left:4px solid #e0b000;padding:3px 10px;margin:3px 0}
+label{font-weight:bold}"""
+
+
+# The page's controls: pick the view of (data set, budget kind), the frontier's x column and the
+# budget of the tradeoff figure, and redraw with Plotly.react from the embedded VIEWS.
+_SCRIPT = """(function () {
+  const $ = (id) => document.getElementById(id);
+  const state = {dataset: $("dataset").value, kind: "core", x: "P_core", budget: null};
+  const key = () => state.dataset + "|" + state.kind;
+  function syncKinds() {
+    const kinds = ["core", "total"].filter((k) => (state.dataset + "|" + k) in VIEWS);
+    if (!kinds.includes(state.kind)) state.kind = kinds[0];
+    document.querySelectorAll("input[name=kind]").forEach((r) => {
+      r.disabled = !kinds.includes(r.value);
+      r.checked = r.value === state.kind;
+      r.parentElement.title = r.disabled ? "no budgets counted on P_" + r.value + " here" : "";
+    });
+  }
+  function syncBudgets() {
+    const budgets = VIEWS[key()].budgets, sel = $("budget");
+    sel.replaceChildren(...budgets.map((b) => new Option(b, b)));
+    if (!budgets.includes(state.budget)) state.budget = budgets.length ? budgets.at(-1) : null;
+    sel.value = state.budget;
+    sel.disabled = !budgets.length;
+  }
+  function render() {
+    const v = VIEWS[key()], f = v.frontier[state.x];
+    Plotly.react("frontier", f.data, f.layout, CONFIG);
+    const t = $("tradeoff");
+    if (state.budget === null) {
+      Plotly.purge(t);
+      v.notes = [...v.notes, "No ELM budget slice here: no tradeoff curve."];
+    } else {
+      const g = v.tradeoff[state.budget];
+      Plotly.react(t, g.data, g.layout, CONFIG);
+    }
+    $("notes").replaceChildren(...v.notes.map((n) => {
+      const d = document.createElement("div");
+      d.className = "note";
+      d.textContent = n;
+      return d;
+    }));
+    document.body.dataset.view = [key(), state.x, state.budget].join("|");
+  }
+  function update() { syncKinds(); syncBudgets(); render(); }
+  $("dataset").addEventListener("change", (e) => { state.dataset = e.target.value; update(); });
+  $("xaxis").addEventListener("change", (e) => { state.x = e.target.value; render(); });
+  $("budget").addEventListener("change", (e) => { state.budget = e.target.value; render(); });
+  document.querySelectorAll("input[name=kind]").forEach((r) =>
+    r.addEventListener("change", (e) => { state.kind = e.target.value; update(); }));
+  update();
+})();
+"""
+
+
+class ExploreError(ValueError):
+    """The sweep has nothing the explorer can draw (the message says what is missing)."""
+
+
+#: Precomputed fits of one (dataset, budget kind): the law and its bootstrap (either may be None).
+Fits = tuple[PowerLawFit | None, BootstrapResult | None]
+
+
+def fit_law(
+    trials: pd.DataFrame, optima: pd.DataFrame, loss: str, n_boot: int, seed: int
+) -> tuple[Fits, list[str]]:
+    """Fit ``L*(P)`` on the budget optima and bootstrap its band; notes say what was not done."""
+    try:
+        law = fit_power_law(optima["budget"], optima["L_star"])
+    except FitError as err:
+        return (None, None), [f"Scaling law not fitted: {err}"]
+    if n_boot <= 0:
+        return (law, None), ["No bootstrap band (n_boot = 0)."]
+    band_P = np.geomspace(optima["budget"].min(), optima["budget"].max(), 60)
+    boot = bootstrap(trials, loss=loss, n_resamples=n_boot, seed=seed, band_P=band_P)
+    return (law, boot), []
+
+
+def baseline_of(trials: pd.DataFrame, loss: str) -> float | None:
+    """The input-blind baseline loss of the group's split, or None when the table has none."""
+    value = input_blind(trials)[loss]  # keys "val_loss", "test_loss"; NaN when unknown
+    return float(value) if np.isfinite(value) else None
+
+
+def group_views(
+    trials: pd.DataFrame, loss: str = "val_loss", n_boot: int = 100, seed: int = 0, fits=None
+) -> dict:
+    """The figures (plotly JSON) of one (dataset, budget kind) group of trials.
+
+    Returns a dict with ``dataset``, ``budget_kind``, ``n_points`` (ok points drawn),
+    ``frontier`` (x column -> figure), ``budgets`` (labels, sorted), ``tradeoff`` (label ->
+    figure) and ``notes``. ``fits``: precomputed :data:`Fits` (else fitted here).
+    """
+    trials = trials.reset_index(drop=True)
+    kind = str(trials["budget_kind"].iloc[0])
+    points = aggregate_seeds(trials)
+    okp = ok_points(points, loss)
+    if len(okp) == 0:
+        raise ExploreError(
+            f"dataset {trials['dataset'].iloc[0]!r}: no point has an ok seed with a finite {loss}"
+        )
+    hover = figs.hover_texts(okp, trials, loss)
+    optima = budget_optima(points, loss)
+    notes: list[str] = []
+    if fits is None:
+        fits, notes = (
+            fit_law(trials, optima, loss, n_boot, seed) if len(optima) else ((None, None), [])
+        )
+    if len(optima) == 0:
+        notes.append("No ELM points in a budget slice: no optimum per budget and no scaling law.")
+    baseline = baseline_of(trials, loss)
+    frontier = {
+        x: figs.frontier_figure(okp, hover, loss, x, kind, optima, fits, baseline)
+        for x in figs.X_LABELS
+    }
+    tradeoff, budgets = {}, []
+    elm = okp[(okp["arch"] == "elm") & (okp["slice"] == "budget")]
+    in_slice = (trials["arch"] == "elm") & (trials["slice"] == "budget")
+    for budget, g in elm.groupby("budget", sort=True):
+        label = f"{budget:.4g}"
+        rows = trials[in_slice & (trials["budget"] == budget)]
+        fig, note = figs.tradeoff_figure(
+            g, rows, hover, loss, float(budget), baseline, n_boot, seed
+        )
+        tradeoff[label] = fig
+        budgets.append(label)
+        if note:
+            notes.append(f"Budget {label}: {note}")
+    return {
+        "dataset": str(trials["dataset"].iloc[0]),
+        "budget_kind": kind,
+        "n_points": len(okp),
+        "frontier": {x: _plain(f) for x, f in frontier.items()},
+        "budgets": budgets,
+        "tradeoff": {b: _plain(f) for b, f in tradeoff.items()},
+        "notes": notes,
+    }
+
+
+def _plain(fig: go.Figure) -> dict:
+    """The figure as plain JSON data (arrays as lists, readable in the page's graph divs)."""
+
+    def encode(value):
+        if isinstance(value, (np.ndarray, pd.Series, pd.Index)):
+            return np.asarray(value).tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        raise TypeError(f"cannot encode {type(value).__name__} in a figure")
+
+    return json.loads(json.dumps(fig.to_dict(), default=encode))
+
+
+def explorer_html(
+    trials: pd.DataFrame,
+    loss: str = "val_loss",
+    n_boot: int = 100,
+    seed: int = 0,
+    fits: dict[tuple[str, str], Fits] | None = None,
+) -> str:
+    """The whole page for a validated trial frame (:func:`analysis.load.load_sweeps`).
+
+    ``fits`` maps ``(dataset, budget_kind)`` to precomputed fits (e.g. the report's), so that
+    the bootstrap is not run twice.
+    """
+    views = {}
+    for (dataset, kind), group in trials.groupby(["dataset", "budget_kind"], sort=True):
+        pre = (fits or {}).get((str(dataset), str(kind)))
+        views[f"{dataset}|{kind}"] = group_views(group, loss, n_boot, seed, pre)
+    if not views:
+        raise ExploreError("the results table has no rows to draw")
+    first = views[next(iter(views))]
+    head_div = pio.to_html(
+        go.Figure(first["frontier"]["P_core"]),
+        include_plotlyjs=True,
+        full_html=False,
+        div_id="frontier",
+        config=_PLOT_CONFIG,
+        validate=False,
+    )
+    title = "Pareto explorer: " + ", ".join(sorted(trials["sweep"].unique()))
+    payload = json.dumps(views).replace("</", "<\\/")  # NaN is a JS literal too
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>Seed-mean {html.escape(loss)} of every architecture point; seeds are averaged "
+        "before the frontier. Hover a point for its architecture, seed spread and trial ids.</p>"
+        + _controls(views)
+        + "<div id='notes'></div>"
+        + head_div
+        + "<div id='tradeoff' style='height:480px'></div>"
+        + f"<script>const VIEWS = {payload};\nconst CONFIG = {json.dumps(_PLOT_CONFIG)};\n"
+        + _SCRIPT
+        + "</script></body></html>"
+    )
+
+
+def _controls(views: dict) -> str:
+    datasets = sorted({v["dataset"] for v in views.values()})
+    ds_opts = "".join(f"<option>{html.escape(d)}</option>" for d in datasets)
+    kinds = "".join(
+        f"<label><input type='radio' name='kind' value='{k}'>P_{k} budgets</label>"
+        for k in BUDGET_KINDS
+    )
+    x_opts = "".join(
+        f"<option value='{x}'>{html.escape(t)}</option>" for x, t in figs.X_CHOICES.items()
+    )
+    return (
+        "<div class='controls'>"
+        f"<span><label for='dataset'>data set</label> <select id='dataset'>{ds_opts}</select></span>"
+        f"<span id='kinds'>{kinds}</span>"
+        f"<span><label for='xaxis'>x axis</label> <select id='xaxis'>{x_opts}</select></span>"
+        "<span><label for='budget'>budget</label> <select id='budget'></select></span>"
+        "</div>"
+    )
+
+
+def write_explorer(
+    sweep_dirs: str | Path | Sequence[str | Path],
+    out: str | Path,
+    loss: str = "val_loss",
+    n_boot: int = 100,
+    seed: int = 0,
+) -> Path:
+    """Load the sweep directories and write the explorer page to ``out`` atomically."""
+    dirs = [sweep_dirs] if isinstance(sweep_dirs, (str, Path)) else list(sweep_dirs)
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise FileNotFoundError(f"sweep_dir={str(d)!r} does not exist or is not a directory")
+    page = explorer_html(load_sweeps(dirs), loss=loss, n_boot=n_boot, seed=seed)
+    return write_page(page, out)
+
+
+def write_page(page: str, out: str | Path) -> Path:
+    """Write ``page`` to ``out`` (temporary file, then rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".html.tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(page)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; returns the exit status (2 on bad input)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "sweep_dirs", nargs="+", help="sweep directories (results.parquet or trials/*.json)"
+    )
+    parser.add_argument("--out", required=True, help="the HTML file to write")
+    parser.add_argument("--loss", default="val_loss", choices=["val_loss", "test_loss"])
+    parser.add_argument(
+        "--n-boot", type=int, default=100, help="bootstrap resamples for the band (0: none)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
+    args = parser.parse_args(argv)
+    try:
+        path = write_explorer(args.sweep_dirs, args.out, args.loss, args.n_boot, args.seed)
+    except (FileNotFoundError, SchemaError, ExploreError) as err:
+        print(f"analysis.explore: error: {err}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The Pareto explorer page (analysis.explore) in a real headless Chromium, and its command line.
+
+The sweep is the synthetic fixture plus an input-blind baseline column and a copy of its budget
+1000 slice counted on P_total, so that every control of the page has something to show. The
+expected counts (points, frontier) are computed here from the table with plain pandas.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from headless_browser import HeadlessBrowser, find_browser
+
+from analysis import explore
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "sweep_small"
+BASELINE = 2.794
+GROUP = ["arch", "point_id", "slice", "budget"]
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    table = pd.read_parquet(FIXTURE / "results.parquet")
+    table["input_blind_val_loss"] = BASELINE
+    total = table[(table["slice"] == "budget") & (table["budget"] == 1000.0)].copy()
+    total["budget_kind"] = "total"
+    total["trial_id"] = total["trial_id"] + "-total"
+    total["point_id"] = total["point_id"] + "-total"
+    directory = tmp_path_factory.mktemp("sweep")
+    pd.concat([table, total], ignore_index=True).to_parquet(directory / "results.parquet")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def page(sweep_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("page") / "explore.html"
+    assert explore.main([str(sweep_dir), "--out", str(out), "--n-boot", "10"]) == 0
+    return out
+
+
+def seed_means(table: pd.DataFrame, kind: str) -> pd.DataFrame:
+    ok = table[(table["status"] == "ok") & np.isfinite(table["val_loss"])]
+    ok = ok[ok["budget_kind"] == kind]
+    return ok.groupby(GROUP, dropna=False).agg(
+        P_core=("P_core", "first"),
+        train_flops=("train_flops", "first"),
+        N=("N", "first"),
+        loss=("val_loss", "mean"),
+    )
+
+
+def frontier_size(x: np.ndarray, y: np.ndarray) -> int:
+    """Non-dominated (x, y) pairs, both minimised, exact duplicates counted once (brute force)."""
+    pairs = set(zip(x.tolist(), y.tolist(), strict=True))
+    return sum(
+        not any(a <= px and b <= py and (a, b) != (px, py) for a, b in pairs) for px, py in pairs
+    )
+
+
+# The graph div's traces, by name: how many points plotly drew (SVG markers) and the data.
+TRACES = """Array.from(document.querySelectorAll("#%s .scatterlayer .trace")).map((el, i) => ({
+  name: document.getElementById("%s").data[i].name,
+  drawn: el.querySelectorAll("path.point").length,
+  y: document.getElementById("%s").data[i].y,
+  hover: document.getElementById("%s").data[i].hovertext || []}))"""
+
+
+def traces(browser: HeadlessBrowser, div: str) -> dict[str, dict]:
+    return {t["name"]: t for t in browser.evaluate(TRACES % (div, div, div, div))}
+
+
+def choose(browser: HeadlessBrowser, selector: str, value: str) -> str:
+    """Set a control like a user would and return the page's view key after redrawing."""
+    browser.evaluate(
+        f"(() => {{ const el = document.querySelector({selector!r});"
+        f" if (el.type === 'radio') el.checked = true; else el.value = {value!r};"
+        " el.dispatchEvent(new Event('change')); })()"
+    )
+    return browser.evaluate("document.body.dataset.view")
+
+
+def test_explorer_draws_every_point_frontier_law_and_tradeoffs_in_headless_chromium(
+    sweep_dir, page, tmp_path
+):
+    binary = find_browser()
+    if binary is None:
+        pytest.skip(
+            "no Chromium browser found (chromium, chromium-browser, google-chrome); "
+            "`make browser` installs it with apt-get when run as root"
+        )
+    table = pd.read_parquet(sweep_dir / "results.parquet")
+    core, total = seed_means(table, "core"), seed_means(table, "total")
+    with HeadlessBrowser(binary, tmp_path / "profile", timeout=60) as browser:
+        browser.open(page)
+        assert browser.wait_for("document.body.dataset.view") == "shd-default|core|P_core|1e+05"
+
+        front = traces(browser, "frontier")
+        points = {n: t for n, t in front.items() if n.endswith(" points")}
+        assert {n: t["drawn"] for n, t in points.items()} == {
+            f"{a} points": n for a, n in core.groupby("arch").size().items()
+        }
+        assert front["Pareto frontier"]["drawn"] == frontier_size(
+            core["P_core"].to_numpy(), core["loss"].to_numpy()
+        )
+        assert "fitted law" in front and "95% bootstrap band" in front
+        assert front["input-blind baseline"]["y"] == [BASELINE, BASELINE]
+        hover = "".join(h for t in points.values() for h in t["hover"])
+        ok_ids = table.loc[(table["status"] == "ok") & (table["budget_kind"] == "core"), "trial_id"]
+        assert all(t in hover for t in ok_ids)
+        assert "N=" in hover and "k_e=" in hover and "k_c=" in hover and "seed spread" in hover
+
+        for label, budget in (("1e+05", 1e5), ("1000", 1e3)):
+            assert choose(browser, "#budget", label) == f"shd-default|core|P_core|{label}"
+            trade = traces(browser, "tradeoff")
+            at_budget = core.xs(("elm", "budget"), level=("arch", "slice"))
+            n_expected = int((at_budget.index.get_level_values("budget") == budget).sum())
+            assert sum(t["drawn"] for n, t in trade.items() if n.startswith("k_c=")) == n_expected
+            assert any(n.startswith("parabola in log N") for n in trade)
+            assert trade["parabola optimum N*"]["drawn"] == 1
+
+        assert choose(browser, "#xaxis", "train_flops").endswith("|train_flops|1000")
+        front = traces(browser, "frontier")
+        assert "fitted law" not in front
+        assert front["Pareto frontier"]["drawn"] == frontier_size(
+            core["train_flops"].to_numpy(), core["loss"].to_numpy()
+        )
+
+        assert (
+            choose(browser, "input[value=total]", "total") == "shd-default|total|train_flops|1000"
+        )
+        front = traces(browser, "frontier")
+        assert sum(t["drawn"] for n, t in front.items() if n.endswith(" points")) == len(total)
+        assert browser.evaluate("document.querySelector('input[value=core]').disabled") is False
+
+        shot = browser.screenshot(tmp_path / "explorer.png")
+        assert browser.errors == []
+        assert all(url.startswith("file:") for url in browser.requests), browser.requests
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_page_is_self_contained_with_plotly_inlined(page):
+    html = page.read_text()
+    assert not re.search(r"<script[^>]*\bsrc=", html)
+    assert "Plotly.newPlot" in html and len(html) > 3_000_000  # the plotly.js bundle is inside
+
+
+def test_missing_directory_gives_one_line_and_exit_2(tmp_path, capsys):
+    missing = tmp_path / "no_such_sweep"
+    assert explore.main([str(missing), "--out", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_sweep" in err[0] and "does not exist" in err[0]
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_directory_without_results_gives_one_line_and_exit_2(tmp_path, capsys):
+    assert explore.main([str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no results.parquet" in err[0]
+
+
+def test_table_without_an_ok_point_gives_one_line_and_exit_2(tmp_path, capsys):
+    table = pd.read_parquet(FIXTURE / "results.parquet")
+    table.assign(status="failed", reason="out of memory").to_parquet(tmp_path / "results.parquet")
+    assert explore.main([str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no point has an ok seed" in err[0]
