@@ -96,6 +96,23 @@ def put_global(tree: Any, sharding: NamedSharding) -> Any:
     return jax.tree.map(one, tree)
 
 
+def fetch(tree: Any) -> Any:
+    """The global value of every array of `tree` as NumPy, on every process.
+
+    With one process this is `jax.device_get`. With several, arrays whose shards live on other
+    processes (the seed axis split over hosts) are all-gathered first: a collective, so every
+    process must call it at the same point of the program.
+    """
+    from jax.experimental import multihost_utils
+
+    def one(x: Any) -> Any:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return jax.device_get(x)
+
+    return jax.tree.map(one, tree)
+
+
 def shard_state(tree: Any, mesh: Mesh) -> Any:
     """Reshards a stacked-seed pytree (leading axis r) to the state sharding."""
     return jax.device_put(tree, state_sharding(mesh))

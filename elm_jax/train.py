@@ -249,7 +249,7 @@ def evaluate(
             total = sums if total is None else jax.tree.map(jnp.add, total, sums)
     if total is None:
         raise ValueError(f"the {split} split of {dataset.info.get('name')} yielded no batches")
-    return metrics_lib.summarize(jax.device_get(total), spec.model.task)
+    return metrics_lib.summarize(parallel.fetch(total), spec.model.task)
 
 
 def train_and_evaluate(
