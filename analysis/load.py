@@ -38,9 +38,26 @@ def _dtype_family(column: str, store_dtype: str) -> str:
     return "int" if column in _INTEGER_COLUMNS else "num"
 
 
+#: Numeric columns added to schema v1 later (last-step losses, the input-blind baseline of each
+#: split, the wiring seed): tables written before them still load, with these columns NaN, and
+#: the claim tests (analysis.claims) say what they fell back to.
+OPTIONAL_COLUMNS = (
+    "final_val_loss",
+    "final_val_metric",
+    "final_test_loss",
+    "final_test_metric",
+    "input_blind_val_loss",
+    "input_blind_val_metric",
+    "input_blind_test_loss",
+    "input_blind_test_metric",
+    "wiring_seed",
+)
+
 #: Columns of the results table (schema v1, as `sweeps.store` writes it) and the dtype family
 #: each must have.
-REQUIRED_COLUMNS: dict[str, str] = {c: _dtype_family(c, t) for c, t in _STORE_COLUMNS.items()}
+REQUIRED_COLUMNS: dict[str, str] = {
+    c: _dtype_family(c, t) for c, t in _STORE_COLUMNS.items() if c not in OPTIONAL_COLUMNS
+}
 
 STATUSES = ("ok", "diverged", "failed")
 #: Columns describing an architecture point (identical for all seeds of a point).
@@ -61,7 +78,16 @@ POINT_COLUMNS = (
 #: The key of one aggregated point: results differing in any of these are never pooled.
 POINT_KEY = ("dataset", "sweep", "arch", "point_id", "slice", "budget", "budget_kind")
 #: Seed-level quantities that are aggregated per point.
-VALUE_COLUMNS = ("val_loss", "val_metric", "test_loss", "test_metric")
+VALUE_COLUMNS = (
+    "val_loss",
+    "val_metric",
+    "test_loss",
+    "test_metric",
+    "final_val_loss",
+    "final_val_metric",
+    "final_test_loss",
+    "final_test_metric",
+)
 
 
 class SchemaError(ValueError):
@@ -76,8 +102,16 @@ def _read_trials_dir(trials_dir: Path) -> pd.DataFrame:
     """Rebuild the table from ``trials/<trial_id>.json`` (one flat record per file)."""
     records = []
     for path in sorted(trials_dir.glob("*.json")):
-        with open(path) as f:
-            record = json.load(f)
+        if path.name.startswith("."):
+            continue  # the temporary of an interrupted atomic write, never a record
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise SchemaError(
+                f"trial record {path}: not valid JSON ({err}); delete it (resuming the sweep "
+                "trains that trial again)"
+            ) from err
         if not isinstance(record, dict):
             raise SchemaError(
                 f"trial record {path.name}: expected a JSON object, got {type(record).__name__}"
@@ -91,11 +125,18 @@ def read_sweep_dir(sweep_dir: str | Path) -> pd.DataFrame:
 
     Raises:
       FileNotFoundError: neither ``results.parquet`` nor ``trials/*.json`` exists.
+      SchemaError: a corrupt ``results.parquet`` or a trial record that is not valid JSON.
     """
     sweep_dir = Path(sweep_dir)
     parquet = sweep_dir / "results.parquet"
     if parquet.is_file():
-        return pd.read_parquet(parquet)
+        try:
+            return pd.read_parquet(parquet)
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise SchemaError(
+                f"{parquet}: not a readable parquet file ({' '.join(str(err).split())}); "
+                "delete it to rebuild the table from trials/*.json"
+            ) from err
     trials = sweep_dir / "trials"
     if trials.is_dir() and any(trials.glob("*.json")):
         return _read_trials_dir(trials)
@@ -133,6 +174,13 @@ def validate(df: pd.DataFrame, source: str = "results") -> pd.DataFrame:
             f"{source}: missing required columns {missing} (schema v{SCHEMA_VERSION})"
         )
     out = df.copy()
+    for col in OPTIONAL_COLUMNS:
+        if col not in out.columns:
+            out[col] = np.nan
+        try:
+            out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
+        except (ValueError, TypeError) as err:
+            raise SchemaError(f"{source}: column {col!r} must be numeric: {err}") from err
     for col, kind in REQUIRED_COLUMNS.items():
         if kind == "str":
             if out[col].isna().any() and col != "reason":

@@ -15,6 +15,7 @@ import base64
 import html
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from analysis import plots
 from analysis.info_model import PARAMETER_MEANINGS, PARAMETER_NAMES
 from analysis.load import SchemaError, load_sweeps
 from analysis.pipeline import Analysis, analyse
+from elm_jax import cli
 
 _CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:0.6em 0;font-size:0.9em}td,th{border:1px solid #bbb;padding:2px 7px}
@@ -262,7 +264,7 @@ def build_report(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="analysis.report", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "sweep_dirs", nargs="+", help="sweep directories (results.parquet or trials/*.json)"
     )
@@ -270,17 +272,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--out", default=None, help="output directory (default: FIRST_SWEEP_DIR/report)"
     )
     parser.add_argument("--loss", default="val_loss", choices=["val_loss", "test_loss"])
-    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (0: none)")
+    parser.add_argument(
+        "--n-boot", type=_non_negative_int, default=200, help="bootstrap resamples (0: none)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
     args = parser.parse_args(argv)
+    if args.out is not None:
+        _check_out_dir(parser, args.out)
     try:
         path = build_report(
             args.sweep_dirs, args.out, loss=args.loss, n_boot=args.n_boot, seed=args.seed
         )
-    except (FileNotFoundError, SchemaError) as err:
-        parser.exit(2, f"analysis.report: error: {err}\n")
+    except (OSError, SchemaError) as err:
+        parser.exit(cli.EXIT_USAGE, f"analysis.report: error: {cli.one_line(err)}\n")
     print(path)
 
 
+def _check_out_dir(parser: argparse.ArgumentParser, out: str) -> None:
+    """Fails before any analysis when `out` cannot be created or written."""
+    probe = Path(out).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        parser.exit(
+            cli.EXIT_USAGE,
+            f"analysis.report: error: --out={out}: {probe} is not a writable directory; "
+            "choose a directory you can write to\n",
+        )
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return int(text)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main, prog="analysis.report"))

@@ -475,14 +475,22 @@ def random_sweep(
 
 
 def _int_list(text: str) -> list[int]:
-    return [int(float(v)) for v in text.split(",") if v]
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not v.is_integer() for v in values):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers (e.g. 1,2,4,8)"
+        )
+    return [int(v) for v in values]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m elm_jax.budget points --budget 1e4 --task shd_adding [--json] [--verify]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m elm_jax.budget", description=__doc__.split("\n")[0]
-    )
+    from elm_jax import cli
+
+    parser = cli.ArgumentParser(prog="elm_jax.budget", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     pts = sub.add_parser("points", help="enumerate the architecture points of one budget")
     pts.add_argument("--budget", type=float, required=True)
@@ -504,8 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             embed_dim=args.embed_dim,
         )  # fmt: skip
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        print(f"elm_jax.budget: error: {cli.one_line(err)}", file=sys.stderr)
+        return cli.EXIT_USAGE
     rows = []
     for p in points:
         row = p.summary()
@@ -540,4 +548,6 @@ def verify_point(point: Point) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from elm_jax import cli
+
+    sys.exit(cli.run(main, prog="elm_jax.budget"))
