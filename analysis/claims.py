@@ -1,11 +1,454 @@
-"""The claim tests of SPEC §8 on a sweep table.
+"""The claim tests of SPEC §8 on a sweep table, each decided as supported, contradicted or not
+testable (with the reason).
 
-Public entry points: :func:`fit_budget_parabola` (the per-budget parabola in log N, with its
-seeds-only bootstrap; returns a frozen :class:`ParabolaFit`).
+Claims (one :class:`Claim` each, per data set and budget kind):
+
+* ``monotone_N``, ``monotone_k_e``, ``monotone_k_c``: least-squares slope of the seed-mean loss
+  against log(axis value) on the slice ``axis_N`` / ``axis_k_e`` / ``axis_k_c``. Supported when
+  the 95 % interval is below 0, contradicted when it is above 0.
+* ``interior_optimum``: per budget, the parabola in log N (:func:`fit_budget_parabola`).
+  A budget supports it when c's interval is above 0 and the vertex is inside the sampled range
+  in >= 95 % of the resamples; it contradicts it when c's interval is below 0 (a maximum).
+  The claim is supported when every tested budget supports it, contradicted when one contradicts.
+* ``optimum_moves``: slopes of log N*(P) and log k_e*(P) (k_e* from the budget identity at N*)
+  against log P over the budgets with an interior optimum (>= 3); supported when both intervals
+  are above 0, contradicted when one is below 0.
+* ``scaling_law``: ``L*(P) = E + A P^-alpha`` (SPEC §7 fit) on the parabola L* of >= 5 budgets
+  spanning >= 2 decades. Supported when L* falls over the budgets (interval of L*(P_min) -
+  L*(P_max) above 0) and the law fitted without the largest budget predicts it (the interval of
+  its relative error reaches within ±5 %); contradicted when L* rises, the prediction misses
+  (interval wholly outside ±5 %), or a ``random``-slice point lies below the law's band by more than 3 SE.
+
+**An interval that contains 0 decides nothing**: the claim is ``not_testable`` with the reason
+"inconclusive" and the interval, never supported (a flat or noise-only table cannot support a
+claim). A budget (or axis slice) whose best point is not below the input-blind loss by more than
+3 standard errors has not learned: it is left out, and a claim with nothing left is not testable.
+Intervals: the seeds-only bootstrap of :mod:`analysis.seedboot` (design fixed; final losses;
+diverged seeds enter as the input-blind loss), one set of resamples shared by every claim.
 """
 
 from __future__ import annotations
 
-from analysis.parabola import ParabolaFit, fit_budget_parabola
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["ParabolaFit", "fit_budget_parabola"]
+import numpy as np
+import pandas as pd
+
+from analysis.claim_law import scaling_law_claim
+from analysis.parabola import (
+    LEVEL,
+    ParabolaFit,
+    fit_budget_parabola,
+    fit_from_resamples,
+    interval,
+)
+from analysis.scaling import FitError
+from analysis.seedboot import SeedTable, learned, seed_table
+
+__all__ = [
+    "AXES",
+    "CLAIM_NAMES",
+    "Claim",
+    "ClaimsBlock",
+    "ParabolaFit",
+    "decide_claims",
+    "decide_block",
+    "fit_budget_parabola",
+    "write_claims_json",
+]
+
+DECISIONS = ("supported", "contradicted", "not_testable")
+#: claim name -> (slice, column of the axis value)
+AXES = {
+    "monotone_N": ("axis_N", "N"),
+    "monotone_k_e": ("axis_k_e", "k_e"),
+    "monotone_k_c": ("axis_k_c", "k_c"),
+}
+CLAIM_NAMES = (*AXES, "interior_optimum", "optimum_moves", "scaling_law")
+MIN_AXIS_POINTS = 3
+MIN_MOVE_BUDGETS = 3
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One decided claim; ``details`` holds further statistics (JSON-ready)."""
+
+    name: str
+    decision: str
+    statistic: float | None
+    ci95: tuple[float, float] | None
+    n: int
+    note: str
+    details: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision={self.decision!r}; valid: {list(DECISIONS)}")
+
+    def to_json(self) -> dict:
+        """The claims.json entry (NaN written as null)."""
+        return {
+            "decision": self.decision,
+            "statistic": _num(self.statistic),
+            "ci95": None if self.ci95 is None else [_num(v) for v in self.ci95],
+            "n": int(self.n),
+            "note": self.note,
+            "details": _jsonable(self.details),
+        }
+
+
+def _num(v) -> float | None:
+    return None if v is None or not math.isfinite(float(v)) else float(v)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _num(obj)
+    return obj
+
+
+def not_testable(name: str, reason: str, n: int = 0, **details) -> Claim:
+    """A claim that the data cannot decide, with the reason."""
+    return Claim(name, "not_testable", None, None, n, reason, details)
+
+
+def decide_sign(
+    name: str, statistic: float, ci: tuple[float, float], n: int, want: str, note: str, **details
+) -> Claim:
+    """Supported when the interval lies on the ``want`` side of 0 ("negative"/"positive"),
+    contradicted when it lies on the other side, not testable (inconclusive) when it holds 0."""
+    lo, hi = ci
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return not_testable(name, f"no interval could be computed; {note}".strip("; "), n)
+    good, bad = (hi < 0, lo > 0) if want == "negative" else (lo > 0, hi < 0)
+    if good:
+        decision, why = "supported", ""
+    elif bad:
+        decision, why = "contradicted", f"interval on the wrong side of 0 (wanted {want})"
+    else:
+        decision, why = (
+            "not_testable",
+            f"inconclusive: the 95% interval [{lo:.3g}, {hi:.3g}] contains 0",
+        )
+    return Claim(
+        name,
+        decision,
+        float(statistic),
+        (float(lo), float(hi)),
+        n,
+        "; ".join(x for x in (why, note) if x),
+        details,
+    )
+
+
+def _slopes(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Least-squares slope of every row of Y [B, n] against x [n]."""
+    xc = x - x.mean()
+    return (np.atleast_2d(Y) - np.atleast_2d(Y).mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+
+
+def _axis_claim(name: str, table: SeedTable, boot: dict[str, np.ndarray]) -> Claim:
+    slice_, col = AXES[name]
+    idx = np.flatnonzero(table.points["slice"].to_numpy() == slice_)
+    if len(idx) == 0:
+        return not_testable(name, f"no {slice_} slice in the table")
+    x = np.log(table.points[col].to_numpy(float)[idx])
+    if len(np.unique(x)) < MIN_AXIS_POINTS:
+        return not_testable(
+            name,
+            f"{slice_}: {len(np.unique(x))} distinct {col} values; need {MIN_AXIS_POINTS}",
+            len(idx),
+        )
+    if (table.points["n_seeds"].to_numpy()[idx] < 2).any():
+        return not_testable(
+            name, f"{slice_}: a point has fewer than 2 seeds, so no interval", len(idx)
+        )
+    ok, why = learned(table, idx)
+    if ok is False:
+        return not_testable(name, f"{slice_}: {why}", len(idx))
+    slope = float(_slopes(x, table.means("val")[idx])[0])
+    test_slope = float(_slopes(x, table.means("test")[idx])[0])
+    df = table.degrees_of_freedom(idx)
+    return decide_sign(
+        name,
+        slope,
+        interval(_slopes(x, boot["val"][:, idx]), center=slope, df=df),
+        len(idx),
+        "negative",
+        "; ".join(n for n in (why if ok is None else "", table.note) if n),
+        test_slope=test_slope,
+        test_ci95=interval(_slopes(x, boot["test"][:, idx]), center=test_slope, df=df),
+        x=table.points[col].to_numpy(float)[idx],
+        val_mean=table.means("val")[idx],
+    )
+
+
+def _budget_rows(
+    table: SeedTable, boot, budget_kind: str
+) -> tuple[list[dict], dict[float, ParabolaFit]]:
+    """Per budget of the budget slice: learned check, parabola, and its own decision."""
+    rows, fits = [], {}
+    pts = table.points
+    budgets = sorted(pts.loc[pts["slice"] == "budget", "budget"].unique())
+    # A budget contradicts the claim only at the family level 1 - 0.05 / (number of budgets)
+    # (Bonferroni), so that one of many budgets does not contradict it by chance; support
+    # needs every tested budget at 95 %, which is already a test at that level.
+    family = 1.0 - (1.0 - LEVEL) / max(len(budgets), 1)
+    for P in budgets:
+        idx = np.flatnonzero(
+            (pts["slice"] == "budget").to_numpy() & (pts["budget"] == P).to_numpy()
+        )
+        row = {
+            "budget": float(P),
+            "n_points": len(idx),
+            "n_diverged": int(pts["n_diverged"].to_numpy()[idx].sum()),
+        }
+        ok, why = learned(table, idx)
+        row["learned"] = ok
+        if ok is False:
+            rows.append({**row, "decision": "not_testable", "note": why})
+            continue
+        try:
+            fit = fit_from_resamples(table, idx, boot, budget_kind)
+        except FitError as err:
+            rows.append({**row, "decision": "not_testable", "note": str(err)})
+            continue
+        fits[float(P)] = fit
+        lo, hi = fit.c_ci95
+        hi_family = interval(fit.samples["c"], family, center=fit.c, df=fit.df)[1]
+        if fit.interior:
+            decision, note = "supported", ""
+        elif hi_family < 0:
+            decision, note = (
+                "contradicted",
+                f"c's {family:.1%} interval is below 0: the parabola has a maximum",
+            )
+        elif lo > 0:
+            decision, note = (
+                "not_testable",
+                (
+                    f"vertex inside the sampled N range in only {fit.interior_fraction:.0%} of resamples: "
+                    "the optimum may lie outside it (widen the range)"
+                ),
+            )
+        else:
+            decision, note = (
+                "not_testable",
+                f"inconclusive: c's interval [{lo:.3g}, {hi:.3g}] contains 0",
+            )
+        if (table.points["n_seeds"].to_numpy()[idx] < 2).any():
+            decision, note = "not_testable", "a point has fewer than 2 seeds, so no interval"
+        rows.append(
+            {
+                **row,
+                "k_c": fit.k_c,
+                "c": fit.c,
+                "c_lo": lo,
+                "c_hi": hi,
+                "interior_fraction": fit.interior_fraction,
+                "N_star": fit.N_star,
+                "N_star_lo": fit.N_star_ci95[0],
+                "N_star_hi": fit.N_star_ci95[1],
+                "k_e_star": fit.k_e_star,
+                "L_star": fit.L_star,
+                "L_star_lo": fit.L_star_ci95[0],
+                "L_star_hi": fit.L_star_ci95[1],
+                "L_star_test": fit.L_star_test,
+                "decision": decision,
+                "note": "; ".join(n for n in (note, why if ok is None else "") if n),
+            }
+        )
+    return rows, fits
+
+
+def _interior_claim(rows: list[dict], note: str) -> Claim:
+    name = "interior_optimum"
+    tested = [r for r in rows if "c" in r]
+    if not tested:
+        reasons = (
+            "; ".join(f"budget {r['budget']:g}: {r['note']}" for r in rows)
+            or "no budget slice in the table"
+        )
+        return not_testable(name, reasons, 0)
+    weakest = min(tested, key=lambda r: r["c_lo"])
+    decisions = [r["decision"] for r in tested]
+    per = "; ".join(
+        f"budget {r['budget']:g}: {r['decision']}" + (f" ({r['note']})" if r["note"] else "")
+        for r in rows
+    )
+    if "contradicted" in decisions:
+        decision = "contradicted"
+    elif all(d == "supported" for d in decisions):
+        decision = "supported"
+    else:
+        decision = "not_testable"
+        per = f"supported at {decisions.count('supported')} of {len(tested)} tested budgets; " + per
+    return Claim(
+        name,
+        decision,
+        weakest["c"],
+        (weakest["c_lo"], weakest["c_hi"]),
+        len(tested),
+        "; ".join(
+            n for n in (f"statistic: c at the weakest budget {weakest['budget']:g}", per, note) if n
+        ),
+    )
+
+
+def _moves_claim(fits: dict[float, ParabolaFit], rows: list[dict], note: str) -> Claim:
+    name = "optimum_moves"
+    use = [
+        P
+        for P, f in fits.items()
+        if next(r for r in rows if r["budget"] == P)["decision"] == "supported"
+    ]
+    if len(use) < MIN_MOVE_BUDGETS:
+        return not_testable(
+            name,
+            f"{len(use)} budget(s) with an interior optimum; the slopes need {MIN_MOVE_BUDGETS}",
+            len(use),
+        )
+    logP = np.log(np.array(use))
+    out = {}
+    for q in ("N_star", "k_e_star"):
+        point = np.log([getattr(fits[P], q) for P in use])
+        samples = np.log(np.stack([fits[P].samples[q].to_numpy(float) for P in use], axis=1))
+        slope = float(_slopes(logP, point)[0])
+        df = sum(fits[P].df for P in use)
+        out[q] = (slope, interval(_slopes(logP, samples), center=slope, df=df))
+    (sN, ciN), (sK, ciK) = out["N_star"], out["k_e_star"]
+    details = {
+        "N_star_slope": sN,
+        "N_star_ci95": ciN,
+        "k_e_star_slope": sK,
+        "k_e_star_ci95": ciK,
+        "budgets": use,
+    }
+    text = f"slopes vs log P: N* {sN:.3g} [{ciN[0]:.3g}, {ciN[1]:.3g}], k_e* {sK:.3g} [{ciK[0]:.3g}, {ciK[1]:.3g}]"
+    if ciN[0] > 0 and ciK[0] > 0:
+        decision = "supported"
+    elif ciN[1] < 0 or ciK[1] < 0:
+        decision = "contradicted"
+    else:
+        decision, text = "not_testable", "inconclusive: an interval contains 0; " + text
+    return Claim(
+        name, decision, sN, ciN, len(use), "; ".join(n for n in (text, note) if n), details
+    )
+
+
+@dataclass(frozen=True)
+class ClaimsBlock:
+    """The claims of one data set and budget kind, with what the figures need."""
+
+    dataset: str
+    budget_kind: str
+    claims: dict[str, Claim]
+    input_blind: dict[str, float]  # val_loss, val_metric, test_loss, test_metric (NaN: unknown)
+    loss_columns: dict[str, str]
+    n_boot: int
+    budgets: pd.DataFrame = field(repr=False)  # one row per budget: learned, c, N*, L*, decision
+    parabolas: dict[float, ParabolaFit] = field(default_factory=dict, repr=False)
+    note: str = ""
+
+    def table(self) -> pd.DataFrame:
+        """One row per claim: name, decision, statistic, interval, n, note."""
+        return pd.DataFrame(
+            [
+                {
+                    "claim": c.name,
+                    "decision": c.decision,
+                    "statistic": c.statistic,
+                    "ci95_lo": c.ci95[0] if c.ci95 else None,
+                    "ci95_hi": c.ci95[1] if c.ci95 else None,
+                    "n": c.n,
+                    "note": c.note,
+                }
+                for c in self.claims.values()
+            ]
+        )
+
+    def to_json(self) -> dict:
+        """One block of claims.json."""
+        return {
+            "dataset": self.dataset,
+            "budget_kind": self.budget_kind,
+            "claims": {k: c.to_json() for k, c in self.claims.items()},
+            "input_blind": {
+                "loss": _num(self.input_blind["val_loss"]),
+                "metric": _num(self.input_blind["val_metric"]),
+                "test_loss": _num(self.input_blind["test_loss"]),
+                "test_metric": _num(self.input_blind["test_metric"]),
+            },
+            "loss_columns": self.loss_columns,
+            "n_boot": self.n_boot,
+            "budgets": _jsonable(self.budgets.to_dict(orient="records")),
+            "note": self.note,
+        }
+
+
+def decide_block(
+    trials: pd.DataFrame, budget_kind: str, n_boot: int = 200, seed: int = 0, arch: str = "elm"
+) -> ClaimsBlock:
+    """Decide every claim on the trials of one data set, counting budgets as ``budget_kind``.
+
+    ``trials`` holds that kind's ``budget`` slice and the axis and random slices (the axis
+    slices do not depend on how budgets are counted); see :func:`decide_claims`.
+    """
+    if n_boot < 20:
+        raise ValueError(
+            f"n_boot={n_boot}: 95% intervals need at least 20 resamples (200 recommended)"
+        )
+    table = seed_table(trials, arch=arch)
+    boot = table.resample_means(n_boot, seed)
+    claims = {name: _axis_claim(name, table, boot) for name in AXES}
+    rows, fits = _budget_rows(table, boot, budget_kind)
+    claims["interior_optimum"] = _interior_claim(rows, table.note)
+    claims["optimum_moves"] = _moves_claim(fits, rows, table.note)
+    claims["scaling_law"] = scaling_law_claim(table, boot, fits, rows, budget_kind, seed)
+    return ClaimsBlock(
+        dataset=str(trials["dataset"].iloc[0]),
+        budget_kind=budget_kind,
+        claims=claims,
+        input_blind=table.baseline,
+        loss_columns=dict(table.columns),
+        n_boot=n_boot,
+        budgets=pd.DataFrame(rows),
+        parabolas=fits,
+        note=table.note,
+    )
+
+
+def decide_claims(
+    trials: pd.DataFrame, n_boot: int = 200, seed: int = 0, arch: str = "elm"
+) -> list[ClaimsBlock]:
+    """Decide the SPEC §8 claims on a validated trial frame: one block per (data set, budget
+    kind of the ``budget`` slice); the axis and random slices of a data set join every block."""
+    blocks = []
+    for _dataset, g in trials.groupby("dataset", sort=True):
+        budget = g["slice"] == "budget"
+        kinds = sorted(g.loc[budget, "budget_kind"].unique()) or ["core"]
+        for kind in kinds:
+            part = g[~budget | (g["budget_kind"] == kind)].reset_index(drop=True)
+            blocks.append(decide_block(part, kind, n_boot=n_boot, seed=seed, arch=arch))
+    return blocks
+
+
+def write_claims_json(blocks: list[ClaimsBlock], path: str | Path) -> Path:
+    """Write ``{"blocks": [block, ...]}`` (one block per data set and budget kind)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"blocks": [b.to_json() for b in blocks]}, indent=1, allow_nan=False))
+    tmp.replace(path)
+    return path

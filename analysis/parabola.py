@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis.scaling import FitError
 from analysis.seedboot import SeedTable, seed_table
@@ -23,14 +24,29 @@ MIN_POINTS = 4
 LEVEL = 0.95
 
 
-def interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Percentile interval of the finite samples (NaN, NaN when there are none)."""
+def interval(
+    samples: np.ndarray,
+    level: float = LEVEL,
+    center: float | None = None,
+    df: int | None = None,
+) -> tuple[float, float]:
+    """Percentile interval of the finite samples (NaN, NaN when there are none).
+
+    With ``center`` (the estimate) and ``df`` (the seed degrees of freedom behind it,
+    sum over points of n_seeds - 1), each end's distance from the estimate is widened by
+    ``t_df / z`` at ``level``: the resampled spread uses estimated seed variances, which few
+    seeds know only roughly (the same small-sample correction as a t interval).
+    """
     v = np.asarray(samples, float)
     v = v[np.isfinite(v)]
     if len(v) == 0:
         return (float("nan"), float("nan"))
     q = (1.0 - level) / 2.0
-    return float(np.quantile(v, q)), float(np.quantile(v, 1.0 - q))
+    lo, hi = float(np.quantile(v, q)), float(np.quantile(v, 1.0 - q))
+    if center is not None and df is not None and df >= 1 and np.isfinite(center):
+        k = float(stats.t.ppf(1.0 - q, df) / stats.norm.ppf(1.0 - q))
+        lo, hi = center - k * (center - lo), center + k * (hi - center)
+    return lo, hi
 
 
 def parabola_coefficients(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -79,6 +95,7 @@ class ParabolaFit:
     L_star_test_ci95: tuple[float, float]
     interior_fraction: float
     n_boot: int
+    df: int  # seed degrees of freedom behind the fit (sum of n_seeds - 1)
     loss_columns: tuple[str, str]  # (validation, test) column
     note: str = ""
     samples: pd.DataFrame = field(
@@ -173,6 +190,10 @@ def fit_from_resamples(
         }
     )
     N_star = float(np.exp(x_opt[0]))
+    df = table.degrees_of_freedom(index)
+    k_e_star = float(_k_e_star(P, np.array([N_star]), pts, budget_kind)[0])
+    L_star = float(coef[0] + coef[1] * x_opt[0] + coef[2] * x_opt[0] ** 2)
+    L_star_test = float(coef_test[0] + coef_test[1] * x_opt[0] + coef_test[2] * x_opt[0] ** 2)
     single = int((pts["n_seeds"] < 2).sum())
     note = f"{single} point(s) with fewer than 2 seeds: no seed variance there" if single else ""
     data = pd.DataFrame(
@@ -198,16 +219,17 @@ def fit_from_resamples(
         a=float(coef[0]),
         b=float(coef[1]),
         c=float(coef[2]),
-        c_ci95=interval(samples["c"]),
+        c_ci95=interval(samples["c"], center=float(coef[2]), df=df),
         vertex=vertex,
         N_star=N_star,
-        N_star_ci95=interval(samples["N_star"]),
-        k_e_star=float(_k_e_star(P, np.array([N_star]), pts, budget_kind)[0]),
-        k_e_star_ci95=interval(samples["k_e_star"]),
-        L_star=float(coef[0] + coef[1] * x_opt[0] + coef[2] * x_opt[0] ** 2),
-        L_star_ci95=interval(samples["L_star"]),
-        L_star_test=float(coef_test[0] + coef_test[1] * x_opt[0] + coef_test[2] * x_opt[0] ** 2),
-        L_star_test_ci95=interval(samples["L_star_test"]),
+        N_star_ci95=interval(samples["N_star"], center=N_star, df=df),
+        k_e_star=k_e_star,
+        k_e_star_ci95=interval(samples["k_e_star"], center=k_e_star, df=df),
+        L_star=L_star,
+        L_star_ci95=interval(samples["L_star"], center=L_star, df=df),
+        L_star_test=L_star_test,
+        L_star_test_ci95=interval(samples["L_star_test"], center=L_star_test, df=df),
+        df=df,
         interior_fraction=float(np.mean(b_interior)),
         n_boot=len(bc),
         loss_columns=(table.columns["val"], table.columns["test"]),

@@ -52,8 +52,26 @@ def _hash(*parts) -> str:
     return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
+#: Input-blind loss and accuracy of SHD-Adding (SPEC §4: the triangular label prior).
+INPUT_BLIND = {"loss": 2.794, "metric": 0.10}
+
+
 def _row(
-    sweep, dataset, slice_, budget, arch, N, d_m, k_c, k_e, seed, loss, status="ok", reason=""
+    sweep,
+    dataset,
+    slice_,
+    budget,
+    arch,
+    N,
+    d_m,
+    k_c,
+    k_e,
+    seed,
+    loss,
+    status="ok",
+    reason="",
+    budget_kind="core",
+    final_gap=0.005,
 ):
     P_core = int(N * (k_e + k_c)) if arch == "elm" else int(budget)
     P_io = 19 * int(N) + 19
@@ -68,7 +86,7 @@ def _row(
         "dataset": dataset,
         "slice": slice_,
         "budget": float(budget),
-        "budget_kind": "core",
+        "budget_kind": budget_kind,
         "N": int(N),
         "d_m": d_m,
         "k_c": k_c,
@@ -87,6 +105,18 @@ def _row(
         "val_metric": float(np.exp(-loss)) if status == "ok" else np.nan,
         "test_loss": float(loss * 1.01) if status == "ok" else np.nan,
         "test_metric": float(np.exp(-loss * 1.01)) if status == "ok" else np.nan,
+        # the last step is a little worse than the best checkpoint
+        "final_val_loss": float(loss * (1 + final_gap)) if status == "ok" else np.nan,
+        "final_val_metric": float(np.exp(-loss * (1 + final_gap))) if status == "ok" else np.nan,
+        "final_test_loss": float(loss * 1.01 * (1 + final_gap)) if status == "ok" else np.nan,
+        "final_test_metric": float(np.exp(-loss * 1.01 * (1 + final_gap)))
+        if status == "ok"
+        else np.nan,
+        "input_blind_val_loss": INPUT_BLIND["loss"],
+        "input_blind_val_metric": INPUT_BLIND["metric"],
+        "input_blind_test_loss": INPUT_BLIND["loss"],
+        "input_blind_test_metric": INPUT_BLIND["metric"],
+        "wiring_seed": int(seed),
         "metric_name": "accuracy",
         "wall_s": 1.0,
     }
@@ -162,5 +192,101 @@ def synthetic_trials(
     elm_idx = df.index[(df["arch"] == "elm") & (df["slice"] == "budget")]
     for i in elm_idx[len(elm_idx) - n_diverged :] if n_diverged else []:
         df.loc[i, ["status", "reason", "steps"]] = ["diverged", "loss became NaN at step 120", 120]
-        df.loc[i, ["val_loss", "val_metric", "test_loss", "test_metric"]] = np.nan
+        df.loc[
+            i, [c for c in df.columns if c.endswith(("_loss", "_metric")) and "blind" not in c]
+        ] = np.nan
+    return df
+
+
+def power_law_surface(N, k_e, k_c, E=0.5, a=1.4, u=0.3, b=6.8, v=0.6, c=0.5, w=0.3) -> np.ndarray:
+    """A planted tradeoff surface ``E + a N^-u + b k_e^-v + c k_c^-w`` (noise-free loss).
+
+    Monotone along each axis; under ``P = N (k_e + k_c)`` its optimum is interior and moves to
+    more and more complex neurons (``N* ~ P^(v/(u+v))``, ``k_e* ~ P^(u/(u+v))`` for large P), and
+    ``L*(P)`` approaches a power law in P. The defaults put N* inside the d_m = 1..32 grid from
+    P = 1e3 to 1e6.
+    """
+    N, k_e, k_c = (np.asarray(x, float) for x in (N, k_e, k_c))
+    return E + a * N**-u + b * k_e**-v + c * k_c**-w
+
+
+def tradeoff_trials(
+    loss_fn=power_law_surface,
+    budgets=tuple(np.geomspace(1e3, 1e6, 7)),
+    d_m_values=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32),
+    k_c_values=(16,),
+    seeds=(0, 1, 2),
+    noise: float = 0.01,
+    budget_kind: str = "core",
+    axes: bool = True,
+    n_random: int = 0,
+    n_diverged: int = 0,
+    rng_seed: int = 0,
+    dataset: str = "shd-default",
+    sweep: str = "planted",
+) -> pd.DataFrame:
+    """A schema-v1 trial table of budget, axis and random slices drawn from ``loss_fn``.
+
+    Args:
+      loss_fn: ``(N, k_e, k_c) -> loss`` (noise-free, > 0).
+      noise: standard deviation of the multiplicative log-normal noise of each trial.
+      budget_kind: ``core`` (N = P / (k_e + k_c)) or ``total`` (P also pays the decoder's
+        19 N + 19 weights, as :func:`_row` counts them).
+      axes: add ``axis_N`` (N = 4..64), ``axis_k_e`` (d_m = 1..16) and ``axis_k_c`` (k_c = 4..64)
+        slices around the base point N = 16, d_m = 4, k_c = 16.
+      n_random: points of a ``random`` slice (budget NaN) drawn log-uniformly in N and d_m.
+      n_diverged: that many randomly chosen ELM trials are marked diverged (NaN losses).
+    """
+    if budget_kind not in ("core", "total"):
+        raise ValueError(f"budget_kind={budget_kind!r}; valid: 'core', 'total'")
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+
+    def add(slice_, budget, N, d_m, k_c):
+        k_e = k_e_of(d_m)
+        clean = float(loss_fn(N, k_e, k_c))
+        for s in seeds:
+            loss = clean * np.exp(noise * rng.standard_normal())
+            rows.append(
+                _row(
+                    sweep,
+                    dataset,
+                    slice_,
+                    budget,
+                    "elm",
+                    N,
+                    d_m,
+                    k_c,
+                    k_e,
+                    s,
+                    loss,
+                    budget_kind=budget_kind,
+                )
+            )
+
+    for P in budgets:
+        for d_m in d_m_values:
+            for k_c in k_c_values:
+                per_neuron = k_e_of(d_m) + k_c + (19 if budget_kind == "total" else 0)
+                spend = P - (19 if budget_kind == "total" else 0)
+                N = int(round(spend / per_neuron))
+                if N >= 2:
+                    add("budget", P, N, d_m, k_c)
+    if axes:
+        for N in (4, 8, 16, 32, 64):
+            add("axis_N", np.nan, N, 4, 16)
+        for d_m in (1, 2, 4, 8, 16):
+            add("axis_k_e", np.nan, 16, d_m, 16)
+        for k_c in (4, 8, 16, 32, 64):
+            add("axis_k_c", np.nan, 16, 4, k_c)
+    for _ in range(n_random):
+        N = int(np.exp(rng.uniform(np.log(4), np.log(2000))))
+        d_m = int(np.exp(rng.uniform(0, np.log(32))))
+        add("random", np.nan, N, max(d_m, 1), int(rng.choice(k_c_values)))
+    df = pd.DataFrame(rows)
+    for i in rng.choice(len(df), size=n_diverged, replace=False) if n_diverged else []:
+        df.loc[i, ["status", "reason", "steps"]] = ["diverged", "loss became NaN", 50]
+        df.loc[
+            i, [c for c in df.columns if c.endswith(("_loss", "_metric")) and "blind" not in c]
+        ] = np.nan
     return df
