@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from elm_jax.network import init_proto_tau_m
+from elm_jax.neuron import decay, effective_tau_max, log_spaced_proto_tau, scaled_sigmoid
 
 Array = jax.Array
 
@@ -108,13 +108,14 @@ class LeakyLayer(nn.Module):
         w_in = self.param("w_in", nn.initializers.lecun_normal(), (self.input_dim, n))
         w_rec = self.param("w_rec", nn.initializers.orthogonal(), (n, n))
         bias = self.param("bias", nn.initializers.zeros, (n,))
-        proto = init_proto_tau_m(n, self.tau_min, self.tau_max)
+        tau_max = effective_tau_max(self.tau_min, self.tau_max)
+        proto = log_spaced_proto_tau(n, self.tau_min, tau_max)
         proto_tau = self.param("proto_tau", lambda *_: jnp.asarray(proto, jnp.float32))
-        tau = (self.tau_max - self.tau_min) * jax.nn.sigmoid(proto_tau) + self.tau_min
-        decay = jnp.exp(-self.delta_t / tau)
+        tau = scaled_sigmoid(proto_tau, self.tau_min, tau_max)
+        keep = decay(tau, self.delta_t)
         drive = e.astype(jnp.float32) @ w_in + bias  # input part, outside the scan
         h0 = jnp.zeros((e.shape[0], n), jnp.float32) if carry is None else carry["h"]
-        h, y = leaky_scan(decay, drive, w_rec, h0)
+        h, y = leaky_scan(keep, drive, w_rec, h0)
         return y, {"h": h}
 
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from elm_jax.baselines import GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
 from elm_jax.network import ELMNetwork, validate_wiring_args, zero_carry
+from elm_jax.neuron import check_memory_tau_bounds
 
 Array = jax.Array
 
@@ -40,7 +41,9 @@ _INT_FIELDS = (
     "mlp_num_layers",
     "wiring_seed",
 )
-_POSITIVE_FLOATS = ("lambda_value", "tau_b_value", "memory_tau_min", "memory_tau_max", "delta_t")
+_POSITIVE_FLOATS = ("lambda_value", "memory_tau_max", "delta_t")
+# Zero is legal where the reference clamps every timescale at 1e-6 (SPEC §4).
+_NONNEGATIVE_FLOATS = ("tau_b_value", "memory_tau_min")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,11 +100,11 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name}={value!r} is invalid: must be a number > 0")
-        if not self.memory_tau_min < self.memory_tau_max:
-            raise ValueError(
-                f"memory_tau_max={self.memory_tau_max!r} is invalid: must be > memory_tau_min="
-                f"{self.memory_tau_min!r}"
-            )
+        for name in _NONNEGATIVE_FLOATS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name}={value!r} is invalid: must be a number >= 0")
+        check_memory_tau_bounds(self.memory_tau_min, self.memory_tau_max)
         if self.connectivity not in CONNECTIVITIES:
             raise ValueError(
                 f"connectivity={self.connectivity!r} is invalid: must be one of {CONNECTIVITIES}"

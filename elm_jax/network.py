@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from elm_jax.network_scan import network_weights, scan_with_custom_grad
+from elm_jax.neuron import decay, effective_tau_max, log_spaced_proto_tau, scaled_sigmoid
 
 Array = jax.Array
 
@@ -167,13 +168,6 @@ def choose_connectivity(
 
 
 # ---------------------------------------------------------------------------- pure network math
-
-
-def init_proto_tau_m(num_memory: int, tau_min: float, tau_max: float) -> np.ndarray:
-    """Log-spaced tau_m in [tau_min, tau_max] mapped through the inverse scaled sigmoid."""
-    tau = np.logspace(np.log10(tau_min), np.log10(tau_max), num_memory)
-    tau = np.clip(tau, tau_min + 1e-6, tau_max - 1e-6)
-    return np.log((tau - tau_min) / (tau_max - tau))
 
 
 def synapse_branch_weights(w_s: Array, branch: Array, num_branches: int) -> Array:
@@ -384,6 +378,11 @@ class ELMNetwork(nn.Module):
     def hidden_size(self) -> int:
         return self.mlp_hidden_size or 2 * self.num_memory
 
+    @property
+    def tau_max(self) -> float:
+        """The upper tau_m bound used (v2 widening, as in the reference neuron)."""
+        return effective_tau_max(self.memory_tau_min, self.memory_tau_max)
+
     def connectivity_modes(self) -> tuple[str, str]:
         """The connectivity used for the (external, recurrent) parts of the pool."""
         if self.connectivity not in ("auto", "gather", "dense"):
@@ -408,7 +407,7 @@ class ELMNetwork(nn.Module):
         tau_b = self.variable(
             "constants", "tau_b", lambda: jnp.full((n, d), self.tau_b_value, jnp.float32)
         )
-        proto_tau = init_proto_tau_m(m, self.memory_tau_min, self.memory_tau_max)
+        proto_tau = log_spaced_proto_tau(m, self.memory_tau_min, self.tau_max)
         tau_init = lambda *_: jnp.tile(jnp.asarray(proto_tau, jnp.float32), (n, 1))  # noqa: E731
         if self.learn_memory_tau:
             proto_tau_m = self.param("proto_tau_m", tau_init, (n, m))
@@ -432,9 +431,7 @@ class ELMNetwork(nn.Module):
         source, branch, tau_b, proto_tau_m, proto_w_s, mlp, w_y, b_y = self._variables()
         ext_mode, rec_mode = self.connectivity_modes()
         d, dt = self.num_branches, self.delta_t
-        tau_m = (self.memory_tau_max - self.memory_tau_min) * jax.nn.sigmoid(
-            proto_tau_m
-        ) + self.memory_tau_min
+        tau_m = scaled_sigmoid(proto_tau_m, self.memory_tau_min, self.tau_max)
         w_s = jax.nn.relu(proto_w_s)
         k_ext = self.synapses_per_neuron - num_recurrent_synapses(
             self.synapses_per_neuron, self.recurrent_fraction
@@ -455,9 +452,9 @@ class ELMNetwork(nn.Module):
             )  # fmt: skip
         derived = {
             "recurrent": recurrent,
-            "kappa_b": jnp.exp(-dt / tau_b)[:, None],  # [n, 1, d]: broadcasts over batch
-            "kappa_m": jnp.exp(-dt / tau_m)[:, None],
-            "one_minus_kappa_lambda": (1.0 - jnp.exp(-dt * self.lambda_value / tau_m))[:, None],
+            "kappa_b": decay(tau_b, dt)[:, None],  # [n, 1, d]: broadcasts over batch
+            "kappa_m": decay(tau_m, dt)[:, None],
+            "one_minus_kappa_lambda": (1.0 - decay(tau_m, dt, self.lambda_value))[:, None],
             "mlp": mlp,
             "w_y": w_y,
             "b_y": b_y,

@@ -37,6 +37,29 @@ TAU_FLOOR = 1e-6
 TANH_SCALE, TANH_SLOPE = 1.7159, 2.0 / 3.0
 
 
+def effective_tau_max(tau_min: float, tau_max: float, version: str = "v2") -> float:
+    """The upper tau_m bound the reference uses: v2 widens it to at least tau_min + 3e-6."""
+    return max(tau_min + 3e-6, tau_max) if version == "v2" else tau_max
+
+
+def check_memory_tau_bounds(tau_min: float, tau_max: float, version: str = "v2") -> None:
+    """Accepts exactly the bounds the reference handles (SPEC §4); raises ValueError otherwise.
+
+    tau_min = 0 is legal (every decay clamps tau at 1e-6). v2 widens a tau_max within 3e-6 of
+    tau_min; a tau_max below tau_min would be replaced silently, so it is refused. v1 does not
+    widen: its log-spaced initialisation needs tau_max - tau_min > 1e-6 to stay finite.
+    """
+    if not tau_min >= 0:
+        raise ValueError(f"memory_tau_min={tau_min!r}: must be >= 0")
+    if not tau_max >= tau_min:
+        raise ValueError(f"memory_tau_max={tau_max!r}: must be >= memory_tau_min={tau_min!r}")
+    if version != "v2" and not (tau_max - 1e-6) - tau_min > 0:
+        raise ValueError(
+            f"memory_tau_max={tau_max!r}: v1 needs memory_tau_max > memory_tau_min + 1e-6 "
+            f"(memory_tau_min={tau_min!r}); its tau_m initialisation is undefined otherwise"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class NeuronConfig:
     """Validated configuration of one ELM neuron (the reference's constructor arguments).
@@ -92,20 +115,14 @@ class NeuronConfig:
                 f"input_to_synapse_routing={self.input_to_synapse_routing!r}: "
                 f"valid choices are {ROUTINGS}"
             )
-        if not self.memory_tau_min < self.memory_tau_max:
-            raise ValueError(
-                f"memory_tau_min={self.memory_tau_min!r}, memory_tau_max={self.memory_tau_max!r}: "
-                "memory_tau_min must be smaller than memory_tau_max"
-            )
-        if not self.memory_tau_min > 0:
-            raise ValueError(f"memory_tau_min={self.memory_tau_min!r}: must be > 0")
+        check_memory_tau_bounds(self.memory_tau_min, self.memory_tau_max, self.version)
         if not self.delta_t > 0:
             raise ValueError(f"delta_t={self.delta_t!r}: must be > 0")
-        if not self.tau_b_value > 0:
-            raise ValueError(f"tau_b_value={self.tau_b_value!r}: must be > 0")
+        if not self.tau_b_value >= 0:
+            raise ValueError(f"tau_b_value={self.tau_b_value!r}: must be >= 0")
         tau_s = np.atleast_1d(np.asarray(self.tau_s_value, dtype=np.float64))
-        if tau_s.ndim != 1 or not np.all(tau_s > 0):
-            raise ValueError(f"tau_s_value={self.tau_s_value!r}: must be > 0 (a number or [s])")
+        if tau_s.ndim != 1 or not np.all(tau_s >= 0):
+            raise ValueError(f"tau_s_value={self.tau_s_value!r}: must be >= 0 (a number or [s])")
         if tau_s.size not in (1, self.num_synapse):
             raise ValueError(
                 f"tau_s_value has {tau_s.size} entries: give one number or "
@@ -145,9 +162,7 @@ class NeuronConfig:
     @property
     def tau_max(self) -> float:
         """The upper timescale bound actually used (v2 of the reference widens a degenerate one)."""
-        if self.version == "v2":
-            return max(self.memory_tau_min + 3e-6, self.memory_tau_max)
-        return self.memory_tau_max
+        return effective_tau_max(self.memory_tau_min, self.memory_tau_max, self.version)
 
     @property
     def tau_s_array(self) -> np.ndarray:
@@ -230,13 +245,20 @@ def inverse_scaled_sigmoid(tau: np.ndarray, lower: float, upper: float) -> np.nd
     return np.log((tau - lower) / (upper - tau))
 
 
+def log_spaced_proto_tau(num_memory: int, tau_min: float, tau_max: float) -> np.ndarray:
+    """proto_tau_m [m] whose tau_m lie log-spaced over [tau_min + 1e-6, tau_max - 1e-6].
+
+    `tau_max` is the bound actually used (`effective_tau_max`). The reference's offsets make
+    tau_min = 0 legal (the first timescale is 1e-6). Float64, and finite: the clamp is evaluated
+    in float64, where the float32 reference rounds the top value to +inf.
+    """
+    tau = np.logspace(math.log10(tau_min + 1e-6), math.log10(tau_max - 1e-6), num_memory)
+    return inverse_scaled_sigmoid(tau, tau_min, tau_max)
+
+
 def init_proto_tau_m(cfg: NeuronConfig) -> np.ndarray:
-    """proto_tau_m [m]: tau_m log-spaced between tau_min and tau_max (float64; finite, since the
-    clamp is evaluated in float64 where the float32 reference rounds the top value to +inf)."""
-    tau = np.logspace(
-        math.log10(cfg.memory_tau_min + 1e-6), math.log10(cfg.tau_max - 1e-6), cfg.num_memory
-    )
-    return inverse_scaled_sigmoid(tau, cfg.memory_tau_min, cfg.tau_max)
+    """proto_tau_m [m] of a neuron config (see `log_spaced_proto_tau`)."""
+    return log_spaced_proto_tau(cfg.num_memory, cfg.memory_tau_min, cfg.tau_max)
 
 
 def interlocking_indices(num_input: int) -> np.ndarray:
@@ -293,9 +315,14 @@ class Prepared(NamedTuple):
     readout: tuple[jax.Array, jax.Array]  # kernel [m, o], bias [o]
 
 
-def decay(tau: jax.Array, delta_t: float) -> jax.Array:
-    """exp(-Δt / max(tau, 1e-6))."""
-    return jnp.exp(-delta_t / jnp.maximum(tau, TAU_FLOOR))
+def clamp_tau(tau: jax.Array) -> jax.Array:
+    """max(tau, 1e-6) with the reference's gradient (torch.clamp passes it at the bound too)."""
+    return jnp.where(tau >= TAU_FLOOR, tau, TAU_FLOOR)
+
+
+def decay(tau: jax.Array, delta_t: float, rate: float = 1.0) -> jax.Array:
+    """exp(-Δt · rate / max(tau, 1e-6)); rate = λ gives the reference's kappa_lambda."""
+    return jnp.exp(-delta_t * rate / clamp_tau(tau))
 
 
 def input_to_branch_matrix(
@@ -321,7 +348,7 @@ def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Pre
     tau_m = scaled_sigmoid(as_state(tree["proto_tau_m"]), cfg.memory_tau_min, cfg.tau_max)
     kappa_m = decay(tau_m, cfg.delta_t)
     if cfg.version == "v2":
-        mem_gain = 1.0 - decay(tau_m / cfg.lambda_value, cfg.delta_t)
+        mem_gain = 1.0 - decay(tau_m, cfg.delta_t, cfg.lambda_value)
         kappa_syn = decay(as_state(tree["tau_b"]), cfg.delta_t)
     else:
         mem_gain = cfg.lambda_value * (1.0 - kappa_m)

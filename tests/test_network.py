@@ -53,14 +53,17 @@ def _inputs(b, t, d, seed=0):
     return jax.random.poisson(jax.random.PRNGKey(seed), 0.7, (b, t, d)).astype(jnp.float32)
 
 
-def numpy_network(variables, net, e, lambda_value=5.0, dt=1.0):
-    """Plain per-step, per-neuron, per-synapse loop of SPEC §3 in float64."""
+def numpy_network(variables, net, e):
+    """Plain per-step, per-neuron, per-synapse loop of SPEC §3 in float64, with the reference
+    neuron's edges (SPEC §4): tau_max widened to tau_min + 3e-6, every tau clamped at 1e-6."""
+    lambda_value, dt = net.lambda_value, net.delta_t
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables["params"])
     c = variables["constants"]
     src, br = np.asarray(c["synapse_source"]), np.asarray(c["synapse_branch"])
     tau_b = np.asarray(c["tau_b"], np.float64)
-    lo, hi = net.memory_tau_min, net.memory_tau_max
-    tau_m = (hi - lo) / (1 + np.exp(-p["proto_tau_m"])) + lo
+    lo, hi = net.memory_tau_min, max(net.memory_tau_min + 3e-6, net.memory_tau_max)
+    tau_m = np.maximum((hi - lo) / (1 + np.exp(-p["proto_tau_m"])) + lo, 1e-6)
+    tau_b = np.maximum(tau_b, 1e-6)
     w_s = np.maximum(p["proto_w_s"], 0.0)
     e = np.asarray(e, np.float64)
     b_sz, t_sz, d_ext = e.shape
@@ -98,6 +101,9 @@ def numpy_network(variables, net, e, lambda_value=5.0, dt=1.0):
         dict(),  # balanced: half recurrent
         dict(num_neurons=3, synapses_per_neuron=8, recurrent_fraction=0.75, mlp_num_layers=2),
         dict(num_neurons=2, synapses_per_neuron=12, recurrent_fraction=1.0, external_dim=10),
+        # the paper's SHD bounds in milliseconds at 10 ms bins, and a zero branch timescale
+        dict(memory_tau_min=0.0, memory_tau_max=1000.0, delta_t=10.0, tau_b_value=0.0),
+        dict(memory_tau_min=4.0, memory_tau_max=4.0),  # widened to 4 + 3e-6, as the reference
     ],
 )
 @pytest.mark.parametrize("connectivity", ["gather", "dense"])

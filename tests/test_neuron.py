@@ -16,9 +16,15 @@ from neuron_reference import random_state
 from elm_jax import convert, neuron
 from elm_jax.layers import ELMNeuron
 
-VECTORS = os.path.join(os.path.dirname(__file__), "data", "elm_neuron_vectors.npz")
-with np.load(VECTORS) as _data:
-    CASES = json.loads(str(_data["cases_json"]))
+DATA = os.path.join(os.path.dirname(__file__), "data")
+# The published reference's vectors, and the reference at the edges of its configuration space
+# (tau_min = 0, tau_max = tau_min, tau_b = 0, tau_m under the clamp; tests/fixtures/
+# make_edge_vectors.py wrote them with the reference itself).
+VECTOR_FILES = ("elm_neuron_vectors.npz", "elm_neuron_edge_vectors.npz")
+CASES = []
+for _file in VECTOR_FILES:
+    with np.load(os.path.join(DATA, _file)) as _data:
+        CASES += [{**c, "file": _file} for c in json.loads(str(_data["cases_json"]))]
 CASE_NAMES = [c["name"] for c in CASES]
 
 
@@ -32,7 +38,7 @@ def x64():
 def load_case(name: str) -> tuple[dict, dict, dict]:
     """(case, reference state_dict, arrays X Y G grad/...) of one stored case."""
     case = next(c for c in CASES if c["name"] == name)
-    with np.load(VECTORS) as data:
+    with np.load(os.path.join(DATA, case["file"])) as data:
         arrays = {k[len(name) + 1 :]: data[k] for k in data.files if k.startswith(name + "/")}
     state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
     return case, state, arrays
@@ -99,7 +105,12 @@ def test_outputs_and_all_gradients_match_reference_to_1e9_in_float64(name, x64):
     check_case_against_vectors(name, 1e-9, jnp.float64)
 
 
-@pytest.mark.parametrize("name", CASE_NAMES)
+# In float32 the gradients of timescales that sit at the 1e-6 clamp with tau_max = 1 lose about
+# 5 % to rounding (they agree to 1e-9 in float64 above), so that case is checked in float64 only.
+FLOAT32_CASES = [n for n in CASE_NAMES if n != "v2_tau_below_clamp"]
+
+
+@pytest.mark.parametrize("name", FLOAT32_CASES)
 def test_outputs_and_all_gradients_match_reference_to_1e4_in_float32(name):
     check_case_against_vectors(name, 1e-4, jnp.float32)
 
@@ -318,8 +329,12 @@ def test_state_stays_float32_when_computing_in_bfloat16():
     "kwargs, field",
     [
         (dict(num_input=10, num_output=2, num_memory=3, num_branch=4), "input_to_synapse_routing"),
-        (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=5.0, memory_tau_max=5.0),
+        (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=5.0, memory_tau_max=4.0),
          "memory_tau_min"),
+        (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=5.0, memory_tau_max=5.0,
+              version="v1"), "memory_tau_max"),
+        (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=-1.0), "memory_tau_min"),
+        (dict(num_input=10, num_output=2, num_memory=3, tau_b_value=-1.0), "tau_b_value"),
         (dict(num_input=10, num_output=2, num_memory=3, mlp_activation="gelu"), "mlp_activation"),
         (dict(num_input=10, num_output=2, num_memory=3, num_branch=2, num_synapse_per_branch=5,
               input_to_synapse_routing="grid_routing"), "input_to_synapse_routing"),
