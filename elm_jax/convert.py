@@ -16,7 +16,6 @@ state file, which is the default `--config`. OUT.npz holds the flattened variabl
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -200,11 +199,16 @@ def load_npz(path: str) -> tuple[ELMNeuron, dict[str, Any]]:
 
 
 def _read_torch_state(path: str) -> dict[str, np.ndarray]:
+    from elm_jax.cli import MissingDependencyError, UsageError
+
     try:
         import torch
     except ImportError as err:
-        raise ImportError(TORCH_HINT) from err
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+        raise MissingDependencyError(TORCH_HINT) from err
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises pickle, zip and runtime errors for a bad file
+        raise UsageError(f"{path}: not a readable PyTorch state_dict ({err})") from err
     if hasattr(obj, "state_dict"):
         obj = obj.state_dict()
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
@@ -214,32 +218,72 @@ def _read_torch_state(path: str) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in obj.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: converts a reference checkpoint to an .npz of ELMNeuron variables."""
-    parser = argparse.ArgumentParser(prog="python -m elm_jax.convert", description=__doc__)
+def _read_config(path: str) -> dict[str, Any]:
+    """The reference's constructor keywords from `path` (UsageError naming the file)."""
+    from elm_jax.cli import UsageError
+
+    if not os.path.isfile(path):
+        raise UsageError(f"config file {path} not found: pass --config model_config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UsageError(f"--config {path}: not valid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise UsageError(
+            f"--config {path}: expected a JSON object of constructor keywords, got "
+            f"{type(config).__name__}"
+        )
+    return config
+
+
+def _convert(argv: list[str]) -> int:
+    from elm_jax import cli
+
+    parser = cli.ArgumentParser(prog="elm_jax.convert", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="reference state_dict (.pt)")
     parser.add_argument("output", help="where to write the .npz")
     parser.add_argument("--config", help="model_config.json (default: next to the input)")
     parser.add_argument("--version", default="v1", choices=neuron.VERSIONS)
     args = parser.parse_args(argv)
+    if not os.path.isfile(args.input):
+        raise cli.UsageError(f"input {args.input}: no such file; pass the reference's .pt file")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK | os.X_OK):
+        raise cli.UsageError(
+            f"output {args.output}: {out_dir} is not a writable directory; choose one you can "
+            "write to"
+        )
     config_path = args.config or os.path.join(
         os.path.dirname(os.path.abspath(args.input)), "model_config.json"
     )
-    if not os.path.exists(config_path):
-        print(f"error: config file {config_path} not found: pass --config", file=sys.stderr)
-        return 2
-    with open(config_path) as f:
-        config = json.load(f)
+    config = _read_config(config_path)
     try:
-        state = _read_torch_state(args.input)
-    except ImportError:
-        print(f"error: {TORCH_HINT}", file=sys.stderr)
-        return 3
+        neuron.NeuronConfig(**_module_kwargs(config, args.version))
+    except (TypeError, ValueError) as err:
+        raise cli.UsageError(f"--config {config_path}: {cli.one_line(err)}") from err
+    state = _read_torch_state(args.input)
     with jax.enable_x64(True):  # keep the checkpoint's precision
-        _, variables = from_reference(state, config, args.version)
+        try:
+            _, variables = from_reference(state, config, args.version)
+        except ValueError as err:
+            raise cli.UsageError(
+                f"{args.input} does not fit --config {config_path} --version {args.version}: "
+                f"{cli.one_line(err)}"
+            ) from err
         save_npz(args.output, config, args.version, variables)
     print(f"wrote {args.output}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: converts a reference checkpoint to an .npz of ELMNeuron variables.
+
+    Returns the exit code; failures print one line on stderr (docs/cli.md).
+    """
+    from elm_jax import cli
+
+    return cli.run(_convert, argv, prog="elm_jax.convert")
 
 
 if __name__ == "__main__":

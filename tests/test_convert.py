@@ -84,6 +84,7 @@ def test_command_line_writes_npz_that_loads_to_the_same_function(tmp_path, monke
     case, state = CASES[name], reference_state(name)
     (tmp_path / "model_config.json").write_text(json.dumps(case["config"]))
     monkeypatch.setattr(convert, "_read_torch_state", lambda path: state)
+    (tmp_path / "model.pt").write_bytes(b"")  # read by the fake reader above
     out = tmp_path / "out.npz"
     rc = convert.main([str(tmp_path / "model.pt"), str(out), "--version", "v2"])
     assert rc == 0 and out.exists()
@@ -113,6 +114,7 @@ def test_per_synapse_module_survives_npz_round_trip(tmp_path):
 def test_command_line_without_torch_says_how_to_install_it(tmp_path, monkeypatch, capsys):
     (tmp_path / "model_config.json").write_text(json.dumps(CASES["v1_plain"]["config"]))
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    (tmp_path / "model.pt").write_bytes(b"")
     rc = convert.main([str(tmp_path / "model.pt"), str(tmp_path / "out.npz")])
     assert rc != 0
     err = capsys.readouterr().err
@@ -121,5 +123,6 @@ def test_command_line_without_torch_says_how_to_install_it(tmp_path, monkeypatch
 
 
 def test_command_line_without_config_file_fails_clearly(tmp_path, capsys):
+    (tmp_path / "model.pt").write_bytes(b"")
     rc = convert.main([str(tmp_path / "model.pt"), str(tmp_path / "out.npz")])
     assert rc != 0 and "--config" in capsys.readouterr().err
