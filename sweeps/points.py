@@ -155,10 +155,12 @@ def train_config_identity(train_config: Any) -> dict[str, Any]:
 
     Left out: the seeds list (a trial has one seed) and `data.data_dir` (a location: moving
     the data must not orphan finished trials; the record's `dataset` column says what was
-    actually read). The model fields stay in (the point's overrides are applied first).
+    actually read). Nor `logging` (where live curves are written, not what is trained). The
+    model fields stay in (the point's overrides are applied first).
     """
     plain = _plain(train_config)
     plain.pop("seeds", None)
+    plain.pop("logging", None)
     if isinstance(plain.get("data"), dict):
         plain["data"].pop("data_dir", None)
     return plain

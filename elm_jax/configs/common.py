@@ -97,6 +97,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.parallel.distributed = False  # call jax.distributed.initialize() (multi-host)
     c.parallel.sync_every = 8  # host sync every few steps (bounds queued work; see docs)
 
+    # Live curves (elm_jax/writers.py): TensorBoard event files beside metrics.jsonl, and
+    # W&B ("offline", needs the wandb extra; "": off). Not part of a trial's identity.
+    c.logging = ml_collections.ConfigDict()
+    c.logging.tensorboard = True
+    c.logging.wandb = ""
+
     c.num_train_steps = 1000
     c.log_every = 50
     c.eval_every = 250
