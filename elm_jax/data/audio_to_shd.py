@@ -10,7 +10,6 @@ embedded SHD default; `extra/speaker` holds speaker ids (numbered in sorted name
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
@@ -56,6 +55,18 @@ def read_wav(path: str) -> tuple[np.ndarray, int]:
     return audio, int(rate)
 
 
+def check_wav(path: str) -> None:
+    """Raises ValueError naming `path` when it is not a readable, non-empty WAV file."""
+    try:
+        rate, audio = scipy.io.wavfile.read(path)
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable WAV file: {err}") from err
+    if rate <= 0 or np.asarray(audio).shape[0] == 0:
+        raise ValueError(
+            f"{path} holds no audio (rate {rate}, {np.asarray(audio).shape[0]} samples)"
+        )
+
+
 def _encode_files(paths: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     by_rate: dict[int, list[int]] = {}
     audio = []
@@ -75,13 +86,23 @@ def _encode_files(paths: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
 def convert(wav_dir: str, out_path: str, workers: int | None = None, chunk: int = 50) -> dict:
     """Encodes every `*.wav` of `wav_dir` (sorted by name) into `out_path`; returns a summary."""
     if not os.path.isdir(wav_dir):
-        raise FileNotFoundError(f"WAV_DIR {wav_dir!r} is not a directory")
+        raise FileNotFoundError(
+            f"WAV_DIR {wav_dir!r} is not a directory; pass a folder of "
+            "{digit}_{speaker}_{index}.wav recordings"
+        )
     names = sorted(n for n in os.listdir(wav_dir) if n.lower().endswith(".wav"))
     if not names:
-        raise ValueError(f"no .wav files in {wav_dir!r}")
+        raise ValueError(
+            f"no .wav files in {wav_dir!r}; expected {{digit}}_{{speaker}}_{{index}}.wav recordings"
+        )
     parsed = [parse_name(n) for n in names]
     speaker_names = sorted({speaker for _, speaker, _ in parsed})
     paths = [os.path.join(wav_dir, n) for n in names]
+    out_dir = os.path.dirname(os.path.abspath(out_path))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"OUT {out_path!r}: {out_dir} is not a writable directory")
+    for path in paths:  # a bad file fails before any encoding starts
+        check_wav(path)
     chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     start = time.time()
     with multiprocessing.get_context("spawn").Pool(workers or os.cpu_count()) as pool:
@@ -95,14 +116,25 @@ def convert(wav_dir: str, out_path: str, workers: int | None = None, chunk: int 
             "spikes_per_sample_median": float(np.median(counts))}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _main(argv: list[str]) -> int:
+    from elm_jax import cli
+
+    parser = cli.ArgumentParser(
+        prog="elm_jax.data.audio_to_shd", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("wav_dir")
     parser.add_argument("out")
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--workers", type=cli.positive_int, default=None)
     args = parser.parse_args(argv)
     print(json.dumps(convert(args.wav_dir, args.out, args.workers)))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line; returns the exit code (failures: one line on stderr, docs/cli.md)."""
+    from elm_jax import cli
+
+    return cli.run(_main, argv, prog="elm_jax.data.audio_to_shd")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ once. Prints one JSON line per dataset.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -47,20 +46,46 @@ def prepare(
     return summaries
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _main(argv: list[str]) -> int:
+    from elm_jax import cli
+
+    parser = cli.ArgumentParser(prog="elm_jax.data.prepare", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--data-dir",
         default=None,
         help="cache folder (default $ELM_DATA_DIR or ~/.cache/elm_jax/data)",
     )
     parser.add_argument("--only", choices=("shd", "enwiki"), default=None)
-    parser.add_argument("--workers", type=int, default=None, help="processes for the SHD default")
+    parser.add_argument(
+        "--workers", type=cli.positive_int, default=None, help="processes for the SHD default"
+    )
     args = parser.parse_args(argv)
+    _check_writable(cache_dir(args.data_dir))
     print(json.dumps({"cache_dir": cache_dir(args.data_dir)}))
     for summary in prepare(args.data_dir, args.only, args.workers):
         print(json.dumps(summary))
     return 0
+
+
+def _check_writable(folder: str) -> None:
+    """Creates the cache folder (it is needed anyway); fails before any generation if it can't."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError as err:
+        writable, folder = False, f"{folder} ({err.strerror})"
+    if not writable:
+        raise ValueError(
+            f"cache folder {folder} is not a writable directory; pass --data-dir (or set "
+            "ELM_DATA_DIR) to a directory you can write to"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line; returns the exit code (failures: one line on stderr, docs/cli.md)."""
+    from elm_jax import cli
+
+    return cli.run(_main, argv, prog="elm_jax.data.prepare")
 
 
 if __name__ == "__main__":
