@@ -161,3 +161,19 @@ def test_real_sample_via_pip_download_matches_pins(tmp_path, capsys):
     assert (
         lines[-1]["dataset"] == "enwiki-sample" and lines[-1]["path"] == ds.info["files"][0]["path"]
     )
+
+
+def test_input_blind_baseline_is_each_splits_unigram_entropy_in_bits_per_character():
+    rng = np.random.default_rng(0)
+    raw = rng.choice(np.frombuffer(b"aab c", np.uint8), size=20_000).astype(np.uint8)
+    ds = enwik8.ByteDataset(raw, name="t", source="t", seq_len=8)
+    for split in ("train", "validation", "test"):
+        counts = np.bincount(ds.split(split), minlength=256)
+        p = counts[counts > 0] / counts.sum()
+        nats = -(p * np.log(p)).sum()
+        got = ds.info["input_blind"][split]
+        assert got["loss"] == pytest.approx(nats) and got["metric"] == pytest.approx(
+            nats / np.log(2)
+        )
+    # four symbols with probabilities 2/5, 1/5, 1/5, 1/5: about 1.92 bits
+    assert ds.info["input_blind"]["train"]["metric"] == pytest.approx(1.922, abs=0.01)

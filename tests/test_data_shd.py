@@ -75,9 +75,35 @@ def test_gzipped_file_reads_like_plain(shd_dir, tmp_path):
     np.testing.assert_array_equal(a.labels, b.labels)
 
 
-def test_validation_split_is_bernoulli_0p2_seed_0(shd_dir):
+def official_validation_mask(n_train):
+    """SPEC §4, transcribed: the official loader's `random_val_split_SHD_data` draw."""
+    return np.random.default_rng(0).binomial(1, 0.2, size=n_train).astype(bool)
+
+
+def official_eval_pairs(n_split, num_batches, batch=8):
+    """SPEC §4, transcribed: a fresh default_rng(0), then per batch 2B indices; pair j of a
+    batch is (idx[j], idx[B + j])."""
+    rng = np.random.default_rng(0)
+    pairs = []
+    for _ in range(num_batches):
+        idx = rng.integers(0, n_split, size=2 * batch)
+        pairs += [(idx[j], idx[batch + j]) for j in range(batch)]
+    return np.array(pairs)
+
+
+def test_split_differs_from_a_uniform_threshold_draw():
+    # The official draw and `rng.random(n) < 0.2` select different samples (SPEC §4).
+    n = 8156
+    official = official_validation_mask(n)
+    threshold = np.random.default_rng(0).random(n) < 0.2
+    assert official.sum() == 1642 and threshold.sum() == 1687
+    assert not (official & threshold).any()
+    np.testing.assert_array_equal(shd_tasks.validation_mask(n), official)
+
+
+def test_validation_split_is_the_official_binomial_draw(shd_dir):
     ds = data.load("shd", data_dir=str(shd_dir), bin_ms=10)
-    mask = np.random.default_rng(0).random(60) < 0.2
+    mask = official_validation_mask(60)
     spikes = shd.read_shd(shd_dir / "shd_train.h5")
     np.testing.assert_array_equal(ds.labels("validation"), spikes.labels[mask])
     np.testing.assert_array_equal(ds.labels("train"), spikes.labels[~mask])
@@ -145,16 +171,71 @@ def test_adding_training_pairs_fresh_each_epoch_and_resumable(shd_dir):
     )
 
 
-def test_adding_eval_pairs_fixed_from_seed_0(shd_dir):
+@pytest.mark.parametrize("split, num_batches", [("validation", 500), ("test", 2000)])
+def test_adding_eval_pairs_are_the_official_fixed_pairing(shd_dir, split, num_batches):
     ds = data.load("shd_adding", data_dir=str(shd_dir), bin_ms=10)
-    n = ds.num_examples("test")
-    idx = np.random.default_rng(0).integers(0, n, 2 * n)
-    labels = ds.labels("test")
-    expected = labels[idx[:n]] % 10 + labels[idx[n:]] % 10
-    got = np.concatenate([b["labels"] for b in ds.eval_batches("test", 7)])[:n]
+    n = ds.num_examples(split)
+    pairs = official_eval_pairs(n, num_batches)
+    labels = ds.labels(split)
+    expected = labels[pairs[:, 0]] % 10 + labels[pairs[:, 1]] % 10
+    assert ds.info["eval_examples"][split] == 8 * num_batches
+    batches = list(ds.eval_batches(split, 64))
+    got = np.concatenate([b["labels"] for b in batches])[: len(pairs)]
     np.testing.assert_array_equal(got, expected)
-    again = np.concatenate([b["labels"] for b in ds.eval_batches("test", 4)])[:n]
+    again = np.concatenate([b["labels"] for b in ds.eval_batches(split, 7)])[: len(pairs)]
     np.testing.assert_array_equal(again, expected)
+    # Inputs: digit idx[j] followed by digit idx[B + j], binned as SPEC §4.
+    split_data = ds.split_data(split)
+    for row in (0, 9, 70):
+        a, b = pairs[row]
+        first, second = (
+            loop_binning(*split_data.sample(a), 10),
+            loop_binning(*split_data.sample(b), 10),
+        )
+        np.testing.assert_array_equal(
+            batches[row // 64]["inputs"][row % 64], np.concatenate([first, second])
+        )
+
+
+def entropy_and_mode(labels, num_classes):
+    p = np.bincount(labels, minlength=num_classes) / len(labels)
+    nz = p[p > 0]
+    return -(nz * np.log(nz)).sum(), p.max()
+
+
+def test_input_blind_baselines_come_from_each_splits_own_labels(shd_dir):
+    adding = data.load("shd_adding", data_dir=str(shd_dir), bin_ms=10)
+    for split in ("validation", "test"):
+        pairs = official_eval_pairs(
+            adding.num_examples(split), 500 if split == "validation" else 2000
+        )
+        labels = adding.labels(split)
+        loss, acc = entropy_and_mode(labels[pairs[:, 0]] % 10 + labels[pairs[:, 1]] % 10, 19)
+        got = adding.info["input_blind"][split]
+        assert got["loss"] == pytest.approx(loss, rel=1e-12)
+        assert got["metric"] == pytest.approx(acc, rel=1e-12)
+        # A prefix (capped evaluation) has the baseline of exactly those examples.
+        sub = adding.input_blind(split, max_examples=40)
+        loss40, acc40 = entropy_and_mode(
+            labels[pairs[:40, 0]] % 10 + labels[pairs[:40, 1]] % 10, 19
+        )
+        assert sub == pytest.approx({"loss": loss40, "metric": acc40})
+    # Training pairs are drawn afresh: the exact prior is the digit prior convolved with itself.
+    digits = np.bincount(adding.labels("train") % 10, minlength=10) / adding.num_examples("train")
+    tri = np.convolve(digits, digits)
+    assert adding.info["input_blind"]["train"]["metric"] == pytest.approx(tri.max())
+    assert adding.info["input_blind"]["train"]["loss"] == pytest.approx(-(tri * np.log(tri)).sum())
+    single = data.load("shd", data_dir=str(shd_dir), bin_ms=10)
+    for split in ("train", "validation", "test"):
+        loss, acc = entropy_and_mode(single.labels(split), 20)
+        assert single.info["input_blind"][split] == pytest.approx({"loss": loss, "metric": acc})
+
+
+def test_balanced_digits_give_the_triangular_adding_baseline():
+    # SPEC §4: 2.794 nats and 10 % accuracy, not ln 19 = 2.944 and 1/19.
+    tri = np.convolve(np.full(10, 0.1), np.full(10, 0.1))
+    got = shd_tasks.prior_baseline(tri)
+    assert got["loss"] == pytest.approx(2.794, abs=5e-4) and got["metric"] == pytest.approx(0.1)
 
 
 def test_input_dropout_only_in_training_and_scales_kept_counts(shd_dir):

@@ -84,6 +84,15 @@ class ByteDataset:
             "files": files or [],
             "num_examples": {split: stop - start for split, (start, stop) in self.bounds.items()},
         }
+        self.info["input_blind"] = {split: self.input_blind(split) for split in self.bounds}
+
+    def input_blind(self, split: str, max_examples: int | None = None) -> dict:
+        """{"loss", "metric"} of predicting every byte of a split from the split's own unigram
+        frequencies, ignoring all context: the entropy in nats and in bits per character."""
+        counts = np.bincount(self.split(split)[:max_examples], minlength=256)
+        p = counts[counts > 0] / counts.sum()
+        loss = float(-(p * np.log(p)).sum())
+        return {"loss": loss, "metric": loss / np.log(2.0)}
 
     def split(self, split: str) -> np.ndarray:
         """The bytes of one split ("train", "validation" or "test") as a uint8 view."""

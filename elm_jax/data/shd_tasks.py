@@ -17,25 +17,45 @@ VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0
 EVAL_PAIR_SEED = 0
 DEFAULT_BATCHES_PER_EPOCH = 2000
+# The official loader's fixed evaluation pairing: batches of 8 pairs, 500 batches for
+# validation (4,000 pairs) and 2,000 for test (16,000 pairs), from a fresh default_rng(0).
+EVAL_PAIR_BATCH = 8
+EVAL_PAIR_BATCHES = {"validation": 500, "test": 2000}
+# Bumped whenever the split or the evaluation pairs change, so results are never pooled
+# across constructions (it is part of `Dataset.info` and of every results row's dataset).
+SPLIT_VERSION = 2
 
 
 def validation_mask(num_train: int) -> np.ndarray:
-    """True for the training-file samples that form the validation split.
+    """True for the training-file samples that form the validation split (SPEC §4).
 
-    One Bernoulli(0.2) draw per sample with `default_rng(0)` (SPEC §4); we fix the draw as
-    `rng.random(n) < 0.2`.
+    The official loader's draw: `default_rng(0).binomial(1, 0.2, size=n)`, as booleans.
     """
-    return np.random.default_rng(SPLIT_SEED).random(num_train) < VALIDATION_FRACTION
+    rng = np.random.default_rng(SPLIT_SEED)
+    return rng.binomial(1, VALIDATION_FRACTION, size=num_train).astype(bool)
 
 
-def eval_pairs(num_samples: int) -> np.ndarray:
-    """Fixed SHD-Adding evaluation pairs [n, 2] of a split of n samples (seed 0, SPEC §4).
+def eval_pairs(num_samples: int, num_batches: int, pair_batch: int = EVAL_PAIR_BATCH) -> np.ndarray:
+    """The fixed SHD-Adding evaluation pairs [num_batches · pair_batch, 2] of a split (SPEC §4).
 
-    Like one training batch with B = n: 2n indices drawn uniformly with replacement, pair j is
-    (idx[j], idx[n + j]).
+    A fresh `default_rng(0)`; for each of the batches `idx = rng.integers(0, n, size=2B)` and
+    pair j of the batch is (idx[j], idx[B + j]); the batches follow each other in order.
     """
-    idx = np.random.default_rng(EVAL_PAIR_SEED).integers(0, num_samples, size=2 * num_samples)
-    return np.stack([idx[:num_samples], idx[num_samples:]], axis=1)
+    rng = np.random.default_rng(EVAL_PAIR_SEED)
+    out = np.empty((num_batches * pair_batch, 2), np.int64)
+    for v in range(num_batches):
+        idx = rng.integers(0, num_samples, size=2 * pair_batch)
+        out[v * pair_batch : (v + 1) * pair_batch, 0] = idx[:pair_batch]
+        out[v * pair_batch : (v + 1) * pair_batch, 1] = idx[pair_batch:]
+    return out
+
+
+def prior_baseline(prior: np.ndarray) -> dict:
+    """{"loss", "metric"} of an input-blind classifier that outputs the label prior `prior`:
+    cross-entropy = its entropy in nats, accuracy = its largest class probability."""
+    p = np.asarray(prior, np.float64)
+    nonzero = p[p > 0]
+    return {"loss": float(-(nonzero * np.log(nonzero)).sum()), "metric": float(p.max())}
 
 
 def adding_label(label_first: np.ndarray, label_second: np.ndarray) -> np.ndarray:
@@ -88,6 +108,7 @@ class _SpikeTask:
             name: bin_spike_data(spikes, self.bin_ms) for name, spikes in self.files_data.items()
         }
         self._split_cache: dict[str, SpikeData] = {}
+        self._pairs: dict[str, np.ndarray] = {}
         self.steps_per_digit = self.binned_files["train"].num_bins
         self.info = {
             "name": name,
@@ -99,7 +120,10 @@ class _SpikeTask:
             "bin_ms": self.bin_ms,
             "files": files or [],
             "num_examples": {split: self.num_examples(split) for split in self.rows},
+            "split_version": SPLIT_VERSION,
         }
+        self.info["eval_examples"] = {s: len(self._eval_rows(s)) for s in ("validation", "test")}
+        self.info["input_blind"] = {s: self.input_blind(s) for s in self.rows}
 
     @property
     def seq_len(self) -> int:
@@ -142,6 +166,24 @@ class _SpikeTask:
     def _eval_rows(self, split: str) -> np.ndarray:
         raise NotImplementedError
 
+    def eval_labels(self, split: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def label_prior(self, split: str, max_examples: int | None = None) -> np.ndarray:
+        """Class frequencies of a split's examples (the first `max_examples` in evaluation order
+        for "validation" / "test", when given)."""
+        labels = self.labels("train") if split == "train" else self.eval_labels(split)
+        if max_examples is not None:
+            labels = labels[:max_examples]
+        return np.bincount(labels, minlength=self.num_classes) / max(len(labels), 1)
+
+    def input_blind(self, split: str, max_examples: int | None = None) -> dict:
+        """The input-blind baseline of a split: predicting its label prior (see `prior_baseline`)."""
+        self._rows(split)
+        if split == "train":
+            return prior_baseline(self.label_prior("train"))
+        return prior_baseline(self.label_prior(split, max_examples))
+
     def _batch(self, split: str, rows: np.ndarray, rng: np.random.Generator | None = None) -> dict:
         raise NotImplementedError
 
@@ -170,6 +212,10 @@ class SHDDataset(_SpikeTask):
 
     def _eval_rows(self, split: str) -> np.ndarray:
         return np.arange(self.num_examples(split))
+
+    def eval_labels(self, split: str) -> np.ndarray:
+        """Labels of a split in evaluation order."""
+        return self.labels(split)
 
     def _batch(self, split: str, rows: np.ndarray, rng: np.random.Generator | None = None) -> dict:
         inputs = np.zeros((len(rows), self.seq_len, NUM_CHANNELS), np.float32)
@@ -208,7 +254,23 @@ class SHDAddingDataset(_SpikeTask):
         return 2 * self.steps_per_digit
 
     def _eval_rows(self, split: str) -> np.ndarray:
-        return eval_pairs(self.num_examples(split))
+        if split not in self._pairs:
+            self._pairs[split] = eval_pairs(self.num_examples(split), EVAL_PAIR_BATCHES[split])
+        return self._pairs[split]
+
+    def eval_labels(self, split: str) -> np.ndarray:
+        """Labels of the fixed evaluation pairs of "validation" or "test", in evaluation order."""
+        pairs = self._eval_rows(split)
+        labels = self.labels(split)
+        return adding_label(labels[pairs[:, 0]], labels[pairs[:, 1]])
+
+    def label_prior(self, split: str, max_examples: int | None = None) -> np.ndarray:
+        """Training pairs are drawn afresh, so their prior is exact: the digit prior convolved
+        with itself (triangular for balanced digits: 2.794 nats, 10 %, SPEC §4)."""
+        if split != "train":
+            return super().label_prior(split, max_examples)
+        digits = np.bincount(self.labels("train") % 10, minlength=10) / self.num_examples("train")
+        return np.convolve(digits, digits)
 
     def _batch(self, split: str, pairs: np.ndarray, rng: np.random.Generator | None = None) -> dict:
         labels = self.labels(split)
