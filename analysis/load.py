@@ -53,10 +53,16 @@ OPTIONAL_COLUMNS = (
     "wiring_seed",
 )
 
+#: Provenance columns added to schema v1 later (elm_jax.provenance): text, except git_dirty
+#: (nullable boolean); tables written before them load with "" and <NA>.
+PROVENANCE_COLUMNS = ("package_version", "git_commit", "git_dirty", "backend", "device_kind")
+
 #: Columns of the results table (schema v1, as `sweeps.store` writes it) and the dtype family
 #: each must have.
 REQUIRED_COLUMNS: dict[str, str] = {
-    c: _dtype_family(c, t) for c, t in _STORE_COLUMNS.items() if c not in OPTIONAL_COLUMNS
+    c: _dtype_family(c, t)
+    for c, t in _STORE_COLUMNS.items()
+    if c not in OPTIONAL_COLUMNS and c not in PROVENANCE_COLUMNS
 }
 
 STATUSES = ("ok", "diverged", "failed")
@@ -181,6 +187,15 @@ def validate(df: pd.DataFrame, source: str = "results") -> pd.DataFrame:
             out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
         except (ValueError, TypeError) as err:
             raise SchemaError(f"{source}: column {col!r} must be numeric: {err}") from err
+    for col in PROVENANCE_COLUMNS:
+        if col == "git_dirty":
+            values = out[col] if col in out.columns else pd.Series(pd.NA, index=out.index)
+            try:
+                out[col] = values.astype("boolean")
+            except (ValueError, TypeError) as err:
+                raise SchemaError(f"{source}: column {col!r} must be boolean: {err}") from err
+        else:
+            out[col] = out[col].fillna("").astype(str) if col in out.columns else ""
     for col, kind in REQUIRED_COLUMNS.items():
         if kind == "str":
             if out[col].isna().any() and col != "reason":

@@ -19,10 +19,9 @@ import ml_collections
 import numpy as np
 
 from elm_jax import metrics as metrics_lib
-from elm_jax import parallel
+from elm_jax import parallel, provenance
 from elm_jax.checkpoint import Checkpointer
 from elm_jax.configs.common import base_config, to_plain
-from elm_jax.optim import OptimConfig, seed_learning_rates
 from elm_jax.train import StepSpec, evaluate, init_state, train_step, update_best
 
 CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, PROGRESS_FILE = (
@@ -56,27 +55,36 @@ def _merge(base: ml_collections.ConfigDict, given: Any, prefix: str = "") -> Non
             raise ValueError(f"config field {path!r}={value!r} has the wrong type: {err}") from err
 
 
-def resolve_config(config: Any) -> ml_collections.ConfigDict:
-    """`config` merged over the full schema (`base_config`) and checked; raises ValueError."""
-    full = base_config()
-    _merge(full, config)
+def field_problems(full: ml_collections.ConfigDict) -> list[str]:
+    """Every out-of-range trainer field of a merged config (counts, seeds, batch sizes)."""
+    problems = []
     for name in ("num_train_steps", "log_every", "eval_every", "checkpoint_every"):
         if not isinstance(full[name], int) or full[name] < 1:
-            raise ValueError(f"config.{name}={full[name]!r} must be an integer >= 1")
+            problems.append(f"config.{name}={full[name]!r} must be an integer >= 1")
     if full.keep_checkpoints < 1:
-        raise ValueError(f"config.keep_checkpoints={full.keep_checkpoints!r} must be >= 1")
+        problems.append(f"config.keep_checkpoints={full.keep_checkpoints!r} must be >= 1")
     seeds = list(full.seeds)
     if (
         not seeds
         or len(set(seeds)) != len(seeds)
         or any(not isinstance(s, int) or s < 0 for s in seeds)
     ):
-        raise ValueError(f"config.seeds={seeds!r} must be a non-empty list of distinct ints >= 0")
+        problems.append(f"config.seeds={seeds!r} must be a non-empty list of distinct ints >= 0")
     for name in ("batch_size", "eval_batch_size"):
         if full.data[name] < 1:
-            raise ValueError(f"config.data.{name}={full.data[name]!r} must be >= 1")
+            problems.append(f"config.data.{name}={full.data[name]!r} must be >= 1")
     if full.parallel.sync_every < 1:
-        raise ValueError(f"config.parallel.sync_every={full.parallel.sync_every!r} must be >= 1")
+        problems.append(f"config.parallel.sync_every={full.parallel.sync_every!r} must be >= 1")
+    return problems
+
+
+def resolve_config(config: Any) -> ml_collections.ConfigDict:
+    """`config` merged over the full schema (`base_config`) and checked; raises ValueError."""
+    full = base_config()
+    _merge(full, config)
+    problems = field_problems(full)
+    if problems:
+        raise ValueError("; ".join(problems))
     return full
 
 
@@ -105,15 +113,9 @@ def _jsonable(x: Any) -> Any:
 
 def _load_data(cfg: ml_collections.ConfigDict) -> Any:
     from elm_jax import data
+    from elm_jax.config_check import data_options
 
-    options: dict[str, Any] = {}
-    if cfg.data.name.startswith("shd"):
-        options["bin_ms"] = cfg.data.bin_ms
-    else:
-        options["seq_len"] = cfg.data.seq_len
-    if cfg.data.input_dropout:
-        options["input_dropout"] = cfg.data.input_dropout
-    return data.load(cfg.data.name, data_dir=cfg.data.data_dir, **options)
+    return data.load(cfg.data.name, data_dir=cfg.data.data_dir, **data_options(cfg.data))
 
 
 def stream_train_batch(
@@ -163,13 +165,12 @@ class Run:
         devices: list[jax.Device] | None = None,
     ) -> Run:
         """Validates everything that can fail before training (ValueError naming the field)."""
-        from elm_jax.models import ModelConfig
+        from elm_jax.config_check import check_config  # the sweep's pre-flight check too
 
-        cfg = resolve_config(config)
-        model_cfg = ModelConfig.from_dict(cfg.model.to_dict())
-        optim_cfg = OptimConfig.from_dict(cfg.optim.to_dict(), cfg.num_train_steps)
+        checked = check_config(config, check_data=dataset is None)
+        cfg, model_cfg, optim_cfg = checked.cfg, checked.model, checked.optim
         seeds = list(cfg.seeds)
-        lrs = seed_learning_rates(optim_cfg, seeds, cfg.optim.seed_learning_rates)
+        lrs = checked.learning_rates
         plain = to_plain(cfg)
 
         workdir = os.path.abspath(workdir)
@@ -411,6 +412,7 @@ class Run:
             "wall_s": float(wall_s),
             "seeds": seeds,
             "metric_name": metrics_lib.metric_name(m.task),
+            "provenance": provenance.collect(),  # versions, git commit, backend, device
         }
         summary = _jsonable(summary)
         if self.is_writer:

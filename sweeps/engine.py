@@ -122,11 +122,23 @@ def _nan(value: Any) -> float:
 
 
 def trial_record(
-    task: GroupTask, trial: Trial, summary: Mapping[str, Any] | None, reason: str = ""
+    task: GroupTask,
+    trial: Trial,
+    summary: Mapping[str, Any] | None,
+    reason: str = "",
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Builds one trial's record (schema v1 columns + `group_id` and the training config)."""
+    """Builds one trial's record (schema v1 columns + `group_id` and the training config).
+
+    Provenance (versions, git commit, backend, device) comes from the trainer's summary, which
+    recorded it where the trial trained; without one, from `provenance`, else from this process
+    without touching its devices. `data_files` repeats the summary's data checksums.
+    """
+    from elm_jax import provenance as provenance_lib
+
     p: SweepPoint = trial.point
     summary = summary or {}
+    origin = summary.get("provenance") or provenance or provenance_lib.collect(devices=False)
     seed_entry = next(
         (s for s in summary.get("seeds", ()) if int(s.get("seed", -1)) == trial.seed), None
     )
@@ -183,6 +195,11 @@ def trial_record(
         "group_id": task.group_id,
         "diverged_step": seed_entry.get("diverged_step"),
         "best_step": seed_entry.get("best_step"),
+        **{field: origin.get(field) for field in provenance_lib.FIELDS},
+        "data_files": [
+            {k: f.get(k) for k in ("path", "sha256", "bytes")}
+            for f in (summary.get("data") or {}).get("files") or []
+        ],
     }
 
 
@@ -233,7 +250,10 @@ def _execute_locked(task: GroupTask, st: store_lib.SweepStore) -> GroupOutcome:
         except Exception as e:  # a trainer error is a result (status failed), not a crash
             log.error("group %s failed:\n%s", task.label, traceback.format_exc())
             reason = f"{type(e).__name__}: {e}"
-    records = [trial_record(task, t, summary, reason) for t in task.trials]
+    from elm_jax import provenance
+
+    here = None if (summary or {}).get("provenance") else provenance.collect()  # this worker
+    records = [trial_record(task, t, summary, reason, here) for t in task.trials]
     for record in records:
         st.write_record(record)
     return GroupOutcome(
@@ -309,20 +329,44 @@ def plan_sweep(
     return Plan(st, trials, groups, finished)
 
 
-def validate_model_configs(train_config: Any, points: Sequence[SweepPoint]) -> None:
-    """Builds every point's `elm_jax.models.ModelConfig`, so a bad point fails before training.
+class SweepValidationError(ValueError):
+    """A sweep's trials have invalid configs; nothing was trained (the message lists them all)."""
+
+
+def validate_sweep(
+    train_config: Any, points: Sequence[SweepPoint], seeds: Sequence[int] = (0,)
+) -> None:
+    """Checks every trial's full trainer config before anything trains.
+
+    Each point's config (its model fields and the sweep's seeds applied) goes through the
+    trainer's own check (`elm_jax.config_check.config_problems`: schema and types, model,
+    optimizer, data name, options and task fit); no data is built and nothing is compiled.
 
     Raises:
-      ValueError: naming the point and the invalid field.
+      SweepValidationError: listing every distinct problem once, with the points it affects.
     """
-    from elm_jax.models import ModelConfig
+    from elm_jax.config_check import config_problems
     from sweeps.points import apply_point
 
+    affected: dict[str, list[str]] = {}
     for point in points:
-        try:
-            ModelConfig.from_dict(apply_point(train_config, point, (0,)).model)
-        except ValueError as e:
-            raise ValueError(f"point {point.describe()}: {e}") from e
+        problems, _ = config_problems(apply_point(train_config, point, seeds))
+        for problem in problems:
+            affected.setdefault(problem, []).append(point.describe())
+    if not affected:
+        return
+    lines = []
+    for problem, where in affected.items():
+        if len(where) == len(points) > 1:
+            scope = f"all {len(points)} points"
+        else:
+            scope = "; ".join(f"point {w}" for w in where[:3])
+            scope += f"; +{len(where) - 3} more points" if len(where) > 3 else ""
+        lines.append(f"  - {problem} [{scope}]")
+    raise SweepValidationError(
+        f"the sweep's trainer configs are invalid; nothing was trained ({len(affected)} "
+        f"problem(s) over {len(points)} points x {len(seeds)} seeds):\n" + "\n".join(lines)
+    )
 
 
 def run_groups(

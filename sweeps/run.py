@@ -130,12 +130,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def check_sweep(args: argparse.Namespace) -> LoadedSweep:
-    """Loads the sweep and builds every point's model config (no directory, data or training)."""
+    """Loads the sweep and checks every trial's trainer config (no directory, data or training)."""
     from sweeps import engine
 
     loaded = load_sweep(args.sweep)
     if args.train_fn is None:
-        engine.validate_model_configs(loaded.config.train, loaded.points)
+        engine.validate_sweep(loaded.config.train, loaded.points, list(loaded.config.seeds))
     return loaded
 
 
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.setup_logging(store.SweepStore(root).log_path, verbose=not args.quiet)
         cfg = loaded.config
         if args.train_fn is None:
-            engine.validate_model_configs(cfg.train, loaded.points)
+            engine.validate_sweep(cfg.train, loaded.points, list(cfg.seeds))
         backend = make_backend(args)
         plan = engine.plan_sweep(
             name=cfg.name,

@@ -58,6 +58,12 @@ COLUMNS: dict[str, str] = {
     "test_metric": "float64",
     "metric_name": "string",
     "wall_s": "float64",
+    # Provenance (elm_jax.provenance): where the trial trained; "" / <NA> in older tables.
+    "package_version": "string",
+    "git_commit": "string",
+    "git_dirty": "boolean",
+    "backend": "string",
+    "device_kind": "string",
 }
 STATUSES = ("ok", "diverged", "failed")
 
@@ -227,6 +233,8 @@ class SweepStore:
                 frame[column] = frame[column].fillna(0).astype("int64")
             elif dtype == "float64":
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+            elif dtype == "boolean":
+                frame[column] = frame[column].astype("boolean")  # None: unknown (<NA>)
             else:
                 frame[column] = frame[column].fillna("").astype(str)
         fd, tmp = tempfile.mkstemp(prefix=".results.parquet.", suffix=".tmp", dir=self.root)

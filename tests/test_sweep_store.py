@@ -127,6 +127,7 @@ def _record(trial_id, status="ok", **changes):
     row = {c: 0 for c, t in store_lib.COLUMNS.items() if t == "int64"}
     row.update({c: 0.5 for c, t in store_lib.COLUMNS.items() if t == "float64"})
     row.update({c: "x" for c, t in store_lib.COLUMNS.items() if t == "string"})
+    row.update({c: True for c, t in store_lib.COLUMNS.items() if t == "boolean"})
     row.update(trial_id=trial_id, status=status, reason="" if status == "ok" else "boom")
     row.update(changes)
     return row
@@ -146,6 +147,7 @@ def test_table_has_one_typed_row_per_record_including_failed(tmp_path):
     assert again["status"].tolist() == ["ok", "failed"] and again["reason"].tolist() == ["", "boom"]
     assert math.isnan(again["val_metric"][1]) and again["val_metric"][0] == 0.5
     assert str(again["seed"].dtype) == "int64" and str(again["budget"].dtype) == "float64"
+    assert str(again["git_dirty"].dtype) == "boolean" and again["git_dirty"].tolist() == [True] * 2
     assert frame.equals(again)
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
