@@ -15,7 +15,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES ?= -1
 
-.PHONY: install test lint format sweep bench data clean
+.PHONY: install test lint format sweep report bench data clean browser notebook
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	@touch $@
 
-test: install
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -46,12 +46,31 @@ sweep: install
 	$(PY) -m sweeps.run --sweep $(SWEEP) --dir $(SWEEP_DIR) $(SWEEP_ARGS)
 	@$(PY) -c "import pandas as p; f = p.read_parquet('$(SWEEP_DIR)/results.parquet'); \
 	print(f.sort_values(['slice','budget','N','seed'])[['slice','budget','arch','N','d_m','k_c','P_core','seed','status','val_loss','val_metric']].to_string(index=False))"
-	@echo "report: $$($(PY) -m analysis.report $(SWEEP_DIR) | tail -n 1)"
+	@$(MAKE) --no-print-directory -o install report SWEEP_DIR=$(SWEEP_DIR)
+
+# The HTML report of a sweep directory (default: the one make sweep writes); fails if it fails.
+report: install
+	@report=$$($(PY) -m analysis.report $(SWEEP_DIR)) && echo "report: $$report"
 
 bench: install
 	$(PY) bench/neuron_speed.py
 	$(PY) bench/network_speed.py
 	$(PY) bench/seed_parallel.py --seeds 4
+
+# The headless browser of tests/test_explore_browser.py, installed with apt-get when missing and
+# we are root (best effort, quiet); without one that test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: installing chromium with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			>/dev/null 2>&1 || echo "browser: apt-get could not install chromium"; \
+	else echo "browser: no chromium and not root: the browser test will be skipped"; fi
+
+# The sweep notebook in JupyterLab (installs the notebook extra): make notebook
+notebook:
+	$(MAKE) install EXTRAS=$(EXTRAS),notebook
+	$(VENV)/bin/jupyter lab analysis/notebooks/explore_sweep.ipynb
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info

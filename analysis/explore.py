@@ -40,6 +40,7 @@ from analysis.load import SchemaError, aggregate_seeds, load_sweeps, ok_points
 from analysis.pareto import budget_optima
 from analysis.scaling import BootstrapResult, FitError, PowerLawFit, bootstrap, fit_power_law
 from analysis.seedboot import input_blind
+from elm_jax import cli
 
 BUDGET_KINDS = ("core", "total")
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -198,6 +199,32 @@ def _plain(fig: go.Figure) -> dict:
     return json.loads(json.dumps(fig.to_dict(), default=encode))
 
 
+def build_views(
+    trials: pd.DataFrame,
+    loss: str = "val_loss",
+    n_boot: int = 100,
+    seed: int = 0,
+    fits: dict[tuple[str, str], Fits] | None = None,
+) -> dict[str, dict]:
+    """:func:`group_views` of every ``(dataset, budget_kind)`` of a validated trial frame.
+
+    Keys are ``"<dataset>|<budget_kind>"``. ``fits`` maps ``(dataset, budget_kind)`` to
+    precomputed fits (e.g. the report's), so that the bootstrap is not run twice.
+    """
+    views, skipped = {}, []
+    for (dataset, kind), group in trials.groupby(["dataset", "budget_kind"], sort=True):
+        pre = (fits or {}).get((str(dataset), str(kind)))
+        try:
+            views[f"{dataset}|{kind}"] = group_views(group, loss, n_boot, seed, pre)
+        except ExploreError as err:
+            skipped.append(f"budgets on P_{kind}, {err}")
+    if not views:
+        raise ExploreError("; ".join(skipped) or "the results table has no rows to draw")
+    for view in views.values():
+        view["notes"] += [f"Not drawn: {s}." for s in skipped]
+    return views
+
+
 def explorer_html(
     trials: pd.DataFrame,
     loss: str = "val_loss",
@@ -205,17 +232,13 @@ def explorer_html(
     seed: int = 0,
     fits: dict[tuple[str, str], Fits] | None = None,
 ) -> str:
-    """The whole page for a validated trial frame (:func:`analysis.load.load_sweeps`).
+    """The whole page for a validated trial frame (:func:`analysis.load.load_sweeps`)."""
+    title = "Pareto explorer: " + ", ".join(sorted(trials["sweep"].unique()))
+    return page_html(build_views(trials, loss, n_boot, seed, fits), title, loss)
 
-    ``fits`` maps ``(dataset, budget_kind)`` to precomputed fits (e.g. the report's), so that
-    the bootstrap is not run twice.
-    """
-    views = {}
-    for (dataset, kind), group in trials.groupby(["dataset", "budget_kind"], sort=True):
-        pre = (fits or {}).get((str(dataset), str(kind)))
-        views[f"{dataset}|{kind}"] = group_views(group, loss, n_boot, seed, pre)
-    if not views:
-        raise ExploreError("the results table has no rows to draw")
+
+def page_html(views: dict[str, dict], title: str, loss: str = "val_loss") -> str:
+    """The page of :func:`build_views`' figures: controls, frontier, tradeoff, plotly.js inline."""
     first = views[next(iter(views))]
     head_div = pio.to_html(
         go.Figure(first["frontier"]["P_core"]),
@@ -225,8 +248,7 @@ def explorer_html(
         config=_PLOT_CONFIG,
         validate=False,
     )
-    title = "Pareto explorer: " + ", ".join(sorted(trials["sweep"].unique()))
-    payload = json.dumps(views).replace("</", "<\\/")  # NaN is a JS literal too
+    payload = json.dumps(views, ensure_ascii=False).replace("</", "<\\/")  # NaN is a JS literal too
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
@@ -262,6 +284,34 @@ def _controls(views: dict) -> str:
     )
 
 
+def report_section(
+    trials: pd.DataFrame,
+    out_dir: str | Path,
+    loss: str = "val_loss",
+    n_boot: int = 100,
+    seed: int = 0,
+    fits: dict[tuple[str, str], Fits] | None = None,
+) -> str:
+    """Write ``out_dir/explore.html`` and return the report's HTML section that links to it.
+
+    When nothing can be drawn the section says why instead (the report is still written).
+    """
+    try:
+        page = explorer_html(trials, loss=loss, n_boot=n_boot, seed=seed, fits=fits)
+    except ExploreError as err:
+        return f"<h2>Interactive explorer</h2><p>Not written: {html.escape(str(err))}.</p>"
+    path = write_page(page, Path(out_dir) / "explore.html")
+    return (
+        "<h2>Interactive explorer</h2>"
+        f"<p><a href='{path.name}'>{path.name}</a> (next to this report; self-contained, works "
+        "offline): every point against P_core, P_total or training FLOPs with its Pareto "
+        "frontier and the fitted law with its band, hover text with each point's architecture, "
+        "seed spread and trial ids, and a budget selector showing that budget's tradeoff curve "
+        "with its parabola in log N. Also: <code>python -m analysis.explore SWEEP_DIR --out "
+        "FILE.html</code>.</p>"
+    )
+
+
 def write_explorer(
     sweep_dirs: str | Path | Sequence[str | Path],
     out: str | Path,
@@ -283,7 +333,7 @@ def write_page(page: str, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".html.tmp")
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(page)
     os.chmod(tmp, 0o644)
     os.replace(tmp, out)
@@ -305,9 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = write_explorer(args.sweep_dirs, args.out, args.loss, args.n_boot, args.seed)
-    except (FileNotFoundError, SchemaError, ExploreError) as err:
-        print(f"analysis.explore: error: {err}", file=sys.stderr)
-        return 2
+    except (OSError, SchemaError, ExploreError) as err:
+        print(f"analysis.explore: error: {cli.one_line(err)}", file=sys.stderr)
+        return cli.EXIT_USAGE
     print(path)
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import plots
+from analysis import explore, plots
 from analysis.info_model import PARAMETER_MEANINGS, PARAMETER_NAMES
 from analysis.load import SchemaError, load_sweeps
 from analysis.pipeline import Analysis, analyse
@@ -238,10 +238,12 @@ def build_report(
     out_dir = Path(out_dir) if out_dir is not None else Path(dirs[0]) / "report"
     fig_dir = out_dir / "figures"
     trials = load_sweeps(dirs)
-    body = []
-    for _, group in trials.groupby(["dataset", "budget_kind"], sort=True):
+    body, fits = [], {}
+    for key, group in trials.groupby(["dataset", "budget_kind"], sort=True):
         an = analyse(group.reset_index(drop=True), loss=loss, n_boot=n_boot, seed=seed)
         body.append(section(an, fig_dir))
+        fits[(str(key[0]), str(key[1]))] = (an.power_law, an.boot)
+    body.append(explore.report_section(trials, out_dir, loss, n_boot, seed, fits))
     title = "Sweep analysis: " + ", ".join(sorted(trials["sweep"].unique()))
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -16,6 +16,10 @@ import pytest
 from headless_browser import HeadlessBrowser, find_browser
 
 from analysis import explore
+from analysis.load import aggregate_seeds, load_sweeps
+from analysis.pareto import budget_optima
+from analysis.report import build_report
+from analysis.scaling import fit_power_law
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep_small"
@@ -170,3 +174,12 @@ def test_table_without_an_ok_point_gives_one_line_and_exit_2(tmp_path, capsys):
     assert explore.main([str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no point has an ok seed" in err[0]
+
+
+def test_report_links_the_explorer_written_next_to_it_with_the_reports_fit(tmp_path):
+    report = build_report(FIXTURE, tmp_path, n_boot=4).read_text()
+    assert "<a href='explore.html'>explore.html</a>" in report and "<script" not in report
+    page = (tmp_path / "explore.html").read_text(encoding="utf-8")
+    optima = budget_optima(aggregate_seeds(load_sweeps(FIXTURE)), "val_loss")
+    law = fit_power_law(optima["budget"], optima["L_star"])
+    assert f"E={law.E:.4g}, A={law.A:.4g}, α={law.alpha:.3g}" in page
