@@ -61,9 +61,11 @@ def git_state(directory: str = PACKAGE_DIR) -> tuple[str | None, bool | None]:
 def _static() -> dict[str, Any]:
     import jax
 
+    import elm_jax
+
     commit, dirty = git_state()
     return {
-        "package_version": _version("elm_jax"),
+        "package_version": elm_jax.__version__,
         "git_commit": commit,
         "git_dirty": dirty,
         "jax_version": jax.__version__,

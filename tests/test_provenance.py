@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import train_helpers as th
 
+import elm_jax
 from elm_jax import provenance
 from elm_jax.train import train_and_evaluate
 from sweeps import engine, run
@@ -53,7 +54,7 @@ def checkout(tmp_path):
 def test_versions_backend_and_device_are_the_running_ones():
     out = provenance.collect()
     assert tuple(out) == provenance.FIELDS
-    assert out["package_version"] == metadata.version("elm_jax")
+    assert out["package_version"] == metadata.version("elm_jax") == elm_jax.__version__
     assert out["jax_version"] == jax.__version__
     assert out["flax_version"] == metadata.version("flax")
     assert out["optax_version"] == metadata.version("optax")

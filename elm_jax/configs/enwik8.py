@@ -6,7 +6,8 @@ Adam with warm-up and cosine decay, gradient clipping at norm 1, truncated BPTT 
 recurrent state carried, so every byte is predicted with full context (`data.val_max_batches`
 caps the periodic validation for speed; the final test evaluation covers the whole split
 unless `data.test_max_batches` is set). Data: `enwik8` reads `enwik8.zip` from `data.data_dir`
-(or $ELM_DATA_DIR) and falls back to the embedded `enwiki_sample`.
+(or $ELM_DATA_DIR; an error when that directory lacks it) and falls back to the embedded
+`enwiki_sample` only when no directory is named.
 
 Command line:
 

@@ -3,7 +3,8 @@
 The ELM paper's recipe: Adamax, peak learning rate 5e-3 with cosine decay, batch 8, input
 dropout 0.5 during training. Bins default to 10 ms (T = 200 for the digit pair) for CPU budgets;
 `bin_ms=2` gives the paper's T = 1000. Data: `shd_adding` reads the real SHD files from
-`data.data_dir` (or $ELM_DATA_DIR) and falls back to the embedded default.
+`data.data_dir` (or $ELM_DATA_DIR; an error when that directory lacks them) and falls back to
+the embedded default only when no directory is named.
 
 Command line (a few-thousand-parameter network, ~6k P_core):
 
