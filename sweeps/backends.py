@@ -1,4 +1,4 @@
-"""Where trial groups run: in this process, in a pool of worker processes, or on Ray.
+"""Where trial groups run: in this process, in a pool of worker processes, on Ray or SLURM.
 
 Every backend has `run(tasks, progress)`, an iterator of `(task, outcome)` as groups finish.
 A worker that dies (killed, out of memory, node lost) has its group handed out again up to
@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -27,7 +28,7 @@ from typing import Any
 from sweeps.engine import GroupOutcome, GroupTask, execute_group, write_group_failure
 
 log = logging.getLogger("sweeps")
-BACKENDS = ("local", "ray")
+BACKENDS = ("local", "ray", "slurm")
 
 
 class LocalBackend:
@@ -228,7 +229,8 @@ def _ray_execute_group(task: GroupTask) -> GroupOutcome:
 
 
 class RayBackend:
-    """Each group is a Ray task that asks for one GPU (when the cluster has GPUs) or CPUs.
+    """Each group is a Ray task asking for `task_options` (default: one GPU when the cluster has
+    GPUs, else one CPU); as many groups run at once as the cluster's nodes hold such tasks.
 
     Results are written by the task itself into the shared sweep directory, so the directory
     must be on a filesystem every node sees (NFS, a cluster disk); resume works as locally.
@@ -239,11 +241,15 @@ class RayBackend:
         address: str | None = None,
         *,
         num_cpus: int | None = None,
-        cpus_per_task: float = 1.0,
+        cpus_per_task: float | None = None,
         gpus_per_task: float | None = None,
+        resources: dict[str, float] | None = None,
         max_in_flight: int | None = None,
         max_retries: int = 2,
     ):
+        from sweeps import ray_options
+
+        options = ray_options.task_options(cpus_per_task, gpus_per_task, resources)
         try:
             import ray
         except ImportError as e:
@@ -259,19 +265,23 @@ class RayBackend:
                     ray.init(address=address, log_to_driver=False)
                 except ConnectionError as e:
                     raise ValueError(f"--ray-address={address!r}: {e}") from e
-        if gpus_per_task is None:
-            gpus_per_task = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        self.parallelism = max_in_flight or max(
-            1,
-            int(
-                ray.cluster_resources().get("GPU" if gpus_per_task else "CPU", 1)
-                // max(gpus_per_task or cpus_per_task, 1e-9)
-            ),
-        )
+        if "num_gpus" not in options and ray.cluster_resources().get("GPU", 0) > 0:
+            options["num_gpus"] = 1.0
+        self.task_options = options
+        asked = ray_options.request(options)
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        fit = ray_options.tasks_that_fit(asked, nodes)
+        if asked and fit == 0:
+            message = (
+                f"no node of the Ray cluster can run a task asking for {asked} "
+                f"(--ray-num-cpus/--ray-num-gpus/--ray-resources); nodes have {nodes}"
+            )
+            if address is None:  # a local Ray never grows: the tasks would wait forever
+                raise ValueError(message)
+            log.warning("%s; tasks wait until such a node joins", message)
+        self.parallelism = max_in_flight or max(1, fit or len(nodes))
         self.max_retries = max_retries
-        self._remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(
-            _ray_execute_group
-        )
+        self._remote = ray.remote(max_retries=0, **options)(_ray_execute_group)
 
     def run(self, tasks: Sequence[GroupTask], progress: Any) -> Iterator[tuple[GroupTask, Any]]:
         ray = self.ray
@@ -298,3 +308,142 @@ class RayBackend:
                 outcome = GroupOutcome(task.group_id, "failed", ("failed",) * len(task.trials))
             progress.finished(task, outcome)
             yield task, outcome
+
+
+# --- SLURM (submitit) -----------------------------------------------------------------------
+
+
+class GroupJob:
+    """One trial group as a submitit job: `__call__` trains it, `checkpoint` resubmits it.
+
+    On preemption or time-out submitit calls `checkpoint()` and requeues what it returns: the
+    same group, which resumes from the trainer's Orbax checkpoints in its workdir (and skips
+    itself if its records were written meanwhile). This is submitit's `Checkpointable` contract,
+    written out so that this module imports without submitit.
+    """
+
+    def __init__(self, task: GroupTask):
+        self.task = task
+
+    def __call__(self) -> GroupOutcome:
+        if not log.handlers:  # a fresh job process: the engine's messages go to the job's log
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+        with contextlib.suppress(ImportError):
+            from elm_jax.runtime import enable_compilation_cache
+
+            enable_compilation_cache()
+        return execute_group(self.task)
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(GroupJob(self.task))
+
+
+SLURM_CLUSTERS = ("slurm", "local")
+
+
+class SlurmBackend:
+    """`--backend slurm`: the groups as one SLURM job array (one group per array task).
+
+    Each array task trains its group with `execute_group` and writes the records into the
+    sweep directory, so that directory must be on a filesystem every node sees, with `flock`
+    working across nodes (the group locks). `cluster="local"` runs the same jobs as local
+    processes through submitit's LocalExecutor (tests, a workstation without SLURM).
+    """
+
+    def __init__(
+        self,
+        folder: str,
+        *,
+        partition: str | None = None,
+        gpus_per_task: int = 1,
+        cpus_per_task: int = 4,
+        time_min: int = 240,
+        mem_gb: float | None = None,
+        max_in_flight: int | None = None,
+        max_retries: int = 2,
+        cluster: str = "slurm",
+        job_name: str = "sweep",
+        poll_s: float | None = None,
+    ):
+        try:
+            import submitit
+        except ImportError as e:
+            raise ValueError("--backend=slurm needs submitit: pip install -e '.[slurm]'") from e
+        if cluster not in SLURM_CLUSTERS:
+            raise ValueError(f"--slurm-cluster={cluster!r}; valid: {', '.join(SLURM_CLUSTERS)}")
+        if cluster == "slurm" and shutil.which("sbatch") is None:
+            raise ValueError(
+                "--backend=slurm: no sbatch on PATH; run from a SLURM login node "
+                "(or --slurm-cluster=local to run the jobs on this machine)"
+            )
+        for flag, value, low in (
+            ("--slurm-gpus-per-task", gpus_per_task, 0),
+            ("--slurm-cpus-per-task", cpus_per_task, 1),
+            ("--slurm-time-min", time_min, 1),
+        ):
+            if value < low:
+                raise ValueError(f"{flag}={value}; must be >= {low}")
+        self.parallelism = max_in_flight or 1
+        self.max_retries = max_retries
+        # sacct is asked at most every poll_s on a cluster; local jobs are cheap to poll.
+        self.poll_s = poll_s if poll_s is not None else (1.0 if cluster == "local" else 15.0)
+        self.executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+        params: dict[str, Any] = {
+            "name": job_name,
+            "timeout_min": int(time_min),
+            "gpus_per_node": int(gpus_per_task),
+            "cpus_per_task": int(cpus_per_task),
+            "tasks_per_node": 1,
+            "nodes": 1,
+        }
+        if mem_gb is not None:
+            params["mem_gb"] = mem_gb
+        if partition:
+            params["slurm_partition"] = partition
+        if max_in_flight:
+            params["slurm_array_parallelism"] = int(max_in_flight)
+        self.executor.update_parameters(**params)
+
+    def _submit(self, tasks: Sequence[GroupTask]) -> list[Any]:
+        with self.executor.batch():
+            jobs = [self.executor.submit(GroupJob(task)) for task in tasks]
+        log.info("submitted %d groups as jobs %s", len(jobs), ", ".join(j.job_id for j in jobs))
+        return jobs
+
+    def run(self, tasks: Sequence[GroupTask], progress: Any) -> Iterator[tuple[GroupTask, Any]]:
+        todo = list(tasks)
+        attempts: dict[str, int] = {}
+        in_flight: list[tuple[Any, GroupTask]] = []
+        while todo or in_flight:
+            if todo:
+                for job, task in zip(self._submit(todo), todo, strict=True):
+                    in_flight.append((job, task))
+                    progress.started(task)
+                todo = []
+            done = [(job, task) for job, task in in_flight if job.done()]
+            if not done:
+                time.sleep(self.poll_s)
+                continue
+            for job, task in done:
+                in_flight.remove((job, task))
+                try:
+                    outcome = job.result()
+                except Exception as e:
+                    # The job died (killed, node lost, out of memory): submit the group again.
+                    attempts[task.group_id] = attempts.get(task.group_id, 0) + 1
+                    reason = f"job {job.job_id}: {type(e).__name__}: {str(e).splitlines()[0]}"
+                    progress.lost(task, attempts[task.group_id], reason)
+                    if attempts[task.group_id] <= self.max_retries:
+                        todo.append(task)
+                        continue
+                    write_group_failure(
+                        task, f"SLURM job failed {attempts[task.group_id]} times: {reason}"
+                    )
+                    outcome = GroupOutcome(task.group_id, "failed", ("failed",) * len(task.trials))
+                progress.finished(task, outcome)
+                yield task, outcome

@@ -1,7 +1,8 @@
 """Command line: run (or resume) a sweep into a directory.
 
     python -m sweeps.run --sweep sweeps/configs/default.py[:args] --dir DIR \
-        [--workers K] [--backend local|ray] [--ray-address ADDR] [--add-points]
+        [--workers K] [--backend local|ray|slurm] [--ray-address ADDR] [--add-points] \
+        [--slurm-partition P --slurm-gpus-per-task G --slurm-time-min M ...]
 
 `--sweep` takes a config file path or the name of a file in sweeps/configs/ (`default`, `tiny`,
 `shd_adding:budgets=1e3,1e4`, ...); the text after `:` is passed to its `get_config(arg)`.
@@ -86,14 +87,34 @@ def make_backend(args: argparse.Namespace) -> Any:
     from sweeps import backends
 
     if args.backend == "ray":
+        from sweeps.ray_options import parse_resources
+
         return backends.RayBackend(
             args.ray_address,
-            num_cpus=args.ray_num_cpus,
+            cpus_per_task=args.ray_num_cpus,
+            gpus_per_task=args.ray_num_gpus,
+            resources=parse_resources(args.ray_resources),
             max_in_flight=args.workers,
             max_retries=args.max_retries,
         )
-    if args.ray_address is not None:
-        raise ValueError("--ray-address needs --backend=ray")
+    if args.backend == "slurm":
+        return backends.SlurmBackend(
+            args.slurm_folder or os.path.join(os.path.abspath(args.dir), "slurm"),
+            partition=args.slurm_partition,
+            gpus_per_task=args.slurm_gpus_per_task,
+            cpus_per_task=args.slurm_cpus_per_task,
+            time_min=args.slurm_time_min,
+            mem_gb=args.slurm_mem_gb,
+            max_in_flight=args.workers,
+            max_retries=args.max_retries,
+            cluster=args.slurm_cluster,
+            job_name=f"sweep-{os.path.basename(os.path.abspath(args.dir))}",
+        )
+    if args.slurm_partition is not None:
+        raise ValueError("--slurm-partition needs --backend=slurm")
+    for flag in ("ray_address", "ray_num_cpus", "ray_num_gpus", "ray_resources"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} needs --backend=ray")
     if args.workers is None or args.workers == 1:
         return backends.LocalBackend()
     return backends.ProcessPoolBackend(args.workers, max_retries=args.max_retries)
@@ -108,9 +129,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=None, help="parallel groups (one device each)"
     )
-    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--backend", choices=("local", "ray", "slurm"), default="local")
     parser.add_argument("--ray-address", default=None, help="existing Ray cluster (host:port|auto)")
-    parser.add_argument("--ray-num-cpus", type=int, default=None, help="CPUs of a local Ray")
+    parser.add_argument("--ray-num-cpus", type=float, default=None, help="CPUs per Ray task")
+    parser.add_argument("--ray-num-gpus", type=float, default=None, help="GPUs per Ray task")
+    parser.add_argument(
+        "--ray-resources", default=None, help='custom resources per Ray task (JSON: {"TPU": 4})'
+    )
+    slurm = parser.add_argument_group("SLURM (--backend slurm, through submitit; docs/sweeps.md)")
+    slurm.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's)")
+    slurm.add_argument("--slurm-gpus-per-task", type=int, default=1, help="GPUs per group")
+    slurm.add_argument("--slurm-cpus-per-task", type=int, default=4, help="CPUs per group")
+    slurm.add_argument("--slurm-time-min", type=int, default=240, help="time limit per job")
+    slurm.add_argument("--slurm-mem-gb", type=float, default=None, help="memory per job")
+    slurm.add_argument(
+        "--slurm-cluster", choices=("slurm", "local"), default="slurm", help="local: no SLURM"
+    )
+    slurm.add_argument("--slurm-folder", default=None, help="job logs (default DIR/slurm)")
     parser.add_argument("--add-points", action="store_true", help="add new trials to a sweep dir")
     parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")
     parser.add_argument("--max-retries", type=int, default=2, help="retries after a lost worker")
