@@ -75,15 +75,15 @@ _SCRIPT = """(function () {
   function render() {
     const v = VIEWS[key()], f = v.frontier[state.x];
     Plotly.react("frontier", f.data, f.layout, CONFIG);
-    const t = $("tradeoff");
+    const t = $("tradeoff"), notes = [...v.notes];
     if (state.budget === null) {
       Plotly.purge(t);
-      v.notes = [...v.notes, "No ELM budget slice here: no tradeoff curve."];
+      notes.push("No ELM budget slice here: no tradeoff curve.");
     } else {
       const g = v.tradeoff[state.budget];
       Plotly.react(t, g.data, g.layout, CONFIG);
     }
-    $("notes").replaceChildren(...v.notes.map((n) => {
+    $("notes").replaceChildren(...notes.map((n) => {
       const d = document.createElement("div");
       d.className = "note";
       d.textContent = n;

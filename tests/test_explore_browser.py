@@ -35,8 +35,12 @@ def sweep_dir(tmp_path_factory) -> Path:
     total["budget_kind"] = "total"
     total["trial_id"] = total["trial_id"] + "-total"
     total["point_id"] = total["point_id"] + "-total"
+    # A second data set with an axis slice only: no budget, so no tradeoff and no law.
+    other = table[table["slice"] == "axis_N"].assign(dataset="shd@10ms")
+    other["trial_id"] = other["trial_id"] + "-10ms"
     directory = tmp_path_factory.mktemp("sweep")
-    pd.concat([table, total], ignore_index=True).to_parquet(directory / "results.parquet")
+    frame = pd.concat([table, total, other], ignore_index=True)
+    frame.to_parquet(directory / "results.parquet")
     return directory
 
 
@@ -47,9 +51,9 @@ def page(sweep_dir, tmp_path_factory) -> Path:
     return out
 
 
-def seed_means(table: pd.DataFrame, kind: str) -> pd.DataFrame:
+def seed_means(table: pd.DataFrame, kind: str, dataset: str = "shd-default") -> pd.DataFrame:
     ok = table[(table["status"] == "ok") & np.isfinite(table["val_loss"])]
-    ok = ok[ok["budget_kind"] == kind]
+    ok = ok[(ok["budget_kind"] == kind) & (ok["dataset"] == dataset)]
     return ok.groupby(GROUP, dropna=False).agg(
         P_core=("P_core", "first"),
         train_flops=("train_flops", "first"),
@@ -114,7 +118,8 @@ def test_explorer_draws_every_point_frontier_law_and_tradeoffs_in_headless_chrom
         assert "fitted law" in front and "95% bootstrap band" in front
         assert front["input-blind baseline"]["y"] == [BASELINE, BASELINE]
         hover = "".join(h for t in points.values() for h in t["hover"])
-        ok_ids = table.loc[(table["status"] == "ok") & (table["budget_kind"] == "core"), "trial_id"]
+        shown = (table["budget_kind"] == "core") & (table["dataset"] == "shd-default")
+        ok_ids = table.loc[shown & (table["status"] == "ok"), "trial_id"]
         assert all(t in hover for t in ok_ids)
         assert "N=" in hover and "k_e=" in hover and "k_c=" in hover and "seed spread" in hover
 
@@ -140,6 +145,15 @@ def test_explorer_draws_every_point_frontier_law_and_tradeoffs_in_headless_chrom
         front = traces(browser, "frontier")
         assert sum(t["drawn"] for n, t in front.items() if n.endswith(" points")) == len(total)
         assert browser.evaluate("document.querySelector('input[value=core]').disabled") is False
+
+        assert choose(browser, "#dataset", "shd@10ms") == "shd@10ms|core|train_flops|"
+        front = traces(browser, "frontier")
+        drawn = sum(t["drawn"] for n, t in front.items() if n.endswith(" points"))
+        assert drawn == len(seed_means(table, "core", "shd@10ms")) > 0
+        notes = browser.evaluate("document.getElementById('notes').innerText")
+        assert notes.count("No ELM budget slice here") == 1
+        assert browser.evaluate("document.querySelector('input[value=total]').disabled") is True
+        assert choose(browser, "#dataset", "shd-default") == "shd-default|core|train_flops|1e+05"
 
         shot = browser.screenshot(tmp_path / "explorer.png")
         assert browser.errors == []
