@@ -79,7 +79,17 @@ def _row(
     return {
         "schema_version": SCHEMA_VERSION,
         "sweep": sweep,
-        "trial_id": _hash(sweep, arch, N, d_m, k_c, slice_, budget, seed),
+        "trial_id": _hash(
+            sweep,
+            arch,
+            N,
+            d_m,
+            k_c,
+            slice_,
+            budget,
+            seed,
+            *([budget_kind] * (budget_kind != "core")),
+        ),
         "point_id": _hash(arch, N, d_m, k_c),
         "arch": arch,
         "task": "shd_adding",
