@@ -43,6 +43,8 @@ from analysis.seedboot import input_blind
 from elm_jax import cli
 
 BUDGET_KINDS = ("core", "total")
+#: Loss columns the page can show (final_*: evaluated at the last step, when the table has them).
+LOSSES = ("val_loss", "test_loss", "final_val_loss", "final_test_loss")
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 _CSS = """body{font-family:sans-serif;max-width:1150px;margin:1.5em auto;color:#222}
 .controls{display:flex;flex-wrap:wrap;gap:1.2em;align-items:center;margin:0.6em 0}
@@ -75,7 +77,7 @@ _SCRIPT = """(function () {
   function render() {
     const v = VIEWS[key()], f = v.frontier[state.x];
     Plotly.react("frontier", f.data, f.layout, CONFIG);
-    const t = $("tradeoff"), notes = [...v.notes];
+    const t = $("tradeoff"), notes = [...v.notes, ...(v.budget_notes[state.budget] || [])];
     if (state.budget === null) {
       Plotly.purge(t);
       notes.push("No ELM budget slice here: no tradeoff curve.");
@@ -138,7 +140,7 @@ def group_views(
 
     Returns a dict with ``dataset``, ``budget_kind``, ``n_points`` (ok points drawn),
     ``frontier`` (x column -> figure), ``budgets`` (labels, sorted), ``tradeoff`` (label ->
-    figure) and ``notes``. ``fits``: precomputed :data:`Fits` (else fitted here).
+    figure), ``notes`` and ``budget_notes`` (label -> notes shown with that budget). ``fits``: precomputed :data:`Fits` (else fitted here).
     """
     trials = trials.reset_index(drop=True)
     kind = str(trials["budget_kind"].iloc[0])
@@ -162,7 +164,7 @@ def group_views(
         x: figs.frontier_figure(okp, hover, loss, x, kind, optima, fits, baseline)
         for x in figs.X_LABELS
     }
-    tradeoff, budgets = {}, []
+    tradeoff, budgets, budget_notes = {}, [], {}
     elm = okp[(okp["arch"] == "elm") & (okp["slice"] == "budget")]
     in_slice = (trials["arch"] == "elm") & (trials["slice"] == "budget")
     for budget, g in elm.groupby("budget", sort=True):
@@ -174,7 +176,7 @@ def group_views(
         tradeoff[label] = fig
         budgets.append(label)
         if note:
-            notes.append(f"Budget {label}: {note}")
+            budget_notes[label] = [f"Budget {label}: {note}"]
     return {
         "dataset": str(trials["dataset"].iloc[0]),
         "budget_kind": kind,
@@ -183,6 +185,7 @@ def group_views(
         "budgets": budgets,
         "tradeoff": {b: _plain(f) for b, f in tradeoff.items()},
         "notes": notes,
+        "budget_notes": budget_notes,
     }
 
 
@@ -347,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep_dirs", nargs="+", help="sweep directories (results.parquet or trials/*.json)"
     )
     parser.add_argument("--out", required=True, help="the HTML file to write")
-    parser.add_argument("--loss", default="val_loss", choices=["val_loss", "test_loss"])
+    parser.add_argument("--loss", default="val_loss", choices=LOSSES)
     parser.add_argument(
         "--n-boot", type=int, default=100, help="bootstrap resamples for the band (0: none)"
     )

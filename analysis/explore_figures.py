@@ -169,7 +169,21 @@ def frontier_figure(
 
 
 def _parabola_traces(fig: go.Figure, fit: ParabolaFit) -> None:
-    """The fitted parabola over its sampled range of N and its optimum N*."""
+    """The points the parabola was fitted to, the parabola over their range of N, its optimum."""
+    d = fit.data
+    fig.add_scatter(
+        x=d["N"],
+        y=d["val_mean"],
+        mode="markers",
+        name=f"fitted points ({fit.loss_columns[0]})",
+        marker={"symbol": "x-thin-open", "size": 12, "color": "black", "line": {"width": 2}},
+        customdata=np.stack([d["n_seeds"], d["n_diverged"]], axis=1),
+        hovertemplate=(
+            f"N=%{{x}}: seed mean of {fit.loss_columns[0]} %{{y:.4g}} as fitted "
+            "(%{customdata[0]} seeds, %{customdata[1]} diverged: they enter as the "
+            "input-blind loss)<extra></extra>"
+        ),
+    )
     Ns = np.geomspace(*fit.N_range, 80)
     lo, hi = fit.c_ci95
     fig.add_scatter(
@@ -237,8 +251,11 @@ def tradeoff_figure(
         note = f"no parabola: {err}"
     else:
         _parabola_traces(fig, fit)
-        if fit.loss_columns[0] != loss:
-            note = f"the parabola is fitted on {fit.loss_columns[0]}, the points show {loss}"
+        if fit.loss_columns[0] != loss or fit.data["n_diverged"].any():
+            note = (
+                f"the parabola is fitted to the seed means of {fit.loss_columns[0]} (crosses; "
+                f"diverged seeds count as the input-blind loss); the dots show {loss} over ok seeds"
+            )
         if fit.note:
             note = "; ".join(n for n in (note, f"parabola: {fit.note}") if n)
     if baseline is not None:

@@ -130,6 +130,8 @@ def test_explorer_draws_every_point_frontier_law_and_tradeoffs_in_headless_chrom
             n_expected = int((at_budget.index.get_level_values("budget") == budget).sum())
             assert sum(t["drawn"] for n, t in trade.items() if n.startswith("k_c=")) == n_expected
             assert any(n.startswith("parabola in log N") for n in trade)
+            fitted = [t for n, t in trade.items() if n.startswith("fitted points (")]
+            assert len(fitted) == 1 and fitted[0]["drawn"] >= 4
             assert trade["parabola optimum N*"]["drawn"] == 1
 
         assert choose(browser, "#xaxis", "train_flops").endswith("|train_flops|1000")
