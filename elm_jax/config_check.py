@@ -73,7 +73,7 @@ def config_problems(
     cfg = None if problems else _attempt(problems, "", lambda: resolve_config(config))
     model = _attempt(problems, "config.model.", lambda: ModelConfig.from_dict(full.model.to_dict()))
     steps = full.num_train_steps
-    steps = steps if isinstance(steps, int) and steps >= 1 else 1  # reported by resolve_config
+    steps = steps if isinstance(steps, int) and steps >= 1 else 1  # reported by field_problems
     optim = _attempt(problems, "", lambda: OptimConfig.from_dict(full.optim.to_dict(), steps))
     lrs = None
     if optim is not None:

@@ -22,6 +22,7 @@ from elm_jax import metrics as metrics_lib
 from elm_jax import parallel, provenance
 from elm_jax.checkpoint import Checkpointer
 from elm_jax.configs.common import base_config, to_plain
+from elm_jax.optim import unit_schedule
 from elm_jax.train import StepSpec, evaluate, init_state, train_step, update_best
 
 CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, PROGRESS_FILE = (
@@ -85,6 +86,11 @@ def resolve_config(config: Any) -> ml_collections.ConfigDict:
     problems = field_problems(full)
     if problems:
         raise ValueError("; ".join(problems))
+    if not isinstance(full.logging.tensorboard, bool):
+        raise ValueError(f"config.logging.tensorboard={full.logging.tensorboard!r} must be a bool")
+    from elm_jax.writers import check_wandb_mode
+
+    check_wandb_mode(full.logging.wandb)
     return full
 
 
@@ -154,6 +160,7 @@ class Run:
     dataset: Any
     is_writer: bool
     _train_bytes: np.ndarray | None = None
+    _writers: Any = None  # elm_jax.writers.MetricWriters while a loop runs
 
     @classmethod
     def prepare(
@@ -178,7 +185,11 @@ class Run:
         if os.path.exists(config_path):
             with open(config_path) as f:
                 old = json.load(f)
-            diff = _config_diff(old, json.loads(json.dumps(plain)))
+            # Logging settings (TensorBoard, W&B) may change between a run and its resume.
+            diff = _config_diff(
+                {k: v for k, v in old.items() if k != "logging"},
+                {k: v for k, v in json.loads(json.dumps(plain)).items() if k != "logging"},
+            )
             if diff:
                 raise ValueError(
                     f"workdir {workdir} holds a run with a different config ({'; '.join(diff)}); "
@@ -219,6 +230,11 @@ class Run:
         spec = StepSpec.create(model_cfg, optim_cfg, carry_state=cfg.data.carry_train_state)
         return cls(cfg, workdir, spec, lrs, mesh, ds, is_writer)
 
+    @property
+    def wiring_seeds(self) -> list[int]:
+        """Each seed's wiring seed when `wiring_follows_seed`: model.wiring_seed + seed."""
+        return [self.spec.model.wiring_seed + int(seed) for seed in self.cfg.seeds]
+
     def _train_batch(self, step: int, seed: int) -> dict:
         d = self.cfg.data
         if not d.carry_train_state:
@@ -256,6 +272,7 @@ class Run:
                 self.learning_rates,
                 self.mesh,
                 batch_size=self.cfg.data.batch_size,
+                wiring_seeds=self.wiring_seeds if self.cfg.wiring_follows_seed else None,
             )
             latest = ckpt.latest_step()
             if latest is not None:
@@ -276,13 +293,16 @@ class Run:
             raise
         finally:
             ckpt.close()
+            if self._writers is not None:
+                self._writers.close(success=False)
+                self._writers = None
         return summary
 
     def _loop(self, state, ckpt, t_start, prior_wall, step_hook) -> dict:
         cfg, task = self.cfg, self.spec.model.task
         seeds = list(cfg.seeds)
         total = cfg.num_train_steps
-        step = int(jax.device_get(state["step"])[0])
+        step = int(parallel.fetch(state["step"])[0])
         writer = metrics_lib.JsonLinesWriter(self._path(METRICS_FILE))
         if self.is_writer:
             writer.truncate_after(step)
@@ -290,14 +310,17 @@ class Run:
         progress = metrics_lib.Progress(total, step, enabled=None if self.is_writer else False)
         timer, steps_since_log = metrics_lib.Timer(), 0
         metric = metrics_lib.metric_name(task)
+        self._writers = self._open_writers(step, metric)
+        input_blind = (self.dataset.info or {}).get("input_blind")
 
         def elapsed() -> float:
             return prior_wall + time.time() - t_start
 
         def all_diverged() -> bool:
-            return bool(np.all(jax.device_get(state["diverged_step"]) >= 0))
+            return bool(np.all(parallel.fetch(state["diverged_step"]) >= 0))
 
         stopped = all_diverged()
+        val = None  # the latest validation; the loop's last one is at the final parameters
         while step < total and not stopped:
             per_seed = [self._train_batch(step, s) for s in seeds]
             host = {k: np.stack([b[k] for b in per_seed]) for k in ("inputs", "labels")}
@@ -312,7 +335,7 @@ class Run:
             ):
                 stopped = all_diverged()  # never checkpoint a run whose every seed diverged
             if step % cfg.log_every == 0 or step == total or stopped:
-                acc = jax.device_get(state["metrics"])
+                acc = parallel.fetch(state["metrics"])
                 # x * 0 keeps each array's sharding, so train_step is not recompiled.
                 state = dict(state, metrics=jax.tree.map(lambda x: x * 0, state["metrics"]))
                 dt = timer.lap()
@@ -323,6 +346,8 @@ class Run:
                 steps_since_log = 0
                 if self.is_writer:
                     writer.write(rec)
+                    if self._writers is not None:
+                        self._writers.write_train(step, rec, self._current_lrs(step))
                 progress.update(step, {"loss": rec["loss"][0]})
             if step % cfg.eval_every == 0 or step == total or stopped:
                 val = self._evaluate(state, "params", "validation", cfg.data.val_max_batches)
@@ -332,6 +357,8 @@ class Run:
                     writer.write(
                         {"step": step, "split": "validation", "seconds": round(elapsed(), 3), **val}
                     )
+                    if self._writers is not None:
+                        self._writers.write_eval(step, "validation", val, input_blind)
             if (step % cfg.checkpoint_every == 0 or step == total) and not stopped:
                 ckpt.save(step, state)
                 if self.is_writer:
@@ -345,7 +372,16 @@ class Run:
         ckpt.wait()
 
         test = self._evaluate(state, "best_params", "test", cfg.data.test_max_batches)
-        host = jax.device_get(
+        # The final parameters on both splits (SPEC §8 decides claims on final losses; the best
+        # checkpoint's figures carry a winner's curse). A diverged seed keeps its last finite
+        # parameters, so its final figures are those of the step before it diverged.
+        if val is None:  # resumed after the last step: nothing was evaluated in the loop
+            val = self._evaluate(state, "params", "validation", cfg.data.val_max_batches)
+        final = {
+            "val": val,
+            "test": self._evaluate(state, "params", "test", cfg.data.test_max_batches),
+        }
+        host = parallel.fetch(
             {k: state[k] for k in ("best_val", "best_metric", "best_step", "diverged_step")}
         )
         seed_rows = []
@@ -357,6 +393,9 @@ class Run:
                 {
                     "seed": seed,
                     "learning_rate": self.learning_rates[i],
+                    "wiring_seed": self.wiring_seeds[i]
+                    if cfg.wiring_follows_seed
+                    else self.spec.model.wiring_seed,
                     "status": "diverged" if div >= 0 else "ok",
                     "reason": None
                     if div < 0
@@ -369,8 +408,20 @@ class Run:
                     else None,
                     "test_loss": test["loss"][i] if has_best else None,
                     "test_metric": test[metric][i] if has_best else None,
+                    **{
+                        f"final_{split}_{key}": metrics_lib.finite_or_none(final[split][name][i])
+                        for split in ("val", "test")
+                        for key, name in (("loss", "loss"), ("metric", metric))
+                    },
                 }
             )
+        if self._writers is not None:
+            final = {k: [r[f"test_{k}"] for r in seed_rows] for k in ("loss", "metric")}
+            self._writers.write_eval(
+                step, "test", {"loss": final["loss"], metric: final["metric"]}, input_blind
+            )
+            self._writers.close(success=True)
+            self._writers = None
         diverged = [r["seed"] for r in seed_rows if r["status"] == "diverged"]
         return self._write_summary(
             status="diverged" if diverged else "ok",
@@ -380,12 +431,53 @@ class Run:
             seeds=seed_rows,
         )
 
+    def _open_writers(self, step: int, metric: str) -> Any:
+        """TensorBoard (and W&B) runs, one per seed, on the writing process; None when off."""
+        log = self.cfg.logging
+        if not self.is_writer or not (log.tensorboard or log.wandb):
+            return None
+        from elm_jax.budget import cost
+        from elm_jax.writers import MetricWriters, seed_hparams
+
+        m = self.spec.model
+        hparams = seed_hparams(cost(m), m, list(self.cfg.seeds), self.learning_rates)
+        return MetricWriters(
+            self.workdir,
+            hparams,
+            metric,
+            resume_step=step,
+            tensorboard=log.tensorboard,
+            wandb_mode=log.wandb,
+        )
+
+    def _current_lrs(self, step: int) -> list[float]:
+        """Per-seed learning rate of update `step - 1` (the last one done), on the host."""
+        unit = float(unit_schedule(self.spec.optim)(max(step - 1, 0)))
+        return [lr * unit for lr in self.learning_rates]
+
     def _as_state_arrays(self, *per_seed: list) -> list[jax.Array]:
         sharding = parallel.state_sharding(self.mesh)
         return [
-            jax.device_put(np.array([np.nan if v is None else v for v in xs], np.float32), sharding)
+            parallel.put_global(
+                np.array([np.nan if v is None else v for v in xs], np.float32), sharding
+            )
             for xs in per_seed
         ]
+
+    def _input_blind(self) -> dict | None:
+        """The input-blind baseline of exactly the examples evaluated on each split (a capped
+        evaluation sees a prefix of the split's fixed order); None for data without one."""
+        baseline = getattr(self.dataset, "input_blind", None)
+        if baseline is None:
+            return None
+        d = self.cfg.data
+        out = {}
+        for split, cap in (("validation", d.val_max_batches), ("test", d.test_max_batches)):
+            examples = None
+            if cap is not None and self.spec.model.task == "classification":
+                examples = cap * d.eval_batch_size
+            out[split] = baseline(split, max_examples=examples)
+        return out
 
     def _write_summary(
         self, *, status: str, reason: str | None, steps: int, wall_s: float, seeds: list
@@ -413,6 +505,7 @@ class Run:
             "seeds": seeds,
             "metric_name": metrics_lib.metric_name(m.task),
             "provenance": provenance.collect(),  # versions, git commit, backend, device
+            "input_blind": self._input_blind(),
         }
         summary = _jsonable(summary)
         if self.is_writer:

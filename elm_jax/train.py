@@ -29,6 +29,7 @@ import optax
 
 from elm_jax import metrics as metrics_lib
 from elm_jax import parallel
+from elm_jax.network import make_wiring
 from elm_jax.optim import OptimConfig, make_optimizer, set_learning_rate
 
 State = dict[str, Any]
@@ -162,10 +163,13 @@ def init_state(
     learning_rates: list[float],
     mesh: jax.sharding.Mesh,
     batch_size: int | None = None,
+    wiring_seeds: list[int] | None = None,
 ) -> State:
     """The initial train state of all seeds, sharded over the mesh's `replica` axis.
 
-    `batch_size` sizes the carried recurrent state when `spec.carry_state`.
+    `batch_size` sizes the carried recurrent state when `spec.carry_state`. `wiring_seeds` (ELM
+    network only; one per seed) draws each replica's synaptic wiring from its own seed, so the
+    variance across seeds includes the wiring's (SPEC §8); None: `spec.model.wiring_seed` for all.
     """
     model = _build_model(spec.model)
     tx = make_optimizer(spec.optim)
@@ -202,7 +206,31 @@ def init_state(
         }
 
     init = jax.jit(jax.vmap(one), out_shardings=parallel.state_sharding(mesh))
-    return init(jnp.asarray(seeds, jnp.uint32), jnp.asarray(learning_rates, jnp.float32))
+    state = init(jnp.asarray(seeds, jnp.uint32), jnp.asarray(learning_rates, jnp.float32))
+    if wiring_seeds is not None and spec.model.arch == "elm":
+        state = _rewire(state, spec.model, wiring_seeds)
+    return state
+
+
+def _rewire(state: State, model: Any, wiring_seeds: list[int]) -> State:
+    """Replaces each replica's wiring constants by the draw of its own wiring seed."""
+    wirings = [
+        make_wiring(
+            model.num_neurons,
+            model.synapses_per_neuron,
+            model.num_branches,
+            model.external_dim,
+            model.recurrent_fraction,
+            int(seed),
+        )
+        for seed in wiring_seeds
+    ]
+    core = dict(state["extra"]["constants"]["core"])
+    for name, field in (("synapse_source", "source"), ("synapse_branch", "branch")):
+        stacked = np.stack([getattr(w, field) for w in wirings])
+        core[name] = parallel.put_global(stacked, core[name].sharding)
+    constants = {**state["extra"]["constants"], "core": core}
+    return {**state, "extra": {**state["extra"], "constants": constants}}
 
 
 def evaluate(

@@ -121,6 +121,18 @@ def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+_SPLIT_FIGURES = ("val_loss", "val_metric", "test_loss", "test_metric")
+
+
+def _wiring_seed(seed_entry: Mapping[str, Any], task: GroupTask, trial: Trial) -> int:
+    """The wiring seed the trainer used (as it would use it when it left no summary)."""
+    if seed_entry.get("wiring_seed") is not None:
+        return int(seed_entry["wiring_seed"])
+    model = task.config.model
+    base = int(model.get("wiring_seed", 0) or 0)
+    return base + trial.seed if task.config.get("wiring_follows_seed", True) else base
+
+
 def trial_record(
     task: GroupTask,
     trial: Trial,
@@ -152,6 +164,12 @@ def trial_record(
         if status != "ok" and not reason:
             reason = summary.get("reason") or status
     cost = summary.get("cost") or {}
+    baseline = summary.get("input_blind") or {}
+    blind = {
+        f"{short}_{key}": (baseline.get(split) or {}).get(key)
+        for short, split in (("val", "validation"), ("test", "test"))
+        for key in ("loss", "metric")
+    }
     steps = int(summary.get("steps") or 0)
     # flops_train_step is per sample and time step (elm_jax.budget): x batch x T x steps.
     seq_len = (summary.get("data") or {}).get("seq_len")
@@ -189,6 +207,9 @@ def trial_record(
         "val_metric": _nan(seed_entry.get("val_metric")),
         "test_loss": _nan(seed_entry.get("test_loss")),
         "test_metric": _nan(seed_entry.get("test_metric")),
+        **{f"final_{k}": _nan(seed_entry.get(f"final_{k}")) for k in _SPLIT_FIGURES},
+        **{f"input_blind_{k}": _nan(blind.get(k)) for k in _SPLIT_FIGURES},
+        "wiring_seed": _wiring_seed(seed_entry, task, trial),
         "metric_name": summary.get("metric_name")
         or ("bpc" if task.task == "enwik8" else "accuracy"),
         "wall_s": _nan(summary.get("wall_s")),

@@ -24,9 +24,11 @@ from typing import Any
 
 from sweeps.points import Trial, canonical_json
 
-SCHEMA_VERSION = 1
+# 2: the official SHD validation split and evaluation pairing (SPEC §4), final-step losses,
+# input-blind baselines and per-seed wiring; tables of version 1 are never pooled with these.
+SCHEMA_VERSION = 2
 
-# Column order and dtype of the results table (docs/interfaces.md, schema version 1).
+# Column order and dtype of the results table (docs/interfaces.md, schema version 2).
 COLUMNS: dict[str, str] = {
     "schema_version": "int64",
     "sweep": "string",
@@ -56,6 +58,18 @@ COLUMNS: dict[str, str] = {
     "val_metric": "float64",
     "test_loss": "float64",
     "test_metric": "float64",
+    # At the final parameters (SPEC §8 decides claims on these; val_/test_ are the best
+    # checkpoint's, chosen on validation).
+    "final_val_loss": "float64",
+    "final_val_metric": "float64",
+    "final_test_loss": "float64",
+    "final_test_metric": "float64",
+    # Predicting the label prior of exactly the examples evaluated (elm_jax.data input_blind).
+    "input_blind_val_loss": "float64",
+    "input_blind_val_metric": "float64",
+    "input_blind_test_loss": "float64",
+    "input_blind_test_metric": "float64",
+    "wiring_seed": "int64",
     "metric_name": "string",
     "wall_s": "float64",
     # Provenance (elm_jax.provenance): where the trial trained; "" / <NA> in older tables.

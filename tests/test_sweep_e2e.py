@@ -20,6 +20,9 @@ from sweeps import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ["val_loss", "val_metric", "test_loss", "test_metric"]
+FINAL = ["final_val_loss", "final_val_metric", "final_test_loss", "final_test_metric"]
+BLIND = ["input_blind_val_loss", "input_blind_val_metric"]
+BLIND += ["input_blind_test_loss", "input_blind_test_metric"]
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,7 @@ def _same_table(frame, reference):
     a = frame.sort_values("trial_id").reset_index(drop=True)
     b = reference.sort_values("trial_id").reset_index(drop=True)
     np.testing.assert_allclose(a[METRICS].to_numpy(), b[METRICS].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(a[FINAL].to_numpy(), b[FINAL].to_numpy(), rtol=1e-6)
     for column in ("point_id", "N", "d_m", "k_c", "seed", "budget", "status", "steps", "P_core"):
         assert a[column].tolist() == b[column].tolist(), column
 
@@ -50,8 +54,13 @@ def test_tiny_sweep_runs_end_to_end_with_the_real_trainer(reference):
     assert sorted(reference.budget.unique()) == [200.0, 400.0]
     assert reference.groupby("point_id").seed.apply(sorted).tolist() == [[0, 1]] * 3
     assert set(reference.dataset) == {"shd@50ms"} and (reference.steps == 4).all()
-    assert reference[METRICS].notna().all().all()
+    assert reference[METRICS + FINAL + BLIND].notna().all().all()
     assert ((reference.val_metric >= 0) & (reference.val_metric <= 1)).all()
+    # One input-blind baseline per split, the same for every trial (same evaluated examples).
+    assert (reference[BLIND].nunique() == 1).all()
+    assert (reference.input_blind_val_loss > 0).all()
+    # The wiring follows the training seed (SPEC §8).
+    assert (reference.wiring_seed == reference.seed).all()
     # The trainer's counted parameters agree with the enumeration's analytic ones.
     assert (abs(reference.P_core - reference.budget) <= 0.05 * reference.budget).all()
 

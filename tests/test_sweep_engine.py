@@ -46,7 +46,7 @@ def test_local_sweep_writes_one_row_per_trial_with_the_trainers_metrics(tmp_path
         assert row.test_loss == pytest.approx(1.5 - _expected_metric(row))
     assert set(frame.status) == {"ok"} and set(frame.reason) == {""}
     assert set(frame.dataset) == {"shd-default@10ms"} and set(frame.sweep) == {"fake"}
-    assert (frame.steps == 5).all() and (frame.schema_version == 1).all()
+    assert (frame.steps == 5).all() and (frame.schema_version == 2).all()
     # Per-sample-step training FLOPs x batch 8 x T 40 x 5 steps; counted P from the trainer.
     assert (frame.train_flops == 30.0 * 8 * 40 * 5).all() and (frame.P_total == 133).all()
     assert sorted(frame.budget.unique()) == [1000.0, 2000.0]

@@ -24,10 +24,12 @@ from elm_jax.train import StepSpec, evaluate, init_state, train_and_evaluate, tr
 
 SUMMARY_KEYS = {
     "status", "reason", "config", "model", "cost", "data", "steps", "wall_s", "seeds", "metric_name",
+    "input_blind",
 }  # fmt: skip
 SEED_KEYS = {
     "seed", "status", "reason", "diverged_step", "best_step", "val_loss", "val_metric",
-    "test_loss", "test_metric",
+    "test_loss", "test_metric", "final_val_loss", "final_val_metric", "final_test_loss",
+    "final_test_metric", "wiring_seed",
 }  # fmt: skip
 
 
@@ -109,19 +111,22 @@ def resolve_and_build(config):
     return OptimConfig.from_dict(cfg.optim.to_dict(), cfg.num_train_steps)
 
 
-def test_classification_eval_equals_numpy_over_all_examples_with_padding(tmp_path):
+def test_classification_eval_equals_numpy_over_the_evaluated_examples(tmp_path):
     ds = data.load("shd_adding", data_dir=th.write_tiny_shd(str(tmp_path)), bin_ms=100.0)
     spec = _spec(th.cls_config())
     mesh = parallel.make_mesh(1)
     state = init_state(spec, [3], [5e-3], mesh)
-    got = evaluate(state, "params", ds, "validation", spec, mesh, 8, 20, None)
+    # The first 5 batches of 8 of the fixed validation pairing (a capped evaluation).
+    got = evaluate(state, "params", ds, "validation", spec, mesh, 8, 20, 5)
     model = build_model(spec.model)
     variables = {
         "params": jax.tree.map(lambda x: x[0], state["params"]),
         **jax.tree.map(lambda x: x[0], state["extra"]),
     }
     ce, hits = [], []
-    for batch in ds.eval_batches("validation", 5):  # another batch size: other padding
+    for batch in ds.eval_batches("validation", 6):  # another batch size: other boundaries
+        if len(ce) >= 40:
+            break
         logits = np.asarray(
             model.apply(variables, jnp.asarray(batch["inputs"]))[0][:, -1], np.float64
         )
@@ -133,7 +138,7 @@ def test_classification_eval_equals_numpy_over_all_examples_with_padding(tmp_pat
         real = batch["mask"] > 0
         ce += list(-logp[np.arange(len(logp)), batch["labels"]][real])
         hits += list((logits.argmax(-1) == batch["labels"])[real])
-    assert len(ce) == ds.info["num_examples"]["validation"]
+    ce, hits = ce[:40], hits[:40]
     np.testing.assert_allclose(got["loss"][0], np.mean(ce), rtol=1e-5)
     np.testing.assert_allclose(got["accuracy"][0], np.mean(hits), rtol=1e-6)
 
@@ -319,3 +324,22 @@ def test_carried_training_state_equals_a_manual_carry_through_the_model(tmp_path
             dataset=th.CountingDataset(th.byte_dataset()),  # no split(): cannot stream
         )
     assert not (tmp_path / "w").exists()
+
+
+def test_each_seed_draws_its_wiring_from_its_own_wiring_seed():
+    from elm_jax.network import make_wiring
+
+    config = th.lm_config()
+    spec = _spec(config)
+    m = spec.model
+    state = init_state(spec, [0, 1], [1e-2, 1e-2], _one_device_mesh(2), wiring_seeds=[5, 9])
+    core = parallel.fetch(state["extra"]["constants"]["core"])
+    for replica, seed in enumerate((5, 9)):
+        w = make_wiring(m.num_neurons, m.synapses_per_neuron, m.num_branches, m.external_dim,
+                        m.recurrent_fraction, seed)  # fmt: skip
+        np.testing.assert_array_equal(core["synapse_source"][replica], w.source)
+        np.testing.assert_array_equal(core["synapse_branch"][replica], w.branch)
+    assert not np.array_equal(core["synapse_source"][0], core["synapse_source"][1])
+    shared = parallel.fetch(init_state(spec, [0, 1], [1e-2, 1e-2], _one_device_mesh(2)))
+    src = shared["extra"]["constants"]["core"]["synapse_source"]
+    np.testing.assert_array_equal(src[0], src[1])  # without wiring_seeds: model.wiring_seed

@@ -109,6 +109,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 250
     c.keep_checkpoints = 2
     c.seeds = (0,)
+    # Each seed's synaptic wiring is drawn from model.wiring_seed + seed, so that the spread
+    # across seeds includes the wiring's (SPEC §8); False: model.wiring_seed for every seed.
+    c.wiring_follows_seed = True
     return c
 
 
