@@ -11,6 +11,7 @@ and exit code 2 (docs/cli.md); `--debug` shows the traceback.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -144,6 +145,8 @@ def main(argv: list[str]) -> None:
         print(json.dumps(check(_CONFIG.value)))
         return
     check(_CONFIG.value)
+    # absl shows INFO records; jax's backend probing ("Unable to initialize backend 'tpu'") is noise.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     from elm_jax.runtime import enable_compilation_cache
 
     enable_compilation_cache(_CACHE.value)

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import re
+import struct
 import sys
 import time
 
@@ -43,7 +44,7 @@ def read_wav(path: str) -> tuple[np.ndarray, int]:
     """Mono float audio and sample rate of a WAV file (any PCM or float encoding)."""
     try:
         rate, audio = scipy.io.wavfile.read(path)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EOFError, struct.error) as err:  # struct: a truncated header
         raise ValueError(f"{path} is not a readable WAV file: {err}") from err
     audio = np.asarray(audio)
     if audio.dtype.kind in "iu":
@@ -59,7 +60,7 @@ def check_wav(path: str) -> None:
     """Raises ValueError naming `path` when it is not a readable, non-empty WAV file."""
     try:
         rate, audio = scipy.io.wavfile.read(path)
-    except (ValueError, OSError, EOFError) as err:
+    except (ValueError, OSError, EOFError, struct.error) as err:
         raise ValueError(f"{path} is not a readable WAV file: {err}") from err
     if rate <= 0 or np.asarray(audio).shape[0] == 0:
         raise ValueError(
