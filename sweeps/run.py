@@ -156,6 +156,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="log to the sweep dir only")
     parser.add_argument(
+        "--wandb", choices=("offline",), default=None, help="also W&B offline runs (extra wandb)"
+    )
+    parser.add_argument(
         "--check", action="store_true", help="validate the sweep and its points; train nothing"
     )
     args = parser.parse_args(argv)
@@ -164,11 +167,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def set_wandb(train_config: Any, mode: str | None) -> None:
+    """Sets `logging.wandb` of the sweep's trainer config (not part of any trial's identity)."""
+    if mode is None:
+        return
+    import ml_collections
+
+    with train_config.unlocked():
+        if "logging" not in train_config:
+            train_config.logging = ml_collections.ConfigDict()
+        train_config.logging.wandb = mode
+
+
 def check_sweep(args: argparse.Namespace) -> LoadedSweep:
     """Loads the sweep and checks every trial's trainer config (no directory, data or training)."""
     from sweeps import engine
 
     loaded = load_sweep(args.sweep)
+    set_wandb(loaded.config.train, args.wandb)
     if args.train_fn is None:
         engine.validate_sweep(loaded.config.train, loaded.points, list(loaded.config.seeds))
     return loaded
@@ -185,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         loaded = load_sweep(args.sweep)
+        set_wandb(loaded.config.train, args.wandb)
         root = store.check_writable(args.dir)
         store.SweepStore(root).create_dirs()
         progress.setup_logging(store.SweepStore(root).log_path, verbose=not args.quiet)

@@ -208,3 +208,20 @@ def test_wandb_offline_logs_the_same_values_per_seed(monkeypatch, tmp_path):
         assert fake.init["dir"] == os.path.join(workdir, "wandb")
         logged = {s: row["train/loss"] for s, row in fake.logged if "train/loss" in row}
         assert logged == {r["step"]: r["loss"][i] for r in train}
+
+
+def test_sweep_wandb_flag_fails_in_one_line_without_the_extra_and_keeps_trial_ids(
+    monkeypatch, tmp_path, capsys
+):
+    from sweeps.configs import tiny
+    from sweeps.points import train_config_identity
+
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    code = run.main(["--sweep", "tiny", "--dir", str(tmp_path), "--wandb", "offline", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "config.logging.wandb='offline' needs the wandb extra" in err
+    assert len(err.splitlines()) == 1 and not list((tmp_path / "trials").glob("*.json"))
+    plain, logged = tiny.get_config().train, tiny.get_config().train
+    run.set_wandb(logged, "offline")
+    logged.logging.tensorboard = False
+    assert train_config_identity(logged) == train_config_identity(plain)
