@@ -326,7 +326,10 @@ def write_explorer(
     dirs = [sweep_dirs] if isinstance(sweep_dirs, (str, Path)) else list(sweep_dirs)
     for d in dirs:
         if not Path(d).is_dir():
-            raise FileNotFoundError(f"sweep_dir={str(d)!r} does not exist or is not a directory")
+            raise FileNotFoundError(
+                f"sweep_dir={str(d)!r} does not exist or is not a directory; pass a directory "
+                "written by the sweep engine (results.parquet or trials/*.json)"
+            )
     page = explorer_html(load_sweeps(dirs), loss=loss, n_boot=n_boot, seed=seed)
     return write_page(page, out)
 
@@ -343,20 +346,31 @@ def write_page(page: str, out: str | Path) -> Path:
     return out
 
 
+def _non_negative_int(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status (2 on bad input)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="analysis.explore", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "sweep_dirs", nargs="+", help="sweep directories (results.parquet or trials/*.json)"
     )
     parser.add_argument("--out", required=True, help="the HTML file to write")
     parser.add_argument("--loss", default="val_loss", choices=LOSSES)
     parser.add_argument(
-        "--n-boot", type=int, default=100, help="bootstrap resamples for the band (0: none)"
+        "--n-boot", type=_non_negative_int, default=100, help="bootstrap resamples (0: no band)"
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
     args = parser.parse_args(argv)
     try:
+        if Path(args.out).is_dir():
+            raise IsADirectoryError(
+                f"--out={args.out!r} is a directory; pass the HTML file to write, e.g. "
+                f"{Path(args.out) / 'explore.html'}"
+            )
         path = write_explorer(args.sweep_dirs, args.out, args.loss, args.n_boot, args.seed)
     except (OSError, SchemaError, ExploreError) as err:
         print(f"analysis.explore: error: {cli.one_line(err)}", file=sys.stderr)

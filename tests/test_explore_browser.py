@@ -178,6 +178,17 @@ def test_missing_directory_gives_one_line_and_exit_2(tmp_path, capsys):
     assert not (tmp_path / "x.html").exists()
 
 
+def test_out_that_is_a_directory_or_a_negative_n_boot_gives_one_line_and_exit_2(tmp_path, capsys):
+    assert explore.main([str(FIXTURE), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out=" in err[0] and "is a directory" in err[0]
+    with pytest.raises(SystemExit) as exit_info:
+        explore.main([str(FIXTURE), "--out", str(tmp_path / "x.html"), "--n-boot", "-3"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--n-boot" in err[0] and "'-3' is not an integer >= 0" in err[0]
+
+
 def test_directory_without_results_gives_one_line_and_exit_2(tmp_path, capsys):
     assert explore.main([str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
