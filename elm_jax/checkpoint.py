@@ -5,7 +5,9 @@ parameters by validation loss with their step (see `elm_jax.train`). One `Checkp
 therefore gives periodic, keep-N, best-by-validation and exact resume together: a seed-wise best
 cannot be expressed with Orbax's single scalar `best_fn` when S seeds train as one program.
 Orbax finalizes a step directory only once it is complete, so a run killed mid-save restarts from
-the previous complete step.
+the previous complete step. With several processes (docs/training.md, multi-host) every process
+calls `save` and `restore` at the same steps: each writes and reads the shards of its own
+devices, process 0 the metadata, so the directory must be on storage every process sees.
 """
 
 from __future__ import annotations
