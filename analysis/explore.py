@@ -129,18 +129,24 @@ def fit_law(
 
 def baseline_of(trials: pd.DataFrame, loss: str) -> float | None:
     """The input-blind baseline loss of the group's split, or None when the table has none."""
-    value = input_blind(trials)[loss]  # keys "val_loss", "test_loss"; NaN when unknown
+    split = "test" if "test" in loss else "val"
+    value = input_blind(trials)[f"{split}_loss"]  # NaN when unknown
     return float(value) if np.isfinite(value) else None
 
 
 def group_views(
-    trials: pd.DataFrame, loss: str = "val_loss", n_boot: int = 100, seed: int = 0, fits=None
+    trials: pd.DataFrame,
+    loss: str = "val_loss",
+    n_boot: int = 100,
+    seed: int = 0,
+    fits: Fits | None = None,
 ) -> dict:
     """The figures (plotly JSON) of one (dataset, budget kind) group of trials.
 
     Returns a dict with ``dataset``, ``budget_kind``, ``n_points`` (ok points drawn),
     ``frontier`` (x column -> figure), ``budgets`` (labels, sorted), ``tradeoff`` (label ->
-    figure), ``notes`` and ``budget_notes`` (label -> notes shown with that budget). ``fits``: precomputed :data:`Fits` (else fitted here).
+    figure), ``notes`` and ``budget_notes`` (label -> notes shown with that budget).
+    ``fits``: precomputed :data:`Fits` (else fitted here).
     """
     trials = trials.reset_index(drop=True)
     kind = str(trials["budget_kind"].iloc[0])

@@ -210,3 +210,14 @@ def test_report_links_the_explorer_written_next_to_it_with_the_reports_fit(tmp_p
     optima = budget_optima(aggregate_seeds(load_sweeps(FIXTURE)), "val_loss")
     law = fit_power_law(optima["budget"], optima["L_star"])
     assert f"E={law.E:.4g}, A={law.A:.4g}, α={law.alpha:.3g}" in page
+
+
+def test_final_losses_can_be_drawn_with_their_own_baseline(sweep_dir, tmp_path):
+    out = tmp_path / "final.html"
+    args = [str(sweep_dir), "--out", str(out), "--n-boot", "0", "--loss", "final_val_loss"]
+    assert explore.main(args) == 0
+    page = out.read_text(encoding="utf-8")
+    table = pd.read_parquet(sweep_dir / "results.parquet")
+    means = table[table["status"] == "ok"].groupby(GROUP, dropna=False)["final_val_loss"].mean()
+    assert all(f"final_val_loss mean {m:.4g} over" in page for m in means)
+    assert f"input-blind baseline {BASELINE:.4g}" in page
