@@ -1,6 +1,7 @@
-"""`--backend slurm` through submitit: the flags reach the job array's sbatch script, a
-preempted job resubmits its own group, and with submitit's LocalExecutor a sweep whose job is
-killed mid-training resumes on a rerun of the same command to the local backend's table."""
+"""`--backend slurm` through submitit: the flags reach the job array's sbatch script; with
+submitit's LocalExecutor a job that gets the preemption signal is requeued with its group, a
+job that dies is resubmitted, and a sweep whose job and driver are killed mid-training resumes
+on a rerun of the same command to the local backend's table."""
 
 from __future__ import annotations
 
@@ -166,3 +167,41 @@ def test_killed_job_then_rerun_resumes_to_the_local_backends_table(tiny_spec, tm
     np.testing.assert_allclose(a[METRICS].to_numpy(), b[METRICS].to_numpy(), rtol=1e-6)
     for column in ("point_id", "N", "d_m", "k_c", "seed", "budget", "status", "steps", "P_core"):
         assert a[column].tolist() == b[column].tolist(), column
+
+
+def preempted_once_train(config, workdir: str) -> dict:
+    """A trainer that waits to be preempted on its first call, then trains (sweep_fakes)."""
+    marker = os.path.join(workdir, "started-once")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(300)  # the test sends the preemption signal meanwhile
+    return sweep_fakes.fake_train(config, workdir)
+
+
+def test_preempted_job_checkpoints_and_is_requeued_with_its_group(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONPATH", TESTS + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    directory = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "sweeps.run", "--sweep", FAKES + ":npoints=1"]
+    cmd += ["--dir", str(directory), "--train-fn", "test_slurm_backend:preempted_once_train"]
+    proc = subprocess.Popen([*cmd, *LOCAL_JOBS], cwd=ROOT, start_new_session=True)
+    try:
+        markers = directory / "groups"
+        deadline = time.time() + 120
+        while not list(markers.glob("*/started-once")) and time.time() < deadline:
+            time.sleep(0.1)
+        (lock,) = markers.glob("*.lock")
+        owner = json.loads(lock.read_text())["pid"]
+        os.kill(owner, signal.SIGUSR2)  # what SLURM sends before preempting or at the time limit
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    frame = pd.read_parquet(directory / "results.parquet")
+    assert len(frame) == 2 and set(frame.status) == {"ok"}
+    (job_log,) = [p.read_text() for p in (directory / "slurm").glob("*_log.err")]
+    preempted = job_log.index("this job is preempted")
+    # The requeued job ran the group that checkpoint() returned, in the same workdir.
+    assert job_log.index(f"continuing group {lock.stem}") > preempted
+    # One submission only: submitit requeued the job; the driver did not resubmit it.
+    assert len(list((directory / "slurm").glob("*_submitted.pkl"))) == 1
+    assert "worker lost" not in (directory / "sweep.log").read_text()
