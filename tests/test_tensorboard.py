@@ -112,6 +112,12 @@ def test_event_values_equal_metrics_jsonl(sweep_dir):
                 expected = peak * float(unit_schedule(optim)(step - 1))
                 assert lr[step] == pytest.approx(expected, rel=1e-6)
             assert lr[4] < lr[2]  # cosine decay reaches the curves
+            # The input-blind baseline of the evaluated examples, as in the summary.
+            blind = json.load(open(workdir / "summary.json"))["input_blind"]
+            for split, step in (("validation", 4), ("test", 4)):
+                for key, tag in (("loss", "loss"), ("metric", "accuracy")):
+                    got = _scalars(acc, f"{split}/input_blind_{tag}")
+                    assert got == {step: _f32(blind[split][key])}
 
 
 class _Interrupt(Exception):
@@ -126,6 +132,9 @@ class _WithBaseline:
     def __init__(self, dataset):
         self._dataset = dataset
         self.info = dict(dataset.info, input_blind=self.BASELINE)
+
+    def input_blind(self, split, max_examples=None):
+        return self.BASELINE[split]
 
     def __getattr__(self, name):
         return getattr(self._dataset, name)
