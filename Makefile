@@ -68,9 +68,11 @@ browser:
 	else echo "browser: no chromium and not root: the browser test will be skipped"; fi
 
 # The sweep notebook in JupyterLab (installs the notebook extra): make notebook
+# (NOTEBOOK_ARGS: more JupyterLab options, e.g. NOTEBOOK_ARGS=--no-browser)
 notebook:
 	$(MAKE) install EXTRAS=$(EXTRAS),notebook
-	$(VENV)/bin/jupyter lab analysis/notebooks/explore_sweep.ipynb
+	$(VENV)/bin/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(NOTEBOOK_ARGS) \
+		analysis/notebooks/explore_sweep.ipynb
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info
