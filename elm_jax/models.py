@@ -30,6 +30,7 @@ Array = jax.Array
 ARCHS = ("elm", "lstm", "gru", "leaky")
 TASKS = ("classification", "lm")
 CONNECTIVITIES = ("auto", "gather", "dense")
+TIME_UNITS = ("steps", "ms")
 _INT_FIELDS = (
     "input_dim",
     "num_classes",
@@ -75,7 +76,13 @@ class ModelConfig:
     tau_b_value: float = 5.0
     memory_tau_min: float = 1.0
     memory_tau_max: float = 1000.0
+    # tau_m initialised log-spaced over [init_min, init_max] (None: over the bounds above).
+    memory_tau_init_min: float | None = None
+    memory_tau_init_max: float | None = None
     delta_t: float = 1.0
+    # "steps": time constants count time steps (delta_t = 1 unless given); "ms": they are in
+    # milliseconds and the trainer sets delta_t to the data's bin width (SPEC §4).
+    time_unit: str = "steps"
     learn_memory_tau: bool = True
 
     def __post_init__(self) -> None:
@@ -105,6 +112,24 @@ class ModelConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{name}={value!r} is invalid: must be a number >= 0")
         check_memory_tau_bounds(self.memory_tau_min, self.memory_tau_max)
+        if self.time_unit not in TIME_UNITS:
+            raise ValueError(
+                f"time_unit={self.time_unit!r} is invalid: must be one of {TIME_UNITS}"
+            )
+        init = (self.memory_tau_init_min, self.memory_tau_init_max)
+        if (init[0] is None) != (init[1] is None):
+            raise ValueError(
+                f"memory_tau_init_min={init[0]!r}, memory_tau_init_max={init[1]!r}: give both or "
+                "neither (neither: tau_m is initialised over [memory_tau_min, memory_tau_max])"
+            )
+        if init[0] is not None and not (
+            self.memory_tau_min <= init[0] < init[1] <= self.memory_tau_max
+        ):
+            raise ValueError(
+                f"memory_tau_init_min={init[0]!r}, memory_tau_init_max={init[1]!r} is invalid: "
+                f"must satisfy memory_tau_min={self.memory_tau_min!r} <= init_min < init_max <= "
+                f"memory_tau_max={self.memory_tau_max!r}"
+            )
         if self.connectivity not in CONNECTIVITIES:
             raise ValueError(
                 f"connectivity={self.connectivity!r} is invalid: must be one of {CONNECTIVITIES}"
@@ -122,6 +147,13 @@ class ModelConfig:
                 self.external_dim,
                 self.recurrent_fraction,
             )
+
+    @property
+    def memory_tau_init(self) -> tuple[float, float] | None:
+        """(init_min, init_max) of the tau_m initialisation, or None (over the bounds)."""
+        if self.memory_tau_init_min is None:
+            return None
+        return (float(self.memory_tau_init_min), float(self.memory_tau_init_max))
 
     @property
     def external_dim(self) -> int:
@@ -180,6 +212,7 @@ def build_core(cfg: ModelConfig) -> nn.Module:
             tau_b_value=cfg.tau_b_value,
             memory_tau_min=cfg.memory_tau_min,
             memory_tau_max=cfg.memory_tau_max,
+            memory_tau_init=cfg.memory_tau_init,
             learn_memory_tau=cfg.learn_memory_tau,
             delta_t=cfg.delta_t,
             name="core",

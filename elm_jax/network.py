@@ -370,6 +370,8 @@ class ELMNetwork(nn.Module):
     tau_b_value: float = 5.0
     memory_tau_min: float = 1.0
     memory_tau_max: float = 1000.0
+    # tau_m initialised log-spaced over this range (inside the bounds); None: over the bounds.
+    memory_tau_init: tuple[float, float] | None = None
     learn_memory_tau: bool = True
     w_s_value: float = 0.5
     delta_t: float = 1.0
@@ -407,7 +409,9 @@ class ELMNetwork(nn.Module):
         tau_b = self.variable(
             "constants", "tau_b", lambda: jnp.full((n, d), self.tau_b_value, jnp.float32)
         )
-        proto_tau = log_spaced_proto_tau(m, self.memory_tau_min, self.tau_max)
+        proto_tau = log_spaced_proto_tau(
+            m, self.memory_tau_min, self.tau_max, self.memory_tau_init
+        )
         tau_init = lambda *_: jnp.tile(jnp.asarray(proto_tau, jnp.float32), (n, 1))  # noqa: E731
         if self.learn_memory_tau:
             proto_tau_m = self.param("proto_tau_m", tau_init, (n, m))

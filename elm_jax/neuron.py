@@ -245,14 +245,21 @@ def inverse_scaled_sigmoid(tau: np.ndarray, lower: float, upper: float) -> np.nd
     return np.log((tau - lower) / (upper - tau))
 
 
-def log_spaced_proto_tau(num_memory: int, tau_min: float, tau_max: float) -> np.ndarray:
-    """proto_tau_m [m] whose tau_m lie log-spaced over [tau_min + 1e-6, tau_max - 1e-6].
+def log_spaced_proto_tau(
+    num_memory: int,
+    tau_min: float,
+    tau_max: float,
+    init_range: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """proto_tau_m [m] whose tau_m lie log-spaced over [lo + 1e-6, hi - 1e-6].
 
+    (lo, hi) is `init_range`, by default the bounds (tau_min, tau_max) as in the reference;
     `tau_max` is the bound actually used (`effective_tau_max`). The reference's offsets make
     tau_min = 0 legal (the first timescale is 1e-6). Float64, and finite: the clamp is evaluated
     in float64, where the float32 reference rounds the top value to +inf.
     """
-    tau = np.logspace(math.log10(tau_min + 1e-6), math.log10(tau_max - 1e-6), num_memory)
+    lo, hi = init_range if init_range is not None else (tau_min, tau_max)
+    tau = np.logspace(math.log10(lo + 1e-6), math.log10(hi - 1e-6), num_memory)
     return inverse_scaled_sigmoid(tau, tau_min, tau_max)
 
 

@@ -86,12 +86,32 @@ def resolve_config(config: Any) -> ml_collections.ConfigDict:
     problems = field_problems(full)
     if problems:
         raise ValueError("; ".join(problems))
+    _resolve_time_unit(full)
     if not isinstance(full.logging.tensorboard, bool):
         raise ValueError(f"config.logging.tensorboard={full.logging.tensorboard!r} must be a bool")
     from elm_jax.writers import check_wandb_mode
 
     check_wandb_mode(full.logging.wandb)
     return full
+
+
+def _resolve_time_unit(cfg: ml_collections.ConfigDict) -> None:
+    """model.time_unit = "ms": time constants in milliseconds, Δt = the bin width data.bin_ms
+    (SPEC §4), so a change of bin size keeps the physical timescales."""
+    if cfg.model.time_unit != "ms":
+        return
+    if cfg.model.task != "classification":
+        raise ValueError(
+            "config.model.time_unit='ms' needs binned spike data (SHD, SHD-Adding) with "
+            f"data.bin_ms; task {cfg.model.task!r} has no bin width: use time_unit='steps'"
+        )
+    bin_ms = float(cfg.data.bin_ms)
+    if cfg.model.delta_t not in (1.0, bin_ms):
+        raise ValueError(
+            f"config.model.delta_t={cfg.model.delta_t!r} conflicts with time_unit='ms', where "
+            f"delta_t is the bin width data.bin_ms={bin_ms!r}: leave delta_t at its default"
+        )
+    cfg.model.delta_t = bin_ms
 
 
 def _config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -311,7 +331,8 @@ class Run:
         timer, steps_since_log = metrics_lib.Timer(), 0
         metric = metrics_lib.metric_name(task)
         self._writers = self._open_writers(step, metric)
-        input_blind = (self.dataset.info or {}).get("input_blind")
+        # The baseline of exactly the examples evaluated (the summary's), else the data's own.
+        input_blind = self._input_blind() or (self.dataset.info or {}).get("input_blind")
 
         def elapsed() -> float:
             return prior_wall + time.time() - t_start
