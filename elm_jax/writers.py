@@ -92,6 +92,8 @@ class MetricWriters:
             metric_tags = [f"{s}/{m}" for s in ("validation", "test") for m in ("loss", metric)]
             for h in hparams:
                 logdir = os.path.join(workdir, TENSORBOARD_DIR, f"seed_{int(h['seed'])}")
+                # Flushed every 30 s (live curves) and at each checkpoint (see Run._loop), so a
+                # kill loses only events after the checkpoint, which the resume writes again.
                 writer = SummaryWriter(
                     logdir, purge_step=resume_step + 1 if resume_step else None, flush_secs=30
                 )
@@ -122,7 +124,6 @@ class MetricWriters:
             if i < len(self._tb):
                 for tag, value in row.items():
                     self._tb[i].add_scalar(tag, value, step)
-                self._tb[i].flush()
             if i < len(self._wandb):
                 self._wandb[i].log(row, step=step)
 
@@ -161,6 +162,11 @@ class MetricWriters:
                 row[f"{split}/input_blind_{self.metric}"] = _per_seed(baseline.get("metric"), i)
             rows.append(row)
         self._scalars(step, rows)
+
+    def flush(self) -> None:
+        """Writes every pending event to disk (the trainer calls it at each checkpoint)."""
+        for writer in self._tb:
+            writer.flush()
 
     def close(self, success: bool = True) -> None:
         """Flushes and closes every run (marks the hparams session ended when `success`)."""

@@ -147,12 +147,22 @@ def test_resumed_run_has_one_value_per_step_and_logs_the_input_blind_baseline(tm
     ds = _WithBaseline(th.byte_dataset())
     workdir = str(tmp_path / "run")
 
+    on_disk_during_step_4 = {}
+
     def stop(step):
+        if step == 4:  # the checkpoint at 3 flushed the curves so far: a kill would keep them
+            for seed in (0, 1):
+                acc = _accumulator(os.path.join(workdir, "tensorboard", f"seed_{seed}"))
+                on_disk_during_step_4[seed] = sorted(_scalars(acc, "train/loss"))
         if step == 5:  # after the checkpoint at 3: steps 4 and 5 are redone on resume
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
         train_and_evaluate(config, workdir, dataset=ds, step_hook=stop)
+    assert {seed: steps[:3] for seed, steps in on_disk_during_step_4.items()} == {
+        0: [1, 2, 3],
+        1: [1, 2, 3],
+    }
     train_and_evaluate(config, workdir, dataset=ds)
     train, val = _lines(workdir, "train"), _lines(workdir, "validation")
     assert [r["step"] for r in train] == [1, 2, 3, 4, 5, 6]
