@@ -386,6 +386,8 @@ class Run:
                     metrics_lib.write_json_atomic(
                         self._path(PROGRESS_FILE), {"step": step, "wall_s": elapsed()}
                     )
+                if self._writers is not None:  # curves up to a checkpoint survive any kill
+                    self._writers.flush()
                 timer.lap()
             if step_hook is not None:
                 step_hook(step)
