@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, minimize
 
+from analysis.info_allocation import constrained_optimum
 from analysis.load import ok_points, require_single
 from analysis.scaling import FitError, one_blas_thread
 
@@ -90,6 +91,7 @@ class Optimum:
     k_c: float
     loss: float
     on_boundary: bool  # the optimum sits on an edge of the searched (k_e, k_c) range
+    d_m: float | None = None  # memory units giving k_e (the constrained search only)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,10 @@ class InfoModel:
     k_e_range: tuple[float, float] = (1.0, np.inf)
     k_c_range: tuple[float, float] = (1.0, np.inf)
     theta: tuple[float, ...] = field(default=(), repr=False)
+    d_tree: int | None = None  # branches per neuron in the fitted sweep (k_e follows from d_m)
+    d_ext: int | None = None  # external channels D_ext; the pool allows k_c <= D_ext + N
+    c_profile_ci95: tuple[float, float] = (np.nan, np.nan)  # profile-likelihood interval of c
+    c_identifiable: bool = True  # False: c's profile is flat (SNR >> 1) and c was fixed at 1
 
     def params(self) -> dict[str, float]:
         """The seven fitted parameters by name."""
@@ -132,6 +138,11 @@ class InfoModel:
     ) -> Optimum:
         """Predicted best ``(N, k_e, k_c)`` with ``N (k_e + k_c) = P``.
 
+        By default, when the model knows the sweep's d_tree (every fitted model does), the search
+        is constrained as the network is (:func:`analysis.info_allocation.constrained_optimum`):
+        k_e only from an integer d_m, and ``k_c <= D_ext + N`` when D_ext is known. Explicit
+        ``candidates`` or ranges give the unconstrained searches below.
+
         Args:
           P: the budget (core parameters).
           candidates: allowed ``(k_e, k_c)`` pairs (array of shape [n, 2] or a frame with
@@ -142,6 +153,11 @@ class InfoModel:
         P = float(P)
         if not np.isfinite(P) or P <= 0:
             raise ValueError(f"P={P!r}: the budget must be a positive number")
+        if candidates is None and k_e_range is None and k_c_range is None and self.d_tree:
+            best = constrained_optimum(
+                self.predict, P, self.d_tree, self.d_ext, self.k_c_range[0], grid_size=2 * grid_size
+            )
+            return Optimum(P=P, **best)
         if candidates is not None:
             kk = (
                 candidates[["k_e", "k_c"]].to_numpy(float)
@@ -193,8 +209,21 @@ class InfoModel:
 
 
 @one_blas_thread
-def fit_arrays(N, k_e, k_c, losses, n_starts: int | None = None) -> InfoModel:
+def fit_arrays(
+    N,
+    k_e,
+    k_c,
+    losses,
+    n_starts: int | None = None,
+    d_tree: int | None = None,
+    d_ext: int | None = None,
+) -> InfoModel:
     """Fit the model to arrays of points (seed-mean losses > 0).
+
+    ``d_tree`` and ``d_ext`` (the sweep's branches per neuron and external channels) are kept
+    for :meth:`InfoModel.optimum`'s constrained search. c's profile interval is computed; when
+    it does not close within a factor 20 (SNR >> 1), c is fixed at 1 nat and the other
+    parameters refitted (``c_identifiable=False``): ln a, alpha and beta are then in units of c.
 
     Raises:
       FitError: fewer than 8 points (7 parameters + 1), non-positive values, or no variation.
@@ -250,6 +279,9 @@ def fit_arrays(N, k_e, k_c, losses, n_starts: int | None = None) -> InfoModel:
         if best is None or res.cost < best.cost:
             best = res
     th = best.x
+    c_ci, identifiable = _profile_c(resid, jac, th, float(best.cost), len(L))
+    if not identifiable:
+        th, best = _fix_c_at_one(resid, jac, th)
     r = resid(th)
     return InfoModel(
         a=float(np.exp(th[0])),
@@ -267,7 +299,73 @@ def fit_arrays(N, k_e, k_c, losses, n_starts: int | None = None) -> InfoModel:
         k_e_range=(float(k_e.min()), float(k_e.max())),
         k_c_range=(float(k_c.min()), float(k_c.max())),
         theta=tuple(float(t) for t in th),
+        d_tree=d_tree,
+        d_ext=d_ext,
+        c_profile_ci95=c_ci,
+        c_identifiable=identifiable,
     )
+
+
+_C_INDEX = 4
+#: log c offsets of the profile (a factor e^3 = 20 either way of the fitted c)
+_PROFILE_OFFSETS = np.linspace(-3.0, 3.0, 13)
+
+
+def _fit_fixed_c(resid, jac, theta: np.ndarray, log_c: float):
+    """Least squares over the six other parameters with log c held at ``log_c``."""
+    free = np.arange(N_PARAMS) != _C_INDEX
+
+    def full(t6):
+        t = np.empty(N_PARAMS)
+        t[free], t[_C_INDEX] = t6, log_c
+        return t
+
+    x0 = np.clip(theta[free], _LOWER[free] + 1e-9, _UPPER[free] - 1e-9)
+    res = least_squares(
+        lambda t6: resid(full(t6)),
+        x0,
+        jac=lambda t6: jac(full(t6))[:, free],
+        bounds=(_LOWER[free], _UPPER[free]),
+        loss="soft_l1",
+        f_scale=0.05,
+        x_scale="jac",
+        max_nfev=300,
+    )
+    return full(res.x), res
+
+
+def _profile_c(resid, jac, theta: np.ndarray, cost_min: float, n: int):
+    """Profile-likelihood 95 % interval of c and whether it closes within a factor 20.
+
+    When SNR >> 1, ``I_1 ~ (ln a + alpha ln k_e + beta ln k_c) / 2`` and scaling ln a, alpha,
+    beta and c together leaves every prediction unchanged: c's profile is then flat.
+    The criterion is ``(2 cost(c) - 2 cost_min) / s^2 < 3.84`` with ``s^2 = 2 cost_min / (n - 7)``
+    (soft_l1 is quadratic for residuals well below its 0.05 scale).
+    """
+    s2 = max(2.0 * cost_min / max(n - N_PARAMS, 1), 1e-12)
+    inside = []
+    for side in (
+        _PROFILE_OFFSETS[_PROFILE_OFFSETS >= 0],
+        _PROFILE_OFFSETS[_PROFILE_OFFSETS <= 0][::-1],
+    ):
+        t = theta.copy()
+        for off in side:
+            t, res = _fit_fixed_c(resid, jac, t, theta[_C_INDEX] + off)
+            if 2.0 * (res.cost - cost_min) / s2 < 3.84:
+                inside.append(off)
+            else:
+                break
+    lo, hi = min(inside, default=0.0), max(inside, default=0.0)
+    closed = lo > _PROFILE_OFFSETS[0] and hi < _PROFILE_OFFSETS[-1]
+    return (float(np.exp(theta[_C_INDEX] + lo)), float(np.exp(theta[_C_INDEX] + hi))), closed
+
+
+def _fix_c_at_one(resid, jac, theta: np.ndarray):
+    """Move along the flat direction to c = 1 nat (ln a, alpha, beta scaled by 1/c) and refit."""
+    t = theta.copy()
+    scale = np.exp(-theta[_C_INDEX])
+    t[[0, 1, 2]] = theta[[0, 1, 2]] * scale
+    return _fit_fixed_c(resid, jac, t, 0.0)
 
 
 def fit(
@@ -285,4 +383,32 @@ def fit(
     if len(pts) == 0:
         raise FitError(f"info_model.fit: no ok points with arch={arch!r}")
     require_single(pts, ("dataset",))
-    return fit_arrays(pts["N"], pts["k_e"], pts["k_c"], pts[f"{loss}_mean"], n_starts=n_starts)
+    d_tree = pts["d_tree"].dropna().unique()
+    return fit_arrays(
+        pts["N"],
+        pts["k_e"],
+        pts["k_c"],
+        pts[f"{loss}_mean"],
+        n_starts=n_starts,
+        d_tree=int(d_tree[0]) if len(d_tree) == 1 else None,
+        d_ext=external_channels(pts),
+    )
+
+
+#: D_ext of the classification tasks (identity encoder: one channel per input, SPEC §3).
+_D_EXT_BY_TASK = {"shd_adding": 700, "shd": 700}
+
+
+def external_channels(points: pd.DataFrame) -> int | None:
+    """D_ext of the points' task: 700 for SHD; for byte LMs from ``P_io = 256 D + 256 (N + 1)``
+    (embedding plus decoder); None when unknown or inconsistent."""
+    tasks = points["task"].unique() if "task" in points.columns else []
+    if len(tasks) != 1:
+        return None
+    if tasks[0] in _D_EXT_BY_TASK:
+        return _D_EXT_BY_TASK[tasks[0]]
+    if tasks[0] == "enwik8" and "P_io" in points.columns:
+        d = (points["P_io"].to_numpy(float) - 256.0 * (points["N"].to_numpy(float) + 1)) / 256.0
+        if len(d) and np.all(d == d[0]) and d[0] >= 1:
+            return int(d[0])
+    return None

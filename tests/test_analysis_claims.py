@@ -182,3 +182,22 @@ def test_parabola_refuses_several_budgets_or_too_few_points():
     with pytest.raises(FitError, match="no k_c has 4 distinct N"):
         fit_budget_parabola(few)
     assert power_law_surface(10, 100, 16) > power_law_surface(100, 100, 16)
+
+
+def test_report_opens_with_the_claims_and_writes_claims_json(tmp_path):
+    from analysis.report import build_report
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    tradeoff_trials(rng_seed=6, n_random=6).to_parquet(sweep / "results.parquet")
+    path = build_report(sweep, tmp_path / "out", n_boot=4)
+    page = path.read_text()
+    first_h2 = page.index("<h2>")
+    assert page[first_h2:].startswith("<h2>Claims (SPEC §8)</h2>")
+    assert page.count("<b>supported</b>") == len(CLAIM_NAMES)
+    data = json.loads((tmp_path / "out" / "claims.json").read_text())
+    [block] = data["blocks"]
+    assert block["n_boot"] == 50  # raised to the minimum the claims' intervals need
+    assert {c["decision"] for c in block["claims"].values()} == {"supported"}
+    for name in ("parabolas", "optimum_moves", "axes"):
+        assert (tmp_path / "out" / "figures" / f"claims_shd-default_core_{name}.png").stat().st_size

@@ -22,8 +22,9 @@ def reference_loss(p, N, k_e, k_c):
     return p["Linf"] + (p["L0"] - p["Linf"]) * math.exp(-i_n / p["c"])
 
 
-def planted_model():
+def planted_model(**constraints):
     return info_model.InfoModel(
+        **constraints,
         **PLANTED,
         objective=0.0,
         rmse_log=0.0,
@@ -61,8 +62,10 @@ def test_fit_recovers_planted_parameters_and_the_optimum_per_budget(fitted):
         # on the sweep's allowed architectures: the same choice, or one as good within 0.3 %
         got, want = model.optimum(P, candidates=grid), truth.optimum(P, candidates=grid)
         assert float(planted_loss(PLANTED, got.N, got.k_e, got.k_c)) <= want.loss * 1.003
-        # continuous allocation: within 15 % of the planted optimum on every axis
-        got, want = model.optimum(P), truth.optimum(P)
+        # constrained allocation (k_e from an integer d_m, k_c <= D_ext + N): within 15 % of
+        # the planted model's own constrained optimum on every axis
+        assert (model.d_tree, model.d_ext) == (4, 700)
+        got, want = model.optimum(P), planted_model(d_tree=4, d_ext=700).optimum(P)
         for axis in ("N", "k_e", "k_c"):
             assert getattr(got, axis) == pytest.approx(getattr(want, axis), rel=0.15), (P, axis)
         assert got.N * (got.k_e + got.k_c) == pytest.approx(P)
@@ -70,7 +73,7 @@ def test_fit_recovers_planted_parameters_and_the_optimum_per_budget(fitted):
 
 def test_optimum_extrapolates_to_a_budget_outside_the_sweep(fitted):
     _, model = fitted
-    got, want = model.optimum(1e6), planted_model().optimum(1e6)
+    got, want = model.optimum(1e6), planted_model(d_tree=4, d_ext=700).optimum(1e6)
     assert float(planted_loss(PLANTED, got.N, got.k_e, got.k_c)) <= want.loss * 1.01
     # both N* and k_e* grow with the budget, as SPEC §6 predicts
     small = model.optimum(1e4)
@@ -125,3 +128,33 @@ def test_analytic_jacobian_matches_finite_differences():
     for i in range(len(N)):
         num = approx_fprime(theta, lambda t, i=i: np.log(_loss(t, N, ke, kc))[i], 1e-7)
         np.testing.assert_allclose(jac[i], num, rtol=1e-4, atol=1e-5)
+
+
+def test_constrained_optimum_takes_k_e_from_an_integer_d_m_and_k_c_from_the_pool():
+    m = planted_model(d_tree=4, d_ext=50)
+    for P in (3e3, 1e5, 1e7):
+        opt = m.optimum(P)
+        assert opt.d_m == int(opt.d_m) and opt.k_e == k_e_of(int(opt.d_m))
+        assert opt.k_c <= 50 + opt.N + 1e-9
+        assert opt.N * (opt.k_e + opt.k_c) == pytest.approx(P)
+    # the unconstrained search of the same model takes far more synapses than the pool has
+    free = planted_model().optimum(1e7)
+    assert free.k_c > 50 + free.N
+
+
+def test_c_is_not_identifiable_when_snr_is_large_and_is_then_fixed_at_one_nat():
+    loud = {**PLANTED, "a": 300.0}  # SNR >> 1 at every point
+    theta = planted_theta(loud)
+    N, ke, kc = np.array([4.0, 30, 300]), np.array([18.0, 117, 1233]), np.array([16.0, 32, 64])
+    s = 1.7  # scaling ln a, alpha, beta and c together changes the loss very little
+    scaled = theta.copy()
+    scaled[[0, 1, 2]] *= s
+    scaled[4] += np.log(s)
+    base = info_model._loss(theta, N, ke, kc)
+    np.testing.assert_allclose(info_model._loss(scaled, N, ke, kc), base, rtol=0.01)
+    trials = synthetic_trials(budgets=BUDGETS, k_c_values=(16, 32, 64), params=loud, rng_seed=2)
+    model = info_model.fit(aggregate_seeds(trials))
+    assert not model.c_identifiable and model.c == pytest.approx(1.0)
+    assert model.rmse_log < 0.02
+    lo, hi = model.c_profile_ci95
+    assert hi / lo > 20  # the profile stays flat over a factor of 20 or more

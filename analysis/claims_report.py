@@ -1,0 +1,110 @@
+"""HTML of the SPEC §8 claim tests: the table that opens the report, and its figures."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import plots_claims
+from analysis.claims import ClaimsBlock
+
+_COLOURS = {"supported": "#d8f0d0", "contradicted": "#f6d0d0", "not_testable": "#eeeeee"}
+
+
+def _fmt(v) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.4g}"
+
+
+def claims_table_html(block: ClaimsBlock) -> str:
+    """One row per claim: decision (coloured), statistic, 95 % interval, n, note."""
+    rows = []
+    for c in block.claims.values():
+        ci = "–" if c.ci95 is None else f"[{_fmt(c.ci95[0])}, {_fmt(c.ci95[1])}]"
+        rows.append(
+            f"<tr><td><code>{c.name}</code></td>"
+            f'<td style="background:{_COLOURS[c.decision]}"><b>{c.decision}</b></td>'
+            f"<td>{_fmt(c.statistic)}</td><td>{ci}</td><td>{c.n}</td>"
+            f"<td>{html.escape(c.note)}</td></tr>"
+        )
+    return (
+        "<table><tr><th>claim</th><th>decision</th><th>statistic</th><th>95% interval</th>"
+        "<th>n</th><th>note</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _budget_table(block: ClaimsBlock) -> str:
+    cols = [
+        "budget",
+        "learned",
+        "k_c",
+        "n_points",
+        "n_diverged",
+        "c",
+        "c_lo",
+        "c_hi",
+        "interior_fraction",
+        "N_star",
+        "N_star_lo",
+        "N_star_hi",
+        "k_e_star",
+        "L_star",
+        "L_star_test",
+        "decision",
+        "note",
+    ]
+    b = block.budgets
+    if len(b) == 0:
+        return "<p><i>(no budget slice)</i></p>"
+    b = b[[c for c in cols if c in b.columns]]
+    return b.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–")
+
+
+def claims_section(blocks: list[ClaimsBlock], fig_dir: Path, img) -> str:
+    """The opening section: per block the claim table, the per-budget table and the figures.
+
+    ``img(path, alt)`` turns a PNG into embedded HTML (the report's own helper).
+    """
+    out = [
+        "<h2>Claims (SPEC §8)</h2>",
+        "<p>Each claim is a statistic with a 95% interval from a bootstrap that keeps the design "
+        "fixed and resamples seeds within every architecture point; losses are final (last-step) "
+        "seed means, the optimum is chosen on validation and read on test too. An interval that "
+        "holds 0 decides nothing (<i>not_testable</i>, inconclusive). A budget whose best point "
+        "is not below the input-blind loss by more than 3 SE has not learned and is left out. "
+        "The same is written to <code>claims.json</code>.</p>",
+    ]
+    for block in blocks:
+        tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{block.dataset}_{block.budget_kind}")
+        blind = block.input_blind
+        out.append(
+            f"<h3>Data set <code>{html.escape(block.dataset)}</code>, budgets on "
+            f"P_{html.escape(block.budget_kind)}</h3>"
+            f"<p>Losses: <code>{html.escape(block.loss_columns['val'])}</code> (validation), "
+            f"<code>{html.escape(block.loss_columns['test'])}</code> (test); input-blind loss "
+            f"{_fmt(blind['val_loss'])} (validation), {_fmt(blind['test_loss'])} (test), metric "
+            f"{_fmt(blind['val_metric'])}; {block.n_boot} resamples.</p>"
+        )
+        if block.note:
+            out.append(f'<div class="note">{html.escape(block.note)}</div>')
+        out.append(claims_table_html(block))
+        out.append("<h4>Per budget: parabola in log N</h4>")
+        out.append(_budget_table(block))
+        for fn, name, alt in (
+            (plots_claims.plot_parabolas, "parabolas", "per-budget parabolas"),
+            (plots_claims.plot_optimum_moves, "optimum_moves", "N* and k_e* against P"),
+            (plots_claims.plot_axes, "axes", "axis slices"),
+        ):
+            path = fn(block, fig_dir / f"claims_{tag}_{name}.png")
+            if path is not None:
+                out.append(img(path, alt))
+    return "\n".join(out)
+
+
+def claims_frame(blocks: list[ClaimsBlock]) -> pd.DataFrame:
+    """All blocks' claims in one frame (dataset, budget_kind, claim, decision, ...)."""
+    frames = [b.table().assign(dataset=b.dataset, budget_kind=b.budget_kind) for b in blocks]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
