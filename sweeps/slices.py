@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from elm_jax.configs.variant import VariantError, coerce, parse_variant
@@ -128,6 +128,7 @@ def axis_slices(
     d_m: int,
     k_c: int,
     axes: Sequence[str] = ("N", "k_e", "k_c"),
+    values: Mapping[str, Sequence[int]] | None = None,
     budget_kind: str = "core",
     tolerance: float = 0.05,
     d_tree: int = 4,
@@ -136,8 +137,9 @@ def axis_slices(
     """One-axis sweeps (`axis_N`, `axis_k_e`, `axis_k_c`) around a centre point.
 
     The centre is the point with the given (d_m, k_c) at `center_budget`; each axis then
-    takes the centre value times 2^j, j = -3..3 (where valid), the other two fixed
-    (`elm_jax.budget.axis_sweep`). Budgets are NaN: these points do not share a budget.
+    takes `values[axis]` (N, d_m or k_c values) or by default the centre value times 2^j,
+    j = -3..3 (where valid), the other two fixed (`elm_jax.budget.axis_sweep`). Budgets are
+    NaN: these points do not share a budget.
     """
     from elm_jax import budget as budget_lib
 
@@ -157,8 +159,13 @@ def axis_slices(
             f"axis centre (d_m={d_m}, k_c={k_c}) at budget {center_budget:g}: {e}"
         ) from e
     points = []
+    values = values.to_dict() if hasattr(values, "to_dict") else dict(values or {})
+    unknown = sorted(set(values) - set(axes))
+    if unknown:
+        raise ValueError(f"axis values given for {unknown}, which are not among axes={tuple(axes)}")
     for axis in axes:
-        for p in budget_lib.axis_sweep(center, axis):
+        chosen = values.get(axis)
+        for p in budget_lib.axis_sweep(center, axis, None if chosen is None else list(chosen)):
             points.append(point_from_budget(p, slice=f"axis_{axis}", budget=math.nan))
     return points
 
@@ -248,6 +255,7 @@ def standard_sweep(config: Any) -> list[SweepPoint]:
             d_m=int(config.axis.d_m),
             k_c=int(config.axis.k_c),
             axes=tuple(config.axis.axes),
+            values=config.axis.get("values", None),
             embed_dim=embed_dim,
             **common,
         )
