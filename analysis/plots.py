@@ -21,7 +21,12 @@ from analysis.info_model import InfoModel  # noqa: E402
 from analysis.pareto import pareto_front  # noqa: E402
 from analysis.scaling import BootstrapResult, LogLinearFit, PowerLawFit  # noqa: E402
 
-LOSS_LABEL = {"val_loss": "validation loss (nats)", "test_loss": "test loss (nats)"}
+LOSS_LABEL = {
+    "val_loss": "validation loss (nats, best checkpoint)",
+    "test_loss": "test loss (nats, best checkpoint)",
+    "final_val_loss": "validation loss (nats, last step)",
+    "final_test_loss": "test loss (nats, last step)",
+}
 X_LABEL = {
     "P_core": "core parameters P_core = N (k_e + k_c) (count)",
     "P_total": "total parameters P_total (count)",
@@ -44,6 +49,12 @@ def save(fig: plt.Figure, path: str | Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def input_blind_line(ax: plt.Axes, baseline: float | None) -> None:
+    """Draw the input-blind loss (predicting the label prior, SPEC §4) as a dotted line."""
+    if baseline is not None and np.isfinite(baseline):
+        ax.axhline(baseline, color="0.35", ls=":", lw=1.2, label=f"input-blind loss {baseline:.3g}")
 
 
 def _profile(model: InfoModel, P: float, axis: str, values: np.ndarray, n: int = 60) -> np.ndarray:
@@ -70,9 +81,15 @@ def _profile(model: InfoModel, P: float, axis: str, values: np.ndarray, n: int =
 
 
 def plot_tradeoffs(
-    points: pd.DataFrame, path: str | Path, loss: str = "val_loss", model: InfoModel | None = None
+    points: pd.DataFrame,
+    path: str | Path,
+    loss: str = "val_loss",
+    model: InfoModel | None = None,
+    baseline: float | None = None,
 ) -> Path:
     """Loss against N, k_e and k_c at each fixed budget (ELM, budget slice), seed sd as error bars.
+
+    ``baseline``: the input-blind loss of the split, drawn on every panel.
 
     With a model, dashed lines show its prediction along each axis (best over the other free
     allocation) and crosses its prediction at the measured points.
@@ -105,6 +122,7 @@ def plot_tradeoffs(
                 xs = np.geomspace(g[axis].min() * 0.8, g[axis].max() * 1.25, 40)
                 ax.plot(xs, _profile(model, b, axis, xs), "--", color=color, lw=1)
                 ax.plot(g[axis], model.predict(g["N"], g["k_e"], g["k_c"]), "x", color=color, ms=6)
+        input_blind_line(ax, baseline)
         ax.set_xscale("log")
         ax.set_xlabel(labels[axis])
         ax.set_title(f"loss vs {axis} at fixed budget")
@@ -132,8 +150,10 @@ def plot_frontier(
     optima: pd.DataFrame | None = None,
     fit: PowerLawFit | None = None,
     boot: BootstrapResult | None = None,
+    baseline: float | None = None,
 ) -> Path:
-    """All points, their Pareto frontier, the per-budget optima and the fitted law with its band."""
+    """All points, their Pareto frontier, the per-budget optima, the fitted law with its band and
+    the input-blind loss ``baseline``."""
     y = f"{loss}_mean"
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for arch, g in points.groupby("arch"):
@@ -169,6 +189,7 @@ def plot_frontier(
             alpha=0.2,
             label=f"{boot.level:.0%} bootstrap band",
         )
+    input_blind_line(ax, baseline)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(X_LABEL.get(x, x))
@@ -222,8 +243,11 @@ def plot_allocation(
     return save(fig, path)
 
 
-def plot_baselines(points: pd.DataFrame, path: str | Path, loss: str = "val_loss") -> Path:
-    """Best seed-mean loss per budget for each architecture (ELM vs simple-unit baselines)."""
+def plot_baselines(
+    points: pd.DataFrame, path: str | Path, loss: str = "val_loss", baseline: float | None = None
+) -> Path:
+    """Best seed-mean loss per budget for each architecture (ELM vs simple-unit baselines), and
+    the input-blind loss ``baseline``."""
     y = f"{loss}_mean"
     pts = points[(points["slice"] == "budget") & np.isfinite(points["budget"].to_numpy(float))]
     fig, ax = plt.subplots(figsize=(7.5, 5))
@@ -237,6 +261,7 @@ def plot_baselines(points: pd.DataFrame, path: str | Path, loss: str = "val_loss
             capsize=3,
             label=f"{arch} (best point per budget)",
         )
+    input_blind_line(ax, baseline)
     ax.set_xscale("log")
     ax.set_xlabel("nominal budget (core parameters, count)")
     ax.set_ylabel(f"seed-mean {LOSS_LABEL.get(loss, loss)}")

@@ -29,6 +29,7 @@ from analysis.claims_report import claims_section
 from analysis.info_model import PARAMETER_MEANINGS, PARAMETER_NAMES
 from analysis.load import SchemaError, load_sweeps
 from analysis.pipeline import Analysis, analyse
+from analysis.seedboot import input_blind
 from elm_jax import cli
 
 _CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -174,12 +175,14 @@ def section(an: Analysis, fig_dir: Path) -> str:
         out.append(_table(an.held_out))
 
     out.append("<h3>Figures</h3>")
+    split = "test" if "test" in an.loss else "val"
+    blind = input_blind(an.trials)[f"{split}_loss"]  # NaN (no line) when the table lacks it
     figs = []
     if len(an.optima):
         figs.append(
             (
                 plots.plot_tradeoffs(
-                    an.points, fig_dir / f"{tag}_tradeoffs.png", an.loss, an.model
+                    an.points, fig_dir / f"{tag}_tradeoffs.png", an.loss, an.model, blind
                 ),
                 "tradeoff curves",
             )
@@ -209,6 +212,7 @@ def section(an: Analysis, fig_dir: Path) -> str:
                     an.optima,
                     an.power_law,
                     an.boot,
+                    baseline=blind,
                 ),
                 "frontier over P_core",
             )
@@ -216,7 +220,7 @@ def section(an: Analysis, fig_dir: Path) -> str:
         figs.append(
             (
                 plots.plot_frontier(
-                    okp, fig_dir / f"{tag}_frontier_P_total.png", an.loss, "P_total"
+                    okp, fig_dir / f"{tag}_frontier_P_total.png", an.loss, "P_total", baseline=blind
                 ),
                 "frontier over P_total",
             )
@@ -224,14 +228,21 @@ def section(an: Analysis, fig_dir: Path) -> str:
         figs.append(
             (
                 plots.plot_frontier(
-                    okp, fig_dir / f"{tag}_frontier_flops.png", an.loss, "train_flops"
+                    okp,
+                    fig_dir / f"{tag}_frontier_flops.png",
+                    an.loss,
+                    "train_flops",
+                    baseline=blind,
                 ),
                 "frontier over training FLOPs",
             )
         )
         if okp["arch"].nunique() > 1:
             figs.append(
-                (plots.plot_baselines(okp, fig_dir / f"{tag}_baselines.png", an.loss), "baselines")
+                (
+                    plots.plot_baselines(okp, fig_dir / f"{tag}_baselines.png", an.loss, blind),
+                    "baselines",
+                )
             )
     out += [_img(p, alt) for p, alt in figs]
 
@@ -241,12 +252,30 @@ def section(an: Analysis, fig_dir: Path) -> str:
 
 
 CLAIMS_MIN_BOOT = 50
+LOSS_CHOICES = ("final_val_loss", "final_test_loss", "val_loss", "test_loss")
+
+
+def resolve_loss(trials: pd.DataFrame, loss: str) -> str:
+    """``auto`` -> ``final_val_loss`` when any ok trial has one, else ``val_loss``.
+
+    Raises:
+      ValueError: ``loss`` is not ``auto`` or one of :data:`LOSS_CHOICES`.
+    """
+    if loss == "auto":
+        ok = trials["status"] == "ok"
+        has_final = "final_val_loss" in trials.columns and bool(
+            np.isfinite(trials.loc[ok, "final_val_loss"].to_numpy(float)).any()
+        )
+        return "final_val_loss" if has_final else "val_loss"
+    if loss not in LOSS_CHOICES:
+        raise ValueError(f"loss={loss!r}; valid: 'auto', {', '.join(map(repr, LOSS_CHOICES))}")
+    return loss
 
 
 def build_report(
     sweep_dirs: str | Path | Sequence[str | Path],
     out_dir: str | Path | None = None,
-    loss: str = "val_loss",
+    loss: str = "auto",
     n_boot: int = 200,
     seed: int = 0,
 ) -> Path:
@@ -256,6 +285,7 @@ def build_report(
     out_dir = Path(out_dir) if out_dir is not None else Path(dirs[0]) / "report"
     fig_dir = out_dir / "figures"
     trials = load_sweeps(dirs)
+    loss = resolve_loss(trials, loss)
     # the claim tests open the report; their intervals need at least CLAIMS_MIN_BOOT resamples
     blocks = decide_claims(trials, n_boot=max(n_boot, CLAIMS_MIN_BOOT), seed=seed)
     write_claims_json(blocks, out_dir / "claims.json")
@@ -294,7 +324,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--out", default=None, help="output directory (default: FIRST_SWEEP_DIR/report)"
     )
-    parser.add_argument("--loss", default="val_loss", choices=["val_loss", "test_loss"])
+    parser.add_argument(
+        "--loss",
+        default="auto",
+        choices=["auto", *LOSS_CHOICES],
+        help="loss fitted in the sections after the claims (auto: final_val_loss when the table "
+        "has last-step losses, else val_loss)",
+    )
     parser.add_argument(
         "--n-boot", type=_non_negative_int, default=200, help="bootstrap resamples (0: none)"
     )
