@@ -204,10 +204,10 @@ def test_table_without_an_ok_point_gives_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_report_links_the_explorer_written_next_to_it_with_the_reports_fit(tmp_path):
-    report = build_report(FIXTURE, tmp_path, n_boot=4).read_text()
+    report = build_report(FIXTURE, tmp_path, loss="final_val_loss", n_boot=4).read_text()
     assert "<a href='explore.html'>explore.html</a>" in report and "<script" not in report
     page = (tmp_path / "explore.html").read_text(encoding="utf-8")
-    optima = budget_optima(aggregate_seeds(load_sweeps(FIXTURE)), "val_loss")
+    optima = budget_optima(aggregate_seeds(load_sweeps(FIXTURE)), "final_val_loss")
     law = fit_power_law(optima["budget"], optima["L_star"])
     assert f"E={law.E:.4g}, A={law.A:.4g}, α={law.alpha:.3g}" in page
 
