@@ -114,29 +114,32 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def check(config: Any) -> dict:
-    """Everything `train_and_evaluate` validates before reading data; returns the resolved config."""
-    from elm_jax import data
-    from elm_jax.configs.common import to_plain
-    from elm_jax.models import ModelConfig
-    from elm_jax.optim import OptimConfig, seed_learning_rates
-    from elm_jax.run import resolve_config
+    """Everything `train_and_evaluate` validates before reading data; returns the resolved config.
 
-    cfg = resolve_config(config)
+    Raises:
+      ValueError: listing every problem (`elm_jax.config_check`).
+    """
+    from elm_jax.config_check import check_config
+    from elm_jax.configs.common import to_plain
+
+    return to_plain(check_config(config).cfg)
+
+
+def check_workdir(workdir: str) -> None:
+    """Creates the workdir (the run would), failing before any data is read if it can't."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise cli.UsageError(f"--workdir={workdir}: is a file; choose a directory")
     try:
-        model = ModelConfig.from_dict(cfg.model.to_dict())
-    except ValueError as err:
-        raise ValueError(f"config.model: {err}") from err
-    optim = OptimConfig.from_dict(cfg.optim.to_dict(), cfg.num_train_steps)
-    seed_learning_rates(optim, list(cfg.seeds), cfg.optim.seed_learning_rates)
-    options = {"bin_ms": cfg.data.bin_ms} if cfg.data.name.startswith("shd") else {}
-    data.check_options(cfg.data.name, **options)
-    for key, want in data.static_info(cfg.data.name).items():
-        if getattr(model, key) != want:
-            raise ValueError(
-                f"config.model.{key}={getattr(model, key)!r} does not fit the data "
-                f"{cfg.data.name!r} ({key}={want!r}); set config.model.{key}={want!r}"
-            )
-    return to_plain(cfg)
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as err:
+        raise cli.UsageError(
+            f"--workdir={workdir}: cannot create it ({err.strerror}); choose a directory you can "
+            "write to"
+        ) from err
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise cli.UsageError(
+            f"--workdir={workdir}: not writable; choose a directory you can write to"
+        )
 
 
 def main(argv: list[str]) -> None:
@@ -145,6 +148,7 @@ def main(argv: list[str]) -> None:
         print(json.dumps(check(_CONFIG.value)))
         return
     check(_CONFIG.value)
+    check_workdir(_WORKDIR.value)
     # absl shows INFO records; jax's backend probing ("Unable to initialize backend 'tpu'") is noise.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     from elm_jax.runtime import enable_compilation_cache

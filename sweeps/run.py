@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import importlib.util
 import os
 import sys
@@ -49,7 +50,10 @@ def _import_file(path: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ValueError(f"sweep config {path} line {err.lineno}: {err.msg}") from err
     return module
 
 
@@ -164,7 +168,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers={args.workers}; must be >= 1")
+    if args.max_retries < 0:
+        parser.error(f"--max-retries={args.max_retries}; must be >= 0")
+    if args.train_fn is not None:
+        problem = train_fn_problem(args.train_fn)
+        if problem:
+            parser.error(f"--train-fn={args.train_fn}: {problem}")
     return args
+
+
+def train_fn_problem(spec: str) -> str | None:
+    """Why `module:function` does not name a callable (None when it does)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        return "expected module:function, e.g. elm_jax.train:train_and_evaluate"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        return f"cannot import {module_name} ({err})"
+    if not callable(getattr(module, attr, None)):
+        return f"{module_name} has no function {attr}"
+    return None
 
 
 def set_wandb(train_config: Any, mode: str | None) -> None:
