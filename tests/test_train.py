@@ -209,7 +209,8 @@ def test_summary_matches_interface_and_the_best_checkpoint(tmp_path):
     assert [s["seed"] for s in summary["seeds"]] == [0, 1]
     saved = th.load_saved_state(workdir)
     mesh = parallel.make_mesh(2)
-    state = init_state(spec, [0, 1], [5e-3, 5e-3], mesh)
+    # The trainer drew each seed's wiring from wiring_seed + seed (= the seed here).
+    state = init_state(spec, [0, 1], [5e-3, 5e-3], mesh, wiring_seeds=[0, 1])
     state = dict(
         state, best_params=parallel.put_global(saved["best_params"], parallel.state_sharding(mesh))
     )
