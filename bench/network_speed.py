@@ -10,6 +10,13 @@ GFLOP/s in the same process and thread setting.
     python bench/network_speed.py --threads 1          # one core (XLA flags set before jax)
     python bench/network_speed.py                      # default threading
     python bench/network_speed.py --budget 3e4 --k-c 32 --batch 8 --seq-len 200 --repeats 7
+    python bench/network_speed.py --threads 1 --connectivity auto --layout neuron_major,neuron_minor
+    python bench/network_speed.py --threads 1 --connectivity auto --batch 32 --seq-len 80 --seeds 2
+    python bench/network_speed.py --threads 1 --connectivity auto --batch 32 --seq-len 1000 \
+        --remat-chunk 0,50 --repeats 1      # T = 1000 (2 ms bins): time and peak memory
+
+Each line also has the compiled step's memory (`memory_analysis()`: arguments, outputs and XLA
+temporaries, in MiB; `peak_mib` is their sum) and the process's peak resident memory so far.
 
 Takes about 3-6 minutes per invocation on a 2-core CPU. Synthetic Poisson spike counts (speed
 does not depend on the data); T = 200 is SHD-Adding at 10 ms bins.
@@ -21,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -37,6 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--connectivity", default="gather,dense,auto", help="comma list of modes to time"
     )
+    p.add_argument("--layout", default="auto", help="comma list of scan layouts to time")
+    p.add_argument("--remat-chunk", default="0", help="comma list of model.remat_chunk values")
+    p.add_argument("--seeds", type=int, default=1, help="> 1: vmap the step over this many seeds")
+    p.add_argument("--points", default="few_complex,balanced,many_simple,lstm")
     return p.parse_args(argv)
 
 
@@ -83,8 +95,9 @@ def matmul_gflops(repeats: int) -> float:
     return 2 * n**3 / time_fn(f, (a, a), repeats) / 1e9
 
 
-def train_step_fn(cfg):
-    """A jitted Adam training step of ``cfg`` (loss on the last step, like SHD-Adding)."""
+def train_step_fn(cfg, seeds: int = 1):
+    """A jitted Adam training step of ``cfg`` (loss on the last step, like SHD-Adding); with
+    ``seeds > 1`` the step is vmapped over a leading seed axis of params, state and batch."""
     import jax
     import optax
 
@@ -97,13 +110,30 @@ def train_step_fn(cfg):
         logits, _ = model.apply({"params": params, **consts}, x)
         return optax.softmax_cross_entropy_with_integer_labels(logits[:, -1], labels).mean()
 
-    @jax.jit
     def step(params, opt_state, consts, x, labels):
         loss, grads = jax.value_and_grad(loss_fn)(params, consts, x, labels)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    return model, tx, step
+    if seeds > 1:
+        step = jax.vmap(step, in_axes=(0, 0, None, 0, 0))
+    return model, tx, jax.jit(step)
+
+
+def memory_mib(compiled) -> dict:
+    """The compiled step's buffer sizes from XLA's memory analysis, in MiB."""
+    mem = compiled.memory_analysis()
+    if mem is None:
+        return {"peak_mib": None}
+    mib = lambda b: round(b / 2**20, 1)  # noqa: E731
+    parts = {
+        "argument_mib": mib(mem.argument_size_in_bytes),
+        "output_mib": mib(mem.output_size_in_bytes),
+        "temp_mib": mib(mem.temp_size_in_bytes),
+    }
+    alias = getattr(mem, "alias_size_in_bytes", 0)
+    total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes - alias
+    return {**parts, "peak_mib": mib(total)}
 
 
 def bench_one(cfg, args, label: str, machine: float) -> dict:
@@ -112,7 +142,7 @@ def bench_one(cfg, args, label: str, machine: float) -> dict:
 
     from elm_jax.budget import cost
 
-    model, tx, step = train_step_fn(cfg)
+    model, tx, step = train_step_fn(cfg, args.seeds)
     key = jax.random.PRNGKey(0)
     x = jax.random.poisson(key, 0.05, (args.batch, args.seq_len, cfg.input_dim)).astype(jnp.float32)
     labels = jnp.arange(args.batch) % cfg.num_classes
@@ -120,10 +150,17 @@ def bench_one(cfg, args, label: str, machine: float) -> dict:
     params = variables["params"]
     consts = {k: v for k, v in variables.items() if k != "params"}
     opt_state = tx.init(params)
+    if args.seeds > 1:
+        stack = lambda tree: jax.tree_util.tree_map(  # noqa: E731
+            lambda a: jnp.stack([a] * args.seeds), tree
+        )
+        params, opt_state, x, labels = stack(params), stack(opt_state), stack(x), stack(labels)
+    step_args = (params, opt_state, consts, x, labels)
     t0 = time.perf_counter()
-    jax.block_until_ready(step(params, opt_state, consts, x, labels))
+    compiled = step.lower(*step_args).compile()
+    jax.block_until_ready(compiled(*step_args))
     compile_s = time.perf_counter() - t0
-    sec = time_fn(step, (params, opt_state, consts, x, labels), args.repeats)
+    sec = time_fn(compiled, step_args, args.repeats)
     c = cost(cfg)
     tokens = args.batch * args.seq_len
     row = {
@@ -137,13 +174,18 @@ def bench_one(cfg, args, label: str, machine: float) -> dict:
         "P_core": c.P_core,
         "P_total": c.P_total,
         "connectivity": cfg.connectivity if cfg.arch == "elm" else None,
+        "layout": cfg.layout if cfg.arch == "elm" else None,
+        "remat_chunk": cfg.remat_chunk if cfg.arch == "elm" else None,
+        "seeds": args.seeds,
         "threads": args.threads or "default",
         "batch": args.batch,
         "seq_len": args.seq_len,
         "train_step_s": round(sec, 6),
         "compile_s": round(compile_s, 2),
-        "tokens_per_s": round(tokens / sec, 1),
-        "achieved_gflops": round(c.flops_train_step * tokens / sec / 1e9, 3),
+        "tokens_per_s": round(tokens * args.seeds / sec, 1),
+        "achieved_gflops": round(c.flops_train_step * tokens * args.seeds / sec / 1e9, 3),
+        **memory_mib(compiled),
+        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "matmul_gflops": round(machine, 2),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "device": str(jax.devices()[0].platform),
@@ -164,15 +206,23 @@ def main(argv=None) -> int:
         args.budget, "shd_adding", arch="lstm", tolerance=args.lstm_tolerance
     )
     jobs = []
+    wanted = args.points.split(",")
     for label, p in pick_points(elm_points):
+        if label not in wanted:
+            continue
         cfg = p.model_config()
-        auto = ELMNetwork(
+        net = ELMNetwork(
             num_neurons=cfg.num_neurons, num_memory=cfg.num_memory,
             synapses_per_neuron=cfg.synapses_per_neuron, external_dim=cfg.external_dim,
-        ).connectivity_modes()  # fmt: skip
+        )  # fmt: skip
+        auto = f"{label} auto={'/'.join(net.connectivity_modes())},{net.scan_layout()}"
         for mode in args.connectivity.split(","):
-            jobs.append((f"{label} auto={'/'.join(auto)}", cfg.replace(connectivity=mode)))
-    jobs.append(("lstm", lstm.model_config()))
+            for layout in args.layout.split(","):
+                for chunk in args.remat_chunk.split(","):
+                    changes = dict(connectivity=mode, layout=layout, remat_chunk=int(chunk))
+                    jobs.append((auto, cfg.replace(**changes)))
+    if "lstm" in wanted:
+        jobs.append(("lstm", lstm.model_config()))
     for label, cfg in jobs:
         print(json.dumps(bench_one(cfg, args, label, machine)), flush=True)
     return 0

@@ -30,6 +30,7 @@ Array = jax.Array
 ARCHS = ("elm", "lstm", "gru", "leaky")
 TASKS = ("classification", "lm")
 CONNECTIVITIES = ("auto", "gather", "dense")
+LAYOUTS = ("auto", "neuron_major", "neuron_minor")
 TIME_UNITS = ("steps", "ms")
 _INT_FIELDS = (
     "input_dim",
@@ -72,6 +73,8 @@ class ModelConfig:
     recurrent_fraction: float = 0.5
     wiring_seed: int = 0
     connectivity: str = "auto"
+    layout: str = "auto"
+    remat_chunk: int = 0
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
     memory_tau_min: float = 1.0
@@ -133,6 +136,14 @@ class ModelConfig:
         if self.connectivity not in CONNECTIVITIES:
             raise ValueError(
                 f"connectivity={self.connectivity!r} is invalid: must be one of {CONNECTIVITIES}"
+            )
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout={self.layout!r} is invalid: must be one of {LAYOUTS}")
+        if isinstance(self.remat_chunk, bool) or not isinstance(self.remat_chunk, int):
+            raise ValueError(f"remat_chunk={self.remat_chunk!r} is invalid: must be an integer")
+        if self.remat_chunk < 0:
+            raise ValueError(
+                f"remat_chunk={self.remat_chunk!r} is invalid: must be 0 (off) or >= 1 steps"
             )
         if self.task == "lm" and self.num_classes != self.input_dim:
             raise ValueError(
@@ -208,6 +219,8 @@ def build_core(cfg: ModelConfig) -> nn.Module:
             recurrent_fraction=cfg.recurrent_fraction,
             wiring_seed=cfg.wiring_seed,
             connectivity=cfg.connectivity,
+            layout=cfg.layout,
+            remat_chunk=cfg.remat_chunk,
             lambda_value=cfg.lambda_value,
             tau_b_value=cfg.tau_b_value,
             memory_tau_min=cfg.memory_tau_min,

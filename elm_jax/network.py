@@ -34,7 +34,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from elm_jax.network_scan import network_weights, scan_with_custom_grad
+from elm_jax.network_scan import (
+    LAYOUTS,
+    from_scan_layout,
+    network_weights,
+    scan_with_custom_grad,
+    scan_with_remat,
+    to_scan_layout,
+)
 from elm_jax.neuron import decay, effective_tau_max, log_spaced_proto_tau, scaled_sigmoid
 
 Array = jax.Array
@@ -275,23 +282,28 @@ def network_scan(
 
     ``carry`` is batch-major (`zero_carry`) on both sides; float32 whatever the inputs.
     ``custom_grad`` (default) runs `elm_jax.network_scan.scan_with_custom_grad` (same values,
-    weight gradients computed after the reverse scan); False is plain autodiff of `network_step`
-    (the reference the tests compare against).
+    weight gradients computed after the reverse scan) in the layout ``derived["layout"]``
+    (default ``"neuron_major"``); False is plain autodiff of `network_step`, neuron-major (the
+    reference the tests compare against).
     """
-    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
-    state = {
-        "branch": jnp.swapaxes(f32(carry["branch"]), 0, 1),
-        "memory": jnp.swapaxes(f32(carry["memory"]), 0, 1),
-        "output": jnp.swapaxes(f32(carry["output"]), 0, 1),
-    }
-    if custom_grad:
-        weights, src, mode = network_weights(derived)
-        state, ys = scan_with_custom_grad(weights, ext, state, src, mode)
+    layout = derived.get("layout", "neuron_major") if custom_grad else "neuron_major"
+    chunk = derived.get("remat_chunk", 0)
+    state, ext = to_scan_layout(carry, ext, layout)
+    if custom_grad and chunk:
+        if ext.shape[0] % chunk:
+            raise ValueError(
+                f"remat_chunk={chunk} is invalid for a sequence of {ext.shape[0]} steps: must "
+                "divide the sequence length (or be 0: no rematerialisation)"
+            )
+        weights, src, mode = network_weights(derived, layout)
+        state, ys = scan_with_remat(weights, ext, state, src, mode, layout, chunk)
+    elif custom_grad:
+        weights, src, mode = network_weights(derived, layout)
+        state, ys = scan_with_custom_grad(weights, ext, state, src, mode, layout)
     else:
         step = lambda c, x: network_step(derived, c, x)  # noqa: E731
         state, ys = jax.lax.scan(step, state, ext)
-    out = {k: jnp.swapaxes(v, 0, 1) for k, v in state.items()}
-    return out, jnp.transpose(ys, (2, 0, 1))
+    return from_scan_layout(state, ys, layout)
 
 
 # ---------------------------------------------------------------------------------- Flax layer
@@ -354,6 +366,10 @@ class ELMNetwork(nn.Module):
                  w_y/kernel [n, m], w_y/bias [n]
       constants: synapse_source [n, s] int32, synapse_branch [n, s] int32, tau_b [n, d];
                  proto_tau_m [n, m] (when not learned)
+
+    ``layout``: the scan's layout (``"auto"`` = ``"neuron_major"``, or ``"neuron_minor"``; same
+    values and gradients). ``remat_chunk`` (0 = off): keep only every ``remat_chunk``-th state
+    for the gradient and recompute the steps in between (must divide T).
     """
 
     num_neurons: int
@@ -366,6 +382,8 @@ class ELMNetwork(nn.Module):
     recurrent_fraction: float = 0.5
     wiring_seed: int = 0
     connectivity: str = "auto"
+    layout: str = "auto"
+    remat_chunk: int = 0
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
     memory_tau_min: float = 1.0
@@ -400,6 +418,15 @@ class ELMNetwork(nn.Module):
         ext = choose_connectivity(self.external_dim, k_ext, d, macs)
         rec = choose_connectivity(self.num_neurons, k_rec, d, macs)
         return ext, rec
+
+    def scan_layout(self) -> str:
+        """The scan's layout (`elm_jax.network_scan.LAYOUTS`). "auto" is neuron-major: on CPU
+        neuron-minor measured no faster at any benchmark point (docs/network.md)."""
+        if self.layout not in ("auto", *LAYOUTS):
+            raise ValueError(
+                f"layout={self.layout!r} is invalid: must be 'auto' or one of {LAYOUTS}"
+            )
+        return "neuron_major" if self.layout == "auto" else self.layout
 
     def _variables(self):
         n, m, d, s = self.num_neurons, self.num_memory, self.num_branches, self.synapses_per_neuron
@@ -456,6 +483,8 @@ class ELMNetwork(nn.Module):
             )  # fmt: skip
         derived = {
             "recurrent": recurrent,
+            "layout": self.scan_layout(),
+            "remat_chunk": self.remat_chunk,
             "kappa_b": decay(tau_b, dt)[:, None],  # [n, 1, d]: broadcasts over batch
             "kappa_m": decay(tau_m, dt)[:, None],
             "one_minus_kappa_lambda": (1.0 - decay(tau_m, dt, self.lambda_value))[:, None],

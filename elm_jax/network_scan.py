@@ -7,15 +7,23 @@ every step. Here the reverse scan propagates only the activations' cotangents; e
 gradient is then one product over all ``(t, b)`` after it, and the MLP's relu masks and tanh
 derivatives are computed time-parallel before it.
 
-Axis legend as in `elm_jax.network`; the scan layout is time-major and neuron-major:
-``ext [t, n, b, d]``, state ``branch [n, b, d]``, ``memory [n, b, m]``, ``output [n, b]``.
+Axis legend as in `elm_jax.network`. The scan is time-major, in one of two layouts (`LAYOUTS`):
 
-``weights`` (all float32, neuron axis leading):
-  kappa_b [n, 1, d], kappa_m [n, 1, m], alpha [n, 1, m] (``1 - exp(-λ Δt / τ_m)``),
-  k_branch [n, d, h0] and k_memory [n, m, h0] (the first MLP layer split by input),
-  bias0 [n, h0], layers: ((kernel [n, i, o], bias [n, o]), ...) (the further MLP layers),
-  w_y [n, m], b_y [n], rec: recurrent synapse weights (``"gather"``: [n, s, d] with ``src
-  [n, s]`` the presynaptic neuron of each; ``"dense"``: [j, n, d]; ``None``: no recurrence).
+* ``"neuron_major"``: ``ext [t, n, b, d]``, state ``branch [n, b, d]``, ``memory [n, b, m]``,
+  ``output [n, b]``; per-neuron products are batched matmuls with the unit axis leading.
+* ``"neuron_minor"``: ``ext [t, d, b, n]``, state ``branch [d, b, n]``, ``memory [m, b, n]``,
+  ``output [b, n]``; every per-neuron product is a sum of elementwise products over its (small)
+  contraction, vectorised along the neuron axis, which is the contiguous one. For many neurons
+  with tiny MLPs this replaces hundreds of tiny matmuls per step by a few fused loops.
+
+``weights`` (float32; shapes for neuron-major, each transposed to ``[features.., n]`` order for
+neuron-minor): kappa_b [n, 1, d], kappa_m [n, 1, m], alpha [n, 1, m] (``1 - exp(-λ Δt / τ_m)``),
+k_branch [n, d, h0] and k_memory [n, m, h0] (the first MLP layer split by input), bias0 [n, 1, h0],
+layers: ((kernel [n, i, o], bias [n, 1, o]), ...) (the further MLP layers), w_y [n, 1, m],
+b_y [n, 1], rec: recurrent synapse weights (``"gather"``: [n, s, d] with ``src [n, s]`` the
+presynaptic neuron of each; ``"dense"``: [j, n, d]; ``None``: no recurrence). Neuron-minor:
+kappa_b [d, 1, n], k_branch [d, h0, n], kernel [i, o, n], bias [o, 1, n], w_y [m, 1, n],
+b_y [1, n], gather rec [s, d, n] with src [s, n], dense rec [j, d, n].
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ Array = jax.Array
 _TANH_GAIN, _TANH_SLOPE = 1.7159, 2.0 / 3.0
 # Steps per scan iteration in the forward and reverse scans; 4 measured no faster on CPU.
 SCAN_UNROLL = 1
+LAYOUTS = ("neuron_major", "neuron_minor")
 
 
 # Per-neuron products contracting over at most this many terms are written as a sum of
@@ -54,67 +63,147 @@ def _nmm_t(g: Array, kernel: Array) -> Array:
     return jax.lax.dot_general(g, kernel, (((2,), (2,)), ((0,), (0,))))
 
 
-def _recurrent(y: Array, rec: Array | None, src: Array | None, mode: str) -> Array | float:
-    """Recurrent branch input ``y_{t-1} [j, b] -> [n, b, d]``."""
-    if mode == "gather":
-        return _nmm(jnp.swapaxes(y[src], 1, 2), rec)
-    if mode == "dense":
+class NeuronMajor:
+    """Products and recurrent synapses of the neuron-major layout (module docstring)."""
+
+    feature_axis = -1  # of a per-step activation [n, b, f]
+    neuron_axis_y = 0  # of an output [n, b]
+
+    mm, mm_t = staticmethod(_nmm), staticmethod(_nmm_t)
+
+    @staticmethod
+    def mm_grad(xs: Array, gs: Array) -> Array:
+        """Kernel gradient ``[t, n, b, i] x [t, n, b, o] -> [n, i, o]``."""
+        return jnp.einsum("tnbi,tnbo->nio", xs, gs)
+
+    @staticmethod
+    def expand_y(g: Array) -> Array:
+        return g[..., None]
+
+    @staticmethod
+    def recurrent(y: Array, rec: Array, src: Array | None, mode: str) -> Array:
+        """``y_{t-1} [j, b] -> [n, b, d]``."""
+        if mode == "gather":
+            return _nmm(jnp.swapaxes(y[src], 1, 2), rec)
         return jnp.einsum("jb,jnd->nbd", y, rec)
-    return 0.0
+
+    @staticmethod
+    def recurrent_t(g_b: Array, rec: Array, src: Array | None, mode: str, n: int) -> Array:
+        """Cotangent of ``y_{t-1} [j, b]`` from that of the branch input ``g_b [n, b, d]``."""
+        if mode == "gather":
+            per_synapse = jnp.swapaxes(_nmm_t(g_b, rec), 1, 2)  # [n, s, b]
+            return jax.ops.segment_sum(
+                per_synapse.reshape(-1, per_synapse.shape[-1]), src.reshape(-1), n
+            )
+        return jnp.einsum("jnd,nbd->jb", rec, g_b)
+
+    @staticmethod
+    def recurrent_grad(y_prev: Array, g_bs: Array, src: Array | None, mode: str) -> Array:
+        """Recurrent weight gradient from ``y_prev [t, j, b]`` and ``g_bs [t, n, b, d]``."""
+        if mode == "gather":
+            return jnp.einsum("tnsb,tnbd->nsd", y_prev[:, src], g_bs)
+        return jnp.einsum("tjb,tnbd->jnd", y_prev, g_bs)
 
 
-def _recurrent_transpose(g_b: Array, rec: Array, src: Array, mode: str, num_neurons: int) -> Array:
-    """Cotangent of ``y_{t-1} [j, b]`` from that of the branch input ``g_b [n, b, d]``."""
-    if mode == "gather":
-        per_synapse = jnp.swapaxes(_nmm_t(g_b, rec), 1, 2)  # [n, s, b]
-        return jax.ops.segment_sum(
-            per_synapse.reshape(-1, per_synapse.shape[-1]), src.reshape(-1), num_neurons
-        )
-    return jnp.einsum("jnd,nbd->jb", rec, g_b)
+def _emm(x: Array, kernel: Array) -> Array:
+    """``[i, b, n] x [i, o, n] -> [o, b, n]``: a sum of ``i`` elementwise products."""
+    return sum(x[k][None] * kernel[k][:, None] for k in range(kernel.shape[0]))
 
 
-def _forward(weights: Mapping[str, Any], ext: Array, state0: Mapping[str, Array], src, mode):
+def _emm_t(g: Array, kernel: Array) -> Array:
+    """``[o, b, n] x [i, o, n] -> [i, b, n]``: the transpose product of `_emm`."""
+    return sum(g[k][None] * kernel[:, k][:, None] for k in range(kernel.shape[1]))
+
+
+class NeuronMinor:
+    """Products and recurrent synapses of the neuron-minor layout (module docstring)."""
+
+    feature_axis = 0  # of a per-step activation [f, b, n]
+    neuron_axis_y = 1  # of an output [b, n]
+
+    mm, mm_t = staticmethod(_emm), staticmethod(_emm_t)
+
+    @staticmethod
+    def mm_grad(xs: Array, gs: Array) -> Array:
+        """Kernel gradient ``[t, i, b, n] x [t, o, b, n] -> [i, o, n]``."""
+        return jnp.einsum("tibn,tobn->ion", xs, gs)
+
+    @staticmethod
+    def expand_y(g: Array) -> Array:
+        return jnp.expand_dims(g, g.ndim - 2)
+
+    @staticmethod
+    def recurrent(y: Array, rec: Array, src: Array | None, mode: str) -> Array:
+        """``y_{t-1} [b, j] -> [d, b, n]``."""
+        if mode == "gather":
+            return _emm(jnp.swapaxes(y[:, src], 0, 1), rec)  # y[:, src]: [b, s, n]
+        return jnp.einsum("bj,jdn->dbn", y, rec)
+
+    @staticmethod
+    def recurrent_t(g_b: Array, rec: Array, src: Array | None, mode: str, n: int) -> Array:
+        """Cotangent of ``y_{t-1} [b, j]`` from that of the branch input ``g_b [d, b, n]``."""
+        if mode == "gather":
+            per_synapse = jnp.swapaxes(_emm_t(g_b, rec), 0, 1)  # [b, s, n]
+            return jnp.zeros((g_b.shape[1], n), g_b.dtype).at[:, src].add(per_synapse)
+        return jnp.einsum("jdn,dbn->bj", rec, g_b)
+
+    @staticmethod
+    def recurrent_grad(y_prev: Array, g_bs: Array, src: Array | None, mode: str) -> Array:
+        """Recurrent weight gradient from ``y_prev [t, b, j]`` and ``g_bs [t, d, b, n]``."""
+        if mode == "gather":
+            return jnp.einsum("tbsn,tdbn->sdn", y_prev[:, :, src], g_bs)
+        return jnp.einsum("tbj,tdbn->jdn", y_prev, g_bs)
+
+
+_LAYOUT = {"neuron_major": NeuronMajor, "neuron_minor": NeuronMinor}
+
+
+def _forward(weights, ext, state0, src, mode, lay):
     """The forward scan; returns (final state, per-step ``(branch, memory, output, pre_acts)``)."""
     layers = weights["layers"]
 
     def body(state, ext_t):
         b = weights["kappa_b"] * state["branch"] + ext_t
-        b = b + _recurrent(state["output"], weights["rec"], src, mode)
+        if mode != "none":
+            b = b + lay.recurrent(state["output"], weights["rec"], src, mode)
         m_prev = state["memory"]
-        z = _nmm(b, weights["k_branch"]) + _nmm(m_prev * weights["kappa_m"], weights["k_memory"])
-        z = z + weights["bias0"][:, None]
+        z = lay.mm(b, weights["k_branch"]) + lay.mm(
+            m_prev * weights["kappa_m"], weights["k_memory"]
+        )
+        z = z + weights["bias0"]
         pre_acts = [z]
         for kernel, bias in layers:
-            z = _nmm(jax.nn.relu(z), kernel) + bias[:, None]
+            z = lay.mm(jax.nn.relu(z), kernel) + bias
             pre_acts.append(z)
         dm = _TANH_GAIN * jnp.tanh(_TANH_SLOPE * z)
         m = weights["kappa_m"] * m_prev + weights["alpha"] * dm
-        y = jnp.einsum("nbm,nm->nb", m, weights["w_y"]) + weights["b_y"][:, None]
+        y = jnp.sum(m * weights["w_y"], axis=lay.feature_axis) + weights["b_y"]
         new = {"branch": b, "memory": m, "output": y}
         return new, (b, m, y, tuple(pre_acts))
 
     return jax.lax.scan(body, state0, ext, unroll=SCAN_UNROLL)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def scan_with_custom_grad(
     weights: Mapping[str, Any],
     ext: Array,
     state0: Mapping[str, Array],
     src: Array | None,
     mode: str,
+    layout: str = "neuron_major",
 ) -> tuple[dict[str, Array], Array]:
-    """Runs the network over time: ``ext [t, n, b, d] -> (final state, y [t, n, b])``.
+    """Runs the network over time: ``ext -> (final state, y [t, ...])`` in ``layout``.
 
-    ``state0`` and the final state are neuron-major (module docstring). ``mode`` is the recurrent
-    connectivity, ``"gather"``, ``"dense"`` or ``"none"``. Gradient: see the module docstring.
+    ``state0`` and the final state are in the scan layout (module docstring). ``mode`` is the
+    recurrent connectivity, ``"gather"``, ``"dense"`` or ``"none"``. Gradient: module docstring.
     """
-    state, (_, _, ys, _) = _forward(weights, ext, state0, src, mode)
+    state, (_, _, ys, _) = _forward(weights, ext, state0, src, mode, _LAYOUT[layout])
     return state, ys
 
 
-def _fwd(weights, ext, state0, src, mode):
-    state, (bs, ms, ys, pre_acts) = _forward(weights, ext, state0, src, mode)
+def _fwd(weights, ext, state0, src, mode, layout):
+    state, (bs, ms, ys, pre_acts) = _forward(weights, ext, state0, src, mode, _LAYOUT[layout])
     return (state, ys), (weights, state0, src, bs, ms, ys, pre_acts)
 
 
@@ -123,32 +212,38 @@ def _shift(seq: Array, first: Array) -> Array:
     return jnp.concatenate([first[None], seq[:-1]], axis=0)
 
 
-def _bwd(mode, residuals, cotangents):
+def _sum_tb(x: Array) -> Array:
+    """Sum of ``[t, u, b, v]`` over time and batch, in the weights' ``[u, 1, v]`` shape."""
+    return jnp.sum(x, axis=(0, 2), keepdims=True)[0]
+
+
+def _bwd(mode, layout, residuals, cotangents):
+    lay = _LAYOUT[layout]
     weights, state0, src, bs, ms, ys, pre_acts = residuals
     g_state, g_ys = cotangents
     layers = weights["layers"]
     kappa_b, kappa_m, alpha = weights["kappa_b"], weights["kappa_m"], weights["alpha"]
-    n = bs.shape[1]
+    n = state0["output"].shape[lay.neuron_axis_y]
     # Time-parallel, before the reverse scan: the tanh derivative (times alpha) and relu masks.
     tanh = jnp.tanh(_TANH_SLOPE * pre_acts[-1])
-    tanh_factor = alpha * (_TANH_GAIN * _TANH_SLOPE) * (1.0 - tanh * tanh)  # [t, n, b, m]
+    tanh_factor = alpha * (_TANH_GAIN * _TANH_SLOPE) * (1.0 - tanh * tanh)  # like [t, n, b, m]
     masks = tuple((z > 0).astype(z.dtype) for z in pre_acts[:-1])
 
     def body(carry, inputs):
         c_b, c_m, c_y = carry
         g_y_t, fac_t, masks_t = inputs
         g_y = g_y_t + c_y  # total cotangent of y_t
-        g_m = g_y[..., None] * weights["w_y"][:, None] + c_m  # total cotangent of m_t
+        g_m = lay.expand_y(g_y) * weights["w_y"] + c_m  # total cotangent of m_t
         g_z = g_m * fac_t
         g_zs = [g_z]
         for li in range(len(layers) - 1, -1, -1):
-            g_z = _nmm_t(g_z, layers[li][0]) * masks_t[li]
+            g_z = lay.mm_t(g_z, layers[li][0]) * masks_t[li]
             g_zs.append(g_z)
-        g_b = _nmm_t(g_z, weights["k_branch"]) + c_b  # total cotangent of b_t
-        g_h_m = _nmm_t(g_z, weights["k_memory"])  # cotangent of (kappa_m * m_{t-1}) via the MLP
+        g_b = lay.mm_t(g_z, weights["k_branch"]) + c_b  # total cotangent of b_t
+        g_h_m = lay.mm_t(g_z, weights["k_memory"])  # cotangent of (kappa_m * m_{t-1}) via the MLP
         new_c_m = kappa_m * (g_m + g_h_m)
         new_c_y = (
-            _recurrent_transpose(g_b, weights["rec"], src, mode, n)
+            lay.recurrent_t(g_b, weights["rec"], src, mode, n)
             if mode != "none"
             else jnp.zeros_like(c_y)
         )
@@ -162,31 +257,22 @@ def _bwd(mode, residuals, cotangents):
     b_prev = _shift(bs, state0["branch"])
     m_prev = _shift(ms, state0["memory"])
     y_prev = _shift(ys, state0["output"])
-    tb = (0, 2)
     d_layers = tuple(
-        (
-            jnp.einsum("tnbi,tnbo->nio", jax.nn.relu(pre_acts[li]), g_zs[li + 1]),
-            g_zs[li + 1].sum(tb),
-        )
+        (lay.mm_grad(jax.nn.relu(pre_acts[li]), g_zs[li + 1]), _sum_tb(g_zs[li + 1]))
         for li in range(len(layers))
     )
     dm = _TANH_GAIN * jnp.tanh(_TANH_SLOPE * pre_acts[-1])
-    if mode == "gather":
-        d_rec = jnp.einsum("tnsb,tnbd->nsd", y_prev[:, src], g_bs)
-    elif mode == "dense":
-        d_rec = jnp.einsum("tjb,tnbd->jnd", y_prev, g_bs)
-    else:
-        d_rec = None
+    d_rec = None if mode == "none" else lay.recurrent_grad(y_prev, g_bs, src, mode)
     d_weights = {
-        "kappa_b": jnp.sum(g_bs * b_prev, axis=tb)[:, None],
-        "kappa_m": jnp.sum((g_ms + g_h_ms) * m_prev, axis=tb)[:, None],
-        "alpha": jnp.sum(g_ms * dm, axis=tb)[:, None],
-        "k_branch": jnp.einsum("tnbd,tnbh->ndh", bs, g_zs[0]),
-        "k_memory": jnp.einsum("tnbm,tnbh->nmh", m_prev * kappa_m, g_zs[0]),
-        "bias0": g_zs[0].sum(tb),
+        "kappa_b": _sum_tb(g_bs * b_prev),
+        "kappa_m": _sum_tb((g_ms + g_h_ms) * m_prev),
+        "alpha": _sum_tb(g_ms * dm),
+        "k_branch": lay.mm_grad(bs, g_zs[0]),
+        "k_memory": lay.mm_grad(m_prev * kappa_m, g_zs[0]),
+        "bias0": _sum_tb(g_zs[0]),
         "layers": d_layers,
-        "w_y": jnp.einsum("tnbm,tnb->nm", ms, g_y_all),
-        "b_y": g_y_all.sum(tb),
+        "w_y": _sum_tb(ms * lay.expand_y(g_y_all)),
+        "b_y": jnp.sum(g_y_all, axis=0).sum(axis=1 - lay.neuron_axis_y, keepdims=True),
         "rec": d_rec,
     }
     d_state0 = {"branch": c_b, "memory": c_m, "output": c_y}
@@ -196,23 +282,134 @@ def _bwd(mode, residuals, cotangents):
 scan_with_custom_grad.defvjp(_fwd, _bwd)
 
 
-def network_weights(derived: Mapping[str, Any]) -> tuple[dict[str, Any], Array | None, str]:
-    """`elm_jax.network`'s ``derived`` dict -> (``weights``, ``src``, recurrent mode)."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def scan_with_remat(
+    weights: Mapping[str, Any],
+    ext: Array,
+    state0: Mapping[str, Array],
+    src: Array | None,
+    mode: str,
+    layout: str,
+    chunk: int,
+) -> tuple[dict[str, Array], Array]:
+    """`scan_with_custom_grad` that keeps only the state every ``chunk`` steps for the gradient.
+
+    The backward pass recomputes each chunk's forward from its first state, then runs the
+    chunk's reverse scan (same values and gradients; memory ~ T / chunk states plus one chunk's
+    activations instead of all T steps' activations). ``chunk`` must divide T.
+    """
+    state, (_, _, ys, _) = _forward(weights, ext, state0, src, mode, _LAYOUT[layout])
+    return state, ys
+
+
+def _chunked(x: Array, chunk: int) -> Array:
+    return x.reshape(x.shape[0] // chunk, chunk, *x.shape[1:])
+
+
+def _remat_fwd(weights, ext, state0, src, mode, layout, chunk):
+    lay = _LAYOUT[layout]
+
+    def body(state, ext_c):
+        new, (_, _, ys, _) = _forward(weights, ext_c, state, src, mode, lay)
+        return new, (state, ys)
+
+    state, (starts, ys) = jax.lax.scan(body, state0, _chunked(ext, chunk))
+    ys = ys.reshape(-1, *ys.shape[2:])
+    return (state, ys), (weights, ext, starts, src)
+
+
+def _remat_bwd(mode, layout, chunk, residuals, cotangents):
+    weights, ext, starts, src = residuals
+    g_state, g_ys = cotangents
+    lay = _LAYOUT[layout]
+
+    def body(carry, inputs):
+        g_next, acc = carry
+        ext_c, start, g_ys_c = inputs
+        _, (bs, ms, ys, pre_acts) = _forward(weights, ext_c, start, src, mode, lay)
+        residual = (weights, start, src, bs, ms, ys, pre_acts)
+        d_w, g_ext_c, g_start, _ = _bwd(mode, layout, residual, (g_next, g_ys_c))
+        acc = jax.tree_util.tree_map(jnp.add, acc, d_w)
+        return (g_start, acc), g_ext_c
+
+    acc0 = jax.tree_util.tree_map(jnp.zeros_like, weights)
+    (g_state0, d_weights), g_ext = jax.lax.scan(
+        body,
+        (g_state, acc0),
+        (_chunked(ext, chunk), starts, _chunked(g_ys, chunk)),
+        reverse=True,
+    )
+    return d_weights, g_ext.reshape(ext.shape), g_state0, None
+
+
+scan_with_remat.defvjp(_remat_fwd, _remat_bwd)
+
+
+def network_weights(
+    derived: Mapping[str, Any], layout: str = "neuron_major"
+) -> tuple[dict[str, Any], Array | None, str]:
+    """`elm_jax.network`'s ``derived`` dict -> (``weights``, ``src``, recurrent mode) in ``layout``."""
     (k0, b0), *rest = derived["mlp"]
     d = derived["kappa_b"].shape[-1]
     rec = derived["recurrent"]
+    mode = "none" if rec is None else rec["mode"]
+    src = rec["source"] if mode == "gather" else None
     weights = {
         "kappa_b": derived["kappa_b"],
         "kappa_m": derived["kappa_m"],
         "alpha": derived["one_minus_kappa_lambda"],
         "k_branch": k0[:, :d],
         "k_memory": k0[:, d:],
-        "bias0": b0,
-        "layers": tuple(tuple(layer) for layer in rest),
-        "w_y": derived["w_y"],
-        "b_y": derived["b_y"],
+        "bias0": b0[:, None],
+        "layers": tuple((kernel, bias[:, None]) for kernel, bias in rest),
+        "w_y": derived["w_y"][:, None],
+        "b_y": derived["b_y"][:, None],
         "rec": None if rec is None else rec["weights"],
     }
-    if rec is None:
-        return weights, None, "none"
-    return weights, (rec["source"] if rec["mode"] == "gather" else None), rec["mode"]
+    if layout == "neuron_major":
+        return weights, src, mode
+    if layout != "neuron_minor":
+        raise ValueError(f"layout={layout!r} is invalid: must be one of {LAYOUTS}")
+    units_last = lambda a: jnp.transpose(a, (1, 2, 0))  # noqa: E731  [n, u, v] -> [u, v, n]
+    flip = lambda a: jnp.transpose(a, (2, 1, 0))  # noqa: E731  [n, 1, v] -> [v, 1, n]
+    minor = {k: flip(weights[k]) for k in ("kappa_b", "kappa_m", "alpha", "bias0", "w_y")}
+    minor.update(
+        k_branch=units_last(weights["k_branch"]),
+        k_memory=units_last(weights["k_memory"]),
+        layers=tuple((units_last(k), flip(b)) for k, b in weights["layers"]),
+        b_y=weights["b_y"].T,
+    )
+    if mode == "gather":
+        minor["rec"], src = units_last(weights["rec"]), src.T  # [s, d, n], [s, n]
+    elif mode == "dense":
+        minor["rec"] = jnp.transpose(weights["rec"], (0, 2, 1))  # [j, d, n]
+    else:
+        minor["rec"] = None
+    return minor, src, mode
+
+
+def to_scan_layout(carry: Mapping[str, Array], ext: Array, layout: str):
+    """Batch-major carry (``[b, n, ·]``) and neuron-major ``ext [t, n, b, d]`` -> ``layout``."""
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    if layout == "neuron_major":
+        state = {k: jnp.swapaxes(f32(v), 0, 1) for k, v in carry.items()}
+        return state, ext
+    state = {
+        "branch": jnp.transpose(f32(carry["branch"]), (2, 0, 1)),
+        "memory": jnp.transpose(f32(carry["memory"]), (2, 0, 1)),
+        "output": f32(carry["output"]),
+    }
+    return state, jnp.transpose(ext, (0, 3, 2, 1))
+
+
+def from_scan_layout(state: Mapping[str, Array], ys: Array, layout: str):
+    """Inverse of `to_scan_layout` for the final state; ``ys -> y [b, t, n]``."""
+    if layout == "neuron_major":
+        out = {k: jnp.swapaxes(v, 0, 1) for k, v in state.items()}
+        return out, jnp.transpose(ys, (2, 0, 1))
+    out = {
+        "branch": jnp.transpose(state["branch"], (1, 2, 0)),
+        "memory": jnp.transpose(state["memory"], (1, 2, 0)),
+        "output": state["output"],
+    }
+    return out, jnp.swapaxes(ys, 0, 1)

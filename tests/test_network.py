@@ -107,8 +107,9 @@ def numpy_network(variables, net, e):
     ],
 )
 @pytest.mark.parametrize("connectivity", ["gather", "dense"])
-def test_network_matches_numpy_per_step_loop(kw, connectivity):
-    net = _net(connectivity=connectivity, **kw)
+@pytest.mark.parametrize("layout", ["neuron_major", "neuron_minor"])
+def test_network_matches_numpy_per_step_loop(kw, connectivity, layout):
+    net = _net(connectivity=connectivity, layout=layout, **kw)
     e = _inputs(2, 6, net.external_dim)
     variables = _variables(net, e)
     y, carry = jax.jit(net.apply)(variables, e)
@@ -288,6 +289,13 @@ def test_auto_connectivity_is_dense_until_the_dense_product_would_dominate_the_s
         dict(num_neurons=2, synapses_per_neuron=16, external_dim=14, connectivity="gather"),
         dict(num_neurons=4, recurrent_fraction=0.0, num_memory=2),
         dict(num_neurons=3, recurrent_fraction=1.0, connectivity="dense", num_branches=2),
+        dict(connectivity="gather", layout="neuron_minor"),
+        dict(connectivity="dense", mlp_num_layers=2, layout="neuron_minor"),
+        dict(num_neurons=2, synapses_per_neuron=16, external_dim=14, layout="neuron_minor"),
+        dict(num_neurons=4, recurrent_fraction=0.0, num_memory=2, layout="neuron_minor"),
+        dict(num_neurons=3, recurrent_fraction=1.0, num_branches=2, layout="neuron_minor"),
+        dict(connectivity="gather", mlp_num_layers=2, remat_chunk=1),
+        dict(connectivity="dense", layout="neuron_minor", remat_chunk=7),
     ],
 )
 def test_custom_gradient_scan_equals_plain_autodiff(kw):
@@ -343,3 +351,50 @@ def test_custom_gradient_scan_equals_plain_autodiff(kw):
         )
         assert (np.abs(np.asarray(a)).max() > 0) == feeds_loss, jax.tree_util.keystr(path)
         np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-6, err_msg=jax.tree_util.keystr(path))
+
+
+def _grads(net, variables, e, carry0):
+    def loss(params, x, c0):
+        y, carry = net.apply({**variables, "params": params}, x, c0)
+        weights = jnp.linspace(-1.0, 1.0, y.size).reshape(y.shape)
+        return jnp.sum(weights * y) + sum(jnp.sum(jnp.sin(v)) for v in carry.values()), y
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(
+        variables["params"], e, carry0
+    )
+
+
+@pytest.mark.parametrize("layout", ["neuron_major", "neuron_minor"])
+@pytest.mark.parametrize("connectivity", ["gather", "dense"])
+def test_rematerialised_scan_gives_the_same_values_and_gradients(layout, connectivity):
+    from elm_jax import network
+
+    base = dict(num_neurons=6, mlp_num_layers=2, connectivity=connectivity, layout=layout)
+    e = _inputs(3, 12, 7, seed=8)
+    variables = _variables(_net(**base), e, seed=9)
+    rng = np.random.default_rng(1)
+    carry0 = jax.tree_util.tree_map(
+        lambda a: jnp.asarray(0.3 * rng.standard_normal(a.shape), jnp.float32),
+        network.zero_carry(3, 6, 3, 4),
+    )
+    (v_ref, y_ref), g_ref = _grads(_net(**base), variables, e, carry0)
+    for chunk in (3, 4, 12):
+        (v, y), g = _grads(_net(remat_chunk=chunk, **base), variables, e, carry0)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(v, v_ref, rtol=1e-6)
+        flat_ref = jax.tree_util.tree_leaves_with_path(g_ref)
+        for (path, a), b in zip(flat_ref, jax.tree_util.tree_leaves(g), strict=True):
+            assert np.abs(np.asarray(a)).max() > 0, jax.tree_util.keystr(path)
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7, err_msg=f"{chunk} {path}")
+
+
+def test_remat_chunk_that_does_not_divide_the_sequence_raises_value_error():
+    net = _net(remat_chunk=5)
+    e = _inputs(1, 12, 7)
+    with pytest.raises(ValueError, match="remat_chunk=5 .* 12 steps"):
+        net.apply(_variables(net, e), e)
+
+
+def test_invalid_layout_raises_value_error_naming_the_field():
+    with pytest.raises(ValueError, match="layout='rows'"):
+        jax.eval_shape(_net(layout="rows").init, jax.random.PRNGKey(0), jnp.zeros((1, 2, 7)))
