@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis.claim_types import Claim, not_testable
 from analysis.parabola import ParabolaFit, interval
 from analysis.scaling import (
     ALPHA_BOUNDS,
@@ -50,8 +51,6 @@ def scaling_law_claim(
     seed: int = 0,
 ):
     """Decide ``scaling_law`` from the budgets' parabola fits (see the module docstring)."""
-    from analysis.claims import Claim, not_testable
-
     name = "scaling_law"
     usable = sorted(P for P in fits if np.isfinite(fits[P].L_star) and fits[P].L_star > 0)
     if len(usable) < MIN_LAW_BUDGETS:

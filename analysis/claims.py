@@ -30,7 +30,6 @@ diverged seeds enter as the input-blind loss), one set of resamples shared by ev
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.claim_law import scaling_law_claim
+from analysis.claim_types import DECISIONS, Claim, decide_sign, jsonable, not_testable, num
 from analysis.parabola import (
     LEVEL,
     ParabolaFit,
@@ -51,6 +51,7 @@ from analysis.seedboot import SeedTable, learned, seed_table
 __all__ = [
     "AXES",
     "CLAIM_NAMES",
+    "DECISIONS",
     "Claim",
     "ClaimsBlock",
     "ParabolaFit",
@@ -60,7 +61,6 @@ __all__ = [
     "write_claims_json",
 ]
 
-DECISIONS = ("supported", "contradicted", "not_testable")
 #: claim name -> (slice, column of the axis value)
 AXES = {
     "monotone_N": ("axis_N", "N"),
@@ -70,88 +70,6 @@ AXES = {
 CLAIM_NAMES = (*AXES, "interior_optimum", "optimum_moves", "scaling_law")
 MIN_AXIS_POINTS = 3
 MIN_MOVE_BUDGETS = 3
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One decided claim; ``details`` holds further statistics (JSON-ready)."""
-
-    name: str
-    decision: str
-    statistic: float | None
-    ci95: tuple[float, float] | None
-    n: int
-    note: str
-    details: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.decision not in DECISIONS:
-            raise ValueError(f"decision={self.decision!r}; valid: {list(DECISIONS)}")
-
-    def to_json(self) -> dict:
-        """The claims.json entry (NaN written as null)."""
-        return {
-            "decision": self.decision,
-            "statistic": _num(self.statistic),
-            "ci95": None if self.ci95 is None else [_num(v) for v in self.ci95],
-            "n": int(self.n),
-            "note": self.note,
-            "details": _jsonable(self.details),
-        }
-
-
-def _num(v) -> float | None:
-    return None if v is None or not math.isfinite(float(v)) else float(v)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    return obj
-
-
-def not_testable(name: str, reason: str, n: int = 0, **details) -> Claim:
-    """A claim that the data cannot decide, with the reason."""
-    return Claim(name, "not_testable", None, None, n, reason, details)
-
-
-def decide_sign(
-    name: str, statistic: float, ci: tuple[float, float], n: int, want: str, note: str, **details
-) -> Claim:
-    """Supported when the interval lies on the ``want`` side of 0 ("negative"/"positive"),
-    contradicted when it lies on the other side, not testable (inconclusive) when it holds 0."""
-    lo, hi = ci
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return not_testable(name, f"no interval could be computed; {note}".strip("; "), n)
-    good, bad = (hi < 0, lo > 0) if want == "negative" else (lo > 0, hi < 0)
-    if good:
-        decision, why = "supported", ""
-    elif bad:
-        decision, why = "contradicted", f"interval on the wrong side of 0 (wanted {want})"
-    else:
-        decision, why = (
-            "not_testable",
-            f"inconclusive: the 95% interval [{lo:.3g}, {hi:.3g}] contains 0",
-        )
-    return Claim(
-        name,
-        decision,
-        float(statistic),
-        (float(lo), float(hi)),
-        n,
-        "; ".join(x for x in (why, note) if x),
-        details,
-    )
 
 
 def _slopes(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -387,14 +305,14 @@ class ClaimsBlock:
             "budget_kind": self.budget_kind,
             "claims": {k: c.to_json() for k, c in self.claims.items()},
             "input_blind": {
-                "loss": _num(self.input_blind["val_loss"]),
-                "metric": _num(self.input_blind["val_metric"]),
-                "test_loss": _num(self.input_blind["test_loss"]),
-                "test_metric": _num(self.input_blind["test_metric"]),
+                "loss": num(self.input_blind["val_loss"]),
+                "metric": num(self.input_blind["val_metric"]),
+                "test_loss": num(self.input_blind["test_loss"]),
+                "test_metric": num(self.input_blind["test_metric"]),
             },
             "loss_columns": self.loss_columns,
             "n_boot": self.n_boot,
-            "budgets": _jsonable(self.budgets.to_dict(orient="records")),
+            "budgets": jsonable(self.budgets.to_dict(orient="records")),
             "note": self.note,
         }
 

@@ -201,3 +201,33 @@ def test_report_opens_with_the_claims_and_writes_claims_json(tmp_path):
     assert {c["decision"] for c in block["claims"].values()} == {"supported"}
     for name in ("parabolas", "optimum_moves", "axes"):
         assert (tmp_path / "out" / "figures" / f"claims_shd-default_core_{name}.png").stat().st_size
+
+
+def test_one_budget_that_did_not_learn_is_left_out_and_the_others_still_decide():
+    trials = validate(tradeoff_trials(rng_seed=8))
+    P_bad = sorted(trials["budget"].dropna().unique())[2]
+    bad = trials["budget"] == P_bad
+    for col in ("final_val_loss", "final_test_loss"):
+        # seeds 0, 1, 2 at -1 %, 0, +1 % around the input-blind loss: every mean equals it
+        trials.loc[bad, col] = INPUT_BLIND["loss"] * (1 + 0.01 * (trials.loc[bad, "seed"] - 1))
+    [block] = decide_claims(trials, n_boot=N_BOOT)
+    row = block.budgets.set_index("budget").loc[P_bad]
+    assert row["learned"] == False and row["decision"] == "not_testable"  # noqa: E712
+    assert "not learned" in row["note"]
+    assert P_bad not in block.parabolas
+    interior = block.claims["interior_optimum"]
+    assert interior.decision == "supported" and interior.n == 6
+    assert block.claims["scaling_law"].n == 6
+
+
+def test_random_points_below_the_law_contradict_the_scaling_law():
+    trials = validate(tradeoff_trials(rng_seed=9, n_random=10))
+    rnd = trials["slice"] == "random"
+    for col in ("final_val_loss", "final_test_loss"):
+        trials.loc[rnd, col] *= 0.7  # 30 % better than the budget optima allow
+    [block] = decide_claims(trials, n_boot=N_BOOT)
+    law = block.claims["scaling_law"]
+    assert law.decision == "contradicted", law.note
+    assert "random-slice point(s) lie below the law" in law.note
+    assert law.details["random_fraction_below"] > 0.5
+    assert law.details["random_largest_gap"] > 0.2
