@@ -90,6 +90,19 @@ CASES = (
         4,
         ("{tmp}/shd/shd_train.h5", "corrupt"),
     ),
+    Case("elm_jax.main", f"{SMOKE} --workdir={{tmp}}/file", 2, ("--workdir={tmp}/file", "file")),
+    Case(
+        "elm_jax.main",
+        f"{SMOKE}:N=0,lr=-1 --check",
+        2,
+        ("num_neurons=0", "learning_rate=-1.0"),
+    ),
+    Case(
+        "elm_jax.main",
+        "--config={tmp}/broken_config.py --check",
+        2,
+        ("{tmp}/broken_config.py line 1", "syntax"),
+    ),
     Case(
         "sweeps.run",
         "--sweep sweeps/configs/shd_adding.py:steps=2.5 --dir {tmp}/s",
@@ -109,6 +122,20 @@ CASES = (
     Case("sweeps.run", "--sweep tiny", 2, ("--dir",)),
     Case("sweeps.run", "--sweep tiny --dir {tmp}/file/s", 2, ("{tmp}/file/s", "writable")),
     Case("sweeps.run", "--sweep tiny --dir {tmp}/s --ray-address x", 2, ("--ray-address",)),
+    Case("sweeps.run", "--sweep tiny:seeds=[0,0] --dir {tmp}/s", 2, ("config.seeds=[0, 0]",)),
+    Case("sweeps.run", "--sweep tiny --dir {tmp}/s --max-retries -1", 2, ("--max-retries=-1",)),
+    Case(
+        "sweeps.run",
+        "--sweep tiny --dir {tmp}/s --train-fn nomodule:train",
+        2,
+        ("--train-fn=nomodule:train", "cannot import"),
+    ),
+    Case(
+        "sweeps.run",
+        "--sweep {tmp}/broken_config.py --dir {tmp}/s",
+        2,
+        ("{tmp}/broken_config.py line 1", "syntax"),
+    ),
     Case(
         "elm_jax.budget",
         "points --budget -1 --task shd_adding",
@@ -129,6 +156,12 @@ CASES = (
     ),
     Case("elm_jax.budget", "points --budget 1e4 --task mnist", 2, ("'mnist'", "shd_adding")),
     Case("elm_jax.budget", "points --budget 1 --task shd_adding", 2, ("budget=1", ">= 21")),
+    Case(
+        "elm_jax.budget",
+        "points --budget 1e4 --task shd_adding --k-c 3",
+        2,
+        ("k_c=3", "multiple of d_tree=4"),
+    ),
     Case("analysis.report", "{tmp}/corrupt", 2, ("{tmp}/corrupt/results.parquet", "parquet")),
     Case("analysis.report", "{tmp}/half", 2, ("{tmp}/half/trials/t1.json", "JSON")),
     Case("analysis.report", "{tmp}/file", 2, ("{tmp}/file", "results.parquet")),
@@ -190,6 +223,7 @@ CASES = (
 def make_inputs(tmp: Path) -> None:
     """The bad files the cases read (and a fake `torch` that fails to import)."""
     (tmp / "file").write_text("a file, not a directory\n")
+    (tmp / "broken_config.py").write_text("def get_config(:\n")
     (tmp / "corrupt").mkdir()
     (tmp / "corrupt" / "results.parquet").write_bytes(b"not parquet")
     (tmp / "half" / "trials").mkdir(parents=True)
