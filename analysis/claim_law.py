@@ -52,11 +52,17 @@ def scaling_law_claim(
 ):
     """Decide ``scaling_law`` from the budgets' parabola fits (see the module docstring)."""
     name = "scaling_law"
-    usable = sorted(P for P in fits if np.isfinite(fits[P].L_star) and fits[P].L_star > 0)
+    # a point with one seed has no seed variance: its budget gives no interval
+    usable = sorted(
+        P
+        for P in fits
+        if np.isfinite(fits[P].L_star) and fits[P].L_star > 0 and fits[P].data["n_seeds"].min() >= 2
+    )
     if len(usable) < MIN_LAW_BUDGETS:
         return not_testable(
             name,
-            f"{len(usable)} budget(s) learned and have a parabola; the law needs {MIN_LAW_BUDGETS}",
+            f"{len(usable)} budget(s) learned and have a parabola on points with >= 2 seeds; "
+            f"the law needs {MIN_LAW_BUDGETS}",
             len(usable),
         )
     P = np.array(usable)

@@ -255,7 +255,7 @@ def _moves_claim(fits: dict[float, ParabolaFit], rows: list[dict], note: str) ->
         "k_e_star_ci95": ciK,
         "budgets": use,
     }
-    text = f"slopes vs log P: N* {sN:.3g} [{ciN[0]:.3g}, {ciN[1]:.3g}], k_e* {sK:.3g} [{ciK[0]:.3g}, {ciK[1]:.3g}]"
+    text = f"over {len(use)} of {len(fits)} fitted budgets; slopes vs log P: N* {sN:.3g} [{ciN[0]:.3g}, {ciN[1]:.3g}], k_e* {sK:.3g} [{ciK[0]:.3g}, {ciK[1]:.3g}]"
     if ciN[0] > 0 and ciK[0] > 0:
         decision = "supported"
     elif ciN[1] < 0 or ciK[1] < 0:

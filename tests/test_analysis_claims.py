@@ -231,3 +231,8 @@ def test_random_points_below_the_law_contradict_the_scaling_law():
     assert "random-slice point(s) lie below the law" in law.note
     assert law.details["random_fraction_below"] > 0.5
     assert law.details["random_largest_gap"] > 0.2
+
+
+def test_a_single_seed_per_point_gives_no_interval_and_decides_nothing():
+    got = decisions(tradeoff_trials(seeds=(0,), rng_seed=10))["core"]
+    assert set(got.values()) == {"not_testable"}, got
