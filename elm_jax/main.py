@@ -126,19 +126,16 @@ def check(config: Any) -> dict:
 
 
 def check_workdir(workdir: str) -> None:
-    """Creates the workdir (the run would), failing before any data is read if it can't."""
+    """Fails before any data is read when the workdir could not be created or written."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise cli.UsageError(f"--workdir={workdir}: is a file; choose a directory")
-    try:
-        os.makedirs(workdir, exist_ok=True)
-    except OSError as err:
+    probe = os.path.abspath(workdir)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
         raise cli.UsageError(
-            f"--workdir={workdir}: cannot create it ({err.strerror}); choose a directory you can "
-            "write to"
-        ) from err
-    if not os.access(workdir, os.W_OK | os.X_OK):
-        raise cli.UsageError(
-            f"--workdir={workdir}: not writable; choose a directory you can write to"
+            f"--workdir={workdir}: {probe} is not a writable directory; choose a directory you "
+            "can write to"
         )
 
 
