@@ -58,7 +58,8 @@ def seed_hparams(cost: Any, model: Any, seeds: Sequence[int], lrs: Sequence[floa
 
 
 def _per_seed(value: Any, i: int) -> float | None:
-    """Seed i's entry of a per-seed list, or a shared scalar; None when missing or non-finite."""
+    """Seed i's entry of a per-seed list, or a shared scalar; None when missing (the records
+    already hold None for non-finite values)."""
     if isinstance(value, (list, tuple)):
         value = value[i] if i < len(value) else None
     return None if value is None else float(value)
@@ -127,7 +128,9 @@ class MetricWriters:
             if i < len(self._wandb):
                 self._wandb[i].log(row, step=step)
 
-    def write_train(self, step: int, record: Mapping[str, Any], learning_rates: Sequence[float]):
+    def write_train(
+        self, step: int, record: Mapping[str, Any], learning_rates: Sequence[float]
+    ) -> None:
         """The train record of metrics.jsonl (per-seed loss/metric, shared steps_per_s)."""
         self._scalars(
             step,
