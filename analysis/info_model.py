@@ -343,20 +343,25 @@ def _profile_c(resid, jac, theta: np.ndarray, cost_min: float, n: int):
     (soft_l1 is quadratic for residuals well below its 0.05 scale).
     """
     s2 = max(2.0 * cost_min / max(n - N_PARAMS, 1), 1e-12)
-    inside = []
+    ends, closed = [], True
     for side in (
         _PROFILE_OFFSETS[_PROFILE_OFFSETS >= 0],
         _PROFILE_OFFSETS[_PROFILE_OFFSETS <= 0][::-1],
     ):
-        t = theta.copy()
-        for off in side:
+        t, prev_off, prev_root = theta.copy(), 0.0, 0.0
+        end = side[-1]
+        for off in side[1:]:
             t, res = _fit_fixed_c(resid, jac, t, theta[_C_INDEX] + off)
-            if 2.0 * (res.cost - cost_min) / s2 < 3.84:
-                inside.append(off)
-            else:
+            root = np.sqrt(max(2.0 * (res.cost - cost_min) / s2, 0.0))
+            if root >= np.sqrt(3.84):
+                # interpolate in sqrt(delta), linear in the offset for a quadratic profile
+                end = prev_off + (off - prev_off) * (np.sqrt(3.84) - prev_root) / (root - prev_root)
                 break
-    lo, hi = min(inside, default=0.0), max(inside, default=0.0)
-    closed = lo > _PROFILE_OFFSETS[0] and hi < _PROFILE_OFFSETS[-1]
+            prev_off, prev_root = off, root
+        else:
+            closed = False
+        ends.append(end)
+    hi, lo = ends
     return (float(np.exp(theta[_C_INDEX] + lo)), float(np.exp(theta[_C_INDEX] + hi))), closed
 
 

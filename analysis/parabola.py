@@ -98,17 +98,20 @@ class ParabolaFit:
     df: int  # seed degrees of freedom behind the fit (sum of n_seeds - 1)
     loss_columns: tuple[str, str]  # (validation, test) column
     note: str = ""
-    samples: pd.DataFrame = field(
-        default=None, repr=False
-    )  # per resample: c, N_star, k_e_star, L_star, L_star_test
-    data: pd.DataFrame = field(
-        default=None, repr=False
-    )  # the fitted points: N, k_e, val/test mean and SE
+    #: per resample: c, N_star, k_e_star, L_star, L_star_test
+    samples: pd.DataFrame | None = field(default=None, repr=False)
+    #: the fitted points: N, k_e, val/test seed mean and SE, n_seeds, n_diverged
+    data: pd.DataFrame | None = field(default=None, repr=False)
 
     def predict(self, N: np.ndarray | float) -> np.ndarray:
         """The validation parabola at N."""
         x = np.log(np.asarray(N, float))
         return self.a + self.b * x + self.c * x * x
+
+    @property
+    def vertex_ci95(self) -> tuple[float, float]:
+        """95 % interval of the optimum N* (the vertex whenever it lies inside the range)."""
+        return self.N_star_ci95
 
     @property
     def interior(self) -> bool:

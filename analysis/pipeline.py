@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import info_model
+from analysis.info_boot import bootstrap_parameters
 from analysis.info_model import InfoModel
 from analysis.load import aggregate_seeds, not_ok_trials, ok_points, require_single
 from analysis.pareto import budget_optima, pareto_front
@@ -47,6 +48,7 @@ class Analysis:
     validation: dict | None = None
     model: InfoModel | None = None
     model_optima: pd.DataFrame | None = field(default=None, repr=False)
+    model_intervals: pd.DataFrame | None = field(default=None, repr=False)  # seeds-only bootstrap
     held_out: pd.DataFrame | None = field(default=None, repr=False)
     notes: list[str] = field(default_factory=list)
 
@@ -184,6 +186,10 @@ def analyse(
         an.notes.append(f"Leave-largest-budget-out validation not done: {err}")
     try:
         an.model = info_model.fit(points, loss=loss, arch=arch)
+        if n_boot > 0:
+            an.model_intervals = bootstrap_parameters(
+                trials, an.model, loss=loss, n_boot=min(n_boot, 100), seed=seed, arch=arch
+            )
         budgets = [*opt["budget"].tolist(), float(opt["budget"].max()) * extrapolate]
         an.model_optima = pd.DataFrame([vars(an.model.optimum(P)) for P in budgets])
         an.model_optima["in_sweep"] = [True] * nb + [False]

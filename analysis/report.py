@@ -150,6 +150,16 @@ def section(an: Analysis, fig_dir: Path) -> str:
             [(n, getattr(m, n), PARAMETER_MEANINGS[n]) for n in PARAMETER_NAMES],
             columns=["parameter", "value", "meaning"],
         )
+        if an.model_intervals is not None:
+            iv = an.model_intervals.set_index("parameter")
+            prm.insert(
+                2,
+                "95% interval (seeds-only bootstrap)",
+                [
+                    f"[{iv.loc[n, 'ci95_lo']:.4g}, {iv.loc[n, 'ci95_hi']:.4g}]"
+                    for n in PARAMETER_NAMES
+                ],
+            )
         out.append(_table(prm))
         out.append(
             f"<p>Fitted on {m.n_points} ok ELM points (all slices); RMS log residual {m.rmse_log:.3g}; converged: {m.converged}.</p>"

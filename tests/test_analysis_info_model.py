@@ -158,3 +158,22 @@ def test_c_is_not_identifiable_when_snr_is_large_and_is_then_fixed_at_one_nat():
     assert model.rmse_log < 0.02
     lo, hi = model.c_profile_ci95
     assert hi / lo > 20  # the profile stays flat over a factor of 20 or more
+
+
+def test_profile_and_bootstrap_intervals_cover_the_planted_parameters():
+    from analysis.info_boot import bootstrap_parameters
+
+    trials = synthetic_trials(
+        budgets=BUDGETS, k_c_values=(16, 32, 64), noise=0.01, seeds=(0, 1, 2), rng_seed=3
+    )
+    model = info_model.fit(aggregate_seeds(trials))
+    assert model.c_identifiable
+    lo, hi = model.c_profile_ci95
+    assert lo < PLANTED["c"] < hi and hi / lo < 1.5
+    table = bootstrap_parameters(trials, model, n_boot=60, seed=0).set_index("parameter")
+    for name in ("a", "alpha", "beta", "c", "L0", "Linf"):
+        lo, hi = table.loc[name, ["ci95_lo", "ci95_hi"]]
+        assert lo <= table.loc[name, "value"] <= hi, name
+        assert hi - lo < 0.3 * PLANTED[name], name  # informative
+        # planted values lie inside, up to 3 % (a 95 % interval misses now and then)
+        assert lo * 0.97 <= PLANTED[name] <= hi * 1.03, (name, lo, hi)
