@@ -7,9 +7,19 @@
 Prints one JSON line per configuration: `train_step_s` (forward + backward + optimizer update,
 median of `--repeats` timed steps after warm-up), `forward_s`, compile times (measured separately;
 the persistent compilation cache is not used here), (batch·T)/s, the trainable parameter count,
-threads, and the ratio to the reference implementation's s/step measured single-threaded on a
-2-core machine (0.146 shd_adding, 0.565 neuronio, 0.107 small). Takes about a minute per thread
-setting on an idle 2-core CPU.
+threads, and the ratio to the PyTorch reference's s/step measured in the same run, on the same
+machine and thread setting, right after each configuration (wall and CPU time).
+
+The reference is timed by its own harness (a script ``ref_torch_elm.py`` that trains the public
+PyTorch ELM neuron; it is not part of this repository): pass its folder with
+``--reference-bench DIR`` (or ``ELM_REFERENCE_BENCH``) and the Python that has torch with
+``--reference-python`` (or ``ELM_REFERENCE_PYTHON``; ``ELMREF_DIR`` is passed through to it).
+Without them, or when the harness fails, the JSON line carries no ratio and says why in
+``reference_status``. Takes about a minute per thread setting on an idle 2-core CPU, plus the
+reference's own time (at least ``--reference-min-time`` seconds per configuration).
+
+    python bench/neuron_speed.py --threads 1 --configs small \
+        --reference-bench REF_DIR --reference-python TORCH_VENV/bin/python
 """
 
 from __future__ import annotations
@@ -19,11 +29,12 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
-# Published PyTorch reference, single-threaded, s per training step.
-REFERENCE_S_PER_STEP = {"shd_adding": 0.146, "neuronio": 0.565, "small": 0.107}
+# The reference harness's name for each configuration (same shapes, optimizer and loss).
+REFERENCE_CONFIG = {"shd_adding": "shd-adding", "neuronio": "neuronio-d20", "small": "small"}
 
 CONFIGS = {
     "shd_adding": dict(
@@ -51,6 +62,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--unroll", type=int, default=1, help="unroll of the time scan")
     parser.add_argument("--version", default="v2", choices=("v1", "v2"))
+    parser.add_argument(
+        "--reference-bench",
+        default=os.environ.get("ELM_REFERENCE_BENCH"),
+        help="folder of the PyTorch reference's timing harness (ref_torch_elm.py)",
+    )
+    parser.add_argument(
+        "--reference-python",
+        default=os.environ.get("ELM_REFERENCE_PYTHON"),
+        help="Python interpreter with torch for the reference harness",
+    )
+    parser.add_argument("--reference-min-time", type=float, default=5.0)
     args = parser.parse_args(argv)
     unknown = sorted(set(args.configs.split(",")) - set(CONFIGS))
     if unknown:
@@ -82,6 +104,31 @@ def median_time(fn, repeats: int) -> tuple[float, list[float], float]:
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return statistics.median(times), times, statistics.median(cpu)
+
+
+def time_reference(name: str, args: argparse.Namespace) -> tuple[dict | None, str]:
+    """(the reference harness's JSON record, status) for configuration ``name``."""
+    if not args.reference_bench or not args.reference_python:
+        return None, (
+            "not measured: reference harness not set up (give --reference-bench and "
+            "--reference-python, or ELM_REFERENCE_BENCH and ELM_REFERENCE_PYTHON)"
+        )
+    script = os.path.join(args.reference_bench, "ref_torch_elm.py")
+    if not os.path.isfile(script) or not os.path.isfile(args.reference_python):
+        return None, f"not measured: {script} or {args.reference_python} does not exist"
+    cmd = [args.reference_python, script, "--config", REFERENCE_CONFIG[name]]
+    cmd += ["--impl", args.version, "--min-time", str(args.reference_min_time)]
+    if args.threads == 1:
+        cmd += ["--threads", "1"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    except subprocess.TimeoutExpired:
+        return None, "not measured: the reference harness ran over 900 s"
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        return None, f"not measured: harness exit {out.returncode}: {tail[0][:200]}"
+    return json.loads(lines[-1]), "measured in this run"
 
 
 def run_config(name: str, args: argparse.Namespace) -> dict:
@@ -147,7 +194,16 @@ def run_config(name: str, args: argparse.Namespace) -> dict:
         one_forward()
     train_s, train_all, train_cpu = median_time(one_train_step, args.repeats)
     forward_s, forward_all, forward_cpu = median_time(one_forward, args.repeats)
-    reference = REFERENCE_S_PER_STEP[name]
+    ref, ref_status = time_reference(name, args)
+    ratios = {"reference_status": ref_status}
+    if ref is not None:
+        ratios.update(
+            reference_train_step_s=ref["step_s_median"],
+            reference_train_step_cpu_s=ref["step_cpu_s_median"],
+            reference_threads=ref["threads"],
+            speedup_vs_reference=round(ref["step_s_median"] / train_s, 2),
+            speedup_vs_reference_cpu_time=round(ref["step_cpu_s_median"] / train_cpu, 2),
+        )
     return {
         "bench": "neuron_speed",
         "config": name,
@@ -168,9 +224,7 @@ def run_config(name: str, args: argparse.Namespace) -> dict:
         "forward_items_per_s": round(batch * steps / forward_s, 1),
         "repeats": args.repeats,
         "unroll": args.unroll,
-        "reference_train_step_s_1thread": reference,
-        "speedup_vs_reference": round(reference / train_s, 2),
-        "speedup_vs_reference_cpu_time": round(reference / train_cpu, 2),
+        **ratios,
         "device": jax.devices()[0].device_kind,
         "jax": jax.__version__,
         "cpu": platform.processor() or platform.machine(),
