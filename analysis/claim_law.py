@@ -24,9 +24,10 @@ from analysis.seedboot import SeedTable
 MIN_LAW_BUDGETS = 5
 MIN_DECADES = 2.0
 N_SE_BELOW = 3.0
-#: A leave-largest-out prediction within this relative error counts as validated: the seeds-only
-#: intervals hold no error of the parabola as a description of a budget's curve, so demanding an
-#: interval around exactly 0 would reject any law once the seeds are precise.
+#: Equivalence margin of the leave-largest-out prediction: validated when the whole interval of
+#: its relative error lies within it, missed when the interval lies wholly outside, else
+#: inconclusive. (The seeds-only intervals hold no error of the parabola as a description of a
+#: budget's curve, so an interval around exactly 0 would reject any law once seeds are precise.)
 LLO_TOLERANCE = 0.05
 
 
@@ -150,16 +151,23 @@ def scaling_law_claim(
         f"leave-largest-out relative error {details['leave_largest_out_rel_error']:+.2%} "
         f"[{rel_ci[0]:+.2%}, {rel_ci[1]:+.2%}]"
     )
+    validated = -LLO_TOLERANCE <= rel_ci[0] and rel_ci[1] <= LLO_TOLERANCE
     if problems:
         decision = "contradicted"
-    elif drop[0] > 0:
+    elif drop[0] > 0 and validated:
         decision = "supported"
     else:
         decision = "not_testable"
-        problems.append(
-            f"inconclusive: the interval of L*(P_min) - L*(P_max) [{drop[0]:.3g}, {drop[1]:.3g}] "
-            "contains 0"
-        )
+        if drop[0] <= 0:
+            problems.append(
+                f"inconclusive: the interval of L*(P_min) - L*(P_max) [{drop[0]:.3g}, "
+                f"{drop[1]:.3g}] contains 0"
+            )
+        if not validated:
+            problems.append(
+                f"inconclusive: the leave-largest-out relative error interval [{rel_ci[0]:+.2%}, "
+                f"{rel_ci[1]:+.2%}] is not within ±{LLO_TOLERANCE:.0%}"
+            )
     note = "; ".join(x for x in (*problems, *notes, table.note) if x)
     return Claim(
         name,

@@ -16,7 +16,7 @@ Claims (one :class:`Claim` each, per data set and budget kind):
 * ``scaling_law``: ``L*(P) = E + A P^-alpha`` (SPEC §7 fit) on the parabola L* of >= 5 budgets
   spanning >= 2 decades. Supported when L* falls over the budgets (interval of L*(P_min) -
   L*(P_max) above 0) and the law fitted without the largest budget predicts it (the interval of
-  its relative error reaches within ±5 %); contradicted when L* rises, the prediction misses
+  its relative error lies within ±5 %); contradicted when L* rises, the prediction misses
   (interval wholly outside ±5 %), or a ``random``-slice point lies below the law's band by more than 3 SE.
 
 **An interval that contains 0 decides nothing**: the claim is ``not_testable`` with the reason
