@@ -290,13 +290,15 @@ def network_scan(
     chunk = derived.get("remat_chunk", 0)
     state, ext = to_scan_layout(carry, ext, layout)
     if custom_grad and chunk:
-        if ext.shape[0] % chunk:
-            raise ValueError(
-                f"remat_chunk={chunk} is invalid for a sequence of {ext.shape[0]} steps: must "
-                "divide the sequence length (or be 0: no rematerialisation)"
-            )
+        # Whole chunks, then the remaining T mod chunk steps as one shorter chunk.
         weights, src, mode = network_weights(derived, layout)
-        state, ys = scan_with_remat(weights, ext, state, src, mode, layout, chunk)
+        whole = ext.shape[0] - ext.shape[0] % chunk
+        parts = []
+        for piece, size in ((ext[:whole], chunk), (ext[whole:], ext.shape[0] - whole)):
+            if piece.shape[0]:
+                state, ys = scan_with_remat(weights, piece, state, src, mode, layout, size)
+                parts.append(ys)
+        ys = jnp.concatenate(parts, axis=0)
     elif custom_grad:
         weights, src, mode = network_weights(derived, layout)
         state, ys = scan_with_custom_grad(weights, ext, state, src, mode, layout)
@@ -369,7 +371,7 @@ class ELMNetwork(nn.Module):
 
     ``layout``: the scan's layout (``"auto"`` = ``"neuron_major"``, or ``"neuron_minor"``; same
     values and gradients). ``remat_chunk`` (0 = off): keep only every ``remat_chunk``-th state
-    for the gradient and recompute the steps in between (must divide T).
+    for the gradient and recompute the steps in between (a last chunk takes T mod remat_chunk).
     """
 
     num_neurons: int
