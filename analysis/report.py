@@ -353,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.sweep_dirs, args.out, loss=args.loss, n_boot=args.n_boot, seed=args.seed
         )
     except (OSError, SchemaError) as err:
+        if cli.debug_requested():
+            raise
         parser.exit(cli.EXIT_USAGE, f"analysis.report: error: {cli.one_line(err)}\n")
     print(path)
 

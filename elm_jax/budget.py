@@ -487,7 +487,16 @@ def _int_list(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m elm_jax.budget points --budget 1e4 --task shd_adding [--json] [--verify]``."""
+    """``python -m elm_jax.budget points --budget 1e4 --task shd_adding [--json] [--verify]``.
+
+    Returns the exit code; failures print one line on stderr (docs/cli.md).
+    """
+    from elm_jax import cli
+
+    return cli.run(_main, argv, prog="elm_jax.budget")
+
+
+def _main(argv: list[str]) -> int:
     from elm_jax import cli
 
     parser = cli.ArgumentParser(prog="elm_jax.budget", description=__doc__.split("\n")[0])
@@ -505,15 +514,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     pts.add_argument("--verify", action="store_true", help="count each built model's leaves")
     pts.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
-    try:
-        points = enumerate_points(
-            args.budget, args.task, arch=args.arch, budget_kind=args.budget_kind,
-            d_m=args.d_m, k_c=args.k_c, tolerance=args.tolerance, d_tree=args.d_tree,
-            embed_dim=args.embed_dim,
-        )  # fmt: skip
-    except ValueError as err:
-        print(f"elm_jax.budget: error: {cli.one_line(err)}", file=sys.stderr)
-        return cli.EXIT_USAGE
+    points = enumerate_points(
+        args.budget, args.task, arch=args.arch, budget_kind=args.budget_kind,
+        d_m=args.d_m, k_c=args.k_c, tolerance=args.tolerance, d_tree=args.d_tree,
+        embed_dim=args.embed_dim,
+    )  # fmt: skip
     rows = []
     for p in points:
         row = p.summary()
@@ -548,6 +553,4 @@ def verify_point(point: Point) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    from elm_jax import cli
-
-    sys.exit(cli.run(main, prog="elm_jax.budget"))
+    sys.exit(main())

@@ -10,8 +10,9 @@ Exit codes (docs/cli.md):
     130  interrupted (Ctrl-C)
 
 `run(main, argv, prog=...)` calls `main(argv)` and turns exceptions into that line and code;
-`--debug` anywhere on the command line (removed before `main` sees it) or `ELM_DEBUG=1` lets the
-traceback through instead. `ArgumentParser` is argparse's with a one-line usage error.
+`--debug` anywhere on the command line (removed before `main` sees it; it sets ELM_DEBUG=1) or
+`ELM_DEBUG=1` lets the traceback through instead: a handler inside `main` that prints its own
+message re-raises when `debug_requested()`. `ArgumentParser` is argparse's with a one-line usage error.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def one_line(err: BaseException) -> str:
     return text
 
 
-def debug_requested(argv: Sequence[str]) -> bool:
+def debug_requested(argv: Sequence[str] = ()) -> bool:
     """True when `--debug` is among the arguments or ELM_DEBUG is set to a true value."""
     env = os.environ.get(DEBUG_ENV, "").strip().lower()
     return DEBUG_FLAG in argv or env not in ("", "0", "false", "no")
@@ -82,6 +83,8 @@ def run(
     args = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(args)
     args = [a for a in args if a != DEBUG_FLAG]
+    if debug:  # handlers inside `main` (and worker processes) see it through the environment
+        os.environ[DEBUG_ENV] = "1"
     try:
         return int(main(args) or 0)
     except SystemExit:

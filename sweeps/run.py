@@ -246,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             train_fn=args.train_fn or engine.DEFAULT_TRAIN_FN,
         )
     except ValueError as e:
+        if cli.debug_requested():
+            raise
         print(f"sweeps.run: error: {cli.one_line(e)}", file=sys.stderr)
         return cli.exit_code(e)
     with_progress = progress.Progress(

@@ -19,6 +19,7 @@ import pytest
 from elm_jax import cli, convert
 
 REPO = cli_cases.REPO
+BUDGET_1 = ["elm_jax.budget", "points", "--budget", "1", "--task", "shd_adding"]
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +72,19 @@ def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("how", ["flag", "env"])
-def test_debug_flag_or_environment_shows_the_traceback(tmp_path, how):
-    args = ["elm_jax.budget", "points", "--budget", "1", "--task", "shd_adding"]
-    proc = _run(
-        *args,
-        *(["--debug"] if how == "flag" else []),
-        env={"ELM_DEBUG": "1"} if how == "env" else {"ELM_DEBUG": ""},
-    )
+@pytest.mark.parametrize(
+    "args,how,message",
+    [
+        (BUDGET_1, "flag", "budget=1 is below the smallest point"),
+        (BUDGET_1, "env", "budget=1 is below the smallest point"),
+        (["sweeps.run", "--sweep", "tiny:steps=2.5", "--dir", "unused"], "flag", "steps=2.5"),
+    ],
+)
+def test_debug_flag_or_environment_shows_the_traceback(args, how, message):
+    debug = {"ELM_DEBUG": "1"} if how == "env" else {"ELM_DEBUG": ""}
+    proc = _run(*args, *(["--debug"] if how == "flag" else []), env=debug)
     assert proc.returncode != 0
-    assert "Traceback" in proc.stderr and "budget=1 is below the smallest point" in proc.stderr
+    assert "Traceback" in proc.stderr and message in proc.stderr
 
 
 def test_unexpected_error_is_exit_code_1_naming_the_exception(capsys):
