@@ -24,6 +24,10 @@ def test_commas_inside_brackets_or_quotes_belong_to_the_value():
     assert split_items("a=[1,(2,3)],b='x,y',c=z") == ["a=[1,(2,3)]", "b='x,y'", "c=z"]
     assert _values("b='x,y',c=plain") == {"b": "x,y", "c": "plain"}
     assert parse_variant("budgets=1e3,1e4")["budgets"][0] == "1e3,1e4"  # text as written
+    assert _values("baselines=[lstm,gru],slices=budget,axis") == {
+        "baselines": ["lstm", "gru"],
+        "slices": ["budget", "axis"],
+    }
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,10 @@ A variant string is the text after `:` in `--config=FILE.py:VARIANT` or `--sweep
     budgets=1e3,1e4,steps=200    an item without `=` continues the previous key's value as a
                                  list: budgets=[1e3, 1e4]
 
-Values are Python literals (`1e3`, `[0, 1]`, `True`, `'x'`), else plain text. `coerce` then checks
-each value against the type of the field it sets (an int field takes `200` or `2e3`, not `2.5` or
-`abc`) and raises `VariantError` naming the key, the value and what is valid.
+Values are Python literals (`1e3`, `[0, 1]`, `True`, `'x'`), else plain text (`[lstm,gru]` is a
+list of two strings). `coerce` then checks each value against the type of the field it sets (an
+int field takes `200` or `2e3`, not `2.5` or `abc`) and raises `VariantError` naming the key, the
+value and what is valid.
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ def split_items(arg: str | None) -> list[str]:
 
 
 def parse_literal(text: str) -> Any:
-    """`text` as a Python literal, else `text` itself (so `x` and `'x'` are both the string x)."""
+    """`text` as a Python literal, else `text` itself (so `x` and `'x'` are both the string x).
+
+    A bracketed list of words is a list of strings: `[lstm,gru]` is `['lstm', 'gru']`.
+    """
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
+        if len(text) >= 2 and text[0] + text[-1] in ("[]", "()"):
+            return [parse_literal(item) for item in split_items(text[1:-1])]
         return text
 
 
