@@ -66,7 +66,7 @@ def _budget_table(block: ClaimsBlock) -> str:
 def claims_section(blocks: list[ClaimsBlock], fig_dir: Path, img) -> str:
     """The opening section: per block the claim table, the per-budget table and the figures.
 
-    ``img(path, alt)`` turns a PNG into embedded HTML (the report's own helper).
+    ``img(path, alt)`` turns a PNG into embedded HTML (as the report does for its figures).
     """
     out = [
         "<h2>Claims (SPEC §8)</h2>",
