@@ -7,8 +7,9 @@ the loopback head address kept as given (`NODE_START`), since Ray refuses to sta
 in that mode. Each node gets its own free ports, a 100 MB object store and one CPU; the second
 node also carries the custom resource `node2`. All processes of the cluster share a temporary
 `--temp-dir`, which is how `stop()` finds them: it kills exactly those processes (and their
-children) by pid. `ray stop --force` is not used: it kills every Ray process of the machine,
-other clusters' included.
+children) by pid; `ray stop --force` is not used, as it kills every Ray process of the machine,
+other clusters' included. The cluster has its own token (Ray's token authentication), so it
+does not depend on the user's `~/.ray/auth_token`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -26,6 +28,8 @@ import psutil
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 180
+START_ATTEMPTS = 3
+AGENT_TIMEOUT_MS = 120_000
 # `ray start` with the head address kept as given (Ray would swap a loopback one for the IP
 # the machine uses to reach the internet).
 NODE_START = (
@@ -41,13 +45,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def loopback_env(**extra: str) -> dict[str, str]:
-    """The environment of drivers and the head: Ray on the loopback, no usage reports."""
-    env = dict(os.environ)
-    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", **extra)
-    return env
-
-
 class LoopbackCluster:
     """`with LoopbackCluster(cwd) as cluster:` starts the head and a second node; stops both."""
 
@@ -56,15 +53,39 @@ class LoopbackCluster:
         self.temp_dir = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit
         self.port = free_port()
         self.address = f"{LOOPBACK}:{self.port}"
+        self._token = secrets.token_hex(32)
+
+    def env(self, loopback: bool = True) -> dict[str, str]:
+        """The environment of this cluster's processes and drivers: no usage reports, the
+        cluster's own auth token (not the user's ~/.ray one), Ray on the loopback (`loopback`;
+        False only for the second node's `ray start`, see the module docstring)."""
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        # A raylet waits this long for its node's agents, which start slowly on a loaded machine.
+        env["RAY_agent_register_timeout_ms"] = str(AGENT_TIMEOUT_MS)
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self._token)
+        env.pop("RAY_AUTH_TOKEN_PATH", None)
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0" if loopback else "1"
+        return env
 
     def __enter__(self) -> LoopbackCluster:
-        try:
-            self._start_head()
-            self._start_node()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._start_head()
+                self._start_node()
+                return self
+            except RuntimeError as err:
+                # On a loaded machine a raylet can miss Ray's fixed 30 s registration window.
+                self._kill_all()
+                if attempt == START_ATTEMPTS:
+                    self.stop()
+                    raise
+                print(f"ray start attempt {attempt} failed, retrying: {str(err)[:300]}")
+                self.port = free_port()
+                self.address = f"{LOOPBACK}:{self.port}"
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -90,18 +111,19 @@ class LoopbackCluster:
         cmd = [ray, "start", "--head", f"--node-ip-address={LOOPBACK}", f"--port={self.port}"]
         cmd += ["--include-dashboard=false", f"--dashboard-port={free_port()}"]
         cmd += [f"--ray-client-server-port={free_port()}", *self._common_flags()]
-        self._run(cmd, loopback_env())
+        self._run(cmd, self.env())
 
     def _start_node(self) -> None:
         cmd = [sys.executable, "-c", NODE_START, "start", f"--address={self.address}"]
         cmd += [f"--resources={json.dumps({'node2': 1})}", *self._common_flags()]
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="1")
-        self._run(cmd, env)
+        self._run(cmd, self.env(loopback=False))
 
     def processes(self) -> list[psutil.Process]:
         """Every live process of this cluster: those naming its temp dir, and their children."""
         found: dict[int, psutil.Process] = {}
         for proc in psutil.process_iter(["cmdline"]):
+            if proc.pid == os.getpid():
+                continue
             if self.temp_dir in " ".join(proc.info["cmdline"] or []):
                 found[proc.pid] = proc
                 with contextlib.suppress(psutil.Error):
@@ -127,7 +149,7 @@ class LoopbackCluster:
                         busy.append(proc)
         return busy
 
-    def stop(self) -> None:
+    def _kill_all(self) -> None:
         """Kills every process of this cluster by pid (twice: a dying raylet may respawn)."""
         for _ in range(2):
             procs = self.processes()
@@ -135,4 +157,8 @@ class LoopbackCluster:
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
             psutil.wait_procs(procs, timeout=20)
+
+    def stop(self) -> None:
+        """Kills the cluster's processes and removes its temp dir."""
+        self._kill_all()
         shutil.rmtree(self.temp_dir, ignore_errors=True)

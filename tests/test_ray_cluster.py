@@ -68,7 +68,7 @@ def test_two_node_sweep_with_a_killed_worker_gives_the_uninterrupted_table(
         driver = subprocess.Popen(
             [*cmd, "--quiet"],
             cwd=ROOT,
-            env=ray_cluster.loopback_env(),
+            env=cluster.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
