@@ -29,6 +29,7 @@ EXIT_USAGE = 2
 EXIT_MISSING_DEPENDENCY = 3
 EXIT_DATA = 4
 EXIT_INTERRUPTED = 130
+DATA_ERRORS = ("elm_jax.data.common.DataNotFoundError", "elm_jax.data.common.DataCorruptError")
 DEBUG_ENV = "ELM_DEBUG"
 DEBUG_FLAG = "--debug"
 
@@ -43,11 +44,10 @@ class MissingDependencyError(ImportError):
 
 def exit_code(err: BaseException) -> int:
     """The documented exit code for an exception that reached the command line."""
-    from elm_jax.data.common import DataCorruptError, DataNotFoundError
-
     if isinstance(err, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    if isinstance(err, (DataNotFoundError, DataCorruptError)):
+    # By name, so that reporting an error never imports the data layer (h5py, ...).
+    if any(f"{c.__module__}.{c.__name__}" in DATA_ERRORS for c in type(err).__mro__):
         return EXIT_DATA
     if isinstance(err, ImportError):
         return EXIT_MISSING_DEPENDENCY

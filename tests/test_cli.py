@@ -97,13 +97,14 @@ def test_unexpected_error_is_exit_code_1_naming_the_exception(capsys):
 
 
 def test_exit_codes_follow_the_convention():
-    from elm_jax.data.common import DataCorruptError, DataNotFoundError
+    from elm_jax.data.common import ChecksumError, DataCorruptError, DataNotFoundError
 
     assert cli.exit_code(ValueError("x")) == 2
     assert cli.exit_code(FileNotFoundError("x")) == 2
     assert cli.exit_code(cli.MissingDependencyError("x")) == 3
     assert cli.exit_code(DataNotFoundError("x")) == 4
     assert cli.exit_code(DataCorruptError("x")) == 4
+    assert cli.exit_code(ChecksumError("x")) == 4  # a subclass
     assert cli.exit_code(KeyError("x")) == 1
 
 
