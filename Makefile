@@ -45,7 +45,7 @@ sweep: install
 	$(PY) -m elm_jax.data.prepare
 	$(PY) -m sweeps.run --sweep $(SWEEP) --dir $(SWEEP_DIR) $(SWEEP_ARGS)
 	@$(PY) -c "import pandas as p; f = p.read_parquet('$(SWEEP_DIR)/results.parquet'); \
-	print(f.sort_values(['slice','budget','N','seed'])[['slice','budget','arch','N','d_m','k_c','P_core','seed','status','val_loss','val_metric']].to_string(index=False))"
+	print(f.sort_values(['slice','budget','N','seed'])[['slice','budget','arch','N','d_m','k_c','P_core','seed','status','final_val_loss','final_val_metric','input_blind_val_loss','final_test_loss']].to_string(index=False))"
 	@$(MAKE) --no-print-directory -o install report SWEEP_DIR=$(SWEEP_DIR)
 
 # The HTML report of a sweep directory (default: the one make sweep writes); fails if it fails.

@@ -223,12 +223,18 @@ def standard_sweep(config: Any) -> list[SweepPoint]:
     """The points of a sweep config with the standard fields (see sweeps/configs/shd_adding.py).
 
     `config.slices` names the parts to build: `budget` (config.budgets, config.d_m, config.k_c,
-    config.max_points, config.baselines), `axis` (config.axis: center_budget, d_m, k_c, axes)
+    config.max_points, config.baselines; for each of config.budget_kinds when given, else
+    config.budget_kind), `axis` (config.axis: center_budget, d_m, k_c, axes)
     and `random` (config.random: num_points, budget_range, seed).
     """
     embed_dim = int(config.train.model.embed_dim)
     d_tree = int(config.train.model.num_branches)
     common = dict(budget_kind=config.budget_kind, tolerance=config.tolerance, d_tree=d_tree)
+    # Budget slices may be counted on both kinds (SPEC §8: every claim also on P_total).
+    kinds = tuple(config.get("budget_kinds", None) or (config.budget_kind,))
+    bad = sorted(set(kinds) - {"core", "total"})
+    if bad:
+        raise ValueError(f"budget_kinds={kinds}: unknown {bad}; valid: core, total")
     unknown = set(config.slices) - {"budget", "axis", "random"}
     if unknown:
         raise ValueError(
@@ -236,18 +242,19 @@ def standard_sweep(config: Any) -> list[SweepPoint]:
         )
     points: list[SweepPoint] = []
     if "budget" in config.slices:
-        for budget in config.budgets:
-            points += budget_slice(
-                float(budget),
-                config.task,
-                d_m=config.d_m,
-                k_c=config.k_c,
-                baselines=config.baselines,
-                max_points=config.max_points,
-                embed_dim=embed_dim,
-                baseline_tolerance=config.get("baseline_tolerance", None),
-                **common,
-            )
+        for kind in kinds:
+            for budget in config.budgets:
+                points += budget_slice(
+                    float(budget),
+                    config.task,
+                    d_m=config.d_m,
+                    k_c=config.k_c,
+                    baselines=config.baselines,
+                    max_points=config.max_points,
+                    embed_dim=embed_dim,
+                    baseline_tolerance=config.get("baseline_tolerance", None),
+                    **{**common, "budget_kind": kind},
+                )
     if "axis" in config.slices:
         points += axis_slices(
             config.task,

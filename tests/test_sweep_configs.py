@@ -1,0 +1,61 @@
+"""The shipped sweep definitions can decide what they are meant to (SPEC §8)."""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import pytest
+
+from sweeps import run
+from sweeps.configs import default
+
+
+def _slices(spec):
+    points = run.load_sweep(spec).points
+    budgets = collections.defaultdict(list)
+    axes = collections.defaultdict(list)
+    for p in points:
+        if p.slice == "budget":
+            budgets[(p.budget_kind, p.budget)].append(p)
+        elif p.slice.startswith("axis_"):
+            axes[p.slice].append(p)
+    return points, budgets, axes
+
+
+def test_default_sweep_has_a_parabola_per_budget_and_three_axis_slices():
+    points, budgets, axes = _slices("default")
+    assert sorted(b for _, b in budgets) == [1e3, 3e3, 1e4]
+    for (kind, budget), slice_points in budgets.items():
+        assert kind == "core" and len(slice_points) >= 4, budget  # a parabola needs 4 points
+        assert len({p.k_c for p in slice_points}) == 1
+        assert all(abs(p.P_core - budget) <= 0.05 * budget for p in slice_points)
+    for axis, field in (("axis_N", "N"), ("axis_k_e", "d_m"), ("axis_k_c", "k_c")):
+        values = sorted(getattr(p, field) for p in axes[axis])
+        assert len(values) >= 4 and len(set(values)) == len(values), axis
+        # every other axis fixed at the centre
+        others = {(p.N, p.d_m, p.k_c) for p in axes[axis]}
+        fixed = [f for f in ("N", "d_m", "k_c") if f != field]
+        assert len({tuple(getattr(p, f) for f in fixed) for p in axes[axis]}) == 1, others
+    assert run.load_sweep("default").config.seeds == (0, 1, 2)
+
+
+def test_science_sweep_counts_each_budget_on_p_core_and_on_p_total_over_two_decades():
+    points, budgets, axes = _slices("science")
+    kinds = collections.defaultdict(list)
+    for kind, budget in budgets:
+        kinds[kind].append(budget)
+    assert set(kinds) == {"core", "total"}
+    for kind, values in kinds.items():
+        assert len(values) >= 5 and math.log10(max(values) / min(values)) >= 2, kind
+    for (kind, budget), slice_points in budgets.items():
+        field = "P_core" if kind == "core" else "P_total"
+        assert all(abs(getattr(p, field) - budget) <= 0.05 * budget for p in slice_points)
+    assert any(p.slice == "random" for p in points) and len(axes) == 3
+
+
+def test_unknown_budget_kind_is_refused():
+    config = default.get_config()
+    config.budget_kinds = ("core", "io")
+    with pytest.raises(ValueError, match=r"budget_kinds=.*unknown \['io'\]; valid: core, total"):
+        default.get_sweep(config)
