@@ -108,3 +108,63 @@ def claims_frame(blocks: list[ClaimsBlock]) -> pd.DataFrame:
     """All blocks' claims in one frame (dataset, budget_kind, claim, decision, ...)."""
     frames = [b.table().assign(dataset=b.dataset, budget_kind=b.budget_kind) for b in blocks]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+POINT_FIELDS = ["dataset", "slice", "budget_kind", "budget", "arch", "N", "d_m", "k_c"]
+
+
+def points_vs_baseline(trials: pd.DataFrame, loss: str) -> pd.DataFrame:
+    """One row per architecture point: seed-mean `loss` of its ok trials, its standard error,
+    the input-blind loss of the same split and whether the point learned (mean below the
+    baseline by more than 3 SE; with one seed, below it). Empty without a baseline column."""
+    split = "test" if loss.startswith(("test", "final_test")) else "val"
+    blind_col = f"input_blind_{split}_loss"
+    ok = trials[trials["status"] == "ok"]
+    if blind_col not in ok.columns or loss not in ok.columns or ok.empty:
+        return pd.DataFrame()
+    keys = [c for c in POINT_FIELDS if c in ok.columns]
+    rows = []
+    for key, g in ok.groupby(keys, dropna=False, sort=True):
+        values = pd.to_numeric(g[loss], errors="coerce").to_numpy(float)
+        values = values[np.isfinite(values)]
+        blind = pd.to_numeric(g[blind_col], errors="coerce").median()
+        if not len(values) or not np.isfinite(blind):
+            continue
+        se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+        mean = float(values.mean())
+        rows.append(
+            {**dict(zip(keys, key, strict=True)), "seeds": len(values), "loss": mean, "se": se,
+             "input_blind": float(blind), "learned": bool(mean < blind - 3 * se)}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def baseline_section(trials: pd.DataFrame, loss: str) -> str:
+    """Says plainly which points (and budgets) are not better than the input-blind baseline."""
+    frame = points_vs_baseline(trials, loss)
+    out = ["<h2>Against the input-blind baseline</h2>"]
+    if frame.empty:
+        out.append(
+            "<p>The table carries no input-blind baseline, so no point can be compared with it.</p>"
+        )
+        return "\n".join(out)
+    bad = frame[~frame["learned"]]
+    out.append(
+        f"<p>{len(frame) - len(bad)} of {len(frame)} architecture points have a seed-mean "
+        f"<code>{html.escape(loss)}</code> below the input-blind loss (predicting the split's "
+        "label prior) by more than 3 standard errors.</p>"
+    )
+    if len(bad):
+        out.append(
+            "<p><b>Not better than the input-blind baseline</b> (these points learned nothing "
+            "measurable; no claim rests on them):</p>"
+        )
+        out.append(bad.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–"))
+        budgets = frame[frame["slice"] == "budget"].groupby(["budget_kind", "budget"])["learned"]
+        for (kind, budget), learned in budgets.any().items():
+            if not learned:
+                out.append(
+                    f"<p><b>Budget {budget:g} (P_{html.escape(str(kind))}): no point is better "
+                    "than the input-blind baseline.</b></p>"
+                )
+    return "\n".join(out)

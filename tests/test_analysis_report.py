@@ -102,3 +102,28 @@ def test_command_line_names_the_problem_for_a_bad_sweep_directory(tmp_path, caps
         main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "no results.parquet and no trials/*.json" in capsys.readouterr().err
+
+
+def test_points_not_better_than_the_input_blind_baseline_are_named(tmp_path):
+    from analysis.claims_report import baseline_section, points_vs_baseline
+
+    trials = synthetic_trials(seeds=(0, 1, 2), n_diverged=0)
+    blind = float(trials["final_val_loss"].median())  # half the points at or above it
+    trials["input_blind_val_loss"] = blind
+    frame = points_vs_baseline(trials, "final_val_loss")
+    ok = trials[trials.status == "ok"]
+    assert len(frame) == len(
+        ok.groupby(["slice", "budget", "arch", "N", "d_m", "k_c"], dropna=False)
+    )
+    means = frame["loss"].to_numpy()
+    assert (frame["learned"] == (means < blind - 3 * frame["se"].to_numpy())).all()
+    assert frame["learned"].any() and not frame["learned"].all()
+    text = baseline_section(trials, "final_val_loss")
+    assert f"{frame['learned'].sum()} of {len(frame)} architecture points" in text
+    assert "Not better than the input-blind baseline" in text
+    # A budget where nothing learned is named; with every point learned, no table.
+    trials["input_blind_val_loss"] = float(trials["final_val_loss"].min()) - 1.0
+    assert "no point is better" in baseline_section(trials, "final_val_loss")
+    trials["input_blind_val_loss"] = float(trials["final_val_loss"].max()) + 1.0
+    text = baseline_section(trials, "final_val_loss")
+    assert "Not better" not in text and f"{len(frame)} of {len(frame)}" in text
