@@ -74,7 +74,7 @@ class ModelConfig:
     wiring_seed: int = 0
     connectivity: str = "auto"
     layout: str = "auto"
-    remat_chunk: int = 0
+    remat_chunk: int = 10
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
     memory_tau_min: float = 1.0
