@@ -75,7 +75,7 @@ fi
 step devices 20 "$PYTHON" -c 'import json, jax; print(json.dumps({"bench": "devices", "backend": jax.default_backend(), "devices": [d.device_kind for d in jax.devices()], "jax": jax.__version__}))'
 
 # 2. A device subset of the tests: the network and neuron against their references.
-if [ "$CPU" = 1 ]; then TEST_SELECT="remat_chunk or invalid_layout"; else TEST_SELECT="numpy_per_step_loop or custom_gradient or remat or layout"; fi
+if [ "$CPU" = 1 ]; then TEST_SELECT="rematerialised or invalid_layout"; else TEST_SELECT="numpy_per_step_loop or custom_gradient or remat or layout"; fi
 step tests 120 "$PYTHON" -m pytest -x -q -p no:cacheprovider \
   tests/test_network.py -k "$TEST_SELECT" -o log_cli=false
 

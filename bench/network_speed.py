@@ -14,6 +14,7 @@ GFLOP/s in the same process and thread setting.
     python bench/network_speed.py --threads 1 --connectivity auto --batch 32 --seq-len 80 --seeds 2
     python bench/network_speed.py --threads 1 --connectivity auto --batch 32 --seq-len 1000 \
         --remat-chunk 0,50 --repeats 1      # T = 1000 (2 ms bins): time and peak memory
+    python bench/network_speed.py --batch 32 --seq-len 1000 --remat-chunk 0,50 --memory-only
 
 Each line also has the compiled step's memory (`memory_analysis()`: arguments, outputs and XLA
 temporaries, in MiB; `peak_mib` is their sum) and the process's peak resident memory so far.
@@ -46,9 +47,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--connectivity", default="gather,dense,auto", help="comma list of modes to time"
     )
     p.add_argument("--layout", default="auto", help="comma list of scan layouts to time")
-    p.add_argument("--remat-chunk", default="0", help="comma list of model.remat_chunk values")
+    p.add_argument(
+        "--remat-chunk",
+        default="",
+        help="comma list of model.remat_chunk values (default: the model's)",
+    )
     p.add_argument("--seeds", type=int, default=1, help="> 1: vmap the step over this many seeds")
     p.add_argument("--points", default="few_complex,balanced,many_simple,lstm")
+    p.add_argument("--memory-only", action="store_true", help="compile and report memory only")
     return p.parse_args(argv)
 
 
@@ -158,6 +164,11 @@ def bench_one(cfg, args, label: str, machine: float) -> dict:
     step_args = (params, opt_state, consts, x, labels)
     t0 = time.perf_counter()
     compiled = step.lower(*step_args).compile()
+    if args.memory_only:
+        return {"bench": "network_speed", "point": label, "N": cfg.num_neurons,
+                "remat_chunk": cfg.remat_chunk if cfg.arch == "elm" else None,
+                "batch": args.batch, "seq_len": args.seq_len, "seeds": args.seeds,
+                "compile_s": round(time.perf_counter() - t0, 2), **memory_mib(compiled)}  # fmt: skip
     jax.block_until_ready(compiled(*step_args))
     compile_s = time.perf_counter() - t0
     sec = time_fn(compiled, step_args, args.repeats)
@@ -218,8 +229,10 @@ def main(argv=None) -> int:
         auto = f"{label} auto={'/'.join(net.connectivity_modes())},{net.scan_layout()}"
         for mode in args.connectivity.split(","):
             for layout in args.layout.split(","):
-                for chunk in args.remat_chunk.split(","):
-                    changes = dict(connectivity=mode, layout=layout, remat_chunk=int(chunk))
+                for chunk in args.remat_chunk.split(",") if args.remat_chunk else [None]:
+                    changes = dict(connectivity=mode, layout=layout)
+                    if chunk is not None:
+                        changes["remat_chunk"] = int(chunk)
                     jobs.append((auto, cfg.replace(**changes)))
     if "lstm" in wanted:
         jobs.append(("lstm", lstm.model_config()))
