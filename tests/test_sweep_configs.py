@@ -59,3 +59,10 @@ def test_unknown_budget_kind_is_refused():
     config.budget_kinds = ("core", "io")
     with pytest.raises(ValueError, match=r"budget_kinds=.*unknown \['io'\]; valid: core, total"):
         default.get_sweep(config)
+
+
+def test_enwiki_overnight_sweep_has_a_parabola_per_budget_and_three_axis_slices():
+    points, budgets, axes = _slices("enwiki_overnight")
+    assert len(budgets) == 3 and all(len(v) >= 4 for v in budgets.values())
+    assert sorted(axes) == ["axis_N", "axis_k_c", "axis_k_e"]
+    assert all(len(v) >= 3 for v in axes.values()) and {p.task for p in points} == {"enwik8"}

@@ -38,7 +38,13 @@ def _problems(spec: str) -> str:
     ("spec", "expected"),
     [
         ("tiny:steps=0", ["config.num_train_steps=0 must be an integer >= 1 [all 3 points]"]),
-        ("default:bin_ms=0", ["config.data.bin_ms must be a positive number", "[all 8 points]"]),
+        (
+            "default:bin_ms=0",
+            [
+                "config.data.bin_ms must be a positive number",
+                f"[all {len(sweep_run.load_sweep('default').points)} points]",
+            ],
+        ),
         ("tiny:bin_ms=3", ["config.data.bin_ms=3.0 must divide the 1000 ms digit"]),
         (
             "default:data=enwik8",
