@@ -38,7 +38,7 @@ def test_default_sweep_has_a_parabola_per_budget_and_three_axis_slices():
         others = {(p.N, p.d_m, p.k_c) for p in axes[axis]}
         fixed = [f for f in ("N", "d_m", "k_c") if f != field]
         assert len({tuple(getattr(p, f) for f in fixed) for p in axes[axis]}) == 1, others
-    assert run.load_sweep("default").config.seeds == (0, 1, 2)
+    assert len(run.load_sweep("default").config.seeds) >= 3
 
 
 def test_science_sweep_counts_each_budget_on_p_core_and_on_p_total_over_two_decades():
