@@ -440,9 +440,7 @@ class ELMNetwork(nn.Module):
         tau_b = self.variable(
             "constants", "tau_b", lambda: jnp.full((n, d), self.tau_b_value, jnp.float32)
         )
-        proto_tau = log_spaced_proto_tau(
-            m, self.memory_tau_min, self.tau_max, self.memory_tau_init
-        )
+        proto_tau = log_spaced_proto_tau(m, self.memory_tau_min, self.tau_max, self.memory_tau_init)
         tau_init = lambda *_: jnp.tile(jnp.asarray(proto_tau, jnp.float32), (n, 1))  # noqa: E731
         if self.learn_memory_tau:
             proto_tau_m = self.param("proto_tau_m", tau_init, (n, m))
