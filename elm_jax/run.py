@@ -439,9 +439,9 @@ class Run:
                 }
             )
         if self._writers is not None:
-            final = {k: [r[f"test_{k}"] for r in seed_rows] for k in ("loss", "metric")}
+            best_test = {k: [r[f"test_{k}"] for r in seed_rows] for k in ("loss", "metric")}
             self._writers.write_eval(
-                step, "test", {"loss": final["loss"], metric: final["metric"]}, input_blind
+                step, "test", {"loss": best_test["loss"], metric: best_test["metric"]}, input_blind
             )
             self._writers.close(success=True)
             self._writers = None

@@ -17,7 +17,7 @@ Slices (k_c = 16 unless varied; the default sweep's design, scaled up):
 
 4 seeds, 25 ms bins (T = 80), batch 32, Adamax with peak learning rate 1e-2 and cosine decay,
 4,000 steps, validation on the first 2,048 official pairs, test on the first 4,096.
-About 75 trainer calls (P_core and P_total slices share the points they have in common), 300
+77 trainer calls (P_core and P_total slices share the points they have in common), 344
 trials. Expected run time on one GPU: a few hours (an estimate from the default sweep's CPU
 figures in docs/sweeps.md: the largest points, N up to ~3,000 at 1e5, dominate); days on 2 CPU
 cores. Variants: `steps`, `seeds`, `budgets`, `data`, `bin_ms`, `lr`, `batch`, `max_points`,
