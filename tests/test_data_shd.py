@@ -250,6 +250,26 @@ def test_input_dropout_only_in_training_and_scales_kept_counts(shd_dir):
     np.testing.assert_array_equal(e1["inputs"], e2["inputs"])
 
 
+def test_dense_into_repeated_samples_and_dropout_per_cell(shd_dir):
+    # Batches draw samples with replacement: a sample twice in one batch fills both rows, and
+    # dropout keeps or drops each nonzero (row, bin, unit) cell whole, never single spikes.
+    spikes = shd.read_shd(shd_dir / "shd_train.h5")
+    binned = shd.bin_spike_data(spikes, 10)
+    index = np.array([2, 0, 2, 1, 0])
+    full = np.zeros((5, 3 * binned.num_bins, 700), np.float32)
+    binned.dense_into(full, index, bin_offset=binned.num_bins)
+    for row, n in enumerate(index):
+        expect = loop_binning(*spikes.sample(int(n)), 10)
+        np.testing.assert_array_equal(full[row, binned.num_bins : 2 * binned.num_bins], expect)
+    assert not full[:, : binned.num_bins].any() and not full[:, 2 * binned.num_bins :].any()
+    dropped = np.zeros_like(full)
+    binned.dense_into(dropped, index, binned.num_bins, 0.25, np.random.default_rng(3))
+    kept = dropped > 0
+    np.testing.assert_allclose(dropped[kept], full[kept] / 0.75, rtol=1e-6)
+    assert not dropped[full == 0].any()
+    assert 0.65 < kept.sum() / (full > 0).sum() < 0.85
+
+
 def test_truncated_h5_raises_corrupt_error_naming_file(shd_dir, tmp_path):
     raw = (shd_dir / "shd_train.h5").read_bytes()
     bad = tmp_path / "bad" / "shd_train.h5"

@@ -209,12 +209,13 @@ def num_bins(bin_ms: float) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class BinnedSpikes:
-    """Sparse binned spikes: sample n's entries are `flat[offsets[n]:offsets[n+1]]`, each one
-    spike at flat index `bin · 700 + unit` (repeats add up to counts)."""
+    """Sparse binned spikes: sample n's nonzero cells are `flat[offsets[n]:offsets[n+1]]`, each
+    at flat index `bin · 700 + unit`, in increasing order, with spike counts `counts` (float32)."""
 
     flat: np.ndarray
     offsets: np.ndarray
     num_bins: int
+    counts: np.ndarray
 
     def dense_into(
         self,
@@ -232,19 +233,18 @@ class BinnedSpikes:
         """
         index = np.asarray(index, dtype=np.int64)
         counts = self.offsets[index + 1] - self.offsets[index]
-        entries = self.flat[_ranges(self.offsets[index], counts)]
+        take = _ranges(self.offsets[index], counts)
         rows = np.repeat(np.arange(len(index), dtype=np.int64), counts)
         step = out.shape[1] * NUM_CHANNELS
-        position = rows * step + bin_offset * NUM_CHANNELS + entries
+        # Unique and increasing: each sample's cells are, and rows are disjoint.
+        position = rows * step + bin_offset * NUM_CHANNELS + self.flat[take]
+        values = self.counts[take]
         if dropout > 0.0:
             if rng is None:
                 raise ValueError("dropout needs an rng")
-            cells, inverse = np.unique(position, return_inverse=True)
-            keep = rng.random(cells.size, dtype=np.float32) >= dropout
-            weight = np.where(keep, np.float32(1.0 / (1.0 - dropout)), np.float32(0.0))
-            np.add.at(out.reshape(-1), position, weight[inverse])
-        else:
-            np.add.at(out.reshape(-1), position, 1)
+            keep = rng.random(position.size, dtype=np.float32) >= dropout
+            values = values * np.where(keep, np.float32(1.0 / (1.0 - dropout)), np.float32(0.0))
+        out.reshape(-1)[position] += values
 
     def dense(self, index: np.ndarray) -> np.ndarray:
         """Spike counts [b, t, 700] float32 of samples `index`."""
@@ -278,10 +278,13 @@ def bin_spike_data(data: SpikeData, bin_ms: float) -> BinnedSpikes:
     steps = len(edges) - 1
     index = digitize_exact(data.times, edges)
     keep = (index >= 0) & (index < steps)
-    flat = (index * NUM_CHANNELS + data.units)[keep]
-    kept_before = np.concatenate([[0], np.cumsum(keep)])
-    offsets = kept_before[data.offsets].astype(np.int64)
-    return BinnedSpikes(flat, offsets, steps)
+    cells = steps * NUM_CHANNELS
+    sample = np.repeat(np.arange(data.num_samples, dtype=np.int64), np.diff(data.offsets))
+    key = (sample * cells + index * NUM_CHANNELS + data.units)[keep]
+    key, counts = np.unique(key, return_counts=True)  # sorted by sample, then cell
+    bounds = np.arange(data.num_samples + 1, dtype=np.int64) * cells
+    offsets = np.searchsorted(key, bounds).astype(np.int64)
+    return BinnedSpikes(key % cells, offsets, steps, counts.astype(np.float32))
 
 
 def bin_spikes(times: np.ndarray, units: np.ndarray, bin_ms: float) -> np.ndarray:
