@@ -22,6 +22,7 @@ from elm_jax.data.common import (
     resolve_data_dir,
 )
 from elm_jax.data.enwik8 import ENWIK8_HOWTO, ByteDataset, load_enwik8
+from elm_jax.data.registry import PASSED_OPTIONS, TASKS
 from elm_jax.data.shd import NUM_CHANNELS, check_bin_ms, read_shd
 from elm_jax.data.shd_tasks import SHDAddingDataset, SHDDataset
 from elm_jax.data.shd_tasks import _check_positive as check_positive_int
@@ -50,6 +51,7 @@ DATASET_NAMES = (
     "shd_default",
     "shd_adding_default",
     "enwiki_sample",
+    *TASKS,  # names served by a loader module: elm_jax/data/registry.py
 )
 OPTIONS = ("bin_ms", "seq_len", "input_dropout", "batches_per_epoch")
 BYTE_VOCAB = 256
@@ -62,6 +64,8 @@ def static_info(name: str) -> dict:
     classes (digit sums 0..18), the byte sets next-byte prediction over 256 values.
     """
     check_options(name)
+    if name in TASKS:
+        return TASKS[name].static_info()
     if name.startswith("shd_adding"):
         return {"task": "classification", "input_dim": NUM_CHANNELS, "num_classes": 19}
     if name.startswith("shd"):
@@ -90,9 +94,10 @@ def check_options(name: str, **options) -> dict:
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset name {name!r}; valid names: {', '.join(DATASET_NAMES)}")
-    unknown = sorted(set(options) - set(OPTIONS))
+    valid = OPTIONS + (TASKS[name].options if name in TASKS else ())
+    unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"unknown data option(s) {unknown}; valid options: {', '.join(OPTIONS)}")
+        raise ValueError(f"unknown data option(s) {unknown}; valid options: {', '.join(valid)}")
     options = {k: v for k, v in options.items() if v is not None}
     if "bin_ms" in options:
         check_bin_divides(options["bin_ms"])
@@ -237,6 +242,11 @@ def load(name: str, data_dir: str | None = None, **options):
     """
     options = check_options(name, **options)
     data_dir = resolve_data_dir(data_dir)
+    if name in TASKS:
+        passed = PASSED_OPTIONS + TASKS[name].options
+        return TASKS[name].load_function()(
+            name, data_dir, **{k: v for k, v in options.items() if k in passed}
+        )
     force_default = name.endswith("_default") or name == "enwiki_sample"
     if name.startswith("shd"):
         return _load_spikes(name, data_dir, force_default, options)

@@ -1,0 +1,53 @@
+"""Dataset names served by a loader module, beyond the built-in SHD and Enwik8 names.
+
+`elm_jax.data.load(name, data_dir, **options)`, `static_info(name)`, `check_options(name)` and
+`DATASET_NAMES` all read this table. Each entry names its loader as "module:function"; the
+module is imported on the first `load(name)` only, so the table itself costs nothing.
+
+To add a dataset name, append one entry to `TASKS`:
+
+    "listops": TaskEntry(
+        "elm_jax.data.listops:load_listops", input_dim=..., num_classes=10,
+        options=("num_train",),   # extra load() options, if any, beyond data.OPTIONS
+    ),
+
+The loader is called as `loader(name, data_dir, **options)`: `data_dir` is the resolved data
+directory (`data_dir`, else `$ELM_DATA_DIR`, else None) and `options` holds `input_dropout`
+when given plus the entry's own options; it returns a dataset with the protocol of
+docs/interfaces.md, usually an `elm_jax.data.sequences.SequenceDataset` built with
+`name=name` and a `source` that says which data it is. It checks its own options' values and
+raises DataNotFoundError / DataCorruptError (elm_jax.data.common) for missing or bad files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskEntry:
+    """One dataset name: its loader ("module:function") and the task fields it reports."""
+
+    loader: str
+    input_dim: int
+    num_classes: int
+    options: tuple[str, ...] = ()
+    task: str = "classification"
+
+    def static_info(self) -> dict:
+        """{"task", "input_dim", "num_classes"}, as `load(name).info` reports them."""
+        return {"task": self.task, "input_dim": self.input_dim, "num_classes": self.num_classes}
+
+    def load_function(self) -> Callable:
+        """The loader function (imports its module)."""
+        module, function = self.loader.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+# Options load() passes to every loader when given (the trainer's other data options, such
+# as seq_len or bin_ms, do not apply to these datasets and are ignored).
+PASSED_OPTIONS = ("input_dropout",)
+
+TASKS: dict[str, TaskEntry] = {}
