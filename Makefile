@@ -15,7 +15,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES ?= -1
 
-.PHONY: install test lint format sweep report bench data clean browser notebook
+.PHONY: install test lint format sweep report bench data clean browser notebook fashion-mnist
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	@touch $@
 
-test: install browser
+test: install browser fashion-mnist
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -36,7 +36,7 @@ format: install
 	$(PY) -m ruff check --fix elm_jax sweeps analysis tests bench
 	$(PY) -m ruff format elm_jax sweeps analysis tests bench
 
-data: install
+data: install fashion-mnist
 	$(PY) -m elm_jax.data.prepare
 
 # The default sweep (about 20 minutes on 2 CPU cores), or any other: make sweep SWEEP=tiny
@@ -66,6 +66,18 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 			>/dev/null 2>&1 || echo "browser: apt-get could not install chromium"; \
 	else echo "browser: no chromium and not root: the browser test will be skipped"; fi
+
+# Fashion-MNIST (the sequential-image default, data name scifar_default) from Debian's
+# dataset-fashion-mnist package, installed with apt-get when missing and we are root (best
+# effort, quiet); otherwise loading it says how to install it or where to put the files.
+fashion-mnist:
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "fashion-mnist: installing dataset-fashion-mnist with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			dataset-fashion-mnist) >/dev/null 2>&1 || \
+			echo "fashion-mnist: apt-get could not install dataset-fashion-mnist"; \
+	else echo "fashion-mnist: not installed and not root: scifar_default needs its files"; fi
 
 # The sweep notebook in JupyterLab (installs the notebook extra): make notebook
 # (NOTEBOOK_ARGS: more JupyterLab options, e.g. NOTEBOOK_ARGS=--no-browser)

@@ -50,4 +50,10 @@ class TaskEntry:
 # as seq_len or bin_ms, do not apply to these datasets and are ignored).
 PASSED_OPTIONS = ("input_dropout",)
 
-TASKS: dict[str, TaskEntry] = {}
+TASKS: dict[str, TaskEntry] = {
+    # Sequential images (elm_jax/data/seq_images.py): 16 grey levels one-hot, 10 classes.
+    "scifar": TaskEntry("elm_jax.data.seq_images:load_scifar", input_dim=16, num_classes=10),
+    "scifar_default": TaskEntry(
+        "elm_jax.data.seq_images:load_fashion_mnist", input_dim=16, num_classes=10
+    ),
+}
