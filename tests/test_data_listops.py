@@ -9,7 +9,8 @@ import statistics
 import numpy as np
 import pytest
 
-from elm_jax.data import listops, listops_files
+from elm_jax import data
+from elm_jax.data import listops, listops_files, listops_tasks
 from elm_jax.data.common import ChecksumError, DataCorruptError, DataNotFoundError
 
 SMALL = dict(max_depth=6, max_args=5, min_length=10, max_length=120)
@@ -244,3 +245,60 @@ def test_missing_lra_files_raise_data_not_found(tmp_path):
     write_tsv(tmp_path / "h", "basic_train.tsv", [], header="Src\tTgt")
     with pytest.raises(DataCorruptError, match="header"):
         listops_files.read_lra_tsv(str(tmp_path / "h" / "basic_train.tsv"))
+
+
+@pytest.fixture
+def small_default(monkeypatch):
+    params = listops.ListOpsParams(**SMALL, num_train=200, num_validation=40, num_test=40)
+    monkeypatch.setattr(listops_tasks, "DEFAULT_PARAMS", params)
+    return params
+
+
+def test_listops_default_is_front_padded_one_hot_ending_on_the_closing_bracket(
+    tmp_path, small_default
+):
+    ds = data.load("listops_default", data_dir=str(tmp_path))
+    assert ds.info["source"] == "listops-default" and ds.info["seq_len"] == 119
+    assert ds.info["input_dim"] == 15 == data.static_info("listops_default")["input_dim"]
+    assert ds.info["truncated"] == {"train": 0, "validation": 0, "test": 0}
+    generated = listops.generate(small_default)["validation"]
+    batch = next(ds.eval_batches("validation", 8))
+    for row in range(8):
+        length = generated["lengths"][row]
+        onehot = batch["inputs"][row]
+        assert np.all(onehot[: 119 - length] == 0)  # front padding encodes as zeros
+        assert np.all(onehot[119 - length :].sum(axis=1) == 1)
+        ids = onehot[119 - length :].argmax(axis=1) + 1
+        assert listops.decode(ids) == listops.decode(generated["tokens"][row])
+        assert onehot[-1, listops.END_ID - 1] == 1  # the classifier's last step reads "]"
+        assert batch["labels"][row] == evaluate_by_eval(listops.decode(ids))
+    prior = np.bincount(generated["labels"], minlength=10) / 40
+    assert ds.input_blind("validation")["metric"] == pytest.approx(prior.max())
+
+
+def test_short_seq_len_keeps_the_first_tokens_and_counts_the_cut(tmp_path, small_default):
+    ds = data.load("listops_default", data_dir=str(tmp_path), seq_len=30)
+    generated = listops.generate(small_default)["test"]
+    assert ds.info["truncated"]["test"] == int((generated["lengths"] > 30).sum()) > 0
+    row = int(np.argmax(generated["lengths"] > 30))
+    ids = ds.encode("test", np.array([row]))[0].argmax(axis=1) + 1
+    np.testing.assert_array_equal(ids, generated["tokens"][row, :30])
+    with pytest.raises(ValueError, match="seq_len must be a positive integer, got 0"):
+        data.load("listops_default", data_dir=str(tmp_path), seq_len=0)
+
+
+def test_listops_reads_the_lra_files_of_the_named_directory(tmp_path):
+    rows = [(lra_source(("[MAX", [2, 9, ("[MIN", [4, 7]), 0])), 9),
+            (lra_source(("[SM", [9, 8])), 7), (lra_source(("[MED", [1, 3])), 2)]  # fmt: skip
+    for name in listops_files.LRA_FILES.values():
+        write_tsv(tmp_path, name, rows)
+    ds = data.load("listops", data_dir=str(tmp_path), seq_len=12)
+    assert ds.info["source"] == "listops-lra" and ds.num_examples("validation") == 3
+    assert [f["path"] for f in ds.info["files"]][1].endswith("basic_val.tsv")
+    x = ds.encode("train", np.arange(3))
+    assert x.shape == (3, 12, 15) and np.all(x[1, :8] == 0) and x[1, 8:].sum() == 4
+    assert ds.labels("test").tolist() == [9, 7, 2]
+    with pytest.raises(DataNotFoundError, match="no data directory named"):
+        listops_tasks.load_listops("listops", None)
+    with pytest.raises(DataNotFoundError, match="not found"):
+        data.load("listops", data_dir=str(tmp_path / "empty"))

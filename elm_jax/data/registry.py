@@ -56,4 +56,17 @@ TASKS: dict[str, TaskEntry] = {
     "scifar_default": TaskEntry(
         "elm_jax.data.seq_images:load_fashion_mnist", input_dim=16, num_classes=10
     ),
+    # ListOps (elm_jax/data/listops_tasks.py): 15 tokens one-hot, front-padded to seq_len.
+    "listops": TaskEntry(
+        "elm_jax.data.listops_tasks:load_listops",
+        input_dim=15,
+        num_classes=10,
+        options=("seq_len",),
+    ),
+    "listops_default": TaskEntry(
+        "elm_jax.data.listops_tasks:load_listops_default",
+        input_dim=15,
+        num_classes=10,
+        options=("seq_len",),
+    ),
 }
