@@ -159,3 +159,20 @@ def test_pickles_naming_other_objects_are_refused_before_construction(tmp_path):
     path.write_bytes(pickle.dumps(exp, protocol=2))
     with pytest.raises(DataCorruptError, match=r"refusing to load (posix|os)\.system"):
         neuronio.read_simulations(path)
+
+
+def test_load_by_name_reads_the_named_directory_and_never_substitutes(tmp_path, monkeypatch):
+    from elm_jax import data
+
+    write_fake_dataset(str(tmp_path), num_sims=2, seconds=1.2)
+    ds = data.load("neuronio", data_dir=str(tmp_path))
+    assert ds.info["source"] == "neuronio" and ds.info["num_files"] == {
+        "train": 1, "validation": 1, "test": 1,
+    }  # fmt: skip
+    assert len(ds.info["files"]) == 3 and all(len(f["sha256"]) == 64 for f in ds.info["files"])
+    assert data.static_info("neuronio") == {"task": "neuronio", "input_dim": 1278, "num_classes": 2}
+    monkeypatch.delenv("ELM_DATA_DIR", raising=False)
+    with pytest.raises(DataNotFoundError, match="never replaced"):
+        data.load("neuronio")
+    with pytest.raises(ValueError, match="takes no data options"):
+        data.load("neuronio", data_dir=str(tmp_path), input_dropout=0.5)

@@ -69,4 +69,9 @@ TASKS: dict[str, TaskEntry] = {
         num_classes=10,
         options=("seq_len",),
     ),
+    # NeuronIO (elm_jax/data/neuronio_tasks.py): the released simulations from the data
+    # directory; 1278 signed input channels, outputs (spike logit, soma) at every 1 ms step.
+    "neuronio": TaskEntry(
+        "elm_jax.data.neuronio_tasks:load_neuronio", input_dim=1278, num_classes=2, task="neuronio"
+    ),
 }
