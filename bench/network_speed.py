@@ -209,7 +209,7 @@ def main(argv=None) -> int:
     configure_threads(args.threads)
 
     from elm_jax.budget import enumerate_points
-    from elm_jax.network import ELMNetwork
+    from elm_jax.network.layers import ELMNetwork
 
     machine = matmul_gflops(args.repeats)
     elm_points = enumerate_points(args.budget, "shd_adding", k_c=[args.k_c])

@@ -136,7 +136,7 @@ def run_config(name: str, args: argparse.Namespace) -> dict:
     import jax.numpy as jnp
     import optax
 
-    from elm_jax.layers import ELMNeuron
+    from elm_jax.neuron.layers import ELMNeuron
 
     spec = CONFIGS[name]
     module = ELMNeuron(**spec["neuron"], version=args.version, unroll=args.unroll)

@@ -1,6 +1,6 @@
 """Throughput of S seeds trained as one vmapped program against S seeds one after another.
 
-Both modes run the same jitted `elm_jax.train.train_step` on the same fixed batches (data
+Both modes run the same jitted `elm_jax.train.steps.train_step` on the same fixed batches (data
 loading excluded, compilation excluded); "sequential" steps S one-seed states in turn, "vmapped"
 steps one S-seed state. Prints one JSON line per mode and a final line with the speed-up.
 
@@ -21,11 +21,11 @@ import numpy as np
 
 from elm_jax import parallel
 from elm_jax.configs import enwik8, shd_adding
+from elm_jax.configs.merge import resolve_config
 from elm_jax.models import ModelConfig
 from elm_jax.optim import OptimConfig
-from elm_jax.run import resolve_config
 from elm_jax.runtime import enable_compilation_cache
-from elm_jax.train import StepSpec, init_state, train_step
+from elm_jax.train.steps import StepSpec, init_state, train_step
 
 
 def fixed_batch(spec: StepSpec, num_seeds: int, batch_size: int, seq_len: int) -> dict:

@@ -8,7 +8,7 @@ sequence length (2 s of SHD-Adding at the sweep's bin width) and its number of s
 * ``sequential``: the S seeds one after another in one process: one compile (the shapes are
   equal, so the program is reused), then S x ``steps`` one-seed steps;
 
-each timed on fixed synthetic batches with the real `elm_jax.train.train_step` (data loading,
+each timed on fixed synthetic batches with the real `elm_jax.train.steps.train_step` (data loading,
 evaluation and checkpoints excluded). Compilation is measured cold (an empty persistent cache)
 and again after `jax.clear_caches()` with the persistent cache filled (what a second process,
 e.g. a ``--workers`` pool member or a rerun, pays). Prints one JSON line per point and mode and a
@@ -76,10 +76,10 @@ def load_sweep(spec: str):
 
 
 def step_spec(config, point):
+    from elm_jax.configs.merge import resolve_config
     from elm_jax.models import ModelConfig
     from elm_jax.optim import OptimConfig
-    from elm_jax.run import resolve_config
-    from elm_jax.train import StepSpec
+    from elm_jax.train.steps import StepSpec
 
     train = resolve_config(config.train)
     model = {**train.model.to_dict(), **dict(point.model)}
@@ -92,7 +92,7 @@ def time_mode(spec, seeds: int, batch_size: int, seq_len: int, timed_steps: int)
     import jax
 
     from elm_jax import parallel
-    from elm_jax.train import init_state, train_step
+    from elm_jax.train.steps import init_state, train_step
 
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     from seed_parallel import fixed_batch

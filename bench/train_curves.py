@@ -25,7 +25,7 @@ import numpy as np
 from elm_jax import data, parallel
 from elm_jax.configs import enwik8, shd_adding
 from elm_jax.runtime import enable_compilation_cache
-from elm_jax.train import train_and_evaluate
+from elm_jax.train.loop import train_and_evaluate
 
 
 def make_config(task: str, variant: str | None):
@@ -41,10 +41,10 @@ def make_config(task: str, variant: str | None):
 
 def seconds_per_step(config, dataset) -> float:
     """Median wall time of a training step of `config` (after compilation)."""
-    from elm_jax.run import Run
+    from elm_jax.train.loop import Run
 
     run = Run.prepare(config, tempfile.mkdtemp(prefix="calib"), dataset=dataset)
-    from elm_jax.train import init_state, train_step
+    from elm_jax.train.steps import init_state, train_step
 
     seeds = list(config.seeds)
     state = init_state(run.spec, seeds, run.learning_rates, run.mesh, config.data.batch_size)

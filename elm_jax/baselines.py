@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from elm_jax.neuron import decay, effective_tau_max, log_spaced_proto_tau, scaled_sigmoid
+from elm_jax.ops import decay, effective_tau_max, log_spaced_proto_tau, scaled_sigmoid
 
 Array = jax.Array
 

@@ -1,7 +1,7 @@
 """Orbax checkpointing of the whole train state: periodic, keep the N latest, restore on start.
 
 The train state holds, per seed, the current parameters and optimizer state *and* the best
-parameters by validation loss with their step (see `elm_jax.train`). One `CheckpointManager`
+parameters by validation loss with their step (see `elm_jax.train.steps`). One `CheckpointManager`
 therefore gives periodic, keep-N, best-by-validation and exact resume together: a seed-wise best
 cannot be expressed with Orbax's single scalar `best_fn` when S seeds train as one program.
 Orbax finalizes a step directory only once it is complete, so a run killed mid-save restarts from

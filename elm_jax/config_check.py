@@ -1,9 +1,9 @@
 """The trainer's config check: everything about a config that can be wrong, found without data.
 
-One function for both callers, so they cannot drift: the trainer (`elm_jax.run.Run.prepare`)
+One function for both callers, so they cannot drift: the trainer (`elm_jax.train.loop.Run.prepare`)
 raises the problems as one ValueError before it touches a workdir, a device or a file, and a
 sweep (`sweeps.engine.validate_sweep`) collects them for every trial before the first one trains.
-Checked here: the schema and value types (`configs.common` via `run.resolve_config`), the model
+Checked here: the schema and value types (`configs.merge.resolve_config`), the model
 (`ModelConfig`), the optimizer (`OptimConfig`, per-seed learning rates), the dataset name and
 options (`data.check_options`), and that the data's task fits the model (`data.static_info`).
 No data is read or built and nothing is compiled.
@@ -17,6 +17,12 @@ from typing import Any, TypeVar
 
 import ml_collections
 
+from elm_jax import data
+from elm_jax.configs.common import base_config
+from elm_jax.configs.merge import field_problems, merge_config, resolve_config
+from elm_jax.models import ModelConfig
+from elm_jax.optim import OptimConfig, seed_learning_rates
+
 T = TypeVar("T")
 
 
@@ -25,8 +31,8 @@ class CheckedConfig:
     """A config that passed every check, with the objects the trainer builds from it."""
 
     cfg: ml_collections.ConfigDict
-    model: Any  # elm_jax.models.ModelConfig
-    optim: Any  # elm_jax.optim.OptimConfig
+    model: ModelConfig
+    optim: OptimConfig
     learning_rates: list[float]
 
 
@@ -58,15 +64,9 @@ def config_problems(
     `check_data=False` skips the dataset name, options and task fit (the trainer was handed a
     dataset object instead of a name to load).
     """
-    from elm_jax import data
-    from elm_jax.configs.common import base_config
-    from elm_jax.models import ModelConfig
-    from elm_jax.optim import OptimConfig, seed_learning_rates
-    from elm_jax.run import _merge, field_problems, resolve_config
-
     problems: list[str] = []
     full = base_config()
-    _attempt(problems, "", lambda: _merge(full, config))
+    _attempt(problems, "", lambda: merge_config(full, config))
     if problems:
         return problems, None  # unknown fields or wrong types: nothing further is meaningful
     problems += field_problems(full)

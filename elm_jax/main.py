@@ -20,6 +20,10 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from elm_jax import cli
+from elm_jax.config_check import check_config
+from elm_jax.configs.common import to_plain
+from elm_jax.runtime import enable_compilation_cache
+from elm_jax.train.loop import train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
@@ -119,9 +123,6 @@ def check(config: Any) -> dict:
     Raises:
       ValueError: listing every problem (`elm_jax.config_check`).
     """
-    from elm_jax.config_check import check_config
-    from elm_jax.configs.common import to_plain
-
     return to_plain(check_config(config).cfg)
 
 
@@ -148,11 +149,7 @@ def main(argv: list[str]) -> None:
     check_workdir(_WORKDIR.value)
     # absl shows INFO records; jax's backend probing ("Unable to initialize backend 'tpu'") is noise.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    from elm_jax.runtime import enable_compilation_cache
-
     enable_compilation_cache(_CACHE.value)
-    from elm_jax.train import train_and_evaluate
-
     summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     keys = ("status", "reason", "steps", "wall_s", "metric_name")
     print(json.dumps({k: summary[k] for k in keys} | {"seeds": summary["seeds"]}))

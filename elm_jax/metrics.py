@@ -32,6 +32,21 @@ def finite_or_none(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def jsonable(x: Any) -> Any:
+    """`x` with NumPy scalars and arrays as Python values and non-finite floats as None."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return finite_or_none(x)
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    return x
+
+
 def summarize(acc: Mapping[str, Any], task: str) -> dict[str, list[float | None]]:
     """Per-seed means from accumulated sums: `loss` in nats, and `accuracy` or `bpc`."""
     loss_sum = np.asarray(acc["loss_sum"], np.float64)

@@ -22,8 +22,10 @@ import jax
 import jax.numpy as jnp
 
 from elm_jax.baselines import GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
-from elm_jax.network import ELMNetwork, validate_wiring_args, zero_carry
-from elm_jax.neuron import check_memory_tau_bounds
+from elm_jax.network.dynamics import zero_carry
+from elm_jax.network.layers import ELMNetwork
+from elm_jax.network.wiring import validate_wiring_args
+from elm_jax.ops import check_memory_tau_bounds
 
 Array = jax.Array
 

@@ -13,7 +13,7 @@ def enable_compilation_cache(cache_dir: str | None = None) -> str:
     The directory is `cache_dir`, else `$JAX_COMPILATION_CACHE_DIR`, else
     `~/.cache/elm_jax/jax`. Returns the directory used.
     """
-    import jax
+    import jax  # on first use: importing this module must leave XLA_FLAGS settable
 
     path = cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR") or DEFAULT_CACHE_DIR
     os.makedirs(path, exist_ok=True)

@@ -33,7 +33,7 @@ from sweeps.points import SweepPoint, Trial, group_id, make_trials
 
 log = logging.getLogger("sweeps")
 
-DEFAULT_TRAIN_FN = "elm_jax.train:train_and_evaluate"
+DEFAULT_TRAIN_FN = "elm_jax.train.loop:train_and_evaluate"
 TrainFn = Callable[[Any, str], Mapping[str, Any]]
 
 

@@ -156,7 +156,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--train-fn",
         default=None,
-        help="module:function used instead of elm_jax.train:train_and_evaluate",
+        help="module:function used instead of elm_jax.train.loop:train_and_evaluate",
     )
     parser.add_argument("--quiet", action="store_true", help="log to the sweep dir only")
     parser.add_argument(
@@ -181,7 +181,7 @@ def train_fn_problem(spec: str) -> str | None:
     """Why `module:function` does not name a callable (None when it does)."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        return "expected module:function, e.g. elm_jax.train:train_and_evaluate"
+        return "expected module:function, e.g. elm_jax.train.loop:train_and_evaluate"
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:

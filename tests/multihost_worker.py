@@ -78,7 +78,7 @@ def main() -> int:
     enable_compilation_cache()
     import train_helpers as th
 
-    from elm_jax.train import train_and_evaluate
+    from elm_jax.train.loop import train_and_evaluate
 
     writes: list[str] = []
     _record_writes(writes)

@@ -7,7 +7,7 @@ import pytest
 
 from elm_jax.baselines import GRULayer, LeakyLayer, LSTMLayer
 from elm_jax.models import ModelConfig, build_core, build_model, initial_carry
-from elm_jax.network import make_wiring
+from elm_jax.network.wiring import make_wiring
 
 D, N, B, T = 6, 4, 2, 7
 

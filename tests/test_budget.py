@@ -46,10 +46,10 @@ def test_k_e_matches_the_spec_closed_form_with_defaults():
 
 
 def test_single_neuron_cost_equals_the_neuron_parameter_count():
-    from elm_jax import neuron
+    from elm_jax.neuron.config import num_params
 
     for d_m, k_c, d_tree, layers in itertools.product((1, 5), (4, 12), (2, 4), (1, 2)):
-        n = neuron.num_params(
+        n = num_params(
             700, 1, d_m, mlp_num_layers=layers, num_branch=d_tree,
             num_synapse_per_branch=k_c // d_tree, learn_memory_tau=True,
         )  # fmt: skip

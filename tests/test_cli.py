@@ -154,7 +154,7 @@ def test_cases_cover_every_entry_point():
         "sweeps.run",
         "elm_jax.budget",
         "analysis.report",
-        "elm_jax.convert",
+        "elm_jax.neuron.convert",
         "elm_jax.data.audio_to_shd",
         "elm_jax.data.prepare",
     }

@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from elm_jax.configs import common, enwik8, shd_adding, shd_adding_paper, smoke
+from elm_jax.configs.merge import resolve_config
 from elm_jax.models import ModelConfig
 from elm_jax.optim import OptimConfig
-from elm_jax.run import resolve_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -126,8 +126,8 @@ def test_tau_m_initialisation_range_sits_inside_the_bounds():
     import jax.numpy as jnp
     import numpy as np
 
-    from elm_jax.network import ELMNetwork
-    from elm_jax.neuron import scaled_sigmoid
+    from elm_jax.network.layers import ELMNetwork
+    from elm_jax.ops import scaled_sigmoid
 
     net = ELMNetwork(num_neurons=2, num_memory=4, synapses_per_neuron=8, external_dim=6,
                      memory_tau_min=0.0, memory_tau_max=1000.0, memory_tau_init=(1.0, 150.0))  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 from neuron_reference import forward as reference_forward
 from neuron_reference import random_state
 
-from elm_jax import convert
+from elm_jax.neuron import convert
 
 VECTORS = os.path.join(os.path.dirname(__file__), "data", "elm_neuron_vectors.npz")
 with np.load(VECTORS) as _data:

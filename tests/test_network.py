@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from elm_jax.network import ELMNetwork, make_wiring, num_recurrent_synapses
+from elm_jax.network.layers import ELMNetwork
+from elm_jax.network.wiring import make_wiring, num_recurrent_synapses
 
 
 def _net(**kw):
@@ -197,7 +198,7 @@ def test_wiring_is_deterministic_in_the_seed_and_stored_in_constants():
 
 def test_wiring_is_identical_in_a_fresh_process():
     code = (
-        "import json, numpy as np; from elm_jax.network import make_wiring;"
+        "import json, numpy as np; from elm_jax.network.wiring import make_wiring;"
         "w = make_wiring(10, 16, 4, 30, 0.5, 3);"
         "print(json.dumps([w.source.tolist(), w.branch.tolist()]))"
     )
@@ -211,7 +212,7 @@ def test_wiring_is_identical_in_a_fresh_process():
 
 
 def test_single_neuron_without_recurrence_reduces_to_elm_neuron():
-    from elm_jax import layers
+    from elm_jax.neuron import layers
 
     d_ext, k_c, d, m = 11, 8, 4, 3
     net = ELMNetwork(
@@ -299,7 +300,7 @@ def test_auto_connectivity_is_dense_until_the_dense_product_would_dominate_the_s
     ],
 )
 def test_custom_gradient_scan_equals_plain_autodiff(kw):
-    from elm_jax import network
+    from elm_jax.network import dynamics, layers
 
     net = _net(**kw)
     e = _inputs(3, 7, net.external_dim, seed=5)
@@ -307,16 +308,16 @@ def test_custom_gradient_scan_equals_plain_autodiff(kw):
     rng = np.random.default_rng(0)
     carry0 = jax.tree_util.tree_map(
         lambda a: jnp.asarray(0.3 * rng.standard_normal(a.shape), jnp.float32),
-        network.zero_carry(3, net.num_neurons, net.num_memory, net.num_branches),
+        dynamics.zero_carry(3, net.num_neurons, net.num_memory, net.num_branches),
     )
 
     def loss(params, x, c0, custom):
-        original = network.network_scan
-        network.network_scan = lambda d, c, ext: original(d, c, ext, custom_grad=custom)
+        original = layers.run_network
+        layers.run_network = lambda d, c, ext: original(d, c, ext, custom_grad=custom)
         try:
             y, carry = net.apply({**variables, "params": params}, x, c0)
         finally:
-            network.network_scan = original
+            layers.run_network = original
         weights = jnp.linspace(-1.0, 1.0, y.size).reshape(y.shape)
         terms = [jnp.sum(weights * y)] + [
             jnp.sum(jnp.sin(v)) for v in jax.tree_util.tree_leaves(carry)
@@ -367,7 +368,7 @@ def _grads(net, variables, e, carry0):
 @pytest.mark.parametrize("layout", ["neuron_major", "neuron_minor"])
 @pytest.mark.parametrize("connectivity", ["gather", "dense"])
 def test_rematerialised_scan_gives_the_same_values_and_gradients(layout, connectivity):
-    from elm_jax import network
+    from elm_jax.network import dynamics
 
     base = dict(num_neurons=6, mlp_num_layers=2, connectivity=connectivity, layout=layout)
     no_remat = _net(remat_chunk=0, **base)
@@ -376,7 +377,7 @@ def test_rematerialised_scan_gives_the_same_values_and_gradients(layout, connect
     rng = np.random.default_rng(1)
     carry0 = jax.tree_util.tree_map(
         lambda a: jnp.asarray(0.3 * rng.standard_normal(a.shape), jnp.float32),
-        network.zero_carry(3, 6, 3, 4),
+        dynamics.zero_carry(3, 6, 3, 4),
     )
     (v_ref, y_ref), g_ref = _grads(no_remat, variables, e, carry0)
     for chunk in (3, 4, 5, 12, 20):  # 5: a last chunk of 2 steps; 20: one chunk of all 12

@@ -13,8 +13,11 @@ import pytest
 from neuron_reference import forward as reference_forward
 from neuron_reference import random_state
 
-from elm_jax import convert, neuron
-from elm_jax.layers import ELMNeuron
+from elm_jax.neuron import convert
+from elm_jax.neuron.config import neuronio_routing, num_params, random_routing
+from elm_jax.neuron.dynamics import loop
+from elm_jax.neuron.layers import ELMNeuron
+from elm_jax.ops import scaled_sigmoid
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 # The published reference's vectors, and the reference at the edges of its configuration space
@@ -143,7 +146,7 @@ def test_scan_equals_python_loop_over_step(name, x64):
     variables = init(module, x)
     y, traces = apply(module, variables, x, return_traces=True)
     tree = {**variables["params"], **variables["constants"]}
-    y_loop, branch_loop, memory_loop = neuron.loop(tree, module.config, x)
+    y_loop, branch_loop, memory_loop = loop(tree, module.config, x)
     assert traces["memory"].dtype == jnp.float64
     assert_close(y, y_loop, 1e-12, "y")
     assert_close(traces["branch"], branch_loop, 1e-12, "branch")
@@ -214,7 +217,7 @@ def test_gradients_of_scan_equal_gradients_of_step_loop_with_per_synapse_traces(
         return jnp.sum(module.apply({"params": params, "constants": consts}, x) ** 2)
 
     def loss_loop(params, x):
-        return jnp.sum(neuron.loop({**params, **consts}, cfg, x)[0] ** 2)
+        return jnp.sum(loop({**params, **consts}, cfg, x)[0] ** 2)
 
     g_scan = jax.jit(jax.grad(loss_scan, argnums=(0, 1)))(variables["params"], x)
     g_loop = jax.grad(loss_loop, argnums=(0, 1))(variables["params"], x)
@@ -227,9 +230,7 @@ def test_gradients_of_scan_equal_gradients_of_step_loop_with_per_synapse_traces(
 def test_neuronio_routing_reproduces_reference_indices_and_mask():
     case, state, _ = load_case("v2_branch_neuronio_small")
     c = case["config"]
-    indices, mask = neuron.neuronio_routing(
-        c["num_input"], c["num_branch"], c["num_synapse_per_branch"]
-    )
+    indices, mask = neuronio_routing(c["num_input"], c["num_branch"], c["num_synapse_per_branch"])
     np.testing.assert_array_equal(indices, state["input_to_synapse_indices"])
     np.testing.assert_array_equal(mask, state["valid_indices_mask"].astype(bool))
     module = ELMNeuron(**c)
@@ -238,7 +239,7 @@ def test_neuronio_routing_reproduces_reference_indices_and_mask():
 
 
 def test_neuronio_routing_at_full_size_reaches_every_input_once_per_window():
-    indices, mask = neuron.neuronio_routing(1278, 45, 100)
+    indices, mask = neuronio_routing(1278, 45, 100)
     assert indices.shape == mask.shape == (4500,)
     assert set(indices[mask].tolist()) == set(range(1278))
     # stride ceil(1278/45) = 29: the last branch starts at interleaved position 1276
@@ -261,7 +262,7 @@ def test_random_routing_is_drawn_from_the_seed_and_stored_as_constants():
     first = draw(0, 0)
     np.testing.assert_array_equal(first, draw(0, 1))  # weight seed does not move the wiring
     assert not np.array_equal(first, draw(1, 0))
-    np.testing.assert_array_equal(first, neuron.random_routing(30, 40, 0)[0])
+    np.testing.assert_array_equal(first, random_routing(30, 40, 0)[0])
     assert first.min() >= 0 and first.max() < 30
 
 
@@ -295,7 +296,7 @@ def test_param_count_formula_equals_counted_trainable_leaves(kwargs):
 def test_param_count_reproduces_neuronio_branch_elm(d_m, expected):
     kwargs = dict(num_input=1278, num_output=2, num_memory=d_m, num_branch=45,
                   num_synapse_per_branch=100, input_to_synapse_routing="neuronio_routing")  # fmt: skip
-    assert neuron.num_params(1278, 2, d_m, num_branch=45, num_synapse_per_branch=100) == expected
+    assert num_params(1278, 2, d_m, num_branch=45, num_synapse_per_branch=100) == expected
     assert 4502 + 95 * d_m + 4 * d_m**2 == expected  # SPEC §2 closed form
     assert count_trainable(ELMNeuron(**kwargs)) == expected
 
@@ -305,7 +306,7 @@ def test_initialisation_follows_the_reference():
                        memory_tau_max=200.0, w_s_value=0.25)  # fmt: skip
     variables = init(module, jnp.zeros((1, 1, 6)))
     np.testing.assert_array_equal(variables["params"]["proto_w_s"], np.full(6, 0.25))
-    tau_m = neuron.scaled_sigmoid(variables["constants"]["proto_tau_m"], 2.0, 200.0)
+    tau_m = scaled_sigmoid(variables["constants"]["proto_tau_m"], 2.0, 200.0)
     np.testing.assert_allclose(tau_m, np.logspace(np.log10(2.0), np.log10(200.0), 5), rtol=1e-4)
     np.testing.assert_array_equal(variables["constants"]["tau_b"], np.full(6, 5.0))
     kernel = variables["params"]["mlp"]["dense_0"]["kernel"]

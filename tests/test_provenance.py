@@ -15,7 +15,7 @@ import train_helpers as th
 
 import elm_jax
 from elm_jax import provenance
-from elm_jax.train import train_and_evaluate
+from elm_jax.train.loop import train_and_evaluate
 from sweeps import engine, run
 from sweeps.points import make_trials
 

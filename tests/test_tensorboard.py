@@ -18,7 +18,7 @@ from tensorboard.backend.event_processing import event_accumulator, event_multip
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from elm_jax.optim import OptimConfig, unit_schedule
-from elm_jax.train import train_and_evaluate
+from elm_jax.train.loop import train_and_evaluate
 from elm_jax.writers import check_wandb_mode
 from sweeps import run
 

@@ -17,10 +17,12 @@ import train_helpers as th
 from elm_jax import data, parallel
 from elm_jax.budget import cost
 from elm_jax.configs import smoke
+from elm_jax.configs.merge import resolve_config
+from elm_jax.data.lm_stream import stream_train_batch
 from elm_jax.models import ModelConfig, build_model, initial_carry
 from elm_jax.optim import OptimConfig, make_optimizer, set_learning_rate, unit_schedule
-from elm_jax.run import resolve_config, stream_train_batch
-from elm_jax.train import StepSpec, evaluate, init_state, train_and_evaluate, train_step
+from elm_jax.train.loop import train_and_evaluate
+from elm_jax.train.steps import StepSpec, evaluate, init_state, train_step
 
 SUMMARY_KEYS = {
     "status", "reason", "config", "model", "cost", "data", "steps", "wall_s", "seeds", "metric_name",
@@ -328,7 +330,7 @@ def test_carried_training_state_equals_a_manual_carry_through_the_model(tmp_path
 
 
 def test_each_seed_draws_its_wiring_from_its_own_wiring_seed():
-    from elm_jax.network import make_wiring
+    from elm_jax.network.wiring import make_wiring
 
     config = th.lm_config()
     spec = _spec(config)

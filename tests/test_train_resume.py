@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import train_helpers as th
 
-from elm_jax.train import train_and_evaluate
+from elm_jax.train.loop import train_and_evaluate
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -87,7 +87,7 @@ sys.path.insert(0, {tests!r})
 from elm_jax.runtime import enable_compilation_cache
 enable_compilation_cache()
 import train_helpers as th
-from elm_jax.train import train_and_evaluate
+from elm_jax.train.loop import train_and_evaluate
 
 def slow(step):
     if step >= 4:

@@ -9,10 +9,11 @@ import pytest
 import train_helpers as th
 
 from elm_jax import parallel
+from elm_jax.configs.merge import resolve_config
 from elm_jax.models import ModelConfig
 from elm_jax.optim import OptimConfig
-from elm_jax.run import resolve_config
-from elm_jax.train import StepSpec, init_state, train_and_evaluate, train_step
+from elm_jax.train.loop import train_and_evaluate
+from elm_jax.train.steps import StepSpec, init_state, train_step
 
 
 def _spec(config) -> StepSpec:

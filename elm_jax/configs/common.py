@@ -1,8 +1,8 @@
 """The trainer's config schema: every field with its default, shared by all experiment families.
 
-`base_config()` returns a `ConfigDict` holding every field `elm_jax.train` reads, so every field
-can be overridden on the command line (`--config.optim.learning_rate=1e-3`). Fields that may be
-None are typed placeholders so that overriding them works too. `apply_variant("N=64,d_m=8")`
+`base_config()` returns a `ConfigDict` holding every field the trainer (`elm_jax.train`) reads,
+so every field can be overridden on the command line (`--config.optim.learning_rate=1e-3`).
+Fields that may be None are typed placeholders so that overriding them works too. `apply_variant("N=64,d_m=8")`
 parses big_vision-style variant strings with the short names of the scaling paper.
 """
 
@@ -15,6 +15,7 @@ import ml_collections
 from ml_collections.config_dict import placeholder
 
 from elm_jax.configs.variant import VariantError, coerce, parse_variant
+from elm_jax.models import ModelConfig
 
 # Short names accepted in variant strings -> dotted config paths.
 ALIASES = {
@@ -41,8 +42,6 @@ def _placeholder_type(annotation: typing.Any) -> type:
 
 def model_fields() -> ml_collections.ConfigDict:
     """Every `elm_jax.models.ModelConfig` field with its default (None → typed placeholder)."""
-    from elm_jax.models import ModelConfig
-
     hints = typing.get_type_hints(ModelConfig)
     out = ml_collections.ConfigDict()
     for field in dataclasses.fields(ModelConfig):

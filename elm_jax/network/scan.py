@@ -1,13 +1,13 @@
-"""The ELM network's recurrence with a hand-written gradient (used by `elm_jax.network.ELMNetwork`).
+"""The ELM network's recurrence with a hand-written gradient (used by `ELMNetwork`).
 
-Same math as `elm_jax.network.network_step` (the plain-autodiff reference, tested equal in values
+Same math as `elm_jax.network.dynamics.network_step` (the plain-autodiff reference, tested equal in values
 and gradients). Why a custom VJP: under plain autodiff, the backward scan accumulates every weight
 gradient (MLP kernels, readout, recurrent synapses, decays) with a small per-neuron product at
 every step. Here the reverse scan propagates only the activations' cotangents; each weight
 gradient is then one product over all ``(t, b)`` after it, and the MLP's relu masks and tanh
 derivatives are computed time-parallel before it.
 
-Axis legend as in `elm_jax.network`. The scan is time-major, in one of two layouts (`LAYOUTS`):
+Axis legend as in `elm_jax.network.dynamics`. The scan is time-major, in one of two layouts (`LAYOUTS`):
 
 * ``"neuron_major"``: ``ext [t, n, b, d]``, state ``branch [n, b, d]``, ``memory [n, b, m]``,
   ``output [n, b]``; per-neuron products are batched matmuls with the unit axis leading.
@@ -35,9 +35,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from elm_jax.ops import TANH_SCALE, TANH_SLOPE, scaled_tanh
+
 Array = jax.Array
 
-_TANH_GAIN, _TANH_SLOPE = 1.7159, 2.0 / 3.0
 # Steps per scan iteration in the forward and reverse scans; 4 measured no faster on CPU.
 SCAN_UNROLL = 1
 LAYOUTS = ("neuron_major", "neuron_minor")
@@ -175,7 +176,7 @@ def _forward(weights, ext, state0, src, mode, lay):
         for kernel, bias in layers:
             z = lay.mm(jax.nn.relu(z), kernel) + bias
             pre_acts.append(z)
-        dm = _TANH_GAIN * jnp.tanh(_TANH_SLOPE * z)
+        dm = scaled_tanh(z)
         m = weights["kappa_m"] * m_prev + weights["alpha"] * dm
         y = jnp.sum(m * weights["w_y"], axis=lay.feature_axis) + weights["b_y"]
         new = {"branch": b, "memory": m, "output": y}
@@ -225,8 +226,8 @@ def _bwd(mode, layout, residuals, cotangents):
     kappa_b, kappa_m, alpha = weights["kappa_b"], weights["kappa_m"], weights["alpha"]
     n = state0["output"].shape[lay.neuron_axis_y]
     # Time-parallel, before the reverse scan: the tanh derivative (times alpha) and relu masks.
-    tanh = jnp.tanh(_TANH_SLOPE * pre_acts[-1])
-    tanh_factor = alpha * (_TANH_GAIN * _TANH_SLOPE) * (1.0 - tanh * tanh)  # like [t, n, b, m]
+    tanh = jnp.tanh(TANH_SLOPE * pre_acts[-1])
+    tanh_factor = alpha * (TANH_SCALE * TANH_SLOPE) * (1.0 - tanh * tanh)  # like [t, n, b, m]
     masks = tuple((z > 0).astype(z.dtype) for z in pre_acts[:-1])
 
     def body(carry, inputs):
@@ -261,7 +262,7 @@ def _bwd(mode, layout, residuals, cotangents):
         (lay.mm_grad(jax.nn.relu(pre_acts[li]), g_zs[li + 1]), _sum_tb(g_zs[li + 1]))
         for li in range(len(layers))
     )
-    dm = _TANH_GAIN * jnp.tanh(_TANH_SLOPE * pre_acts[-1])
+    dm = scaled_tanh(pre_acts[-1])
     d_rec = None if mode == "none" else lay.recurrent_grad(y_prev, g_bs, src, mode)
     d_weights = {
         "kappa_b": _sum_tb(g_bs * b_prev),
@@ -348,7 +349,7 @@ scan_with_remat.defvjp(_remat_fwd, _remat_bwd)
 def network_weights(
     derived: Mapping[str, Any], layout: str = "neuron_major"
 ) -> tuple[dict[str, Any], Array | None, str]:
-    """`elm_jax.network`'s ``derived`` dict -> (``weights``, ``src``, recurrent mode) in ``layout``."""
+    """`ELMNetwork`'s ``derived`` dict -> (``weights``, ``src``, recurrent mode) in ``layout``."""
     (k0, b0), *rest = derived["mlp"]
     d = derived["kappa_b"].shape[-1]
     rec = derived["recurrent"]

@@ -7,7 +7,7 @@ names. Kernels are transposed: torch.nn.Linear stores weight [out, in], Flax ker
 
 Command line (needs the optional extra `torch`):
 
-    python -m elm_jax.convert IN.pt OUT.npz [--config model_config.json] [--version v1]
+    python -m elm_jax.neuron.convert IN.pt OUT.npz [--config model_config.json] [--version v1]
 
 The authors' released NeuronIO Branch-ELMs are v1 and ship a `model_config.json` next to the
 state file, which is the default `--config`. OUT.npz holds the flattened variables
@@ -27,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from elm_jax import neuron
-from elm_jax.layers import ELMNeuron
+from elm_jax import cli
+from elm_jax.neuron.config import VERSIONS, NeuronConfig
+from elm_jax.neuron.layers import ELMNeuron
 
 # Keys the reference stores as empty float tensors when no routing is configured.
 ROUTING_KEYS = ("input_to_synapse_indices", "valid_indices_mask")
@@ -39,18 +40,18 @@ TORCH_HINT = (
 
 
 def _module_kwargs(config: Mapping[str, Any], version: str) -> dict[str, Any]:
-    known = set(neuron.NeuronConfig.__dataclass_fields__) - {"version"}
+    known = set(NeuronConfig.__dataclass_fields__) - {"version"}
     unknown = sorted(set(config) - known)
     if unknown:
         raise ValueError(f"config has unknown keys {unknown}: valid keys are {sorted(known)}")
-    if version not in neuron.VERSIONS:
-        raise ValueError(f"version={version!r}: valid choices are {neuron.VERSIONS}")
+    if version not in VERSIONS:
+        raise ValueError(f"version={version!r}: valid choices are {VERSIONS}")
     return {**config, "version": version}
 
 
 def _module_for(kwargs: dict[str, Any], tau_s: Any = None) -> ELMNeuron:
     """The module; a v1 `tau_s` that differs inside a branch selects per-synapse traces."""
-    cfg = neuron.NeuronConfig(**kwargs)
+    cfg = NeuronConfig(**kwargs)
     if tau_s is not None:
         tau_s = np.asarray(tau_s, dtype=np.float64)
         if tau_s.shape == (cfg.num_synapse,):
@@ -60,7 +61,7 @@ def _module_for(kwargs: dict[str, Any], tau_s: Any = None) -> ELMNeuron:
     return ELMNeuron(**kwargs)
 
 
-def _mlp_keys(cfg: neuron.NeuronConfig) -> list[str]:
+def _mlp_keys(cfg: NeuronConfig) -> list[str]:
     # nn.Sequential numbering: Linear, activation, Linear, ... so the Linears are 0, 2, 4, ...
     return [f"mlp.network.{2 * j}" for j in range(cfg.mlp_num_layers + 1)]
 
@@ -75,7 +76,7 @@ def from_reference(
     """
     state = {k: np.asarray(v) for k, v in state_dict.items()}
     kwargs = _module_kwargs(config, version)
-    cfg = neuron.NeuronConfig(**kwargs)
+    cfg = NeuronConfig(**kwargs)
     tau_key = "tau_b" if version == "v2" else "tau_s"
     needed = ["_proto_w_s", "_proto_tau_m", "w_y.weight", "w_y.bias", tau_key]
     needed += [f"{k}.{p}" for k in _mlp_keys(cfg) for p in ("weight", "bias")]
@@ -125,7 +126,7 @@ def to_reference(
 
     Works for parameters and for gradients alike; only the entries present are returned.
     """
-    cfg = neuron.NeuronConfig(**_module_kwargs(config, version))
+    cfg = NeuronConfig(**_module_kwargs(config, version))
     if "params" in tree or "constants" in tree:
         flat = {**tree.get("constants", {}), **tree.get("params", {})}
     else:
@@ -199,16 +200,14 @@ def load_npz(path: str) -> tuple[ELMNeuron, dict[str, Any]]:
 
 
 def _read_torch_state(path: str) -> dict[str, np.ndarray]:
-    from elm_jax.cli import MissingDependencyError, UsageError
-
     try:
-        import torch
+        import torch  # the optional extra `torch`: only this command needs it
     except ImportError as err:
-        raise MissingDependencyError(TORCH_HINT) from err
+        raise cli.MissingDependencyError(TORCH_HINT) from err
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises pickle, zip and runtime errors for a bad file
-        raise UsageError(f"{path}: not a readable PyTorch state_dict ({err})") from err
+        raise cli.UsageError(f"{path}: not a readable PyTorch state_dict ({err})") from err
     if hasattr(obj, "state_dict"):
         obj = obj.state_dict()
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
@@ -220,17 +219,15 @@ def _read_torch_state(path: str) -> dict[str, np.ndarray]:
 
 def _read_config(path: str) -> dict[str, Any]:
     """The reference's constructor keywords from `path` (UsageError naming the file)."""
-    from elm_jax.cli import UsageError
-
     if not os.path.isfile(path):
-        raise UsageError(f"config file {path} not found: pass --config model_config.json")
+        raise cli.UsageError(f"config file {path} not found: pass --config model_config.json")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
     except (ValueError, UnicodeDecodeError) as err:
-        raise UsageError(f"--config {path}: not valid JSON ({err})") from err
+        raise cli.UsageError(f"--config {path}: not valid JSON ({err})") from err
     if not isinstance(config, dict):
-        raise UsageError(
+        raise cli.UsageError(
             f"--config {path}: expected a JSON object of constructor keywords, got "
             f"{type(config).__name__}"
         )
@@ -238,13 +235,11 @@ def _read_config(path: str) -> dict[str, Any]:
 
 
 def _convert(argv: list[str]) -> int:
-    from elm_jax import cli
-
-    parser = cli.ArgumentParser(prog="elm_jax.convert", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="elm_jax.neuron.convert", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="reference state_dict (.pt)")
     parser.add_argument("output", help="where to write the .npz")
     parser.add_argument("--config", help="model_config.json (default: next to the input)")
-    parser.add_argument("--version", default="v1", choices=neuron.VERSIONS)
+    parser.add_argument("--version", default="v1", choices=VERSIONS)
     args = parser.parse_args(argv)
     if not os.path.isfile(args.input):
         raise cli.UsageError(f"input {args.input}: no such file; pass the reference's .pt file")
@@ -259,7 +254,7 @@ def _convert(argv: list[str]) -> int:
     )
     config = _read_config(config_path)
     try:
-        neuron.NeuronConfig(**_module_kwargs(config, args.version))
+        NeuronConfig(**_module_kwargs(config, args.version))
     except (TypeError, ValueError) as err:
         raise cli.UsageError(f"--config {config_path}: {cli.one_line(err)}") from err
     state = _read_torch_state(args.input)
@@ -281,9 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns the exit code; failures print one line on stderr (docs/cli.md).
     """
-    from elm_jax import cli
-
-    return cli.run(_convert, argv, prog="elm_jax.convert")
+    return cli.run(_convert, argv, prog="elm_jax.neuron.convert")
 
 
 if __name__ == "__main__":

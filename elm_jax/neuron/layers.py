@@ -1,4 +1,4 @@
-"""Flax module for one ELM neuron (SPEC §2); the math lives in `elm_jax.neuron`.
+"""Flax module for one ELM neuron (SPEC §2); the math lives in `elm_jax.neuron.dynamics`.
 
 Variable layout (docs/interfaces.md):
 
@@ -15,21 +15,22 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from elm_jax import neuron
+from elm_jax.neuron import dynamics
+from elm_jax.neuron.config import NeuronConfig, init_proto_tau_m, make_routing
+from elm_jax.ops import torch_linear_uniform
 
 
 def torch_linear_init(fan_in: int, fan_out: int, dtype: Any):
     """Initialiser of one dense layer like torch.nn.Linear: kernel [in, out] and bias [out]
-    uniform in ±1/sqrt(fan_in) (Kaiming-uniform with a = sqrt(5))."""
+    (`torch_linear_uniform`)."""
+    uniform = torch_linear_uniform(fan_in)
 
     def init(rng: jax.Array) -> dict[str, jax.Array]:
-        bound = 1.0 / np.sqrt(fan_in)
         k_rng, b_rng = jax.random.split(rng)
         return {
-            "kernel": jax.random.uniform(k_rng, (fan_in, fan_out), dtype, -bound, bound),
-            "bias": jax.random.uniform(b_rng, (fan_out,), dtype, -bound, bound),
+            "kernel": uniform(k_rng, (fan_in, fan_out), dtype),
+            "bias": uniform(b_rng, (fan_out,), dtype),
         }
 
     return init
@@ -75,10 +76,10 @@ class ELMNeuron(nn.Module):
         self.config  # noqa: B018 -- validates at construction, not at the first call
 
     @property
-    def config(self) -> neuron.NeuronConfig:
+    def config(self) -> NeuronConfig:
         """The validated `NeuronConfig` of this module."""
-        names = [f.name for f in neuron.NeuronConfig.__dataclass_fields__.values()]
-        return neuron.NeuronConfig(**{name: getattr(self, name) for name in names})
+        names = [f.name for f in NeuronConfig.__dataclass_fields__.values()]
+        return NeuronConfig(**{name: getattr(self, name) for name in names})
 
     @nn.compact
     def __call__(
@@ -95,7 +96,7 @@ class ELMNeuron(nn.Module):
         tree["proto_w_s"] = self.param(
             "proto_w_s", nn.initializers.constant(cfg.w_s_value), (cfg.num_synapse,), pdt
         )
-        proto_tau_m = lambda *_: jnp.asarray(neuron.init_proto_tau_m(cfg), pdt)  # noqa: E731
+        proto_tau_m = lambda *_: jnp.asarray(init_proto_tau_m(cfg), pdt)  # noqa: E731
         if cfg.learn_memory_tau:
             tree["proto_tau_m"] = self.param("proto_tau_m", proto_tau_m)
         else:
@@ -117,7 +118,7 @@ class ELMNeuron(nn.Module):
             tau = lambda: jnp.asarray(cfg.tau_s_array, pdt)  # noqa: E731
             tree["tau_s"] = self.variable("constants", "tau_s", tau).value
         if cfg.input_to_synapse_routing is not None:
-            indices, mask = neuron.make_routing(cfg, self.routing_seed)
+            indices, mask = make_routing(cfg, self.routing_seed)
             tree["routing_indices"] = self.variable(
                 "constants", "routing_indices", lambda: jnp.asarray(indices, jnp.int32)
             ).value
@@ -125,7 +126,9 @@ class ELMNeuron(nn.Module):
                 "constants", "routing_mask", lambda: jnp.asarray(mask, bool)
             ).value
 
-        y, branch, memory = neuron.apply(tree, cfg, x, compute_dtype=self.dtype, unroll=self.unroll)
+        y, branch, memory = dynamics.apply(
+            tree, cfg, x, compute_dtype=self.dtype, unroll=self.unroll
+        )
         if return_traces:
             return y, {"branch": branch, "memory": memory}
         return y

@@ -1,4 +1,4 @@
-"""The training loop of `elm_jax.train.train_and_evaluate`: config checks, resume, logs, summary.
+"""The run loop `train_and_evaluate` over the jitted steps: config checks, resume, logs, summary.
 
 Order of work: resolve and validate the config, check the workdir, build the mesh and check the
 batch divides it, load the data and check it fits the model, and only then initialise, restore
@@ -18,12 +18,17 @@ import jax
 import ml_collections
 import numpy as np
 
+from elm_jax import data, parallel, provenance
 from elm_jax import metrics as metrics_lib
-from elm_jax import parallel, provenance
+from elm_jax.budget import cost
 from elm_jax.checkpoint import Checkpointer
-from elm_jax.configs.common import base_config, to_plain
+from elm_jax.config_check import check_config, data_options
+from elm_jax.configs.common import to_plain
+from elm_jax.configs.merge import config_diff
+from elm_jax.data.lm_stream import stream_train_batch
 from elm_jax.optim import unit_schedule
-from elm_jax.train import StepSpec, evaluate, init_state, train_step, update_best
+from elm_jax.train.steps import State, StepSpec, evaluate, init_state, train_step, update_best
+from elm_jax.writers import MetricWriters, seed_hparams
 
 CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, PROGRESS_FILE = (
     "config.json",
@@ -34,138 +39,56 @@ CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, PROGRESS_FILE = (
 CHECKPOINT_DIR = "checkpoints"
 
 
-def _merge(base: ml_collections.ConfigDict, given: Any, prefix: str = "") -> None:
-    keys = given.keys() if hasattr(given, "keys") else []
-    for key in keys:
-        value = given[key]
-        path = f"{prefix}{key}"
-        if key not in base:
-            raise ValueError(
-                f"unknown config field {path!r}; valid fields here: {sorted(base.keys())}"
-            )
-        if isinstance(base[key], ml_collections.ConfigDict):
-            if not hasattr(value, "keys"):
-                raise ValueError(f"config field {path!r} must be a group, got {value!r}")
-            _merge(base[key], value, prefix=f"{path}.")
-            continue
-        if isinstance(value, list):
-            value = tuple(value)
-        try:
-            base[key] = value
-        except TypeError as err:
-            raise ValueError(f"config field {path!r}={value!r} has the wrong type: {err}") from err
-
-
-def field_problems(full: ml_collections.ConfigDict) -> list[str]:
-    """Every out-of-range trainer field of a merged config (counts, seeds, batch sizes)."""
-    problems = []
-    for name in ("num_train_steps", "log_every", "eval_every", "checkpoint_every"):
-        if not isinstance(full[name], int) or full[name] < 1:
-            problems.append(f"config.{name}={full[name]!r} must be an integer >= 1")
-    if full.keep_checkpoints < 1:
-        problems.append(f"config.keep_checkpoints={full.keep_checkpoints!r} must be >= 1")
-    seeds = list(full.seeds)
-    if (
-        not seeds
-        or len(set(seeds)) != len(seeds)
-        or any(not isinstance(s, int) or s < 0 for s in seeds)
-    ):
-        problems.append(f"config.seeds={seeds!r} must be a non-empty list of distinct ints >= 0")
-    for name in ("batch_size", "eval_batch_size"):
-        if full.data[name] < 1:
-            problems.append(f"config.data.{name}={full.data[name]!r} must be >= 1")
-    if full.parallel.sync_every < 1:
-        problems.append(f"config.parallel.sync_every={full.parallel.sync_every!r} must be >= 1")
-    return problems
-
-
-def resolve_config(config: Any) -> ml_collections.ConfigDict:
-    """`config` merged over the full schema (`base_config`) and checked; raises ValueError."""
-    full = base_config()
-    _merge(full, config)
-    problems = field_problems(full)
-    if problems:
-        raise ValueError("; ".join(problems))
-    _resolve_time_unit(full)
-    if not isinstance(full.logging.tensorboard, bool):
-        raise ValueError(f"config.logging.tensorboard={full.logging.tensorboard!r} must be a bool")
-    from elm_jax.writers import check_wandb_mode
-
-    check_wandb_mode(full.logging.wandb)
-    return full
-
-
-def _resolve_time_unit(cfg: ml_collections.ConfigDict) -> None:
-    """model.time_unit = "ms": time constants in milliseconds, Δt = the bin width data.bin_ms
-    (SPEC §4), so a change of bin size keeps the physical timescales."""
-    if cfg.model.time_unit != "ms":
-        return
-    if cfg.model.task != "classification":
-        raise ValueError(
-            "config.model.time_unit='ms' needs binned spike data (SHD, SHD-Adding) with "
-            f"data.bin_ms; task {cfg.model.task!r} has no bin width: use time_unit='steps'"
-        )
-    bin_ms = float(cfg.data.bin_ms)
-    if cfg.model.delta_t not in (1.0, bin_ms):
-        raise ValueError(
-            f"config.model.delta_t={cfg.model.delta_t!r} conflicts with time_unit='ms', where "
-            f"delta_t is the bin width data.bin_ms={bin_ms!r}: leave delta_t at its default"
-        )
-    cfg.model.delta_t = bin_ms
-
-
-def _config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            out += _config_diff(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return metrics_lib.finite_or_none(x)
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    return x
-
-
 def _load_data(cfg: ml_collections.ConfigDict) -> Any:
-    from elm_jax import data
-    from elm_jax.config_check import data_options
-
     return data.load(cfg.data.name, data_dir=cfg.data.data_dir, **data_options(cfg.data))
 
 
-def stream_train_batch(
-    train: np.ndarray, step: int, batch_size: int, seq_len: int, seed: int
-) -> dict:
-    """Training batch `step` of `batch_size` contiguous streams over the training bytes.
+@dataclasses.dataclass(frozen=True)
+class SeedResult:
+    """One seed's outcome: a row of the summary's "seeds" (docs/interfaces.md).
 
-    Stream j reads segment j of `batch_size` equal segments, starting at a seed-dependent
-    offset and advancing `seq_len` bytes per step (wrapping inside its segment), so with the
-    state carried from step to step every prediction has the context of the bytes before it,
-    as in the contiguous evaluation. Deterministic in (step, seed).
+    `val_*` / `test_*` are the best checkpoint's (chosen on validation; None when no finite
+    validation loss was seen), `final_*` the last parameters'.
     """
-    segment = len(train) // batch_size
-    span = segment - seq_len - 1
-    if span < 1:
-        raise ValueError(
-            f"data.seq_len={seq_len} with data.batch_size={batch_size} needs training segments "
-            f"longer than seq_len + 1; the training split has {len(train)} bytes"
-        )
-    offset = int(np.random.default_rng([int(seed), 7]).integers(0, span))
-    start = (offset + int(step) * seq_len) % span
-    rows = np.arange(batch_size)[:, None] * segment + start + np.arange(seq_len + 1)[None, :]
-    windows = train[rows].astype(np.int32)
-    return {"inputs": windows[:, :-1], "labels": windows[:, 1:]}
+
+    seed: int
+    learning_rate: float
+    wiring_seed: int
+    status: str  # "ok" | "diverged"
+    reason: str | None
+    diverged_step: int | None
+    best_step: int | None
+    val_loss: float | None
+    val_metric: float | None
+    test_loss: float | None
+    test_metric: float | None
+    final_val_loss: float | None
+    final_val_metric: float | None
+    final_test_loss: float | None
+    final_test_metric: float | None
+
+
+@dataclasses.dataclass
+class _Clock:
+    """Wall time of the run, including the time before a resume (`prior_wall`)."""
+
+    t_start: float
+    prior_wall: float = 0.0
+
+    def elapsed(self) -> float:
+        return self.prior_wall + time.time() - self.t_start
+
+
+@dataclasses.dataclass
+class _Logs:
+    """What the loop writes besides checkpoints: JSON lines, the progress bar, throughput."""
+
+    jsonl: metrics_lib.JsonLinesWriter
+    progress: metrics_lib.Progress
+    timer: metrics_lib.Timer
+    metric: str  # "accuracy" | "bpc"
+    input_blind: dict | None
+    steps_since_log: int = 0
 
 
 @dataclasses.dataclass
@@ -180,7 +103,7 @@ class Run:
     dataset: Any
     is_writer: bool
     _train_bytes: np.ndarray | None = None
-    _writers: Any = None  # elm_jax.writers.MetricWriters while a loop runs
+    _writers: MetricWriters | None = None  # while a loop runs
 
     @classmethod
     def prepare(
@@ -192,8 +115,6 @@ class Run:
         devices: list[jax.Device] | None = None,
     ) -> Run:
         """Validates everything that can fail before training (ValueError naming the field)."""
-        from elm_jax.config_check import check_config  # the sweep's pre-flight check too
-
         checked = check_config(config, check_data=dataset is None)
         cfg, model_cfg, optim_cfg = checked.cfg, checked.model, checked.optim
         seeds = list(cfg.seeds)
@@ -206,7 +127,7 @@ class Run:
             with open(config_path) as f:
                 old = json.load(f)
             # Logging settings (TensorBoard, W&B) may change between a run and its resume.
-            diff = _config_diff(
+            diff = config_diff(
                 {k: v for k, v in old.items() if k != "logging"},
                 {k: v for k, v in json.loads(json.dumps(plain)).items() if k != "logging"},
             )
@@ -282,8 +203,7 @@ class Run:
 
     def execute(self, step_hook: Callable[[int], None] | None = None) -> dict:
         """Trains (resuming from the latest checkpoint) and writes the summary; returns it."""
-        t_start = time.time()
-        prior_wall = 0.0
+        clock = _Clock(time.time())
         ckpt = Checkpointer(self._path(CHECKPOINT_DIR), keep=self.cfg.keep_checkpoints)
         try:
             state = init_state(
@@ -299,15 +219,15 @@ class Run:
                 state = ckpt.restore(latest, state)
                 if os.path.exists(self._path(PROGRESS_FILE)):
                     with open(self._path(PROGRESS_FILE)) as f:
-                        prior_wall = float(json.load(f).get("wall_s", 0.0))
-            summary = self._loop(state, ckpt, t_start, prior_wall, step_hook)
+                        clock.prior_wall = float(json.load(f).get("wall_s", 0.0))
+            summary = self._loop(state, ckpt, clock, step_hook)
         except Exception as err:
             if self.is_writer:
                 self._write_summary(
                     status="failed",
                     reason=f"{type(err).__name__}: {err}",
                     steps=0,
-                    wall_s=prior_wall + time.time() - t_start,
+                    wall_s=clock.elapsed(),
                     seeds=[],
                 )
             raise
@@ -318,150 +238,186 @@ class Run:
                 self._writers = None
         return summary
 
-    def _loop(self, state, ckpt, t_start, prior_wall, step_hook) -> dict:
-        cfg, task = self.cfg, self.spec.model.task
-        seeds = list(cfg.seeds)
-        total = cfg.num_train_steps
+    def _loop(
+        self,
+        state: State,
+        ckpt: Checkpointer,
+        clock: _Clock,
+        step_hook: Callable[[int], None] | None,
+    ) -> dict:
+        """Trains to `num_train_steps`, evaluates the best and final parameters, writes the
+        summary."""
         step = int(parallel.fetch(state["step"])[0])
-        writer = metrics_lib.JsonLinesWriter(self._path(METRICS_FILE))
+        logs = self._open_logs(step)
+        state, step, val = self._train(state, step, ckpt, logs, clock, step_hook)
+        logs.progress.close()
+        ckpt.wait()
+        results = self._seed_results(state, val)
+        if self._writers is not None:
+            best_test = {k: [getattr(r, f"test_{k}") for r in results] for k in ("loss", "metric")}
+            self._writers.write_eval(
+                step,
+                "test",
+                {"loss": best_test["loss"], logs.metric: best_test["metric"]},
+                logs.input_blind,
+            )
+            self._writers.close(success=True)
+            self._writers = None
+        diverged = [r.seed for r in results if r.status == "diverged"]
+        return self._write_summary(
+            status="diverged" if diverged else "ok",
+            reason=f"seeds {diverged} diverged" if diverged else None,
+            steps=step,
+            wall_s=clock.elapsed(),
+            seeds=results,
+        )
+
+    def _open_logs(self, step: int) -> _Logs:
+        """The JSON lines (cut back to `step` on resume), progress bar, timer and writers."""
+        jsonl = metrics_lib.JsonLinesWriter(self._path(METRICS_FILE))
         if self.is_writer:
-            writer.truncate_after(step)
-        train_sharding = parallel.train_batch_sharding(self.mesh)
+            jsonl.truncate_after(step)
+        metric = metrics_lib.metric_name(self.spec.model.task)
+        total = self.cfg.num_train_steps
         progress = metrics_lib.Progress(total, step, enabled=None if self.is_writer else False)
-        timer, steps_since_log = metrics_lib.Timer(), 0
-        metric = metrics_lib.metric_name(task)
         self._writers = self._open_writers(step, metric)
         # The baseline of exactly the examples evaluated (the summary's), else the data's own.
         input_blind = self._input_blind() or (self.dataset.info or {}).get("input_blind")
+        return _Logs(jsonl, progress, metrics_lib.Timer(), metric, input_blind)
 
-        def elapsed() -> float:
-            return prior_wall + time.time() - t_start
+    def _all_diverged(self, state: State) -> bool:
+        return bool(np.all(parallel.fetch(state["diverged_step"]) >= 0))
 
-        def all_diverged() -> bool:
-            return bool(np.all(parallel.fetch(state["diverged_step"]) >= 0))
-
-        stopped = all_diverged()
-        val = None  # the latest validation; the loop's last one is at the final parameters
+    def _train(
+        self,
+        state: State,
+        step: int,
+        ckpt: Checkpointer,
+        logs: _Logs,
+        clock: _Clock,
+        step_hook: Callable[[int], None] | None,
+    ) -> tuple[State, int, dict | None]:
+        """The update loop: train, log, validate, checkpoint. Returns the state, the step reached
+        and the last validation (at the final parameters; None when no step was left)."""
+        cfg, total = self.cfg, self.cfg.num_train_steps
+        train_sharding = parallel.train_batch_sharding(self.mesh)
+        stopped = self._all_diverged(state)
+        val = None
         while step < total and not stopped:
-            per_seed = [self._train_batch(step, s) for s in seeds]
+            per_seed = [self._train_batch(step, s) for s in cfg.seeds]
             host = {k: np.stack([b[k] for b in per_seed]) for k in ("inputs", "labels")}
             state = train_step(state, parallel.put_global(host, train_sharding), spec=self.spec)
             step += 1
-            steps_since_log += 1
+            logs.steps_since_log += 1
             # Bounded queue of dispatched steps: all-reduce loops on fake CPU devices can
             # deadlock if too many are in flight; a tiny device_get every few steps prevents it.
             if step == total or any(
                 step % every == 0
                 for every in (cfg.parallel.sync_every, cfg.eval_every, cfg.checkpoint_every)
             ):
-                stopped = all_diverged()  # never checkpoint a run whose every seed diverged
+                stopped = self._all_diverged(state)  # never checkpoint a run all diverged
             if step % cfg.log_every == 0 or step == total or stopped:
-                acc = parallel.fetch(state["metrics"])
-                # x * 0 keeps each array's sharding, so train_step is not recompiled.
-                state = dict(state, metrics=jax.tree.map(lambda x: x * 0, state["metrics"]))
-                dt = timer.lap()
-                rec = {"step": step, "split": "train", "seconds": round(elapsed(), 3)}
-                rec.update(metrics_lib.summarize(acc, task))
-                rec["steps_per_s"] = steps_since_log / dt
-                rec["examples_per_s"] = steps_since_log * cfg.data.batch_size * len(seeds) / dt
-                steps_since_log = 0
-                if self.is_writer:
-                    writer.write(rec)
-                    if self._writers is not None:
-                        self._writers.write_train(step, rec, self._current_lrs(step))
-                progress.update(step, {"loss": rec["loss"][0]})
+                state = self._log_train(state, step, logs, clock)
             if step % cfg.eval_every == 0 or step == total or stopped:
-                val = self._evaluate(state, "params", "validation", cfg.data.val_max_batches)
-                state = update_best(state, *self._as_state_arrays(val["loss"], val[metric]))
-                timer.lap()  # throughput counts training only
-                if self.is_writer:
-                    writer.write(
-                        {"step": step, "split": "validation", "seconds": round(elapsed(), 3), **val}
-                    )
-                    if self._writers is not None:
-                        self._writers.write_eval(step, "validation", val, input_blind)
+                state, val = self._validate(state, step, logs, clock)
             if (step % cfg.checkpoint_every == 0 or step == total) and not stopped:
-                ckpt.save(step, state)
-                if self.is_writer:
-                    metrics_lib.write_json_atomic(
-                        self._path(PROGRESS_FILE), {"step": step, "wall_s": elapsed()}
-                    )
-                if self._writers is not None:  # curves up to a checkpoint survive any kill
-                    self._writers.flush()
-                timer.lap()
+                self._checkpoint(state, step, ckpt, logs, clock)
             if step_hook is not None:
                 step_hook(step)
-        progress.close()
-        ckpt.wait()
+        return state, step, val
 
-        test = self._evaluate(state, "best_params", "test", cfg.data.test_max_batches)
-        # The final parameters on both splits (SPEC §8 decides claims on final losses; the best
-        # checkpoint's figures carry a winner's curse). A diverged seed keeps its last finite
-        # parameters, so its final figures are those of the step before it diverged.
+    def _log_train(self, state: State, step: int, logs: _Logs, clock: _Clock) -> State:
+        """Writes the training metrics since the last log and resets their sums."""
+        acc = parallel.fetch(state["metrics"])
+        # x * 0 keeps each array's sharding, so train_step is not recompiled.
+        state = dict(state, metrics=jax.tree.map(lambda x: x * 0, state["metrics"]))
+        dt = logs.timer.lap()
+        done = logs.steps_since_log
+        rec = {"step": step, "split": "train", "seconds": round(clock.elapsed(), 3)}
+        rec.update(metrics_lib.summarize(acc, self.spec.model.task))
+        rec["steps_per_s"] = done / dt
+        rec["examples_per_s"] = done * self.cfg.data.batch_size * len(self.cfg.seeds) / dt
+        logs.steps_since_log = 0
+        if self.is_writer:
+            logs.jsonl.write(rec)
+            if self._writers is not None:
+                self._writers.write_train(step, rec, self._current_lrs(step))
+        logs.progress.update(step, {"loss": rec["loss"][0]})
+        return state
+
+    def _validate(self, state: State, step: int, logs: _Logs, clock: _Clock) -> tuple[State, dict]:
+        """Evaluates the current parameters on validation and keeps each seed's best."""
+        val = self._evaluate(state, "params", "validation", self.cfg.data.val_max_batches)
+        state = update_best(state, *self._as_state_arrays(val["loss"], val[logs.metric]))
+        logs.timer.lap()  # throughput counts training only
+        if self.is_writer:
+            record = {"step": step, "split": "validation", "seconds": round(clock.elapsed(), 3)}
+            logs.jsonl.write({**record, **val})
+            if self._writers is not None:
+                self._writers.write_eval(step, "validation", val, logs.input_blind)
+        return state, val
+
+    def _checkpoint(
+        self, state: State, step: int, ckpt: Checkpointer, logs: _Logs, clock: _Clock
+    ) -> None:
+        ckpt.save(step, state)
+        if self.is_writer:
+            metrics_lib.write_json_atomic(
+                self._path(PROGRESS_FILE), {"step": step, "wall_s": clock.elapsed()}
+            )
+        if self._writers is not None:  # curves up to a checkpoint survive any kill
+            self._writers.flush()
+        logs.timer.lap()
+
+    def _seed_results(self, state: State, val: dict | None) -> list[SeedResult]:
+        """Each seed's best-checkpoint and final-parameter figures.
+
+        SPEC §8 decides claims on the final parameters (the best checkpoint's figures carry a
+        winner's curse). A diverged seed keeps its last finite parameters, so its final figures
+        are those of the step before it diverged.
+        """
+        d, metric = self.cfg.data, metrics_lib.metric_name(self.spec.model.task)
+        test = self._evaluate(state, "best_params", "test", d.test_max_batches)
         if val is None:  # resumed after the last step: nothing was evaluated in the loop
-            val = self._evaluate(state, "params", "validation", cfg.data.val_max_batches)
-        final = {
-            "val": val,
-            "test": self._evaluate(state, "params", "test", cfg.data.test_max_batches),
-        }
+            val = self._evaluate(state, "params", "validation", d.val_max_batches)
+        final = {"val": val, "test": self._evaluate(state, "params", "test", d.test_max_batches)}
         host = parallel.fetch(
             {k: state[k] for k in ("best_val", "best_metric", "best_step", "diverged_step")}
         )
-        seed_rows = []
-        for i, seed in enumerate(seeds):
+        finite = metrics_lib.finite_or_none
+        results = []
+        for i, seed in enumerate(self.cfg.seeds):
             div = int(host["diverged_step"][i])
             has_best = int(host["best_step"][i]) >= 0
-            best_val = metrics_lib.finite_or_none(host["best_val"][i]) if has_best else None
-            seed_rows.append(
-                {
-                    "seed": seed,
-                    "learning_rate": self.learning_rates[i],
-                    "wiring_seed": self.wiring_seeds[i]
-                    if cfg.wiring_follows_seed
+            reason = f"non-finite loss or gradient at update {div}; parameters kept from step {div}"
+            results.append(
+                SeedResult(
+                    seed=seed,
+                    learning_rate=self.learning_rates[i],
+                    wiring_seed=self.wiring_seeds[i]
+                    if self.cfg.wiring_follows_seed
                     else self.spec.model.wiring_seed,
-                    "status": "diverged" if div >= 0 else "ok",
-                    "reason": None
-                    if div < 0
-                    else f"non-finite loss or gradient at update {div}; parameters kept from step {div}",
-                    "diverged_step": div if div >= 0 else None,
-                    "best_step": int(host["best_step"][i]) if has_best else None,
-                    "val_loss": best_val,
-                    "val_metric": metrics_lib.finite_or_none(host["best_metric"][i])
-                    if has_best
-                    else None,
-                    "test_loss": test["loss"][i] if has_best else None,
-                    "test_metric": test[metric][i] if has_best else None,
-                    **{
-                        f"final_{split}_{key}": metrics_lib.finite_or_none(final[split][name][i])
-                        for split in ("val", "test")
-                        for key, name in (("loss", "loss"), ("metric", metric))
-                    },
-                }
+                    status="diverged" if div >= 0 else "ok",
+                    reason=None if div < 0 else reason,
+                    diverged_step=div if div >= 0 else None,
+                    best_step=int(host["best_step"][i]) if has_best else None,
+                    val_loss=finite(host["best_val"][i]) if has_best else None,
+                    val_metric=finite(host["best_metric"][i]) if has_best else None,
+                    test_loss=test["loss"][i] if has_best else None,
+                    test_metric=test[metric][i] if has_best else None,
+                    final_val_loss=finite(final["val"]["loss"][i]),
+                    final_val_metric=finite(final["val"][metric][i]),
+                    final_test_loss=finite(final["test"]["loss"][i]),
+                    final_test_metric=finite(final["test"][metric][i]),
+                )
             )
-        if self._writers is not None:
-            best_test = {k: [r[f"test_{k}"] for r in seed_rows] for k in ("loss", "metric")}
-            self._writers.write_eval(
-                step, "test", {"loss": best_test["loss"], metric: best_test["metric"]}, input_blind
-            )
-            self._writers.close(success=True)
-            self._writers = None
-        diverged = [r["seed"] for r in seed_rows if r["status"] == "diverged"]
-        return self._write_summary(
-            status="diverged" if diverged else "ok",
-            reason=f"seeds {diverged} diverged" if diverged else None,
-            steps=step,
-            wall_s=elapsed(),
-            seeds=seed_rows,
-        )
+        return results
 
-    def _open_writers(self, step: int, metric: str) -> Any:
+    def _open_writers(self, step: int, metric: str) -> MetricWriters | None:
         """TensorBoard (and W&B) runs, one per seed, on the writing process; None when off."""
         log = self.cfg.logging
         if not self.is_writer or not (log.tensorboard or log.wandb):
             return None
-        from elm_jax.budget import cost
-        from elm_jax.writers import MetricWriters, seed_hparams
-
         m = self.spec.model
         hparams = seed_hparams(cost(m), m, list(self.cfg.seeds), self.learning_rates)
         return MetricWriters(
@@ -503,10 +459,14 @@ class Run:
         return out
 
     def _write_summary(
-        self, *, status: str, reason: str | None, steps: int, wall_s: float, seeds: list
+        self,
+        *,
+        status: str,
+        reason: str | None,
+        steps: int,
+        wall_s: float,
+        seeds: list[SeedResult],
     ) -> dict:
-        from elm_jax.budget import cost
-
         m = self.spec.model
         summary = {
             "status": status,
@@ -525,12 +485,34 @@ class Run:
             "data": self.dataset.info,
             "steps": int(steps),
             "wall_s": float(wall_s),
-            "seeds": seeds,
+            "seeds": [dataclasses.asdict(r) for r in seeds],
             "metric_name": metrics_lib.metric_name(m.task),
             "provenance": provenance.collect(),  # versions, git commit, backend, device
             "input_blind": self._input_blind(),
         }
-        summary = _jsonable(summary)
+        summary = metrics_lib.jsonable(summary)
         if self.is_writer:
             metrics_lib.write_json_atomic(self._path(SUMMARY_FILE), summary)
         return summary
+
+
+def train_and_evaluate(
+    config: Any,
+    workdir: str,
+    *,
+    dataset: Any | None = None,
+    devices: list[jax.Device] | None = None,
+    step_hook: Callable[[int], None] | None = None,
+) -> dict:
+    """Trains `config.seeds` of one architecture together and writes `workdir/summary.json`.
+
+    `dataset` replaces `elm_jax.data.load(config.data...)` (tests, sweeps that hold data in
+    memory); `devices` restricts the mesh; `step_hook(step)` runs after each update (tests use it
+    to interrupt a run). Bad configs raise ValueError before any work; the summary follows
+    docs/interfaces.md, with status "diverged" when any seed diverged.
+    """
+    run = Run.prepare(config, workdir, dataset=dataset, devices=devices)
+    return run.execute(step_hook=step_hook)
+
+
+__all__ = ["Run", "SeedResult", "train_and_evaluate"]

@@ -1,4 +1,4 @@
-"""Training of one architecture point over S seeds as one vmapped, sharded program.
+"""The pure, jitted training steps of one architecture point over S seeds (vmapped, sharded).
 
 Axis letters: r seed replica, b batch, t time, o class. Every leaf of the train state carries the
 seed axis r first (state sharded over the mesh's `replica` axis, replicated over `data`):
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -29,7 +29,8 @@ import optax
 
 from elm_jax import metrics as metrics_lib
 from elm_jax import parallel
-from elm_jax.network import make_wiring
+from elm_jax.models import build_model, initial_carry
+from elm_jax.network.wiring import make_wiring
 from elm_jax.optim import OptimConfig, make_optimizer, set_learning_rate
 
 State = dict[str, Any]
@@ -53,8 +54,6 @@ class StepSpec:
 
 @functools.lru_cache(maxsize=64)
 def _build_model(model_cfg: Any) -> Any:
-    from elm_jax.models import build_model
-
     return build_model(model_cfg)
 
 
@@ -186,8 +185,6 @@ def init_state(
         opt_state = set_learning_rate(tx.init(params), lr)
         carry = {}
         if spec.carry_state:
-            from elm_jax.models import initial_carry
-
             if batch_size is None:
                 raise ValueError("init_state needs batch_size when spec.carry_state is set")
             carry = {"carry": initial_carry(spec.model, batch_size)}
@@ -250,8 +247,6 @@ def evaluate(
     eval_sharding = parallel.eval_batch_sharding(mesh)
     total = None
     if spec.model.task == "lm":
-        from elm_jax.models import initial_carry
-
         carry0 = initial_carry(spec.model, batch_size)
         carry_sharding = parallel.train_batch_sharding(mesh)
         carry = None
@@ -280,27 +275,6 @@ def evaluate(
     return metrics_lib.summarize(parallel.fetch(total), spec.model.task)
 
 
-def train_and_evaluate(
-    config: Any,
-    workdir: str,
-    *,
-    dataset: Any | None = None,
-    devices: list[jax.Device] | None = None,
-    step_hook: Callable[[int], None] | None = None,
-) -> dict:
-    """Trains `config.seeds` of one architecture together and writes `workdir/summary.json`.
-
-    `dataset` replaces `elm_jax.data.load(config.data...)` (tests, sweeps that hold data in
-    memory); `devices` restricts the mesh; `step_hook(step)` runs after each update (tests use it
-    to interrupt a run). Bad configs raise ValueError before any work; the summary follows
-    docs/interfaces.md, with status "diverged" when any seed diverged.
-    """
-    from elm_jax.run import Run  # the loop and its bookkeeping
-
-    run = Run.prepare(config, workdir, dataset=dataset, devices=devices)
-    return run.execute(step_hook=step_hook)
-
-
 __all__ = [
     "State",
     "StepSpec",
@@ -308,7 +282,6 @@ __all__ = [
     "eval_stream_step",
     "evaluate",
     "init_state",
-    "train_and_evaluate",
     "train_step",
     "update_best",
 ]

@@ -1,0 +1,217 @@
+"""Flax modules of the ELM network (SPEC §3): stacked per-neuron weights and `ELMNetwork`.
+
+The modules only hold and initialise variables and compute what is parallel in time; the
+recurrence is the pure math of `elm_jax.network.dynamics`. Axis legend as there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from elm_jax.network.dynamics import (
+    external_branch_input,
+    prepare_recurrent,
+    run_network,
+    zero_carry,
+)
+from elm_jax.network.scan import LAYOUTS
+from elm_jax.network.wiring import choose_connectivity, make_wiring, num_recurrent_synapses
+from elm_jax.ops import (
+    decay,
+    effective_tau_max,
+    elm_macs_per_neuron,
+    log_spaced_proto_tau,
+    scaled_sigmoid,
+    torch_linear_uniform,
+)
+
+Array = jax.Array
+
+
+class StackedAffine(nn.Module):
+    """Weights of ``num_units`` independent affine maps stacked on a leading unit axis.
+
+    Returns ``(kernel [n, fan_in, fan_out], bias [n, fan_out])``, or with ``fan_out=None`` a
+    scalar output per unit: ``(kernel [n, fan_in], bias [n])``. Applied by the caller (inside
+    the scan), so the module itself is only the parameter holder.
+    """
+
+    num_units: int
+    fan_in: int
+    fan_out: int | None
+
+    @nn.compact
+    def __call__(self) -> tuple[Array, Array]:
+        init = torch_linear_uniform(self.fan_in)
+        out = () if self.fan_out is None else (self.fan_out,)
+        kernel = self.param("kernel", init, (self.num_units, self.fan_in, *out))
+        bias = self.param("bias", init, (self.num_units, *out))
+        return kernel, bias
+
+
+class StackedMLP(nn.Module):
+    """``len(sizes) - 1`` stacked affine layers named ``dense_0 ..`` (weights only)."""
+
+    num_units: int
+    sizes: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self) -> list[tuple[Array, Array]]:
+        return [
+            StackedAffine(self.num_units, a, b, name=f"dense_{i}")()
+            for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        ]
+
+
+class ELMNetwork(nn.Module):
+    """A recurrent layer of N ELM neurons (v2) with fixed random wiring (SPEC §3).
+
+    Called as ``y, carry = layer(e, carry)`` with ``e [b, t, external_dim]`` and returns every
+    neuron's scalar output ``y [b, t, n]`` and the state after the last step.
+
+    Variables (``n`` leading on every per-neuron leaf):
+      params:    proto_w_s [n, s]; proto_tau_m [n, m] (learn_memory_tau);
+                 mlp/dense_l/kernel [n, in, out], mlp/dense_l/bias [n, out];
+                 w_y/kernel [n, m], w_y/bias [n]
+      constants: synapse_source [n, s] int32, synapse_branch [n, s] int32, tau_b [n, d];
+                 proto_tau_m [n, m] (when not learned)
+
+    ``layout``: the scan's layout (``"auto"`` = ``"neuron_major"``, or ``"neuron_minor"``; same
+    values and gradients). ``remat_chunk`` (default 10; 0 = off): keep only every
+    ``remat_chunk``-th state for the gradient and recompute the steps in between (a last chunk
+    takes T mod remat_chunk). Besides the memory, 10 measured 1.6-1.9x faster train steps on CPU
+    than 0 for few complex and balanced networks (docs/network.md).
+    """
+
+    num_neurons: int
+    num_memory: int
+    synapses_per_neuron: int
+    external_dim: int
+    num_branches: int = 4
+    mlp_num_layers: int = 1
+    mlp_hidden_size: int | None = None
+    recurrent_fraction: float = 0.5
+    wiring_seed: int = 0
+    connectivity: str = "auto"
+    layout: str = "auto"
+    remat_chunk: int = 10
+    lambda_value: float = 5.0
+    tau_b_value: float = 5.0
+    memory_tau_min: float = 1.0
+    memory_tau_max: float = 1000.0
+    # tau_m initialised log-spaced over this range (inside the bounds); None: over the bounds.
+    memory_tau_init: tuple[float, float] | None = None
+    learn_memory_tau: bool = True
+    w_s_value: float = 0.5
+    delta_t: float = 1.0
+
+    @property
+    def hidden_size(self) -> int:
+        return self.mlp_hidden_size or 2 * self.num_memory
+
+    @property
+    def tau_max(self) -> float:
+        """The upper tau_m bound used (v2 widening, as in the reference neuron)."""
+        return effective_tau_max(self.memory_tau_min, self.memory_tau_max)
+
+    def connectivity_modes(self) -> tuple[str, str]:
+        """The connectivity used for the (external, recurrent) parts of the pool."""
+        if self.connectivity not in ("auto", "gather", "dense"):
+            raise ValueError(
+                f"connectivity={self.connectivity!r} is invalid: must be 'auto', 'gather' or 'dense'"
+            )
+        k_rec = num_recurrent_synapses(self.synapses_per_neuron, self.recurrent_fraction)
+        k_ext = self.synapses_per_neuron - k_rec
+        if self.connectivity != "auto":
+            return self.connectivity, self.connectivity
+        d = self.num_branches
+        macs = elm_macs_per_neuron(
+            num_memory=self.num_memory,
+            synapses_per_neuron=self.synapses_per_neuron,
+            hidden_size=self.hidden_size,
+            num_branches=d,
+            mlp_num_layers=self.mlp_num_layers,
+        )
+        ext = choose_connectivity(self.external_dim, k_ext, d, macs)
+        rec = choose_connectivity(self.num_neurons, k_rec, d, macs)
+        return ext, rec
+
+    def scan_layout(self) -> str:
+        """The scan's layout (`elm_jax.network.scan.LAYOUTS`). "auto" is neuron-major: on CPU
+        neuron-minor measured no faster at any benchmark point (docs/network.md)."""
+        if self.layout not in ("auto", *LAYOUTS):
+            raise ValueError(
+                f"layout={self.layout!r} is invalid: must be 'auto' or one of {LAYOUTS}"
+            )
+        return "neuron_major" if self.layout == "auto" else self.layout
+
+    def _variables(self):
+        n, m, d, s = self.num_neurons, self.num_memory, self.num_branches, self.synapses_per_neuron
+        wiring = make_wiring(n, s, d, self.external_dim, self.recurrent_fraction, self.wiring_seed)
+        source = self.variable("constants", "synapse_source", lambda: jnp.asarray(wiring.source))
+        branch = self.variable("constants", "synapse_branch", lambda: jnp.asarray(wiring.branch))
+        tau_b = self.variable(
+            "constants", "tau_b", lambda: jnp.full((n, d), self.tau_b_value, jnp.float32)
+        )
+        proto_tau = log_spaced_proto_tau(m, self.memory_tau_min, self.tau_max, self.memory_tau_init)
+        tau_init = lambda *_: jnp.tile(jnp.asarray(proto_tau, jnp.float32), (n, 1))  # noqa: E731
+        if self.learn_memory_tau:
+            proto_tau_m = self.param("proto_tau_m", tau_init, (n, m))
+        else:
+            proto_tau_m = self.variable("constants", "proto_tau_m", tau_init).value
+        proto_w_s = self.param(
+            "proto_w_s", nn.initializers.constant(self.w_s_value), (n, s), jnp.float32
+        )
+        sizes = (d + m,) + (self.hidden_size,) * self.mlp_num_layers + (m,)
+        mlp = StackedMLP(n, sizes, name="mlp")()
+        w_y, b_y = StackedAffine(n, m, None, name="w_y")()
+        return source.value, branch.value, tau_b.value, proto_tau_m, proto_w_s, mlp, w_y, b_y
+
+    @nn.compact
+    def __call__(self, e: Array, carry: Mapping[str, Array] | None = None):
+        """``e [b, t, external_dim] -> (y [b, t, n], carry)``."""
+        if e.ndim != 3 or e.shape[-1] != self.external_dim:
+            raise ValueError(
+                f"input shape {e.shape} is invalid: expected [batch, time, {self.external_dim}]"
+            )
+        source, branch, tau_b, proto_tau_m, proto_w_s, mlp, w_y, b_y = self._variables()
+        ext_mode, rec_mode = self.connectivity_modes()
+        d, dt = self.num_branches, self.delta_t
+        tau_m = scaled_sigmoid(proto_tau_m, self.memory_tau_min, self.tau_max)
+        w_s = jax.nn.relu(proto_w_s)
+        k_ext = self.synapses_per_neuron - num_recurrent_synapses(
+            self.synapses_per_neuron, self.recurrent_fraction
+        )
+        n = self.num_neurons
+        if k_ext:
+            ext = external_branch_input(
+                e.astype(jnp.float32), w_s[:, :k_ext], source[:, :k_ext], branch[:, :k_ext], d,
+                ext_mode,
+            )  # fmt: skip
+        else:
+            ext = jnp.zeros((e.shape[1], n, e.shape[0], d), jnp.float32)
+        recurrent = None
+        if k_ext < self.synapses_per_neuron:
+            recurrent = prepare_recurrent(
+                w_s[:, k_ext:], source[:, k_ext:] - self.external_dim, branch[:, k_ext:], n, d,
+                rec_mode,
+            )  # fmt: skip
+        derived = {
+            "recurrent": recurrent,
+            "layout": self.scan_layout(),
+            "remat_chunk": self.remat_chunk,
+            "kappa_b": decay(tau_b, dt)[:, None],  # [n, 1, d]: broadcasts over batch
+            "kappa_m": decay(tau_m, dt)[:, None],
+            "one_minus_kappa_lambda": (1.0 - decay(tau_m, dt, self.lambda_value))[:, None],
+            "mlp": mlp,
+            "w_y": w_y,
+            "b_y": b_y,
+        }
+        if carry is None:
+            carry = zero_carry(e.shape[0], self.num_neurons, self.num_memory, d)
+        return_carry, y = run_network(derived, carry, ext)
+        return y, return_carry

@@ -1,0 +1,343 @@
+"""Dynamics of one reference ELM neuron (SPEC §2): derived arrays, step, scan, custom VJP.
+
+No Flax here. A neuron is described by a frozen `NeuronConfig` (`elm_jax.neuron.config`) and a
+flat mapping `tree` of arrays with the names of docs/interfaces.md (`proto_w_s`, `proto_tau_m`,
+`mlp`, `w_y`, `tau_b` or `tau_s`, `routing_indices`, `routing_mask`), i.e. the `params` and
+`constants` collections of `elm_jax.neuron.layers.ELMNeuron` merged into one dict.
+
+Axes: b batch, t time, i input, s synapse, d branch, m memory, h MLP hidden, o output.
+
+The fast path (`scan`) uses that everything before the MLP is linear in the input:
+routing, synapse weights and branch sum are one matrix [i, d]; the branch trace (v2, and v1 when
+the synaptic time constants are equal within each branch) is an elementwise linear recurrence
+computed for the whole sequence before the memory scan; the branch part of the MLP's first layer
+is therefore one matrix product for all t. Only the memory recurrence, which is nonlinear, does
+matrix products inside `lax.scan`, whose custom gradient (`memory_scan`) sits beside it.
+`step` is the literal per-step equation of the reference and serves as the oracle for `scan`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from elm_jax.neuron.config import ACTIVATIONS, NeuronConfig
+from elm_jax.ops import TANH_SCALE, TANH_SLOPE, decay, scaled_sigmoid, scaled_tanh
+
+# ----------------------------------------------------------------------------- derived arrays
+
+
+class Prepared(NamedTuple):
+    """Everything the recurrence needs, computed once from the parameters (outside any scan)."""
+
+    in_to_branch: jax.Array | None  # [i, d] routing · relu(w) · branch sum (routed, merged)
+    syn_index: jax.Array  # [s] input feeding each synapse
+    syn_weight: jax.Array  # [s] relu(w_s) · mask
+    kappa_syn: jax.Array  # [s] per-synapse decay (per-synapse path) or [d] branch decay
+    kappa_m: jax.Array  # [m]
+    mem_gain: jax.Array  # [m] (1 - kappa_lambda) in v2, lambda (1 - kappa_m) in v1
+    mlp: tuple[tuple[jax.Array, jax.Array], ...]  # (kernel [in, out], bias [out]) per layer
+    readout: tuple[jax.Array, jax.Array]  # kernel [m, o], bias [o]
+
+
+def input_to_branch_matrix(
+    syn_index: jax.Array, syn_weight: jax.Array, num_input: int, num_branch: int
+) -> jax.Array:
+    """The linear map [i, d]: entry (i, d) sums the weights of branch d's synapses reading input i."""
+    branch = jnp.arange(syn_weight.shape[0]) // (syn_weight.shape[0] // num_branch)
+    zeros = jnp.zeros((num_input, num_branch), syn_weight.dtype)
+    return zeros.at[syn_index, branch].add(syn_weight)
+
+
+def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Prepared:
+    """Decay factors, rectified weights and the input→branch map, in `state_dtype`."""
+    as_state = lambda a: jnp.asarray(a, state_dtype)  # noqa: E731
+    if cfg.input_to_synapse_routing is None:
+        syn_index = jnp.arange(cfg.num_synapse)
+        mask = jnp.ones(cfg.num_synapse, state_dtype)
+    else:
+        syn_index = jnp.asarray(tree["routing_indices"], jnp.int32)
+        mask = as_state(tree["routing_mask"])
+    syn_weight = jax.nn.relu(as_state(tree["proto_w_s"])) * mask
+
+    tau_m = scaled_sigmoid(as_state(tree["proto_tau_m"]), cfg.memory_tau_min, cfg.tau_max)
+    kappa_m = decay(tau_m, cfg.delta_t)
+    if cfg.version == "v2":
+        mem_gain = 1.0 - decay(tau_m, cfg.delta_t, cfg.lambda_value)
+        kappa_syn = decay(as_state(tree["tau_b"]), cfg.delta_t)
+    else:
+        mem_gain = cfg.lambda_value * (1.0 - kappa_m)
+        kappa_syn = decay(as_state(tree["tau_s"]), cfg.delta_t)
+        if not cfg.per_synapse_trace:
+            # Equal timescales inside a branch: the sum of its traces is one trace of the sum.
+            kappa_syn = kappa_syn.reshape(cfg.branches, cfg.num_synapse_per_branch)[:, 0]
+    in_to_branch = None
+    if cfg.input_to_synapse_routing is not None and not cfg.per_synapse_trace:
+        in_to_branch = input_to_branch_matrix(syn_index, syn_weight, cfg.num_input, cfg.branches)
+    mlp = tuple(
+        (tree["mlp"][f"dense_{j}"]["kernel"], tree["mlp"][f"dense_{j}"]["bias"])
+        for j in range(cfg.mlp_num_layers + 1)
+    )
+    readout = (tree["w_y"]["kernel"], tree["w_y"]["bias"])
+    return Prepared(in_to_branch, syn_index, syn_weight, kappa_syn, kappa_m, mem_gain, mlp, readout)
+
+
+def _memory_update(
+    first_layer_out: jax.Array, prep: Prepared, cfg: NeuronConfig, m_prev: jax.Array
+) -> jax.Array:
+    """Given the first MLP layer's pre-activation, the rest of the MLP and the memory update."""
+    act = ACTIVATIONS[cfg.mlp_activation]
+    z = first_layer_out
+    for kernel, bias in prep.mlp[1:]:
+        z = act(z) @ kernel + bias
+    delta_m = scaled_tanh(z)
+    return prep.kappa_m * m_prev + prep.mem_gain * delta_m.astype(m_prev.dtype)
+
+
+# ----------------------------------------------------------------------------- step (oracle)
+
+
+def initial_state(prep: Prepared, cfg: NeuronConfig, batch: int, state_dtype: Any):
+    """Zero state: (synapse or branch trace [b, s|d], memory [b, m])."""
+    width = cfg.num_synapse if cfg.per_synapse_trace else cfg.branches
+    return (jnp.zeros((batch, width), state_dtype), jnp.zeros((batch, cfg.num_memory), state_dtype))
+
+
+def step(prep: Prepared, cfg: NeuronConfig, state, x_t: jax.Array):
+    """One time step, literally the reference's equations. x_t [b, i].
+
+    Returns (new state, (y_t [b, o], branch_t [b, d], m_t [b, m])).
+    """
+    trace, m_prev = state
+    if cfg.per_synapse_trace:
+        trace = prep.kappa_syn * trace + prep.syn_weight * x_t[:, prep.syn_index]
+        branch = trace.reshape(x_t.shape[0], cfg.branches, -1).sum(-1)
+    else:
+        trace = prep.kappa_syn * trace + synaptic_input(prep, cfg, x_t)
+        branch = trace
+    kernel0, bias0 = prep.mlp[0]
+    mlp_in = jnp.concatenate([branch, prep.kappa_m * m_prev], axis=-1)
+    m_t = _memory_update(mlp_in @ kernel0 + bias0, prep, cfg, m_prev)
+    y_t = m_t @ prep.readout[0] + prep.readout[1]
+    return (trace, m_t), (y_t, branch, m_t)
+
+
+# ----------------------------------------------------------------------------- scan (fast path)
+
+
+def synaptic_input(prep: Prepared, cfg: NeuronConfig, x: jax.Array) -> jax.Array:
+    """The input→branch linear map applied to x [..., i] → [..., d].
+
+    With a routing it is one product with the [i, d] matrix. Without one, the matrix is block
+    diagonal (input j feeds only branch j // k), so it is applied as a product and a sum over
+    blocks instead of a dense product that would be mostly zeros.
+    """
+    if prep.in_to_branch is not None:
+        return x @ prep.in_to_branch.astype(x.dtype)
+    weighted = x * prep.syn_weight.astype(x.dtype)
+    return weighted.reshape(*x.shape[:-1], cfg.branches, -1).sum(-1)
+
+
+def linear_trace(u: jax.Array, kappa: jax.Array, unroll: int = 1) -> jax.Array:
+    """c_t = kappa * c_{t-1} + u_t (c_0 = u_0) over the time axis of u [b, t, k], kappa [k].
+
+    Elementwise only, so a plain sequential scan is cheap (on CPU cheaper than the log-depth
+    associative scan, forward and backward).
+    """
+
+    def body(c_prev, u_t):
+        c_t = kappa * c_prev + u_t
+        return c_t, c_t
+
+    c0 = jnp.zeros((u.shape[0], u.shape[2]), u.dtype)
+    _, c = jax.lax.scan(body, c0, jnp.swapaxes(u, 0, 1), unroll=unroll)
+    return jnp.swapaxes(c, 0, 1)
+
+
+def branch_traces(prep: Prepared, cfg: NeuronConfig, x: jax.Array) -> jax.Array:
+    """The branch input of every step, [b, t, d], computed for the whole sequence at once."""
+    state = prep.kappa_syn.dtype
+    if cfg.per_synapse_trace:
+        syn = jnp.take(x, prep.syn_index, axis=-1).astype(state) * prep.syn_weight
+        syn = linear_trace(syn, prep.kappa_syn)
+        return syn.reshape(*syn.shape[:2], cfg.branches, -1).sum(-1)
+    return linear_trace(synaptic_input(prep, cfg, x).astype(state), prep.kappa_syn)
+
+
+def first_layer_branch_part(
+    prep: Prepared, cfg: NeuronConfig, x: jax.Array, cd: Any
+) -> tuple[jax.Array, jax.Array]:
+    """(branch [b, t, d], pre [t, b, h] = branch · K_b + bias) for the whole sequence.
+
+    Without routing each input feeds one branch, so the trace commutes with the synapse weights:
+    trace(x) · (w ⊙ K_b) equals trace(x · w) · K_b exactly, and trace(x) does not depend on any
+    trainable parameter. Training then needs one large product backward (for the [i, h] matrix)
+    instead of two (for K_b and for the branch input).
+    """
+    kernel0, bias0 = prep.mlp[0]
+    d, k = cfg.branches, cfg.num_synapse_per_branch
+    kernel_b = kernel0[:d]
+    if cfg.input_to_synapse_routing is None and not cfg.per_synapse_trace:
+        state = prep.kappa_syn.dtype
+        x_trace = linear_trace(x.astype(state), jnp.repeat(prep.kappa_syn, k))  # [b, t, i]
+        in_kernel = prep.syn_weight[:, None].astype(cd) * jnp.repeat(kernel_b.astype(cd), k, 0)
+        pre = jnp.einsum("bti,ih->tbh", x_trace.astype(cd), in_kernel) + bias0.astype(cd)
+        branch = (x_trace * prep.syn_weight).reshape(*x_trace.shape[:2], d, k).sum(-1)
+        return branch, pre
+    branch = branch_traces(prep, cfg, x)
+    pre = jnp.einsum("btd,dh->tbh", branch.astype(cd), kernel_b.astype(cd)) + bias0.astype(cd)
+    return branch, pre
+
+
+def _memory_forward(pre, mem_kernel, layers, kappa, gain, activation, unroll):
+    """The memory recurrence: returns memory [t, b, m] and each layer's pre-activation [t, b, h]."""
+    act = ACTIVATIONS[activation]
+    cd = pre.dtype
+
+    def body(m_prev, pre_t):
+        a = pre_t + m_prev.astype(cd) @ mem_kernel
+        pre_acts = [a]
+        for kernel, bias in layers:
+            a = act(a) @ kernel + bias
+            pre_acts.append(a)
+        delta = scaled_tanh(a).astype(m_prev.dtype)
+        m_t = kappa * m_prev + gain * delta
+        return m_t, (m_t, tuple(pre_acts))
+
+    m0 = jnp.zeros((pre.shape[1], kappa.shape[0]), kappa.dtype)
+    _, (memory, pre_acts) = jax.lax.scan(body, m0, pre, unroll=unroll)
+    return memory, pre_acts
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def memory_scan(
+    pre: jax.Array,
+    mem_kernel: jax.Array,
+    layers: tuple[tuple[jax.Array, jax.Array], ...],
+    kappa: jax.Array,
+    gain: jax.Array,
+    activation: str,
+    unroll: int,
+) -> jax.Array:
+    """m_t = kappa ⊙ m_{t-1} + gain ⊙ 1.7159 tanh(2/3 MLP(pre_t + m_{t-1} K_m)) over t.
+
+    pre [t, b, h] (the branch half of the first layer, bias included), mem_kernel K_m [m, h]
+    (kappa_m folded in), layers: the remaining MLP layers. Returns memory [t, b, m].
+
+    Custom gradient: the reverse scan propagates only the activations' cotangents; the
+    gradients of the weights are then one product over all (t, b) each, instead of a small
+    product accumulated at every step.
+    """
+    return _memory_forward(pre, mem_kernel, layers, kappa, gain, activation, unroll)[0]
+
+
+def _memory_scan_fwd(pre, mem_kernel, layers, kappa, gain, activation, unroll):
+    memory, pre_acts = _memory_forward(pre, mem_kernel, layers, kappa, gain, activation, unroll)
+    return memory, (mem_kernel, layers, kappa, gain, memory, pre_acts)
+
+
+def _memory_scan_bwd(activation, unroll, residuals, g_memory):
+    mem_kernel, layers, kappa, gain, memory, pre_acts = residuals
+    act = ACTIVATIONS[activation]
+    cd, sd = mem_kernel.dtype, kappa.dtype
+    m_prev = jnp.concatenate([jnp.zeros_like(memory[:1]), memory[:-1]], axis=0)
+
+    def body(g_next, inputs):
+        g_t, acts_t = inputs
+        g_m = g_t + g_next  # total cotangent of m_t
+        tanh = jnp.tanh(TANH_SLOPE * acts_t[-1])
+        d_a = (g_m * gain).astype(cd) * (TANH_SCALE * TANH_SLOPE) * (1 - tanh * tanh)
+        d_acts = [d_a]
+        for j in range(len(layers) - 1, -1, -1):
+            _, act_vjp = jax.vjp(act, acts_t[j])
+            d_a = act_vjp(d_a @ layers[j][0].T)[0]
+            d_acts.append(d_a)
+        g_prev = g_m * kappa + (d_a @ mem_kernel.T).astype(sd)
+        return g_prev, (g_m, tuple(d_acts[::-1]))
+
+    g0 = jnp.zeros_like(memory[0])
+    _, (g_ms, d_acts) = jax.lax.scan(
+        body, g0, (g_memory.astype(sd), pre_acts), reverse=True, unroll=unroll
+    )
+    d_mem_kernel = jnp.einsum("tbm,tbh->mh", m_prev.astype(cd), d_acts[0])
+    d_layers = tuple(
+        (
+            jnp.einsum("tbh,tbk->hk", act(pre_acts[j]), d_acts[j + 1]),
+            d_acts[j + 1].sum((0, 1)),
+        )
+        for j in range(len(layers))
+    )
+    delta = scaled_tanh(pre_acts[-1]).astype(sd)
+    d_kappa = jnp.sum(g_ms * m_prev, axis=(0, 1))
+    d_gain = jnp.sum(g_ms * delta, axis=(0, 1))
+    return d_acts[0], d_mem_kernel, d_layers, d_kappa, d_gain
+
+
+memory_scan.defvjp(_memory_scan_fwd, _memory_scan_bwd)
+
+
+def scan(
+    prep: Prepared,
+    cfg: NeuronConfig,
+    x: jax.Array,
+    *,
+    compute_dtype: Any = None,
+    unroll: int = 1,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The neuron over a sequence x [b, t, i] → (y [b, t, o], branch [b, t, d], memory [b, t, m]).
+
+    The state (traces, memory) is kept in the dtype of `prep` (float32, or float64 under x64);
+    matrix products run in `compute_dtype` (default: that of x).
+    """
+    cd = compute_dtype or x.dtype
+    # Split the first layer: the branch half is one product for all t, the memory half (with
+    # kappa_m folded into its rows) is the only product the recurrence has to do per step.
+    branch, pre = first_layer_branch_part(prep, cfg, x, cd)
+    kernel0 = prep.mlp[0][0]
+    d = cfg.branches
+    mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(prep.kappa_m.dtype)).astype(cd)
+    layers = tuple((k.astype(cd), b.astype(cd)) for k, b in prep.mlp[1:])
+    memory = memory_scan(
+        pre, mem_kernel, layers, prep.kappa_m, prep.mem_gain, cfg.mlp_activation, unroll
+    )  # [t, b, m]
+    kernel_y, bias_y = prep.readout
+    y = jnp.einsum("tbm,mo->bto", memory.astype(cd), kernel_y.astype(cd)) + bias_y.astype(cd)
+    return y, branch, jnp.swapaxes(memory, 0, 1)
+
+
+def state_dtype_for(*arrays: Any) -> Any:
+    """float32, or float64 when x64 is enabled and any input is float64."""
+    dtype = jnp.result_type(*arrays, jnp.float32)
+    return jnp.float64 if dtype == jnp.float64 else jnp.float32
+
+
+def apply(
+    tree: Mapping[str, Any],
+    cfg: NeuronConfig,
+    x: jax.Array,
+    *,
+    compute_dtype: Any = None,
+    unroll: int = 1,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """prepare + scan: (y [b, t, o], branch [b, t, d], memory [b, t, m])."""
+    if x.ndim != 3 or x.shape[-1] != cfg.num_input:
+        raise ValueError(f"x has shape {tuple(x.shape)}: expected [batch, time, {cfg.num_input}]")
+    state_dtype = state_dtype_for(x, *jax.tree_util.tree_leaves(tree["mlp"]))
+    prep = prepare(tree, cfg, state_dtype)
+    return scan(prep, cfg, x, compute_dtype=compute_dtype, unroll=unroll)
+
+
+def loop(tree: Mapping[str, Any], cfg: NeuronConfig, x: jax.Array) -> Sequence[jax.Array]:
+    """A Python loop over `step` (slow; the oracle `scan` is tested against)."""
+    state_dtype = state_dtype_for(x, *jax.tree_util.tree_leaves(tree["mlp"]))
+    prep = prepare(tree, cfg, state_dtype)
+    state = initial_state(prep, cfg, x.shape[0], state_dtype)
+    outs = []
+    for t in range(x.shape[1]):
+        state, out = step(prep, cfg, state, x[:, t])
+        outs.append(out)
+    return tuple(jnp.stack(o, axis=1) for o in zip(*outs, strict=True))
