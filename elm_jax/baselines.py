@@ -4,7 +4,8 @@ Each layer is called as ``y, carry = layer(e, carry)`` with ``e [b, t, i]`` and 
 ``y [b, t, n]`` (one output per unit) and the state after the last step. Parameter layout (what
 `elm_jax.budget` counts as the recurrent core):
 
-* ``LSTMLayer``: flax ``OptimizedLSTMCell`` — ``4 (i n + n n + n)`` parameters.
+* ``LSTMLayer``: flax ``OptimizedLSTMCell`` — ``4 (i n + n n + n)`` parameters;
+  ``ChronoLSTMLayer``: the same count, gate biases chrono-initialised (the paper's Chrono-LSTM).
 * ``GRULayer``: flax ``GRUCell`` — ``3 (i n + n n) + 4 n`` parameters.
 * ``LeakyLayer``: the "simple unit" — one state per unit, no MLP:
   ``h_t = a * h_{t-1} + (1 - a) * tanh(W_in e_t + W_rec h_{t-1} + b)``, ``a = exp(-dt / tau)``
@@ -142,3 +143,54 @@ def baseline_macs_per_step(arch: str, num_units: int, input_dim: int) -> int:
     if arch not in gates:
         raise ValueError(f"arch={arch!r} is invalid for a baseline: must be one of {sorted(gates)}")
     return int(np.int64(gates[arch]) * pool * num_units)
+
+
+def chrono_bias_init(t_max: float) -> nn.initializers.Initializer:
+    """Chrono initialisation of the LSTM gate biases (Tallec & Ollivier 2018), as one [4n] vector
+    in gate order (i, f, g, o): forget bias `b_f = log(u)`, `u ~ U(1, t_max - 1)`, input bias
+    `b_i = -b_f`, the others 0, so unit j starts with a memory of about u_j steps."""
+
+    def init(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+        n = shape[0] // 4
+        b_f = jnp.log(jax.random.uniform(key, (n,), jnp.float32, 1.0, t_max - 1.0))
+        zero = jnp.zeros((n,), jnp.float32)
+        return jnp.concatenate([-b_f, b_f, zero, zero]).astype(dtype)
+
+    return init
+
+
+def chrono_lstm_scan(drive_in: Array, w_rec: Array, c0: Array, h0: Array):
+    """LSTM recurrence over ``drive_in [b, t, 4n]`` (input part and bias, precomputed)."""
+
+    def step(carry, x):
+        c, h = carry
+        i, f, g, o = jnp.split(x + h @ w_rec, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (c, h), h
+
+    (c, h), ys = jax.lax.scan(step, (c0, h0), jnp.swapaxes(drive_in, 0, 1))
+    return (c, h), jnp.swapaxes(ys, 0, 1)
+
+
+class ChronoLSTMLayer(nn.Module):
+    """N LSTM units with chrono-initialised gate biases (Tallec & Ollivier 2018); carry
+    ``{"c", "h"}``. Same parameter count as `LSTMLayer` (``4 (i n + n n + n)``): ``w_in [i, 4n]``
+    (LeCun normal), ``w_rec [n, 4n]`` (orthogonal), ``bias [4n]`` (`chrono_bias_init`)."""
+
+    num_units: int
+    input_dim: int
+    t_max: float
+
+    @nn.compact
+    def __call__(self, e: Array, carry=None):
+        _check_input(e, self.input_dim)
+        n = self.num_units
+        w_in = self.param("w_in", nn.initializers.lecun_normal(), (self.input_dim, 4 * n))
+        w_rec = self.param("w_rec", nn.initializers.orthogonal(), (n, 4 * n))
+        bias = self.param("bias", chrono_bias_init(self.t_max), (4 * n,))
+        if carry is None:
+            carry = lstm_zero_carry(e.shape[0], n)
+        drive = e.astype(jnp.float32) @ w_in + bias  # input part, outside the scan
+        (c, h), y = chrono_lstm_scan(drive, w_rec, carry["c"], carry["h"])
+        return y, {"c": c, "h": h}

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from elm_jax.baselines import baseline_core_params, baseline_macs_per_step
-from elm_jax.models import ModelConfig
+from elm_jax.models import ModelConfig, neuron_config_of
 
 TASK_SHAPES: dict[str, dict[str, Any]] = {
     "shd_adding": {"task": "classification", "input_dim": 700, "num_classes": 19},
@@ -138,8 +138,21 @@ def io_params(cfg: ModelConfig) -> int:
     return encoder + decoder
 
 
+def single_neuron_cost(cfg: ModelConfig) -> Cost:
+    """`Cost` of ``arch="elm_neuron"``: all of it is the one neuron (its readout is the
+    classifier, no encoder or decoder); k_c its synapse weights, k_e the rest (SPEC §2)."""
+    neuron = neuron_config_of(cfg)
+    k_c = neuron.num_synapse
+    k_e = neuron.num_params - k_c
+    mlp = sum(fan_in * fan_out for fan_in, fan_out in neuron.mlp_sizes)
+    flops = 2 * (k_c + mlp + cfg.num_memory * cfg.num_classes)
+    return Cost(k_e, k_c, k_e + k_c, 0, k_e + k_c, flops, 3 * flops)
+
+
 def cost(cfg: ModelConfig) -> Cost:
     """The analytic `Cost` of ``cfg`` (every arch)."""
+    if cfg.arch == "elm_neuron":
+        return single_neuron_cost(cfg)
     n = cfg.num_neurons
     if cfg.arch == "elm":
         k_e = elm_k_e(

@@ -5,6 +5,8 @@
   ``[b, t, num_classes]`` (the trainer takes the last step for the loss).
 * ``task="lm"`` (Enwik8): byte embedding ``input_dim x embed_dim`` (D_ext = embed_dim); logits at
   every step; the returned carry continues the stream in the next chunk.
+* ``task="neuronio"`` (NeuronIO): as classification, with ``num_classes = 2`` outputs at every
+  step (spike logit, soma) and a loss at every step after the burn-in.
 
 Every model is called as ``logits, carry = model.apply(variables, inputs, carry=None)``.
 Variables: ``params/encoder`` (lm only), ``params/core``, ``params/decoder`` and, for the ELM
@@ -21,16 +23,21 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from elm_jax.baselines import GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
+from elm_jax.baselines import ChronoLSTMLayer, GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
 from elm_jax.network.dynamics import zero_carry
 from elm_jax.network.layers import ELMNetwork
 from elm_jax.network.wiring import validate_wiring_args
+from elm_jax.neuron.config import NeuronConfig
+from elm_jax.neuron.layers import ELMNeuron
 from elm_jax.ops import check_memory_tau_bounds
 
 Array = jax.Array
 
-ARCHS = ("elm", "lstm", "gru", "leaky")
-TASKS = ("classification", "lm")
+ARCHS = ("elm", "lstm", "gru", "leaky", "elm_neuron")
+# arch "elm_neuron": synapse routings of the reference neuron (SPEC §2; "none": one per input).
+ROUTINGS = ("none", "random_routing", "neuronio_routing")
+# "neuronio": float inputs like "classification", a loss at every step (elm_jax.neuronio_metrics).
+TASKS = ("classification", "lm", "neuronio")
 CONNECTIVITIES = ("auto", "gather", "dense")
 LAYOUTS = ("auto", "neuron_major", "neuron_minor")
 TIME_UNITS = ("steps", "ms")
@@ -44,6 +51,7 @@ _INT_FIELDS = (
     "num_branches",
     "mlp_num_layers",
     "wiring_seed",
+    "synapses_per_branch",
 )
 _POSITIVE_FLOATS = ("lambda_value", "memory_tau_max", "delta_t")
 # Zero is legal where the reference clamps every timescale at 1e-6 (SPEC §4).
@@ -89,6 +97,16 @@ class ModelConfig:
     # milliseconds and the trainer sets delta_t to the data's bin width (SPEC §4).
     time_unit: str = "steps"
     learn_memory_tau: bool = True
+    # arch "elm_neuron": one reference-port ELM neuron (SPEC §2) whose readout gives the logits
+    # (num_output = num_classes, no decoder); num_branches x synapses_per_branch synapses when
+    # routed (Branch-ELM: "neuronio_routing"), one synapse per input for routing "none".
+    routing: str = "none"
+    synapses_per_branch: int = 1
+    mlp_activation: str = "relu"
+    neuron_version: str = "v2"
+    # arch "lstm": chrono initialisation of the gate biases for dependencies of up to
+    # chrono_t_max steps (Tallec & Ollivier 2018; the Chrono-LSTM); None: flax's default.
+    chrono_t_max: float | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -99,8 +117,10 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name}={value!r} is invalid: must be an integer")
-            if value < (0 if name == "wiring_seed" else 1):
-                low = 0 if name == "wiring_seed" else 1
+            # The reference neuron allows mlp_num_layers = 0: one linear layer (SPEC §2).
+            zero_ok = name == "wiring_seed" or (name, self.arch) == ("mlp_num_layers", "elm_neuron")
+            if value < (0 if zero_ok else 1):
+                low = 0 if zero_ok else 1
                 raise ValueError(f"{name}={value!r} is invalid: must be >= {low}")
         if self.mlp_hidden_size is not None and (
             not isinstance(self.mlp_hidden_size, int) or self.mlp_hidden_size < 1
@@ -152,6 +172,16 @@ class ModelConfig:
                 f"num_classes={self.num_classes} is invalid for task='lm': must equal "
                 f"input_dim={self.input_dim} (next-token prediction)"
             )
+        if self.arch == "elm_neuron":
+            neuron_config_of(self)  # raises ValueError naming the field
+        if self.chrono_t_max is not None and (
+            self.arch != "lstm" or not isinstance(self.chrono_t_max, (int, float))
+            or not self.chrono_t_max > 2
+        ):  # fmt: skip
+            raise ValueError(
+                f"chrono_t_max={self.chrono_t_max!r} is invalid for arch={self.arch!r}: must be "
+                "None, or a number of steps > 2 with arch='lstm'"
+            )
         if self.arch == "elm":
             validate_wiring_args(
                 self.num_neurons,
@@ -171,7 +201,7 @@ class ModelConfig:
     @property
     def external_dim(self) -> int:
         """D_ext: width of the encoded input (input_dim for classification, embed_dim for lm)."""
-        return self.input_dim if self.task == "classification" else self.embed_dim
+        return self.embed_dim if self.task == "lm" else self.input_dim
 
     @property
     def hidden_size(self) -> int:
@@ -206,6 +236,37 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
+def neuron_config_of(cfg: ModelConfig) -> NeuronConfig:
+    """The reference neuron's `NeuronConfig` of an ``arch="elm_neuron"`` model (validated)."""
+    if cfg.routing not in ROUTINGS:
+        raise ValueError(f"routing={cfg.routing!r} is invalid: must be one of {ROUTINGS}")
+    problems = [
+        f"{name}={value!r} (must be {want!r})"
+        for name, value, want in (
+            ("num_neurons", cfg.num_neurons, 1),
+            ("memory_tau_init_min", cfg.memory_tau_init_min, None),
+        )
+        if value != want
+    ]
+    if cfg.task not in ("classification", "neuronio"):
+        problems.append(f"task={cfg.task!r} (must be 'classification' or 'neuronio')")
+    if problems:
+        raise ValueError(f"arch='elm_neuron' is one classifying neuron: {', '.join(problems)}")
+    routed = cfg.routing != "none"
+    return NeuronConfig(
+        num_input=cfg.input_dim, num_output=cfg.num_classes, num_memory=cfg.num_memory,
+        lambda_value=cfg.lambda_value, mlp_num_layers=cfg.mlp_num_layers,
+        mlp_hidden_size=cfg.mlp_hidden_size, mlp_activation=cfg.mlp_activation,
+        tau_b_value=cfg.tau_b_value, tau_s_value=cfg.tau_b_value,
+        memory_tau_min=cfg.memory_tau_min, memory_tau_max=cfg.memory_tau_max,
+        learn_memory_tau=cfg.learn_memory_tau,
+        num_branch=cfg.num_branches if routed else None,
+        num_synapse_per_branch=cfg.synapses_per_branch if routed else 1,
+        input_to_synapse_routing=cfg.routing if routed else None,
+        delta_t=cfg.delta_t, version=cfg.neuron_version,
+    )  # fmt: skip
+
+
 def build_core(cfg: ModelConfig) -> nn.Module:
     """The recurrent core of ``cfg``: `ELMNetwork` or a baseline layer, named ``core``."""
     d_ext = cfg.external_dim
@@ -232,6 +293,11 @@ def build_core(cfg: ModelConfig) -> nn.Module:
             delta_t=cfg.delta_t,
             name="core",
         )
+    if cfg.arch == "elm_neuron":
+        fields = dataclasses.asdict(neuron_config_of(cfg))
+        return ELMNeuron(**fields, routing_seed=cfg.wiring_seed, name="core")
+    if cfg.arch == "lstm" and cfg.chrono_t_max is not None:
+        return ChronoLSTMLayer(cfg.num_neurons, d_ext, float(cfg.chrono_t_max), name="core")
     if cfg.arch == "lstm":
         return LSTMLayer(cfg.num_neurons, d_ext, name="core")
     if cfg.arch == "gru":
@@ -255,10 +321,10 @@ class TaskModel(nn.Module):
     def __call__(self, inputs: Array, carry: Any = None) -> tuple[Array, Any]:
         """``inputs [b, t, input_dim]`` float or ``[b, t]`` int -> ``(logits [b, t, C], carry)``."""
         cfg = self.cfg
-        if cfg.task == "classification":
+        if cfg.task != "lm":
             if inputs.ndim != 3 or inputs.shape[-1] != cfg.input_dim:
                 raise ValueError(
-                    f"inputs shape {inputs.shape} is invalid for classification: expected "
+                    f"inputs shape {inputs.shape} is invalid for {cfg.task}: expected "
                     f"[batch, time, {cfg.input_dim}]"
                 )
             e = inputs.astype(jnp.float32)
@@ -269,6 +335,8 @@ class TaskModel(nn.Module):
                     "expected integer tokens [batch, time]"
                 )
             e = nn.Embed(cfg.input_dim, cfg.embed_dim, name="encoder")(inputs)
+        if cfg.arch == "elm_neuron":  # the neuron's own readout is the classifier
+            return build_core(cfg)(e), {}
         y, carry = build_core(cfg)(e, carry)
         logits = nn.Dense(cfg.num_classes, name="decoder")(y)
         return logits, carry
@@ -289,4 +357,6 @@ def initial_carry(cfg: ModelConfig, batch_size: int) -> Any:
         return zero_carry(batch_size, cfg.num_neurons, cfg.num_memory, cfg.num_branches)
     if cfg.arch == "lstm":
         return lstm_zero_carry(batch_size, cfg.num_neurons)
+    if cfg.arch == "elm_neuron":
+        return {}  # the neuron classifies whole sequences; nothing is carried between them
     return {"h": jnp.zeros((batch_size, cfg.num_neurons), jnp.float32)}
