@@ -313,7 +313,7 @@ def test_custom_gradient_scan_equals_plain_autodiff(kw):
 
     def loss(params, x, c0, custom):
         original = layers.run_network
-        layers.run_network = lambda d, c, ext: original(d, c, ext, custom_grad=custom)
+        layers.run_network = lambda *args, **kw: original(*args, **kw, custom_grad=custom)
         try:
             y, carry = net.apply({**variables, "params": params}, x, c0)
         finally:

@@ -13,7 +13,7 @@ Layout of the computation (STYLE habit 2):
 * Everything that does not depend on ``y_{t-1}`` is done before the scan: decay factors,
   rectified synaptic weights, the synapse-to-branch matrices and the external branch input of
   every neuron for every step (one gather or one matmul over ``[b, t]``).
-* The scan body (`network_step`) only does the recurrent synapses, the branch trace, the
+* The scan body (`network_step`, reading one `NetworkWeights`) only does the recurrent synapses, the branch trace, the
   per-neuron MLP (weights stacked on the leading ``n`` axis, one einsum per layer) and the
   readout.
 
@@ -25,14 +25,14 @@ a per-neuron ``[s, d]`` weight matrix) and ``"dense"`` (scatter the synaptic wei
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from elm_jax.network.scan import (
+    NetworkWeights,
     from_scan_layout,
-    network_weights,
+    in_layout,
     scan_with_custom_grad,
     scan_with_remat,
     to_scan_layout,
@@ -81,20 +81,21 @@ def external_branch_input(
     raise ValueError(f"connectivity={mode!r} is invalid: must be 'gather' or 'dense'")
 
 
-def recurrent_branch_input(y: Array, rec: Mapping[str, Any], num_branches: int) -> Array:
+def recurrent_branch_input(y: Array, rec: Array, src: Array | None, mode: str) -> Array:
     """Recurrent branch input ``y_{t-1} [j, b] -> [n, b, d]`` (inside the scan)."""
-    if rec["mode"] == "gather":
-        return jnp.einsum("nsb,nsd->nbd", y[rec["source"]], rec["weights"])
-    return jnp.einsum("jb,jnd->nbd", y, rec["weights"])
-
-
-def prepare_recurrent(w_s: Array, source: Array, branch: Array, num_neurons: int, d: int, mode):
-    """The recurrent synapses' weights in the form the scan uses (computed outside it)."""
     if mode == "gather":
-        weights = synapse_branch_weights(w_s, branch, d)  # [n, s, d]
-    else:
-        weights = dense_synapse_matrix(w_s, source, branch, num_neurons, d)  # [j, n, d]
-    return {"mode": mode, "source": source, "weights": weights}
+        return jnp.einsum("nsb,nsd->nbd", y[src], rec)
+    return jnp.einsum("jb,jnd->nbd", y, rec)
+
+
+def prepare_recurrent(
+    w_s: Array, source: Array, branch: Array, num_neurons: int, num_branches: int, mode: str
+) -> tuple[Array, Array | None]:
+    """The recurrent synapses' weights as the scan reads them (computed outside it), and the
+    presynaptic neuron of each synapse for ``"gather"`` (None for ``"dense"``)."""
+    if mode == "gather":
+        return synapse_branch_weights(w_s, branch, num_branches), source  # [n, s, d]
+    return dense_synapse_matrix(w_s, source, branch, num_neurons, num_branches), None  # [j, n, d]
 
 
 def _neuron_matmul(h: Array, kernel: Array) -> Array:
@@ -102,28 +103,35 @@ def _neuron_matmul(h: Array, kernel: Array) -> Array:
     return jax.lax.dot_general(h, kernel, (((2,), (1,)), ((0,), (0,))))
 
 
-def network_step(derived: Mapping[str, Any], carry: Mapping[str, Array], ext_t: Array):
+def network_step(
+    weights: NetworkWeights,
+    carry: Mapping[str, Array],
+    ext_t: Array,
+    *,
+    src: Array | None,
+    mode: str,
+) -> tuple[dict[str, Array], Array]:
     """One step in the scan layout: ``carry, ext_t [n, b, d] -> (carry, y_t [n, b])``.
 
     Carry leaves are neuron-major here (``branch [n, b, d]``, ``memory [n, b, m]``,
     ``output [n, b]``): every per-neuron product is then a batched matmul with the unit axis
     leading, which XLA runs without transposes (about 3x faster on CPU than batch-major).
-    ``derived`` holds what was computed outside the scan; no module calls in here.
+    ``weights`` holds what was computed outside the scan; ``mode`` is the recurrent
+    connectivity ("gather", "dense" or "none"). No module calls in here.
     """
-    b = derived["kappa_b"] * carry["branch"] + ext_t
-    if derived["recurrent"] is not None:
-        b = b + recurrent_branch_input(carry["output"], derived["recurrent"], b.shape[-1])
+    b = weights.kappa_b * carry["branch"] + ext_t
+    if mode != "none":
+        b = b + recurrent_branch_input(carry["output"], weights.rec, src, mode)
     m_prev = carry["memory"]
-    kappa_m = derived["kappa_m"]
-    h = jnp.concatenate([b, kappa_m * m_prev], axis=-1)
-    layers = derived["mlp"]
-    for li, (kernel, bias) in enumerate(layers):
-        h = _neuron_matmul(h, kernel) + bias[:, None]
-        if li < len(layers) - 1:
-            h = jax.nn.relu(h)
-    dm = scaled_tanh(h)
-    m = kappa_m * m_prev + derived["one_minus_kappa_lambda"] * dm
-    y = jnp.einsum("nbm,nm->nb", m, derived["w_y"]) + derived["b_y"][:, None]
+    h = (
+        _neuron_matmul(b, weights.k_branch)
+        + _neuron_matmul(weights.kappa_m * m_prev, weights.k_memory)
+        + weights.bias0
+    )
+    for kernel, bias in weights.layers:
+        h = _neuron_matmul(jax.nn.relu(h), kernel) + bias
+    m = weights.kappa_m * m_prev + weights.memory_gain * scaled_tanh(h)
+    y = jnp.sum(m * weights.w_y, axis=-1) + weights.b_y
     return {"branch": b, "memory": m, "output": y}, y
 
 
@@ -138,36 +146,43 @@ def zero_carry(batch_size: int, num_neurons: int, num_memory: int, num_branches:
 
 
 def run_network(
-    derived: Mapping[str, Any],
+    weights: NetworkWeights,
     carry: Mapping[str, Array],
     ext: Array,
+    *,
+    src: Array | None,
+    mode: str,
+    layout: str = "neuron_major",
+    remat_chunk: int = 0,
     custom_grad: bool = True,
-):
+) -> tuple[dict[str, Array], Array]:
     """Runs `network_step` over time: ``ext [t, n, b, d] -> (carry, y [b, t, n])``.
 
-    ``carry`` is batch-major (`zero_carry`) on both sides; float32 whatever the inputs.
-    ``custom_grad`` (default) runs `elm_jax.network.scan.scan_with_custom_grad` (same values,
-    weight gradients computed after the reverse scan) in the layout ``derived["layout"]``
-    (default ``"neuron_major"``); False is plain autodiff of `network_step`, neuron-major (the
-    reference the tests compare against).
+    ``weights`` are neuron-major; ``carry`` is batch-major (`zero_carry`) on both sides, float32
+    whatever the inputs. ``custom_grad`` (default) runs `elm_jax.network.scan.scan_with_custom_grad`
+    (same values, weight gradients computed after the reverse scan) in ``layout``, keeping only
+    every ``remat_chunk``-th state for the gradient when it is > 0 (`scan_with_remat`); False is
+    plain autodiff of `network_step`, neuron-major (the reference the tests compare against).
     """
-    layout = derived.get("layout", "neuron_major") if custom_grad else "neuron_major"
-    chunk = derived.get("remat_chunk", 0)
+    layout = layout if custom_grad else "neuron_major"
     state, ext = to_scan_layout(carry, ext, layout)
-    if custom_grad and chunk:
+    if custom_grad:
+        weights, src = in_layout(weights, src, mode, layout)
+    if custom_grad and remat_chunk:
         # Whole chunks, then the remaining T mod chunk steps as one shorter chunk.
-        weights, src, mode = network_weights(derived, layout)
-        whole = ext.shape[0] - ext.shape[0] % chunk
+        whole = ext.shape[0] - ext.shape[0] % remat_chunk
         parts = []
-        for piece, size in ((ext[:whole], chunk), (ext[whole:], ext.shape[0] - whole)):
+        for piece, size in ((ext[:whole], remat_chunk), (ext[whole:], ext.shape[0] - whole)):
             if piece.shape[0]:
                 state, ys = scan_with_remat(weights, piece, state, src, mode, layout, size)
                 parts.append(ys)
         ys = jnp.concatenate(parts, axis=0)
     elif custom_grad:
-        weights, src, mode = network_weights(derived, layout)
         state, ys = scan_with_custom_grad(weights, ext, state, src, mode, layout)
     else:
-        step = lambda c, x: network_step(derived, c, x)  # noqa: E731
+
+        def step(c: Mapping[str, Array], x: Array) -> tuple[dict[str, Array], Array]:
+            return network_step(weights, c, x, src=src, mode=mode)
+
         state, ys = jax.lax.scan(step, state, ext)
     return from_scan_layout(state, ys, layout)

@@ -18,7 +18,7 @@ from elm_jax.network.dynamics import (
     run_network,
     zero_carry,
 )
-from elm_jax.network.scan import LAYOUTS
+from elm_jax.network.scan import LAYOUTS, NetworkWeights
 from elm_jax.network.wiring import choose_connectivity, make_wiring, num_recurrent_synapses
 from elm_jax.ops import (
     decay,
@@ -194,24 +194,35 @@ class ELMNetwork(nn.Module):
             )  # fmt: skip
         else:
             ext = jnp.zeros((e.shape[1], n, e.shape[0], d), jnp.float32)
-        recurrent = None
+        rec, src, mode = None, None, "none"
         if k_ext < self.synapses_per_neuron:
-            recurrent = prepare_recurrent(
+            rec, src = prepare_recurrent(
                 w_s[:, k_ext:], source[:, k_ext:] - self.external_dim, branch[:, k_ext:], n, d,
                 rec_mode,
             )  # fmt: skip
-        derived = {
-            "recurrent": recurrent,
-            "layout": self.scan_layout(),
-            "remat_chunk": self.remat_chunk,
-            "kappa_b": decay(tau_b, dt)[:, None],  # [n, 1, d]: broadcasts over batch
-            "kappa_m": decay(tau_m, dt)[:, None],
-            "one_minus_kappa_lambda": (1.0 - decay(tau_m, dt, self.lambda_value))[:, None],
-            "mlp": mlp,
-            "w_y": w_y,
-            "b_y": b_y,
-        }
+            mode = rec_mode
+        (k0, b0), *rest = mlp
+        weights = NetworkWeights(
+            kappa_b=decay(tau_b, dt)[:, None],  # [n, 1, d]: broadcasts over batch
+            kappa_m=decay(tau_m, dt)[:, None],
+            memory_gain=(1.0 - decay(tau_m, dt, self.lambda_value))[:, None],
+            k_branch=k0[:, :d],
+            k_memory=k0[:, d:],
+            bias0=b0[:, None],
+            layers=tuple((kernel, bias[:, None]) for kernel, bias in rest),
+            w_y=w_y[:, None],
+            b_y=b_y[:, None],
+            rec=rec,
+        )
         if carry is None:
             carry = zero_carry(e.shape[0], self.num_neurons, self.num_memory, d)
-        return_carry, y = run_network(derived, carry, ext)
+        return_carry, y = run_network(
+            weights,
+            carry,
+            ext,
+            src=src,
+            mode=mode,
+            layout=self.scan_layout(),
+            remat_chunk=self.remat_chunk,
+        )
         return y, return_carry

@@ -16,12 +16,11 @@ Axis legend as in `elm_jax.network.dynamics`. The scan is time-major, in one of 
   contraction, vectorised along the neuron axis, which is the contiguous one. For many neurons
   with tiny MLPs this replaces hundreds of tiny matmuls per step by a few fused loops.
 
-``weights`` (float32; shapes for neuron-major, each transposed to ``[features.., n]`` order for
-neuron-minor): kappa_b [n, 1, d], kappa_m [n, 1, m], alpha [n, 1, m] (``1 - exp(-λ Δt / τ_m)``),
-k_branch [n, d, h0] and k_memory [n, m, h0] (the first MLP layer split by input), bias0 [n, 1, h0],
-layers: ((kernel [n, i, o], bias [n, 1, o]), ...) (the further MLP layers), w_y [n, 1, m],
-b_y [n, 1], rec: recurrent synapse weights (``"gather"``: [n, s, d] with ``src [n, s]`` the
-presynaptic neuron of each; ``"dense"``: [j, n, d]; ``None``: no recurrence). Neuron-minor:
+``weights`` is a `NetworkWeights` (float32; the same container `network_step` reads, built
+once by `ELMNetwork` outside the scan; shapes below for neuron-major, `in_layout` transposes
+each to ``[features.., n]`` order for neuron-minor). ``rec`` is read with the static ``mode``:
+``"gather"`` ([n, s, d], with ``src [n, s]`` the presynaptic neuron of each synapse),
+``"dense"`` ([j, n, d]) or ``"none"`` (no recurrent synapses, ``rec`` None). Neuron-minor:
 kappa_b [d, 1, n], k_branch [d, h0, n], kernel [i, o, n], bias [o, 1, n], w_y [m, 1, n],
 b_y [1, n], gather rec [s, d, n] with src [s, n], dense rec [j, d, n].
 """
@@ -30,7 +29,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +41,26 @@ Array = jax.Array
 # Steps per scan iteration in the forward and reverse scans; 4 measured no faster on CPU.
 SCAN_UNROLL = 1
 LAYOUTS = ("neuron_major", "neuron_minor")
+
+
+class NetworkWeights(NamedTuple):
+    """The network's weights and derived constants, as the recurrence reads them (float32).
+
+    Shapes for the neuron-major layout (``n`` leading, a broadcast axis for the batch):
+    """
+
+    kappa_b: Array  # [n, 1, d] branch decay exp(-Δt / τ_b)
+    kappa_m: Array  # [n, 1, m] memory decay exp(-Δt / τ_m)
+    memory_gain: Array  # [n, 1, m] 1 - exp(-λ Δt / τ_m), the gain of the memory update
+    k_branch: Array  # [n, d, h0] first MLP layer, branch rows
+    k_memory: Array  # [n, m, h0] first MLP layer, memory rows
+    bias0: Array  # [n, 1, h0]
+    layers: tuple[
+        tuple[Array, Array], ...
+    ]  # further MLP layers: (kernel [n, i, o], bias [n, 1, o])
+    w_y: Array  # [n, 1, m] readout
+    b_y: Array  # [n, 1]
+    rec: Array | None  # recurrent synapse weights (see the module docstring), None without
 
 
 # Per-neuron products contracting over at most this many terms are written as a sum of
@@ -161,24 +180,22 @@ _LAYOUT = {"neuron_major": NeuronMajor, "neuron_minor": NeuronMinor}
 
 def _forward(weights, ext, state0, src, mode, lay):
     """The forward scan; returns (final state, per-step ``(branch, memory, output, pre_acts)``)."""
-    layers = weights["layers"]
+    layers = weights.layers
 
     def body(state, ext_t):
-        b = weights["kappa_b"] * state["branch"] + ext_t
+        b = weights.kappa_b * state["branch"] + ext_t
         if mode != "none":
-            b = b + lay.recurrent(state["output"], weights["rec"], src, mode)
+            b = b + lay.recurrent(state["output"], weights.rec, src, mode)
         m_prev = state["memory"]
-        z = lay.mm(b, weights["k_branch"]) + lay.mm(
-            m_prev * weights["kappa_m"], weights["k_memory"]
-        )
-        z = z + weights["bias0"]
+        z = lay.mm(b, weights.k_branch) + lay.mm(m_prev * weights.kappa_m, weights.k_memory)
+        z = z + weights.bias0
         pre_acts = [z]
         for kernel, bias in layers:
             z = lay.mm(jax.nn.relu(z), kernel) + bias
             pre_acts.append(z)
         dm = scaled_tanh(z)
-        m = weights["kappa_m"] * m_prev + weights["alpha"] * dm
-        y = jnp.sum(m * weights["w_y"], axis=lay.feature_axis) + weights["b_y"]
+        m = weights.kappa_m * m_prev + weights.memory_gain * dm
+        y = jnp.sum(m * weights.w_y, axis=lay.feature_axis) + weights.b_y
         new = {"branch": b, "memory": m, "output": y}
         return new, (b, m, y, tuple(pre_acts))
 
@@ -187,7 +204,7 @@ def _forward(weights, ext, state0, src, mode, lay):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def scan_with_custom_grad(
-    weights: Mapping[str, Any],
+    weights: NetworkWeights,
     ext: Array,
     state0: Mapping[str, Array],
     src: Array | None,
@@ -222,29 +239,29 @@ def _bwd(mode, layout, residuals, cotangents):
     lay = _LAYOUT[layout]
     weights, state0, src, bs, ms, ys, pre_acts = residuals
     g_state, g_ys = cotangents
-    layers = weights["layers"]
-    kappa_b, kappa_m, alpha = weights["kappa_b"], weights["kappa_m"], weights["alpha"]
+    layers = weights.layers
+    kappa_b, kappa_m, memory_gain = weights.kappa_b, weights.kappa_m, weights.memory_gain
     n = state0["output"].shape[lay.neuron_axis_y]
-    # Time-parallel, before the reverse scan: the tanh derivative (times alpha) and relu masks.
+    # Time-parallel, before the reverse scan: the tanh derivative (times the gain), relu masks.
     tanh = jnp.tanh(TANH_SLOPE * pre_acts[-1])
-    tanh_factor = alpha * (TANH_SCALE * TANH_SLOPE) * (1.0 - tanh * tanh)  # like [t, n, b, m]
+    tanh_factor = memory_gain * (TANH_SCALE * TANH_SLOPE) * (1.0 - tanh * tanh)  # like [t, n, b, m]
     masks = tuple((z > 0).astype(z.dtype) for z in pre_acts[:-1])
 
     def body(carry, inputs):
         c_b, c_m, c_y = carry
         g_y_t, fac_t, masks_t = inputs
         g_y = g_y_t + c_y  # total cotangent of y_t
-        g_m = lay.expand_y(g_y) * weights["w_y"] + c_m  # total cotangent of m_t
+        g_m = lay.expand_y(g_y) * weights.w_y + c_m  # total cotangent of m_t
         g_z = g_m * fac_t
         g_zs = [g_z]
         for li in range(len(layers) - 1, -1, -1):
             g_z = lay.mm_t(g_z, layers[li][0]) * masks_t[li]
             g_zs.append(g_z)
-        g_b = lay.mm_t(g_z, weights["k_branch"]) + c_b  # total cotangent of b_t
-        g_h_m = lay.mm_t(g_z, weights["k_memory"])  # cotangent of (kappa_m * m_{t-1}) via the MLP
+        g_b = lay.mm_t(g_z, weights.k_branch) + c_b  # total cotangent of b_t
+        g_h_m = lay.mm_t(g_z, weights.k_memory)  # cotangent of (kappa_m * m_{t-1}) via the MLP
         new_c_m = kappa_m * (g_m + g_h_m)
         new_c_y = (
-            lay.recurrent_t(g_b, weights["rec"], src, mode, n)
+            lay.recurrent_t(g_b, weights.rec, src, mode, n)
             if mode != "none"
             else jnp.zeros_like(c_y)
         )
@@ -264,18 +281,18 @@ def _bwd(mode, layout, residuals, cotangents):
     )
     dm = scaled_tanh(pre_acts[-1])
     d_rec = None if mode == "none" else lay.recurrent_grad(y_prev, g_bs, src, mode)
-    d_weights = {
-        "kappa_b": _sum_tb(g_bs * b_prev),
-        "kappa_m": _sum_tb((g_ms + g_h_ms) * m_prev),
-        "alpha": _sum_tb(g_ms * dm),
-        "k_branch": lay.mm_grad(bs, g_zs[0]),
-        "k_memory": lay.mm_grad(m_prev * kappa_m, g_zs[0]),
-        "bias0": _sum_tb(g_zs[0]),
-        "layers": d_layers,
-        "w_y": _sum_tb(ms * lay.expand_y(g_y_all)),
-        "b_y": jnp.sum(g_y_all, axis=0).sum(axis=1 - lay.neuron_axis_y, keepdims=True),
-        "rec": d_rec,
-    }
+    d_weights = NetworkWeights(
+        kappa_b=_sum_tb(g_bs * b_prev),
+        kappa_m=_sum_tb((g_ms + g_h_ms) * m_prev),
+        memory_gain=_sum_tb(g_ms * dm),
+        k_branch=lay.mm_grad(bs, g_zs[0]),
+        k_memory=lay.mm_grad(m_prev * kappa_m, g_zs[0]),
+        bias0=_sum_tb(g_zs[0]),
+        layers=d_layers,
+        w_y=_sum_tb(ms * lay.expand_y(g_y_all)),
+        b_y=jnp.sum(g_y_all, axis=0).sum(axis=1 - lay.neuron_axis_y, keepdims=True),
+        rec=d_rec,
+    )
     d_state0 = {"branch": c_b, "memory": c_m, "output": c_y}
     return d_weights, g_bs, d_state0, None
 
@@ -285,7 +302,7 @@ scan_with_custom_grad.defvjp(_fwd, _bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
 def scan_with_remat(
-    weights: Mapping[str, Any],
+    weights: NetworkWeights,
     ext: Array,
     state0: Mapping[str, Array],
     src: Array | None,
@@ -346,47 +363,34 @@ def _remat_bwd(mode, layout, chunk, residuals, cotangents):
 scan_with_remat.defvjp(_remat_fwd, _remat_bwd)
 
 
-def network_weights(
-    derived: Mapping[str, Any], layout: str = "neuron_major"
-) -> tuple[dict[str, Any], Array | None, str]:
-    """`ELMNetwork`'s ``derived`` dict -> (``weights``, ``src``, recurrent mode) in ``layout``."""
-    (k0, b0), *rest = derived["mlp"]
-    d = derived["kappa_b"].shape[-1]
-    rec = derived["recurrent"]
-    mode = "none" if rec is None else rec["mode"]
-    src = rec["source"] if mode == "gather" else None
-    weights = {
-        "kappa_b": derived["kappa_b"],
-        "kappa_m": derived["kappa_m"],
-        "alpha": derived["one_minus_kappa_lambda"],
-        "k_branch": k0[:, :d],
-        "k_memory": k0[:, d:],
-        "bias0": b0[:, None],
-        "layers": tuple((kernel, bias[:, None]) for kernel, bias in rest),
-        "w_y": derived["w_y"][:, None],
-        "b_y": derived["b_y"][:, None],
-        "rec": None if rec is None else rec["weights"],
-    }
+def in_layout(
+    weights: NetworkWeights, src: Array | None, mode: str, layout: str = "neuron_major"
+) -> tuple[NetworkWeights, Array | None]:
+    """Neuron-major ``weights`` and gather sources ``src`` in ``layout`` (module docstring)."""
     if layout == "neuron_major":
-        return weights, src, mode
+        return weights, src
     if layout != "neuron_minor":
         raise ValueError(f"layout={layout!r} is invalid: must be one of {LAYOUTS}")
     units_last = lambda a: jnp.transpose(a, (1, 2, 0))  # noqa: E731  [n, u, v] -> [u, v, n]
     flip = lambda a: jnp.transpose(a, (2, 1, 0))  # noqa: E731  [n, 1, v] -> [v, 1, n]
-    minor = {k: flip(weights[k]) for k in ("kappa_b", "kappa_m", "alpha", "bias0", "w_y")}
-    minor.update(
-        k_branch=units_last(weights["k_branch"]),
-        k_memory=units_last(weights["k_memory"]),
-        layers=tuple((units_last(k), flip(b)) for k, b in weights["layers"]),
-        b_y=weights["b_y"].T,
-    )
+    rec = None
     if mode == "gather":
-        minor["rec"], src = units_last(weights["rec"]), src.T  # [s, d, n], [s, n]
+        rec, src = units_last(weights.rec), src.T  # [s, d, n], [s, n]
     elif mode == "dense":
-        minor["rec"] = jnp.transpose(weights["rec"], (0, 2, 1))  # [j, d, n]
-    else:
-        minor["rec"] = None
-    return minor, src, mode
+        rec = jnp.transpose(weights.rec, (0, 2, 1))  # [j, d, n]
+    minor = NetworkWeights(
+        kappa_b=flip(weights.kappa_b),
+        kappa_m=flip(weights.kappa_m),
+        memory_gain=flip(weights.memory_gain),
+        k_branch=units_last(weights.k_branch),
+        k_memory=units_last(weights.k_memory),
+        bias0=flip(weights.bias0),
+        layers=tuple((units_last(k), flip(b)) for k, b in weights.layers),
+        w_y=flip(weights.w_y),
+        b_y=weights.b_y.T,
+        rec=rec,
+    )
+    return minor, src
 
 
 def to_scan_layout(carry: Mapping[str, Array], ext: Array, layout: str):

@@ -39,7 +39,7 @@ class Prepared(NamedTuple):
     syn_weight: jax.Array  # [s] relu(w_s) · mask
     kappa_syn: jax.Array  # [s] per-synapse decay (per-synapse path) or [d] branch decay
     kappa_m: jax.Array  # [m]
-    mem_gain: jax.Array  # [m] (1 - kappa_lambda) in v2, lambda (1 - kappa_m) in v1
+    memory_gain: jax.Array  # [m] (1 - kappa_lambda) in v2, lambda (1 - kappa_m) in v1
     mlp: tuple[tuple[jax.Array, jax.Array], ...]  # (kernel [in, out], bias [out]) per layer
     readout: tuple[jax.Array, jax.Array]  # kernel [m, o], bias [o]
 
@@ -67,10 +67,10 @@ def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Pre
     tau_m = scaled_sigmoid(as_state(tree["proto_tau_m"]), cfg.memory_tau_min, cfg.tau_max)
     kappa_m = decay(tau_m, cfg.delta_t)
     if cfg.version == "v2":
-        mem_gain = 1.0 - decay(tau_m, cfg.delta_t, cfg.lambda_value)
+        memory_gain = 1.0 - decay(tau_m, cfg.delta_t, cfg.lambda_value)
         kappa_syn = decay(as_state(tree["tau_b"]), cfg.delta_t)
     else:
-        mem_gain = cfg.lambda_value * (1.0 - kappa_m)
+        memory_gain = cfg.lambda_value * (1.0 - kappa_m)
         kappa_syn = decay(as_state(tree["tau_s"]), cfg.delta_t)
         if not cfg.per_synapse_trace:
             # Equal timescales inside a branch: the sum of its traces is one trace of the sum.
@@ -83,7 +83,9 @@ def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Pre
         for j in range(cfg.mlp_num_layers + 1)
     )
     readout = (tree["w_y"]["kernel"], tree["w_y"]["bias"])
-    return Prepared(in_to_branch, syn_index, syn_weight, kappa_syn, kappa_m, mem_gain, mlp, readout)
+    return Prepared(
+        in_to_branch, syn_index, syn_weight, kappa_syn, kappa_m, memory_gain, mlp, readout
+    )
 
 
 def _memory_update(
@@ -95,7 +97,7 @@ def _memory_update(
     for kernel, bias in prep.mlp[1:]:
         z = act(z) @ kernel + bias
     delta_m = scaled_tanh(z)
-    return prep.kappa_m * m_prev + prep.mem_gain * delta_m.astype(m_prev.dtype)
+    return prep.kappa_m * m_prev + prep.memory_gain * delta_m.astype(m_prev.dtype)
 
 
 # ----------------------------------------------------------------------------- step (oracle)
@@ -302,7 +304,7 @@ def scan(
     mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(prep.kappa_m.dtype)).astype(cd)
     layers = tuple((k.astype(cd), b.astype(cd)) for k, b in prep.mlp[1:])
     memory = memory_scan(
-        pre, mem_kernel, layers, prep.kappa_m, prep.mem_gain, cfg.mlp_activation, unroll
+        pre, mem_kernel, layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation, unroll
     )  # [t, b, m]
     kernel_y, bias_y = prep.readout
     y = jnp.einsum("tbm,mo->bto", memory.astype(cd), kernel_y.astype(cd)) + bias_y.astype(cd)
