@@ -302,3 +302,15 @@ def test_listops_reads_the_lra_files_of_the_named_directory(tmp_path):
         listops_tasks.load_listops("listops", None)
     with pytest.raises(DataNotFoundError, match="not found"):
         data.load("listops", data_dir=str(tmp_path / "empty"))
+
+
+def test_listops_config_fits_the_listops_datasets():
+    from elm_jax.config_check import check_config
+    from elm_jax.configs import listops as listops_config
+
+    checked = check_config(listops_config.get_config())
+    assert (checked.model.input_dim, checked.model.num_classes) == (15, 10)
+    assert checked.cfg.data.seq_len == listops_tasks.DEFAULT_PARAMS.max_length - 1
+    real = listops_config.get_config("seq_len=1999")
+    real.data.name = "listops"
+    assert check_config(real).cfg.data.seq_len == 1999
