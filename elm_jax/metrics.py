@@ -48,7 +48,14 @@ def jsonable(x: Any) -> Any:
 
 
 def summarize(acc: Mapping[str, Any], task: str) -> dict[str, list[float | None]]:
-    """Per-seed means from accumulated sums: `loss` in nats, and `accuracy` or `bpc`."""
+    """Per-seed means from accumulated sums: `loss` in nats, and `accuracy` or `bpc`.
+
+    NeuronIO (task "neuronio"): `loss`, `auc` and `soma_rmse` (elm_jax.neuronio_metrics).
+    """
+    if task == "neuronio":
+        from elm_jax.neuronio_metrics import summarize as neuronio_summarize
+
+        return neuronio_summarize(acc)
     loss_sum = np.asarray(acc["loss_sum"], np.float64)
     count = np.maximum(np.asarray(acc["count"], np.float64), 1.0)
     loss = loss_sum / count
@@ -62,7 +69,8 @@ def summarize(acc: Mapping[str, Any], task: str) -> dict[str, list[float | None]
 
 
 def metric_name(task: str) -> str:
-    return "bpc" if task == "lm" else "accuracy"
+    """The validation metric of a task: "bpc" (lm), "auc" (neuronio) or "accuracy"."""
+    return {"lm": "bpc", "neuronio": "auc"}.get(task, "accuracy")
 
 
 def write_json_atomic(path: str, obj: Any) -> None:

@@ -20,10 +20,11 @@ CHECKPOINT = os.path.join(os.path.dirname(__file__), "data", "neuronio_num_memor
 
 def test_released_d_m_1_checkpoint_has_the_paper_routing_and_4601_parameters():
     module, variables = neuronio_eval.load_checkpoint(CHECKPOINT)
-    cfg = module.config
-    assert (cfg.num_input, cfg.num_memory, cfg.num_branch, cfg.num_synapse_per_branch) == (
-        1278, 1, 45, 100,
-    )  # fmt: skip
+    with np.load(CHECKPOINT) as f:
+        config = json.loads(str(f["config_json"]))  # the released model_config.json
+    assert config["input_to_synapse_routing"] == "neuronio_routing"
+    assert [config[k] for k in ("num_input", "num_memory", "num_branch")] == [1278, 1, 45]
+    assert config["num_synapse_per_branch"] == 100 and module.config.num_input == 1278
     count = sum(int(np.size(p)) for p in jax.tree_util.tree_leaves(variables["params"]))
     assert count == 4502 + 95 * 1 + 4 * 1**2  # SPEC §2, the released model_stats
     ours = module.init(jax.random.key(0), jnp.zeros((1, 1, 1278)))["constants"]
