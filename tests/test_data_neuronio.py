@@ -106,6 +106,25 @@ def test_input_blind_predicts_the_training_rate_and_mean_soma(tmp_path):
     assert blind["loss"] == pytest.approx(0.5 * bce + 0.5 * ((v - m) ** 2).mean(), rel=1e-5)
     assert blind["metric"] == 0.5
     assert blind["soma_rmse"] == pytest.approx(10 * np.sqrt(((v - m) ** 2).mean()), rel=1e-5)
+    assert blind["bce"] == pytest.approx(bce, rel=1e-5)
+
+
+def test_eval_batches_run_across_files_and_a_cap_matches_the_input_blind_prefix(tmp_path):
+    paths = write_fake_dataset(str(tmp_path), num_sims=3, seconds=1.2)
+    second = str(tmp_path / "full_ergodic_train_batch_1" / "exp__sim__valid_1.p")
+    write_pickle(second, fake_experiment(7, num_sims=3, seconds=1.2))
+    ds = NeuronIODataset(find_split_files(str(tmp_path)))
+    batches = list(ds.eval_batches("validation", 5))
+    assert [b["mask"].tolist() for b in batches][-1] == [1, 1, 0, 0, 0]  # 12 windows, 5 a batch
+    assert len(batches) == 3
+    first, other = neuronio.read_simulations(paths["validation"]), neuronio.read_simulations(second)
+    np.testing.assert_array_equal(batches[1]["inputs"][0], first.inputs[2, 700:1200])
+    np.testing.assert_array_equal(batches[1]["inputs"][1, :500], other.inputs[0, 350:850])
+    rate, soma = ds.train_statistics()
+    y, v, w = (batches[0]["labels"][..., i].astype(np.float64) for i in range(3))
+    bce = -(y * np.log(rate) + (1 - y) * np.log(1 - rate))
+    expected = 0.5 * (bce * w).sum() / w.sum() + 0.5 * ((v - soma) ** 2 * w).sum() / w.sum()
+    assert ds.input_blind("validation", max_examples=5)["loss"] == pytest.approx(expected, 1e-5)
 
 
 def test_npz_arrays_read_back_equal(tmp_path):

@@ -119,6 +119,16 @@ def eval_windows(duration_ms: int) -> np.ndarray:
     return starts.astype(np.int64)
 
 
+def _join(parts: list[dict], batch_size: int) -> dict:
+    """One batch from window pieces, zero-padded to `batch_size` rows, with its "mask" [b]."""
+    batch = {k: np.concatenate([p[k] for p in parts]) for k in ("inputs", "labels")}
+    n = len(batch["inputs"])
+    for k in ("inputs", "labels"):
+        batch[k] = np.pad(batch[k], [(0, batch_size - n)] + [(0, 0)] * (batch[k].ndim - 1))
+    batch["mask"] = (np.arange(batch_size) < n).astype(np.float32)
+    return batch
+
+
 class NeuronIODataset:
     """NeuronIO windows from simulation files or in-memory `Simulations` (module docstring).
 
@@ -218,15 +228,25 @@ class NeuronIODataset:
             yield sims, rows, np.tile(starts, len(kept))
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[dict]:
-        """Fixed-order evaluation windows of `split`, with "mask" [b] (0: padding row)."""
+        """Fixed-order evaluation windows of `split`, with "mask" [b] (0: padding row).
+
+        Batches run on across files; only the split's last batch is padded, so the first
+        n·batch_size windows are those of a capped evaluation of n batches.
+        """
+        pending: list[dict] = []
+        count = 0
         for sims, rows, starts in self._eval_rows(split):
-            for lo in range(0, len(rows), batch_size):
-                r, s = rows[lo : lo + batch_size], starts[lo : lo + batch_size]
-                n = len(r)
-                pad = batch_size - n
-                batch = window_labels(sims, np.pad(r, (0, pad)), np.pad(s, (0, pad)), BURN_IN_MS)
-                batch["mask"] = (np.arange(batch_size) < n).astype(np.float32)
-                yield batch
+            lo = 0
+            while lo < len(rows):
+                take = min(batch_size - count, len(rows) - lo)
+                pending.append(window_labels(sims, rows[lo : lo + take], starts[lo : lo + take],
+                                             BURN_IN_MS))  # fmt: skip
+                lo, count = lo + take, count + take
+                if count == batch_size:
+                    yield _join(pending, batch_size)
+                    pending, count = [], 0
+        if pending:
+            yield _join(pending, batch_size)
 
     def train_statistics(self) -> tuple[float, float]:
         """(spike rate per step, mean soma target) of the first training source, t >= 500 ms."""
@@ -240,7 +260,8 @@ class NeuronIODataset:
     def input_blind(self, split: str, max_examples: int | None = None) -> dict:
         """Loss and metrics of predicting the training spike rate and mean soma at every step.
 
-        {"loss": 0.5 BCE + 0.5 MSE, "metric": the AUC of a constant (0.5), "soma_rmse" (mV)},
+        {"loss": 0.5 BCE + 0.5 MSE, "metric": the AUC of a constant (0.5), "bce", "mse" (of the
+        soma target) and "soma_rmse" (mV)},
         over the weighted steps of the first `max_examples` evaluation windows of `split`.
         """
         rate, soma_mean = self.train_statistics()
@@ -262,6 +283,8 @@ class NeuronIODataset:
         return {
             "loss": float(0.5 * bce + 0.5 * mse),
             "metric": 0.5,
+            "bce": float(bce),
+            "mse": float(mse),
             "soma_rmse": float(np.sqrt(mse) * 10.0),
         }
 
