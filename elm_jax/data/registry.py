@@ -74,4 +74,12 @@ TASKS: dict[str, TaskEntry] = {
     "neuronio": TaskEntry(
         "elm_jax.data.neuronio_tasks:load_neuronio", input_dim=1278, num_classes=2, task="neuronio"
     ),
+    # The NeuronIO-style default (elm_jax/data/neuronio_default.py): simulated with NEURON on
+    # first use and cached, in the same windows; a labelled stand-in, not the Hay L5PC data.
+    "neuronio_default": TaskEntry(
+        "elm_jax.data.neuronio_default:load_neuronio_default",
+        input_dim=1278,
+        num_classes=2,
+        task="neuronio",
+    ),
 }
