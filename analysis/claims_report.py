@@ -168,3 +168,54 @@ def baseline_section(trials: pd.DataFrame, loss: str) -> str:
                     "than the input-blind baseline.</b></p>"
                 )
     return "\n".join(out)
+
+
+def convergence_frame(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per architecture point: training steps, the median step of the best validation
+    loss (`best_step`), and the seed-mean fall of the validation loss over the last
+    evaluation interval (`val_last_drop`, > 0 still falling) with its standard error. Empty
+    when the table has no such columns (sweeps written before they existed)."""
+    ok = trials[trials["status"] == "ok"]
+    if "val_last_drop" not in ok.columns or ok["val_last_drop"].notna().sum() == 0:
+        return pd.DataFrame()
+    keys = [c for c in POINT_FIELDS if c in ok.columns]
+    rows = []
+    for key, g in ok.groupby(keys, dropna=False, sort=True):
+        drop = pd.to_numeric(g["val_last_drop"], errors="coerce").to_numpy(float)
+        drop = drop[np.isfinite(drop)]
+        if not len(drop):
+            continue
+        se = float(drop.std(ddof=1) / np.sqrt(len(drop))) if len(drop) > 1 else float("nan")
+        best = pd.to_numeric(g.get("best_step"), errors="coerce")
+        rows.append(
+            {**dict(zip(keys, key, strict=True)), "steps": int(g["steps"].max()),
+             "best_step": float(best.median()) if best is not None else float("nan"),
+             "last_interval": float(pd.to_numeric(g["val_last_drop_steps"], errors="coerce").median()),
+             "last_drop": float(drop.mean()), "drop_se": se,
+             "still_falling": bool(np.isfinite(se) and drop.mean() - 2 * se > 0)}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def convergence_section(trials: pd.DataFrame) -> str:
+    """How near its plateau each point ended: the fall of its validation loss over the last
+    evaluation interval. A claim decided on points that were still falling compares them at a
+    fixed training length, not at convergence; the report says which."""
+    frame = convergence_frame(trials)
+    out = ["<h2>Near the plateau?</h2>"]
+    if frame.empty:
+        out.append("<p>The table has no validation history per trial (no convergence check).</p>")
+        return "\n".join(out)
+    falling = frame[frame["still_falling"]]
+    worst = frame.loc[frame["last_drop"].idxmax()]
+    out.append(
+        f"<p>{len(falling)} of {len(frame)} architecture points were still improving when "
+        "training stopped: their seed-mean validation loss fell by more than 2 standard errors "
+        f"over the last evaluation interval (median {frame['last_interval'].median():g} steps). "
+        f"The largest fall was {worst['last_drop']:.4f} nats (N = {int(worst['N'])}, "
+        f"d_m = {int(worst['d_m'])}, k_c = {int(worst['k_c'])}). The claims compare points at "
+        "equal training length; where many are still falling, longer training may change the "
+        "differences between them.</p>"
+    )
+    out.append(frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–"))
+    return "\n".join(out)

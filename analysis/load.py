@@ -39,7 +39,7 @@ def _dtype_family(column: str, store_dtype: str) -> str:
 
 
 #: Numeric columns added to schema v1 later (last-step losses, the input-blind baseline of each
-#: split, the wiring seed): tables written before them still load, with these columns NaN, and
+#: split, the wiring seed, the convergence check): tables written before them still load, with these columns NaN, and
 #: the claim tests (analysis.claims) say what they fell back to.
 OPTIONAL_COLUMNS = (
     "final_val_loss",
@@ -51,6 +51,9 @@ OPTIONAL_COLUMNS = (
     "input_blind_test_loss",
     "input_blind_test_metric",
     "wiring_seed",
+    "best_step",
+    "val_last_drop",
+    "val_last_drop_steps",
 )
 
 #: Provenance columns added to schema v1 later (elm_jax.provenance): text, except git_dirty

@@ -25,7 +25,7 @@ import pandas as pd
 
 from analysis import explore, plots
 from analysis.claims import decide_claims, write_claims_json
-from analysis.claims_report import baseline_section, claims_section
+from analysis.claims_report import baseline_section, claims_section, convergence_section
 from analysis.info_model import PARAMETER_MEANINGS, PARAMETER_NAMES
 from analysis.load import SchemaError, load_sweeps
 from analysis.pipeline import Analysis, analyse
@@ -299,7 +299,9 @@ def build_report(
     # the claim tests open the report; their intervals need at least CLAIMS_MIN_BOOT resamples
     blocks = decide_claims(trials, n_boot=max(n_boot, CLAIMS_MIN_BOOT), seed=seed)
     write_claims_json(blocks, out_dir / "claims.json")
-    body, fits = [claims_section(blocks, fig_dir, _img), baseline_section(trials, loss)], {}
+    body = [claims_section(blocks, fig_dir, _img), baseline_section(trials, loss)]
+    body.append(convergence_section(trials))
+    fits = {}
     for key, group in trials.groupby(["dataset", "budget_kind"], sort=True):
         an = analyse(group.reset_index(drop=True), loss=loss, n_boot=n_boot, seed=seed)
         body.append(section(an, fig_dir))

@@ -133,12 +133,39 @@ def _wiring_seed(seed_entry: Mapping[str, Any], task: GroupTask, trial: Trial) -
     return base + trial.seed if task.config.get("wiring_follows_seed", True) else base
 
 
+def validation_drops(workdir: str, seeds: Sequence[int]) -> dict[int, tuple[float, int]]:
+    """Per seed, (loss at the second-last validation minus the last, steps between them) from
+    the group's metrics.jsonl; {} when fewer than two validations were logged. A positive drop
+    means the point was still improving when training stopped (SPEC §8: near the plateau?)."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return {}
+    evals: dict[int, list[float]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill; the trainer rewrites it on resume
+            if rec.get("split") == "validation" and isinstance(rec.get("loss"), list):
+                evals[int(rec["step"])] = rec["loss"]
+    if len(evals) < 2:
+        return {}
+    (s0, prev), (s1, last) = sorted(evals.items())[-2:]
+    out = {}
+    for i, seed in enumerate(seeds):
+        if i < len(prev) and i < len(last):
+            out[int(seed)] = (_nan(prev[i]) - _nan(last[i]), s1 - s0)
+    return out
+
+
 def trial_record(
     task: GroupTask,
     trial: Trial,
     summary: Mapping[str, Any] | None,
     reason: str = "",
     provenance: Mapping[str, Any] | None = None,
+    drops: Mapping[int, tuple[float, int]] | None = None,
 ) -> dict[str, Any]:
     """Builds one trial's record (schema v1 columns + `group_id` and the training config).
 
@@ -216,6 +243,8 @@ def trial_record(
         "group_id": task.group_id,
         "diverged_step": seed_entry.get("diverged_step"),
         "best_step": seed_entry.get("best_step"),
+        "val_last_drop": (drops or {}).get(trial.seed, (math.nan, 0))[0],
+        "val_last_drop_steps": (drops or {}).get(trial.seed, (math.nan, math.nan))[1],
         **{field: origin.get(field) for field in provenance_lib.FIELDS},
         "data_files": [
             {k: f.get(k) for k in ("path", "sha256", "bytes")}
@@ -274,7 +303,9 @@ def _execute_locked(task: GroupTask, st: store_lib.SweepStore) -> GroupOutcome:
     from elm_jax import provenance
 
     here = None if (summary or {}).get("provenance") else provenance.collect()  # this worker
-    records = [trial_record(task, t, summary, reason, here) for t in task.trials]
+    seeds = [int(s.get("seed", -1)) for s in (summary or {}).get("seeds", ())]
+    drops = validation_drops(workdir, seeds)
+    records = [trial_record(task, t, summary, reason, here, drops) for t in task.trials]
     for record in records:
         st.write_record(record)
     return GroupOutcome(

@@ -70,6 +70,11 @@ COLUMNS: dict[str, str] = {
     "input_blind_test_loss": "float64",
     "input_blind_test_metric": "float64",
     "wiring_seed": "int64",
+    # Convergence (sweeps.engine.validation_drops): the step of the best validation loss, and
+    # how much the validation loss fell between the last two evaluations (> 0: still falling).
+    "best_step": "float64",
+    "val_last_drop": "float64",
+    "val_last_drop_steps": "float64",
     "metric_name": "string",
     "wall_s": "float64",
     # Provenance (elm_jax.provenance): where the trial trained; "" / <NA> in older tables.

@@ -127,3 +127,24 @@ def test_points_not_better_than_the_input_blind_baseline_are_named(tmp_path):
     trials["input_blind_val_loss"] = float(trials["final_val_loss"].max()) + 1.0
     text = baseline_section(trials, "final_val_loss")
     assert "Not better" not in text and f"{len(frame)} of {len(frame)}" in text
+
+
+def test_convergence_section_names_points_still_falling(tmp_path):
+    from analysis.claims_report import convergence_frame, convergence_section
+
+    trials = synthetic_trials(seeds=(0, 1, 2), n_diverged=0)
+    assert "no validation history" in convergence_section(
+        trials.drop(columns="val_last_drop", errors="ignore")
+    )
+    trials["steps"] = 1000
+    trials["best_step"] = 1000
+    trials["val_last_drop_steps"] = 250
+    # Points with an even N were still falling by 0.05 +- 0.001; the others were flat.
+    noise = (trials["seed"].to_numpy() - 1) * 0.001
+    trials["val_last_drop"] = (trials["N"] % 2 == 0) * 0.05 + noise
+    frame = convergence_frame(trials)
+    assert (frame["still_falling"] == (frame["N"] % 2 == 0)).all()
+    assert frame["still_falling"].any() and not frame["still_falling"].all()
+    text = convergence_section(trials)
+    assert f"{int(frame['still_falling'].sum())} of {len(frame)} architecture points" in text
+    assert "0.0500 nats" in text

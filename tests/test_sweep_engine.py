@@ -4,6 +4,7 @@ The real trainer runs in tests/test_sweep_e2e.py; here `sweep_fakes.fake_train` 
 metrics so every row can be checked against its expected value in milliseconds.
 """
 
+import json
 import math
 import os
 
@@ -244,3 +245,20 @@ def test_pool_workers_get_one_device_each(monkeypatch):
         "--xla_cpu_multi_thread_eigen=false",
         "intra_op_parallelism_threads=1",
     ]
+
+
+def test_validation_drops_read_the_last_two_evaluations_per_seed(tmp_path):
+    lines = [
+        {"split": "train", "step": 10, "loss": [9.0, 9.0]},
+        {"split": "validation", "step": 10, "loss": [2.5, 2.6]},
+        {"split": "validation", "step": 30, "loss": [2.3, 2.7]},
+        {"split": "validation", "step": 20, "loss": [2.4, 2.65]},
+    ]
+    with open(tmp_path / "metrics.jsonl", "w") as f:
+        f.write("\n".join(json.dumps(r) for r in lines) + "\n" + '{"split": "valid')
+    drops = engine.validation_drops(str(tmp_path), [3, 7])
+    assert drops[3][0] == pytest.approx(0.1) and drops[3][1] == 10
+    assert drops[7][0] == pytest.approx(-0.05) and drops[7][1] == 10
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(lines[1]) + "\n")
+    assert engine.validation_drops(str(tmp_path), [3, 7]) == {}
+    assert engine.validation_drops(str(tmp_path / "none"), [3]) == {}
