@@ -314,3 +314,30 @@ def test_listops_config_fits_the_listops_datasets():
     real = listops_config.get_config("seq_len=1999")
     real.data.name = "listops"
     assert check_config(real).cfg.data.seq_len == 1999
+
+
+def as_tree(text: str):
+    """Expression text to (operator, [subtrees]) / digit, for lra_source."""
+    stack = [["root", []]]
+    for token in text.split():
+        if token.startswith("["):
+            stack.append([token, []])
+        elif token == "]":
+            operator, args = stack.pop()
+            stack[-1][1].append((operator, args))
+        else:
+            stack[-1][1].append(int(token))
+    return stack[0][1][0]
+
+
+def test_generated_expressions_written_in_lra_format_read_back_unchanged(tmp_path):
+    generated = listops.generate(
+        listops.ListOpsParams(**SMALL, num_train=200, num_validation=0, num_test=0)
+    )["train"]
+    pairs = zip(generated["tokens"], generated["lengths"], strict=True)
+    texts = [listops.decode(row[:n]) for row, n in pairs]
+    rows = [(lra_source(as_tree(t)), y) for t, y in zip(texts, generated["labels"], strict=True)]
+    write_tsv(tmp_path, "basic_train.tsv", rows)
+    arrays = listops_files.read_lra_tsv(str(tmp_path / "basic_train.tsv"))
+    for key in listops_files.ARRAYS:
+        np.testing.assert_array_equal(arrays[key], generated[key])

@@ -6,15 +6,17 @@ the last step. Data: `listops_default` is the project's generated stand-in (LRA'
 depth, 11-99 tokens so that a CPU run takes minutes; docs/data.md); `listops` reads LRA's
 `basic_{train,val,test}.tsv` from `data.data_dir` (no fallback), with `data.seq_len=1999`.
 
-Command lines:
+Command line:
 
     python -m elm_jax.main --config=elm_jax/configs/listops.py --workdir=runs/listops_default
-    python -m elm_jax.main --config=elm_jax/configs/listops.py:seq_len=1999 \
-        --config.data.name=listops --config.data.data_dir=DIR --workdir=runs/listops_lra
 
-Expected run time: the default 1,500 steps take @CPU@ on a shared 2-core CPU;
-on LRA's files (T = 1,999, 20x longer steps) hours on CPU, minutes to an hour on a GPU
-(an estimate, not measured). Variants: `N`, `d_m`, `k_c`, `lr`, `batch`, `steps`, `seq_len`.
+For LRA's files, use the variant `seq_len=1999` and set `data.name` to `listops` and
+`data.data_dir` to the folder that holds them.
+
+Expected run time: the default 1,500 steps took 3 min 16 s on a shared 2-core CPU (measured;
+validation 38.3 % against the 15.8 % class prior); on LRA's files (T = 1,999, 20x longer
+steps) hours on CPU, minutes to an hour on a GPU (an estimate, not measured).
+Variants: `N`, `d_m`, `k_c`, `lr`, `batch`, `steps`, `seq_len`.
 """
 
 from __future__ import annotations
