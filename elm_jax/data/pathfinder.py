@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -252,7 +253,9 @@ def _chunk(rng: np.random.Generator, labels: np.ndarray, cfg: PathfinderConfig):
     return images, markers, ok
 
 
-def generate(cfg: PathfinderConfig, num_examples: int, seed: int) -> dict[str, np.ndarray]:
+def generate(
+    cfg: PathfinderConfig, num_examples: int, seed: int | Sequence[int]
+) -> dict[str, np.ndarray]:
     """`num_examples` images from `np.random.default_rng(seed)`, labels exactly balanced.
 
     Returns {"images" [n, H, W] uint8, "labels" [n] uint8 (1 = markers connected),

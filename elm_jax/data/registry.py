@@ -82,4 +82,15 @@ TASKS: dict[str, TaskEntry] = {
         num_classes=2,
         task="neuronio",
     ),
+    # Pathfinder 32x32 (16 grey levels one-hot) and Path-X 128x128 (8 levels), pixel by pixel
+    # (elm_jax/data/pathfinder_tasks.py): the LRA release from the data directory at three
+    # contour lengths (hard = LRA's, _medium, _easy); `_default` = the generated stand-in.
+    **{
+        f"pathfinder{size}{level}{default}": TaskEntry(
+            "elm_jax.data.pathfinder_tasks:load_pathfinder", input_dim=levels, num_classes=2
+        )
+        for size, levels in ((32, 16), (128, 8))
+        for level in ("", "_medium", "_easy")
+        for default in ("", "_default")
+    },
 }
