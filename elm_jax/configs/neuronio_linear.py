@@ -10,8 +10,8 @@ d_m = 1 with one hidden layer (`num_memory_1`, 4,601 parameters), reaches test A
 
 Command line:
 
-    python -m elm_jax.main --config=elm_jax/configs/neuronio_linear.py \
-        --config.data.data_dir=DIR --workdir=runs/neuronio_linear
+    python -m elm_jax.main --config=elm_jax/configs/neuronio_linear.py:data.data_dir=DIR \
+        --workdir=runs/neuronio_linear
 
 Expected run time: `python bench/neuronio_step.py --linear` measured 4.6 steps per second on the
 shared 2-core CPU machine (load average about 9), the same as d_m = 15 within that machine's

@@ -21,8 +21,8 @@ default instead, when it is available.
 
 Command line:
 
-    python -m elm_jax.main --config=elm_jax/configs/neuronio_routing.py:d_m=15 \
-        --config.data.data_dir=DIR --workdir=runs/neuronio_dm15
+    python -m elm_jax.main --config=elm_jax/configs/neuronio_routing.py:data.data_dir=DIR \
+        --workdir=runs/neuronio_dm15
 
 Variants: `d_m` (default 15), `steps`, `batch`, `lr` and any dotted field
 (elm_jax/configs/common.py). `linear=1` gives the linear, LIF-like neuron
