@@ -196,9 +196,10 @@ def lra_source(tree) -> str:
 
 
 def write_tsv(folder, name, rows, header="Source\tTarget"):
+    """LRA's writer: csv with a tab delimiter, so lines end in CRLF."""
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, name), "w") as handle:
-        handle.write(header + "\n" + "".join(f"{s}\t{t}\n" for s, t in rows))
+    with open(os.path.join(folder, name), "w", newline="") as handle:
+        handle.write(header + "\r\n" + "".join(f"{s}\t{t}\r\n" for s, t in rows))
 
 
 def test_lra_tsv_files_are_read_without_parentheses(tmp_path):

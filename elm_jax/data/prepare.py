@@ -1,9 +1,10 @@
 """Command: build and cache every embedded default (what `make data` runs).
 
-    python -m elm_jax.data.prepare [--data-dir DIR] [--only shd|enwiki] [--workers N]
+    python -m elm_jax.data.prepare [--data-dir DIR] [--only shd|enwiki|listops] [--workers N]
 
 Builds the SHD default (espeak-ng + cochlea, a few minutes on 2 cores) and fetches and verifies
-the enwiki-sample (one `pip download`, checked against both sha256 pins). Both are cached under
+the enwiki-sample (one `pip download`, checked against both sha256 pins) and generates the
+ListOps default (`listops_default`, under a minute). All are cached under
 DIR, else $ELM_DATA_DIR, else ~/.cache/elm_jax/data; a second run finds them and returns at
 once. Prints one JSON line per dataset.
 """
@@ -43,6 +44,15 @@ def prepare(
         path = prepare_enwiki_sample(data_dir)
         summaries.append({"dataset": "enwiki-sample", "path": path, "sha256": DECOMPRESSED_SHA256,
                           "seconds_this_call": round(time.time() - start, 1)})  # fmt: skip
+    if only in (None, "listops"):
+        from elm_jax.data import listops_files, listops_tasks
+
+        start = time.time()
+        folder = listops_files.build_default(data_dir, listops_tasks.DEFAULT_PARAMS)
+        _, manifest, _ = listops_files.read_default(folder)
+        summaries.append({"dataset": "listops-default", "path": folder,
+                          "files": manifest["files"], "seconds_this_call": round(time.time() - start, 1),
+                          "generation_seconds": manifest["generation_seconds"]})  # fmt: skip
     return summaries
 
 
@@ -55,7 +65,7 @@ def _main(argv: list[str]) -> int:
         default=None,
         help="cache folder (default $ELM_DATA_DIR or ~/.cache/elm_jax/data)",
     )
-    parser.add_argument("--only", choices=("shd", "enwiki"), default=None)
+    parser.add_argument("--only", choices=("shd", "enwiki", "listops"), default=None)
     parser.add_argument(
         "--workers", type=cli.positive_int, default=None, help="processes for the SHD default"
     )
