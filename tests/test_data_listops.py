@@ -278,8 +278,11 @@ def test_listops_default_is_front_padded_one_hot_ending_on_the_closing_bracket(
 
 
 def test_short_seq_len_keeps_the_first_tokens_and_counts_the_cut(tmp_path, small_default):
-    ds = data.load("listops_default", data_dir=str(tmp_path), seq_len=30)
-    generated = listops.generate(small_default)["test"]
+    splits = listops.generate(small_default)
+    longest = max(int(arrays["lengths"].max()) for arrays in splits.values())
+    with pytest.warns(UserWarning, match=f"seq_len=30 cuts .* seq_len={longest} keeps them whole"):
+        ds = data.load("listops_default", data_dir=str(tmp_path), seq_len=30)
+    generated = splits["test"]
     assert ds.info["truncated"]["test"] == int((generated["lengths"] > 30).sum()) > 0
     row = int(np.argmax(generated["lengths"] > 30))
     ids = ds.encode("test", np.array([row]))[0].argmax(axis=1) + 1

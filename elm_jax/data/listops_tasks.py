@@ -15,6 +15,8 @@ but 11-99 tokens instead of 501-1,999 so that a CPU run takes minutes, and 20,00
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from elm_jax.data import listops, listops_files
@@ -51,6 +53,14 @@ def _dataset(name, source, splits, seq_len, files, extra, input_dropout) -> Sequ
     padded, truncated = {}, {}
     for split, arrays in splits.items():
         padded[split], truncated[split] = front_padded(arrays, seq_len)
+    if any(truncated.values()):
+        longest = max(int(arrays["lengths"].max()) for arrays in splits.values())
+        warnings.warn(
+            f"{name}: seq_len={seq_len} cuts {truncated} expressions to their first {seq_len} "
+            f"tokens (LRA's truncation; their labels need the rest); seq_len={longest} keeps "
+            "them whole",
+            stacklevel=3,
+        )
     examples = {s: (padded[s], splits[s]["labels"]) for s in listops.SPLITS}
     info = {"padding": "front", "truncated": truncated,
             "tokens": list(listops.VOCAB[1:]), **extra}  # fmt: skip
