@@ -42,8 +42,8 @@ CONFIGS = {
         batch=8, steps=200, optimizer="adamax", learning_rate=5e-3, loss="last_step_xent",
     ),
     "neuronio": dict(
-        neuron=dict(num_input=1278, num_output=2, num_memory=20, num_branch=45,
-                    num_synapse_per_branch=100, input_to_synapse_routing="neuronio_routing",
+        neuron=dict(num_input=1278, num_output=2, num_memory=20, num_branches=45,
+                    synapses_per_branch=100, input_to_synapse_routing="neuronio_routing",
                     memory_tau_max=150.0),
         batch=8, steps=500, optimizer="adam", learning_rate=5e-4, loss="spike_and_soma",
     ),

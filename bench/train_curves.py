@@ -58,7 +58,7 @@ def seconds_per_step(config, dataset) -> float:
             parallel.put_global(batch, parallel.train_batch_sharding(run.mesh)),
             spec=run.spec,
         )
-        jax.block_until_ready(state["step"])
+        jax.block_until_ready(state.step)
         times.append(time.perf_counter() - t0)
     return float(np.median(times[2:]))
 

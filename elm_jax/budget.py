@@ -142,7 +142,7 @@ def single_neuron_cost(cfg: ModelConfig) -> Cost:
     """`Cost` of ``arch="elm_neuron"``: all of it is the one neuron (its readout is the
     classifier, no encoder or decoder); k_c its synapse weights, k_e the rest (SPEC §2)."""
     neuron = neuron_config_of(cfg)
-    k_c = neuron.num_synapse
+    k_c = neuron.num_synapses
     k_e = neuron.num_params - k_c
     mlp = sum(fan_in * fan_out for fan_in, fan_out in neuron.mlp_sizes)
     flops = 2 * (k_c + mlp + cfg.num_memory * cfg.num_classes)

@@ -184,11 +184,11 @@ class ModelConfig:
             )
         if self.arch == "elm":
             validate_wiring_args(
-                self.num_neurons,
-                self.synapses_per_neuron,
-                self.num_branches,
-                self.external_dim,
-                self.recurrent_fraction,
+                num_neurons=self.num_neurons,
+                synapses_per_neuron=self.synapses_per_neuron,
+                num_branches=self.num_branches,
+                external_dim=self.external_dim,
+                recurrent_fraction=self.recurrent_fraction,
             )
 
     @property
@@ -260,8 +260,8 @@ def neuron_config_of(cfg: ModelConfig) -> NeuronConfig:
         tau_b_value=cfg.tau_b_value, tau_s_value=cfg.tau_b_value,
         memory_tau_min=cfg.memory_tau_min, memory_tau_max=cfg.memory_tau_max,
         learn_memory_tau=cfg.learn_memory_tau,
-        num_branch=cfg.num_branches if routed else None,
-        num_synapse_per_branch=cfg.synapses_per_branch if routed else 1,
+        num_branches=cfg.num_branches if routed else None,
+        synapses_per_branch=cfg.synapses_per_branch if routed else 1,
         input_to_synapse_routing=cfg.routing if routed else None,
         delta_t=cfg.delta_t, version=cfg.neuron_version,
     )  # fmt: skip
@@ -354,7 +354,12 @@ def build_model(cfg: ModelConfig) -> nn.Module:
 def initial_carry(cfg: ModelConfig, batch_size: int) -> Any:
     """The zero recurrent state for ``batch_size`` streams (float32)."""
     if cfg.arch == "elm":
-        return zero_carry(batch_size, cfg.num_neurons, cfg.num_memory, cfg.num_branches)
+        return zero_carry(
+            batch_size=batch_size,
+            num_neurons=cfg.num_neurons,
+            num_memory=cfg.num_memory,
+            num_branches=cfg.num_branches,
+        )
     if cfg.arch == "lstm":
         return lstm_zero_carry(batch_size, cfg.num_neurons)
     if cfg.arch == "elm_neuron":

@@ -113,8 +113,9 @@ def _variables(cfg, x):
     variables = {"params": _random_params(shapes["params"], 5)}
     if cfg.arch == "elm":
         w = make_wiring(
-            cfg.num_neurons, cfg.synapses_per_neuron, cfg.num_branches, cfg.external_dim,
-            cfg.recurrent_fraction, cfg.wiring_seed,
+            num_neurons=cfg.num_neurons, synapses_per_neuron=cfg.synapses_per_neuron,
+            num_branches=cfg.num_branches, external_dim=cfg.external_dim,
+            recurrent_fraction=cfg.recurrent_fraction, seed=cfg.wiring_seed,
         )  # fmt: skip
         tau_b = jnp.full((cfg.num_neurons, cfg.num_branches), cfg.tau_b_value, jnp.float32)
         core = {"synapse_source": w.source, "synapse_branch": w.branch, "tau_b": tau_b}

@@ -50,8 +50,8 @@ def test_single_neuron_cost_equals_the_neuron_parameter_count():
 
     for d_m, k_c, d_tree, layers in itertools.product((1, 5), (4, 12), (2, 4), (1, 2)):
         n = num_params(
-            700, 1, d_m, mlp_num_layers=layers, num_branch=d_tree,
-            num_synapse_per_branch=k_c // d_tree, learn_memory_tau=True,
+            num_input=700, num_output=1, num_memory=d_m, mlp_num_layers=layers,
+            num_branches=d_tree, synapses_per_branch=k_c // d_tree, learn_memory_tau=True,
         )  # fmt: skip
         assert elm_k_e(d_m, None, d_tree, layers) + k_c == n
 

@@ -36,8 +36,9 @@ def _variables(net, e, seed=1):
     """
     shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), e)
     w = make_wiring(
-        net.num_neurons, net.synapses_per_neuron, net.num_branches, net.external_dim,
-        net.recurrent_fraction, net.wiring_seed,
+        num_neurons=net.num_neurons, synapses_per_neuron=net.synapses_per_neuron,
+        num_branches=net.num_branches, external_dim=net.external_dim,
+        recurrent_fraction=net.recurrent_fraction, seed=net.wiring_seed,
     )  # fmt: skip
     constants = {
         "synapse_source": jnp.asarray(w.source),
@@ -164,7 +165,10 @@ def test_gather_and_dense_give_equal_outputs_and_gradients(kw):
 def test_each_neuron_has_exactly_k_c_synapses_with_the_requested_recurrent_share(
     n, k_c, d, d_ext, frac
 ):
-    w = make_wiring(n, k_c, d, d_ext, frac, seed=7)
+    w = make_wiring(
+        num_neurons=n, synapses_per_neuron=k_c, num_branches=d, external_dim=d_ext,
+        recurrent_fraction=frac, seed=7,
+    )  # fmt: skip
     k_rec = num_recurrent_synapses(k_c, frac)
     assert w.source.shape == w.branch.shape == (n, k_c)
     assert w.num_external == k_c - k_rec
@@ -181,8 +185,15 @@ def test_each_neuron_has_exactly_k_c_synapses_with_the_requested_recurrent_share
             assert counts.max() - (counts.min() if len(part) >= pool else 0) <= 1
 
 
+def _small_wiring(seed: int):
+    return make_wiring(
+        num_neurons=10, synapses_per_neuron=16, num_branches=4, external_dim=30,
+        recurrent_fraction=0.5, seed=seed,
+    )  # fmt: skip
+
+
 def test_wiring_is_deterministic_in_the_seed_and_stored_in_constants():
-    a, b, c = (make_wiring(10, 16, 4, 30, 0.5, s) for s in (3, 3, 4))
+    a, b, c = (_small_wiring(s) for s in (3, 3, 4))
     np.testing.assert_array_equal(a.source, b.source)
     np.testing.assert_array_equal(a.branch, b.branch)
     assert not np.array_equal(a.source, c.source)
@@ -199,14 +210,15 @@ def test_wiring_is_deterministic_in_the_seed_and_stored_in_constants():
 def test_wiring_is_identical_in_a_fresh_process():
     code = (
         "import json, numpy as np; from elm_jax.network.wiring import make_wiring;"
-        "w = make_wiring(10, 16, 4, 30, 0.5, 3);"
+        "w = make_wiring(num_neurons=10, synapses_per_neuron=16, num_branches=4, "
+        "external_dim=30, recurrent_fraction=0.5, seed=3);"
         "print(json.dumps([w.source.tolist(), w.branch.tolist()]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     src, br = json.loads(out.stdout)
-    w = make_wiring(10, 16, 4, 30, 0.5, 3)
+    w = _small_wiring(3)
     np.testing.assert_array_equal(src, w.source)
     np.testing.assert_array_equal(br, w.branch)
 
@@ -222,8 +234,8 @@ def test_single_neuron_without_recurrence_reduces_to_elm_neuron():
     e = _inputs(2, 9, d_ext, seed=4)
     v = _variables(net, e)
     neuron = layers.ELMNeuron(
-        num_input=d_ext, num_output=1, num_memory=m, num_branch=d,
-        num_synapse_per_branch=k_c // d, input_to_synapse_routing="random_routing",
+        num_input=d_ext, num_output=1, num_memory=m, num_branches=d,
+        synapses_per_branch=k_c // d, input_to_synapse_routing="random_routing",
         learn_memory_tau=True, tau_b_value=3.0, version="v2",
     )  # fmt: skip
     nv = jax.eval_shape(neuron.init, jax.random.PRNGKey(1), e)
@@ -308,7 +320,12 @@ def test_custom_gradient_scan_equals_plain_autodiff(kw):
     rng = np.random.default_rng(0)
     carry0 = jax.tree_util.tree_map(
         lambda a: jnp.asarray(0.3 * rng.standard_normal(a.shape), jnp.float32),
-        dynamics.zero_carry(3, net.num_neurons, net.num_memory, net.num_branches),
+        dynamics.zero_carry(
+            batch_size=3,
+            num_neurons=net.num_neurons,
+            num_memory=net.num_memory,
+            num_branches=net.num_branches,
+        ),
     )
 
     def loss(params, x, c0, custom):
@@ -377,7 +394,7 @@ def test_rematerialised_scan_gives_the_same_values_and_gradients(layout, connect
     rng = np.random.default_rng(1)
     carry0 = jax.tree_util.tree_map(
         lambda a: jnp.asarray(0.3 * rng.standard_normal(a.shape), jnp.float32),
-        dynamics.zero_carry(3, 6, 3, 4),
+        dynamics.zero_carry(batch_size=3, num_neurons=6, num_memory=3, num_branches=4),
     )
     (v_ref, y_ref), g_ref = _grads(no_remat, variables, e, carry0)
     for chunk in (3, 4, 5, 12, 20):  # 5: a last chunk of 2 steps; 20: one chunk of all 12

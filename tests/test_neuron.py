@@ -121,17 +121,17 @@ def test_outputs_and_all_gradients_match_reference_to_1e4_in_float32(name):
 SCAN_CONFIGS = {
     "v2_neuronio": (
         "v2",
-        dict(num_input=40, num_output=3, num_memory=5, num_branch=6, num_synapse_per_branch=9,
+        dict(num_input=40, num_output=3, num_memory=5, num_branches=6, synapses_per_branch=9,
              input_to_synapse_routing="neuronio_routing", learn_memory_tau=True),
     ),
     "v1_random_two_layer_silu": (
         "v1",
-        dict(num_input=20, num_output=2, num_memory=4, num_branch=5, num_synapse_per_branch=3,
+        dict(num_input=20, num_output=2, num_memory=4, num_branches=5, synapses_per_branch=3,
              input_to_synapse_routing="random_routing", mlp_num_layers=2, mlp_activation="silu"),
     ),
     "v1_unequal_tau_s": (
         "v1",
-        dict(num_input=10, num_output=2, num_memory=3, num_branch=4, num_synapse_per_branch=3,
+        dict(num_input=10, num_output=2, num_memory=3, num_branches=4, synapses_per_branch=3,
              input_to_synapse_routing="random_routing", tau_s_value=tuple(np.linspace(1.5, 9, 12)),
              mlp_num_layers=0),
     ),
@@ -198,7 +198,7 @@ def test_merging_unequal_synapse_timescales_would_be_wrong(x64):
     version, config, tau_s = NUMPY_CONFIGS["v1_unequal_tau_s_neuronio"]
     state = random_state(config, version, seed=3, tau_s=tau_s)
     _, variables = convert.from_reference(state, config, version)
-    merged = ELMNeuron(**config, version="v1")  # scalar tau_s_value: one trace per branch
+    merged = ELMNeuron(**convert.module_kwargs(config, "v1"))  # scalar tau_s: one trace per branch
     x = jnp.asarray(np.random.default_rng(4).uniform(0, 1, (3, 31, config["num_input"])))
     y_ref = reference_forward(state, config, version, np.asarray(x))[0]
     assert np.max(np.abs(np.asarray(apply(merged, variables, x)) - y_ref)) > 1e-6
@@ -230,16 +230,20 @@ def test_gradients_of_scan_equal_gradients_of_step_loop_with_per_synapse_traces(
 def test_neuronio_routing_reproduces_reference_indices_and_mask():
     case, state, _ = load_case("v2_branch_neuronio_small")
     c = case["config"]
-    indices, mask = neuronio_routing(c["num_input"], c["num_branch"], c["num_synapse_per_branch"])
+    indices, mask = neuronio_routing(
+        num_input=c["num_input"],
+        num_branches=c["num_branch"],
+        synapses_per_branch=c["num_synapse_per_branch"],
+    )
     np.testing.assert_array_equal(indices, state["input_to_synapse_indices"])
     np.testing.assert_array_equal(mask, state["valid_indices_mask"].astype(bool))
-    module = ELMNeuron(**c)
+    module = ELMNeuron(**convert.module_kwargs(c, case["version"]))
     variables = init(module, jnp.zeros((1, 1, c["num_input"])))
     np.testing.assert_array_equal(variables["constants"]["routing_indices"], indices)
 
 
 def test_neuronio_routing_at_full_size_reaches_every_input_once_per_window():
-    indices, mask = neuronio_routing(1278, 45, 100)
+    indices, mask = neuronio_routing(num_input=1278, num_branches=45, synapses_per_branch=100)
     assert indices.shape == mask.shape == (4500,)
     assert set(indices[mask].tolist()) == set(range(1278))
     # stride ceil(1278/45) = 29: the last branch starts at interleaved position 1276
@@ -249,8 +253,8 @@ def test_neuronio_routing_at_full_size_reaches_every_input_once_per_window():
 
 
 def test_random_routing_is_drawn_from_the_seed_and_stored_as_constants():
-    kwargs = dict(num_input=30, num_output=2, num_memory=3, num_branch=10,
-                  num_synapse_per_branch=4, input_to_synapse_routing="random_routing")  # fmt: skip
+    kwargs = dict(num_input=30, num_output=2, num_memory=3, num_branches=10,
+                  synapses_per_branch=4, input_to_synapse_routing="random_routing")  # fmt: skip
     x = jnp.zeros((1, 1, 30))
 
     def draw(seed: int, init_key: int) -> np.ndarray:
@@ -262,7 +266,7 @@ def test_random_routing_is_drawn_from_the_seed_and_stored_as_constants():
     first = draw(0, 0)
     np.testing.assert_array_equal(first, draw(0, 1))  # weight seed does not move the wiring
     assert not np.array_equal(first, draw(1, 0))
-    np.testing.assert_array_equal(first, random_routing(30, 40, 0)[0])
+    np.testing.assert_array_equal(first, random_routing(num_input=30, num_synapses=40, seed=0)[0])
     assert first.min() >= 0 and first.max() < 30
 
 
@@ -278,10 +282,10 @@ def count_trainable(module: ELMNeuron) -> int:
     [
         dict(num_input=10, num_output=3, num_memory=5),
         dict(num_input=10, num_output=3, num_memory=5, learn_memory_tau=True, version="v1"),
-        dict(num_input=12, num_output=1, num_memory=4, num_branch=3, num_synapse_per_branch=4),
+        dict(num_input=12, num_output=1, num_memory=4, num_branches=3, synapses_per_branch=4),
         dict(num_input=7, num_output=2, num_memory=6, mlp_num_layers=3, mlp_hidden_size=9),
         dict(num_input=7, num_output=2, num_memory=6, mlp_num_layers=0),
-        dict(num_input=64, num_output=2, num_memory=6, num_branch=8, num_synapse_per_branch=12,
+        dict(num_input=64, num_output=2, num_memory=6, num_branches=8, synapses_per_branch=12,
              input_to_synapse_routing="neuronio_routing", learn_memory_tau=True),
     ],
 )  # fmt: skip
@@ -294,9 +298,14 @@ def test_param_count_formula_equals_counted_trainable_leaves(kwargs):
     "d_m, expected", [(1, 4601), (10, 5852), (20, 8002), (50, 19252), (100, 54002)]
 )
 def test_param_count_reproduces_neuronio_branch_elm(d_m, expected):
-    kwargs = dict(num_input=1278, num_output=2, num_memory=d_m, num_branch=45,
-                  num_synapse_per_branch=100, input_to_synapse_routing="neuronio_routing")  # fmt: skip
-    assert num_params(1278, 2, d_m, num_branch=45, num_synapse_per_branch=100) == expected
+    kwargs = dict(num_input=1278, num_output=2, num_memory=d_m, num_branches=45,
+                  synapses_per_branch=100, input_to_synapse_routing="neuronio_routing")  # fmt: skip
+    assert (
+        num_params(
+            num_input=1278, num_output=2, num_memory=d_m, num_branches=45, synapses_per_branch=100
+        )
+        == expected
+    )
     assert 4502 + 95 * d_m + 4 * d_m**2 == expected  # SPEC §2 closed form
     assert count_trainable(ELMNeuron(**kwargs)) == expected
 
@@ -314,7 +323,7 @@ def test_initialisation_follows_the_reference():
 
 
 def test_state_stays_float32_when_computing_in_bfloat16():
-    kwargs = dict(num_input=16, num_output=2, num_memory=8, num_branch=4, num_synapse_per_branch=4)
+    kwargs = dict(num_input=16, num_output=2, num_memory=8, num_branches=4, synapses_per_branch=4)
     x = jax.random.uniform(jax.random.key(0), (2, 40, 16))
     variables = init(ELMNeuron(**kwargs), x, 1)
     y32, t32 = apply(ELMNeuron(**kwargs), variables, x, return_traces=True)
@@ -329,7 +338,7 @@ def test_state_stays_float32_when_computing_in_bfloat16():
 @pytest.mark.parametrize(
     "kwargs, field",
     [
-        (dict(num_input=10, num_output=2, num_memory=3, num_branch=4), "input_to_synapse_routing"),
+        (dict(num_input=10, num_output=2, num_memory=3, num_branches=4), "input_to_synapse_routing"),
         (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=5.0, memory_tau_max=4.0),
          "memory_tau_min"),
         (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=5.0, memory_tau_max=5.0,
@@ -337,12 +346,12 @@ def test_state_stays_float32_when_computing_in_bfloat16():
         (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=-1.0), "memory_tau_min"),
         (dict(num_input=10, num_output=2, num_memory=3, tau_b_value=-1.0), "tau_b_value"),
         (dict(num_input=10, num_output=2, num_memory=3, mlp_activation="gelu"), "mlp_activation"),
-        (dict(num_input=10, num_output=2, num_memory=3, num_branch=2, num_synapse_per_branch=5,
+        (dict(num_input=10, num_output=2, num_memory=3, num_branches=2, synapses_per_branch=5,
               input_to_synapse_routing="grid_routing"), "input_to_synapse_routing"),
         (dict(num_input=10, num_output=2, num_memory=3, version="v3"), "version"),
         (dict(num_input=10, num_output=2, num_memory=0), "num_memory"),
-        (dict(num_input=100, num_output=2, num_memory=3, num_branch=4, num_synapse_per_branch=5,
-              input_to_synapse_routing="neuronio_routing"), "num_synapse_per_branch"),
+        (dict(num_input=100, num_output=2, num_memory=3, num_branches=4, synapses_per_branch=5,
+              input_to_synapse_routing="neuronio_routing"), "synapses_per_branch"),
     ],
 )  # fmt: skip
 def test_bad_configuration_raises_value_error_naming_field_and_choices(kwargs, field):

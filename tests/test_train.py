@@ -49,8 +49,8 @@ def _one_device_mesh(num_seeds: int = 1):
 
 def _loss_on(spec: StepSpec, state, batch) -> float:
     model = build_model(spec.model)
-    params = jax.tree.map(lambda x: x[0], state["params"])
-    extra = jax.tree.map(lambda x: x[0], state["extra"])
+    params = jax.tree.map(lambda x: x[0], state.params)
+    extra = jax.tree.map(lambda x: x[0], state.extra)
     logits, _ = model.apply({"params": params, **extra}, jnp.asarray(batch["inputs"][0]))
     return float(optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"][0]).mean())
 
@@ -68,9 +68,9 @@ def test_one_train_step_lowers_the_loss_on_a_fixed_batch():
     )
     after = _loss_on(spec, state, batch)
     assert after < before - 1e-3, (before, after)
-    assert int(state["step"][0]) == 1
+    assert int(state.step[0]) == 1
     # The step's own loss sum is the loss before the update.
-    np.testing.assert_allclose(float(state["metrics"]["loss_sum"][0]) / (8 * 16), before, rtol=1e-5)
+    np.testing.assert_allclose(float(state.metrics["loss_sum"][0]) / (8 * 16), before, rtol=1e-5)
 
 
 def test_schedule_matches_warmup_then_cosine_formula():
@@ -122,8 +122,8 @@ def test_classification_eval_equals_numpy_over_the_evaluated_examples(tmp_path):
     got = evaluate(state, "params", ds, "validation", spec, mesh, 8, 20, 5)
     model = build_model(spec.model)
     variables = {
-        "params": jax.tree.map(lambda x: x[0], state["params"]),
-        **jax.tree.map(lambda x: x[0], state["extra"]),
+        "params": jax.tree.map(lambda x: x[0], state.params),
+        **jax.tree.map(lambda x: x[0], state.extra),
     }
     ce, hits = [], []
     for batch in ds.eval_batches("validation", 6):  # another batch size: other boundaries
@@ -155,8 +155,8 @@ def test_lm_eval_with_carried_state_equals_one_pass_over_the_whole_split():
     split = ds.split("validation").astype(np.int32)
     model = build_model(spec.model)
     variables = {
-        "params": jax.tree.map(lambda x: x[0], state["params"]),
-        **jax.tree.map(lambda x: x[0], state["extra"]),
+        "params": jax.tree.map(lambda x: x[0], state.params),
+        **jax.tree.map(lambda x: x[0], state.extra),
     }
     # Reference: the same 8 contiguous streams, each in one pass with no chunking.
     n = len(split) - 1
@@ -213,8 +213,8 @@ def test_summary_matches_interface_and_the_best_checkpoint(tmp_path):
     mesh = parallel.make_mesh(2)
     # The trainer drew each seed's wiring from wiring_seed + seed (= the seed here).
     state = init_state(spec, [0, 1], [5e-3, 5e-3], mesh, wiring_seeds=[0, 1])
-    state = dict(
-        state, best_params=parallel.put_global(saved["best_params"], parallel.state_sharding(mesh))
+    state = state.replace(
+        best_params=parallel.put_global(saved["best_params"], parallel.state_sharding(mesh))
     )
     test = evaluate(state, "best_params", ds, "test", spec, mesh, 8, 20, 2)
     for i, row in enumerate(summary["seeds"]):
@@ -301,8 +301,8 @@ def test_carried_training_state_equals_a_manual_carry_through_the_model(tmp_path
     mesh = _one_device_mesh()
     ds = th.byte_dataset()
     state = init_state(spec, [0], [1e-2], mesh, batch_size=8)
-    params0 = jax.tree.map(lambda x: x[0], jax.device_get(state["params"]))
-    extra0 = jax.tree.map(lambda x: x[0], jax.device_get(state["extra"]))
+    params0 = jax.tree.map(lambda x: x[0], jax.device_get(state.params))
+    extra0 = jax.tree.map(lambda x: x[0], jax.device_get(state.extra))
     train = ds.split("train")
     batch = stream_train_batch(train, 0, 8, 16, 0)
     state = train_step(
@@ -317,7 +317,7 @@ def test_carried_training_state_equals_a_manual_carry_through_the_model(tmp_path
         jnp.asarray(batch["inputs"]),
         carry=initial_carry(spec.model, 8),
     )
-    got = jax.tree.map(lambda x: np.asarray(x)[0], state["carry"])
+    got = jax.tree.map(lambda x: np.asarray(x)[0], state.carry)
     for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(carry), strict=True):
         np.testing.assert_allclose(x, np.asarray(y), atol=1e-6)
     with pytest.raises(ValueError, match="carry_train_state=True needs a language-modelling"):
@@ -336,13 +336,16 @@ def test_each_seed_draws_its_wiring_from_its_own_wiring_seed():
     spec = _spec(config)
     m = spec.model
     state = init_state(spec, [0, 1], [1e-2, 1e-2], _one_device_mesh(2), wiring_seeds=[5, 9])
-    core = parallel.fetch(state["extra"]["constants"]["core"])
+    core = parallel.fetch(state.extra["constants"]["core"])
     for replica, seed in enumerate((5, 9)):
-        w = make_wiring(m.num_neurons, m.synapses_per_neuron, m.num_branches, m.external_dim,
-                        m.recurrent_fraction, seed)  # fmt: skip
+        w = make_wiring(
+            num_neurons=m.num_neurons, synapses_per_neuron=m.synapses_per_neuron,
+            num_branches=m.num_branches, external_dim=m.external_dim,
+            recurrent_fraction=m.recurrent_fraction, seed=seed,
+        )  # fmt: skip
         np.testing.assert_array_equal(core["synapse_source"][replica], w.source)
         np.testing.assert_array_equal(core["synapse_branch"][replica], w.branch)
     assert not np.array_equal(core["synapse_source"][0], core["synapse_source"][1])
     shared = parallel.fetch(init_state(spec, [0, 1], [1e-2, 1e-2], _one_device_mesh(2)))
-    src = shared["extra"]["constants"]["core"]["synapse_source"]
+    src = shared.extra["constants"]["core"]["synapse_source"]
     np.testing.assert_array_equal(src[0], src[1])  # without wiring_seeds: model.wiring_seed

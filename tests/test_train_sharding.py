@@ -32,7 +32,7 @@ def _run_steps(spec, seeds, lrs, mesh, ds, num_steps=3, batch_size=8):
         state = train_step(
             state, parallel.put_global(host, parallel.train_batch_sharding(mesh)), spec=spec
         )
-        jax.block_until_ready(state["step"])  # sync each step (fake-device all-reduce loops)
+        jax.block_until_ready(state.step)  # sync each step (fake-device all-reduce loops)
     return jax.device_get(state)
 
 
@@ -54,11 +54,9 @@ def test_sharded_step_on_8_devices_equals_single_device_step(seeds):
     single = _run_steps(
         spec, list(seeds), lrs, parallel.make_mesh(len(seeds), jax.devices()[:1]), ds
     )
-    _assert_trees_close(sharded["params"], single["params"], atol=1e-6)
-    _assert_trees_close(sharded["opt_state"], single["opt_state"], atol=1e-6)
-    np.testing.assert_allclose(
-        sharded["metrics"]["loss_sum"], single["metrics"]["loss_sum"], rtol=1e-6
-    )
+    _assert_trees_close(sharded.params, single.params, atol=1e-6)
+    _assert_trees_close(sharded.opt_state, single.opt_state, atol=1e-6)
+    np.testing.assert_allclose(sharded.metrics["loss_sum"], single.metrics["loss_sum"], rtol=1e-6)
 
 
 def test_vmapped_seeds_with_their_own_learning_rates_equal_separate_runs(tmp_path):

@@ -135,7 +135,9 @@ def network_step(
     return {"branch": b, "memory": m, "output": y}, y
 
 
-def zero_carry(batch_size: int, num_neurons: int, num_memory: int, num_branches: int):
+def zero_carry(
+    *, batch_size: int, num_neurons: int, num_memory: int, num_branches: int
+) -> dict[str, Array]:
     """The zero state: branch traces ``[b, n, d]``, memories ``[b, n, m]`` and previous outputs
     ``[b, n]``, all float32."""
     return {

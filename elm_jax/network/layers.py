@@ -136,8 +136,12 @@ class ELMNetwork(nn.Module):
             num_branches=d,
             mlp_num_layers=self.mlp_num_layers,
         )
-        ext = choose_connectivity(self.external_dim, k_ext, d, macs)
-        rec = choose_connectivity(self.num_neurons, k_rec, d, macs)
+        ext = choose_connectivity(
+            pool_size=self.external_dim, num_synapses=k_ext, num_branches=d, neuron_macs=macs
+        )
+        rec = choose_connectivity(
+            pool_size=self.num_neurons, num_synapses=k_rec, num_branches=d, neuron_macs=macs
+        )
         return ext, rec
 
     def scan_layout(self) -> str:
@@ -151,7 +155,14 @@ class ELMNetwork(nn.Module):
 
     def _variables(self):
         n, m, d, s = self.num_neurons, self.num_memory, self.num_branches, self.synapses_per_neuron
-        wiring = make_wiring(n, s, d, self.external_dim, self.recurrent_fraction, self.wiring_seed)
+        wiring = make_wiring(
+            num_neurons=n,
+            synapses_per_neuron=s,
+            num_branches=d,
+            external_dim=self.external_dim,
+            recurrent_fraction=self.recurrent_fraction,
+            seed=self.wiring_seed,
+        )
         source = self.variable("constants", "synapse_source", lambda: jnp.asarray(wiring.source))
         branch = self.variable("constants", "synapse_branch", lambda: jnp.asarray(wiring.branch))
         tau_b = self.variable(
@@ -215,7 +226,12 @@ class ELMNetwork(nn.Module):
             rec=rec,
         )
         if carry is None:
-            carry = zero_carry(e.shape[0], self.num_neurons, self.num_memory, d)
+            carry = zero_carry(
+                batch_size=e.shape[0],
+                num_neurons=self.num_neurons,
+                num_memory=self.num_memory,
+                num_branches=d,
+            )
         return_carry, y = run_network(
             weights,
             carry,

@@ -41,6 +41,7 @@ def num_recurrent_synapses(synapses_per_neuron: int, recurrent_fraction: float) 
 
 
 def validate_wiring_args(
+    *,
     num_neurons: int,
     synapses_per_neuron: int,
     num_branches: int,
@@ -88,6 +89,7 @@ def _draw_sources(rng: np.random.Generator, pool_size: int, count: int) -> np.nd
 
 
 def make_wiring(
+    *,
     num_neurons: int,
     synapses_per_neuron: int,
     num_branches: int,
@@ -102,7 +104,11 @@ def make_wiring(
     recurrent is random.
     """
     validate_wiring_args(
-        num_neurons, synapses_per_neuron, num_branches, external_dim, recurrent_fraction
+        num_neurons=num_neurons,
+        synapses_per_neuron=synapses_per_neuron,
+        num_branches=num_branches,
+        external_dim=external_dim,
+        recurrent_fraction=recurrent_fraction,
     )
     k_c = synapses_per_neuron
     k_rec = num_recurrent_synapses(k_c, recurrent_fraction)
@@ -124,7 +130,7 @@ def make_wiring(
 
 
 def choose_connectivity(
-    pool_size: int, num_synapses: int, num_branches: int, neuron_macs: int
+    *, pool_size: int, num_synapses: int, num_branches: int, neuron_macs: int
 ) -> str:
     """``"dense"`` or ``"gather"`` for one part of the pool, by shape.
 

@@ -23,7 +23,9 @@ VERSIONS = ("v1", "v2")
 
 @dataclasses.dataclass(frozen=True)
 class NeuronConfig:
-    """Validated configuration of one ELM neuron (the reference's constructor arguments).
+    """Validated configuration of one ELM neuron (the reference's constructor arguments, with
+    `num_branches` / `synapses_per_branch` for its `num_branch` / `num_synapse_per_branch`;
+    `num_branches=None` resolves to num_input, as in the reference).
 
     `tau_s_value` (v1) may be a sequence of per-synapse timescales; when they differ within a
     branch the neuron keeps one trace per synapse (`per_synapse_trace`), otherwise the traces of a
@@ -43,8 +45,8 @@ class NeuronConfig:
     memory_tau_max: float = 1000.0
     learn_memory_tau: bool = False
     w_s_value: float = 0.5
-    num_branch: int | None = None
-    num_synapse_per_branch: int = 1
+    num_branches: int | None = None
+    synapses_per_branch: int = 1
     input_to_synapse_routing: str | None = None
     delta_t: float = 1.0
     version: str = "v2"
@@ -60,13 +62,15 @@ class NeuronConfig:
 
         if self.version not in VERSIONS:
             raise ValueError(f"version={self.version!r}: valid choices are {VERSIONS}")
-        for field in ("num_input", "num_output", "num_memory", "num_synapse_per_branch"):
+        for field in ("num_input", "num_output", "num_memory", "synapses_per_branch"):
             positive_int(field, getattr(self, field))
         positive_int("mlp_num_layers", self.mlp_num_layers, 0)
         if self.mlp_hidden_size is not None:
             positive_int("mlp_hidden_size", self.mlp_hidden_size)
-        if self.num_branch is not None:
-            positive_int("num_branch", self.num_branch)
+        if self.num_branches is not None:
+            positive_int("num_branches", self.num_branches)
+        else:  # the reference's default: one branch per input
+            object.__setattr__(self, "num_branches", self.num_input)
         if self.mlp_activation not in ACTIVATIONS:
             raise ValueError(
                 f"mlp_activation={self.mlp_activation!r}: valid choices are {sorted(ACTIVATIONS)}"
@@ -84,39 +88,34 @@ class NeuronConfig:
         tau_s = np.atleast_1d(np.asarray(self.tau_s_value, dtype=np.float64))
         if tau_s.ndim != 1 or not np.all(tau_s >= 0):
             raise ValueError(f"tau_s_value={self.tau_s_value!r}: must be >= 0 (a number or [s])")
-        if tau_s.size not in (1, self.num_synapse):
+        if tau_s.size not in (1, self.num_synapses):
             raise ValueError(
                 f"tau_s_value has {tau_s.size} entries: give one number or "
-                f"num_synapse={self.num_synapse} values"
+                f"num_synapses={self.num_synapses} values"
             )
         routing = self.input_to_synapse_routing
-        if routing is None and self.num_synapse != self.num_input:
+        if routing is None and self.num_synapses != self.num_input:
             raise ValueError(
-                f"num_branch * num_synapse_per_branch = {self.num_synapse} != num_input = "
+                f"num_branches * synapses_per_branch = {self.num_synapses} != num_input = "
                 f"{self.num_input} without routing; valid choices: input_to_synapse_routing in "
-                f"{ROUTINGS[1:]}, or num_branch * num_synapse_per_branch == num_input"
+                f"{ROUTINGS[1:]}, or num_branches * synapses_per_branch == num_input"
             )
         if routing == "neuronio_routing":
-            stride = math.ceil(self.num_input / self.branches)
-            if stride > self.num_synapse_per_branch:
+            stride = math.ceil(self.num_input / self.num_branches)
+            if stride > self.synapses_per_branch:
                 raise ValueError(
-                    f"num_synapse_per_branch={self.num_synapse_per_branch}: neuronio_routing "
-                    f"needs at least ceil(num_input / num_branch) = {stride} so every input "
+                    f"synapses_per_branch={self.synapses_per_branch}: neuronio_routing "
+                    f"needs at least ceil(num_input / num_branches) = {stride} so every input "
                     "reaches a branch"
                 )
 
     @property
-    def branches(self) -> int:
-        """d: the number of branches (num_input when not given, as in the reference)."""
-        return self.num_input if self.num_branch is None else self.num_branch
-
-    @property
-    def num_synapse(self) -> int:
+    def num_synapses(self) -> int:
         """s = d * synapses per branch."""
-        return self.branches * self.num_synapse_per_branch
+        return self.num_branches * self.synapses_per_branch
 
     @property
-    def hidden(self) -> int:
+    def hidden_size(self) -> int:
         """h: MLP width (2 * num_memory when not given)."""
         return self.mlp_hidden_size if self.mlp_hidden_size else 2 * self.num_memory
 
@@ -129,46 +128,46 @@ class NeuronConfig:
     def tau_s_array(self) -> np.ndarray:
         """tau_s [s] as float64 (v1)."""
         tau_s = np.atleast_1d(np.asarray(self.tau_s_value, dtype=np.float64))
-        return np.broadcast_to(tau_s, (self.num_synapse,)).copy()
+        return np.broadcast_to(tau_s, (self.num_synapses,)).copy()
 
     @property
     def per_synapse_trace(self) -> bool:
         """v1 with synaptic timescales that differ inside a branch: one trace per synapse."""
         if self.version != "v1":
             return False
-        tau = self.tau_s_array.reshape(self.branches, self.num_synapse_per_branch)
+        tau = self.tau_s_array.reshape(self.num_branches, self.synapses_per_branch)
         return bool(np.any(tau != tau[:, :1]))
 
     @property
     def mlp_sizes(self) -> list[tuple[int, int]]:
         """(fan_in, fan_out) of each MLP layer dense_0 .. dense_L."""
-        sizes = [self.branches + self.num_memory] + [self.hidden] * self.mlp_num_layers
+        sizes = [self.num_branches + self.num_memory] + [self.hidden_size] * self.mlp_num_layers
         return list(zip(sizes, sizes[1:] + [self.num_memory], strict=True))
 
     @property
     def num_params(self) -> int:
         """Trainable parameter count (SPEC §2)."""
         return num_params(
-            self.num_input,
-            self.num_output,
-            self.num_memory,
+            num_input=self.num_input,
+            num_output=self.num_output,
+            num_memory=self.num_memory,
             mlp_num_layers=self.mlp_num_layers,
             mlp_hidden_size=self.mlp_hidden_size,
-            num_branch=self.num_branch,
-            num_synapse_per_branch=self.num_synapse_per_branch,
+            num_branches=self.num_branches,
+            synapses_per_branch=self.synapses_per_branch,
             learn_memory_tau=self.learn_memory_tau,
         )
 
 
 def num_params(
+    *,
     num_input: int,
     num_output: int,
     num_memory: int,
-    *,
     mlp_num_layers: int = 1,
     mlp_hidden_size: int | None = None,
-    num_branch: int | None = None,
-    num_synapse_per_branch: int = 1,
+    num_branches: int | None = None,
+    synapses_per_branch: int = 1,
     learn_memory_tau: bool = False,
 ) -> int:
     """Trainable parameters of one ELM neuron, SPEC §2.
@@ -177,18 +176,14 @@ def num_params(
     (+ `m` when tau_m is learned). With L = 0 the MLP is one layer `(d + m)·m + m`.
     NeuronIO Branch-ELM (1278 inputs, 45 × 100 synapses, 2 outputs): `4502 + 95·m + 4·m²`.
     """
-    d = num_input if num_branch is None else num_branch
+    d = num_input if num_branches is None else num_branches
     m, h = num_memory, (mlp_hidden_size if mlp_hidden_size else 2 * num_memory)
     if mlp_num_layers == 0:
         mlp = (d + m) * m + m
     else:
         mlp = (d + m) * h + h + (mlp_num_layers - 1) * (h * h + h) + h * m + m
     return (
-        d * num_synapse_per_branch
-        + mlp
-        + m * num_output
-        + num_output
-        + (m if learn_memory_tau else 0)
+        d * synapses_per_branch + mlp + m * num_output + num_output + (m if learn_memory_tau else 0)
     )
 
 
@@ -204,32 +199,38 @@ def interlocking_indices(num_input: int) -> np.ndarray:
 
 
 def neuronio_routing(
-    num_input: int, num_branch: int, num_synapse_per_branch: int
+    *, num_input: int, num_branches: int, synapses_per_branch: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reference `neuronio_routing`: overlapping windows over the interleaved inputs.
 
     Branch j reads interleaved positions j·stride .. j·stride + k - 1 with stride
-    ceil(num_input / num_branch); positions past the end are clamped to the last input and masked.
+    ceil(num_input / num_branches); positions past the end are clamped to the last input and masked.
     Returns (indices [s] int32, mask [s] bool).
     """
-    stride = math.ceil(num_input / num_branch)
-    window = np.arange(num_branch)[:, None] * stride + np.arange(num_synapse_per_branch)[None, :]
+    stride = math.ceil(num_input / num_branches)
+    window = np.arange(num_branches)[:, None] * stride + np.arange(synapses_per_branch)[None, :]
     mask = window < num_input
     window = np.minimum(window, num_input - 1)
     indices = interlocking_indices(num_input)[window.reshape(-1)]
     return indices.astype(np.int32), mask.reshape(-1)
 
 
-def random_routing(num_input: int, num_synapse: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def random_routing(
+    *, num_input: int, num_synapses: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Synapse sources drawn uniformly with replacement from `seed`; all synapses valid."""
-    indices = np.random.default_rng(seed).integers(0, num_input, size=num_synapse)
-    return indices.astype(np.int32), np.ones(num_synapse, dtype=bool)
+    indices = np.random.default_rng(seed).integers(0, num_input, size=num_synapses)
+    return indices.astype(np.int32), np.ones(num_synapses, dtype=bool)
 
 
 def make_routing(cfg: NeuronConfig, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
     """(indices, mask) for the configured routing, or None without routing."""
     if cfg.input_to_synapse_routing == "neuronio_routing":
-        return neuronio_routing(cfg.num_input, cfg.branches, cfg.num_synapse_per_branch)
+        return neuronio_routing(
+            num_input=cfg.num_input,
+            num_branches=cfg.num_branches,
+            synapses_per_branch=cfg.synapses_per_branch,
+        )
     if cfg.input_to_synapse_routing == "random_routing":
-        return random_routing(cfg.num_input, cfg.num_synapse, seed)
+        return random_routing(num_input=cfg.num_input, num_synapses=cfg.num_synapses, seed=seed)
     return None

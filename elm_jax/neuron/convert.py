@@ -31,6 +31,8 @@ from elm_jax import cli
 from elm_jax.neuron.config import VERSIONS, NeuronConfig
 from elm_jax.neuron.layers import ELMNeuron
 
+# Our constructor names -> the reference's (its configs and model_config.json use these).
+REFERENCE_NAMES = {"num_branches": "num_branch", "synapses_per_branch": "num_synapse_per_branch"}
 # Keys the reference stores as empty float tensors when no routing is configured.
 ROUTING_KEYS = ("input_to_synapse_indices", "valid_indices_mask")
 TORCH_HINT = (
@@ -39,14 +41,17 @@ TORCH_HINT = (
 )
 
 
-def _module_kwargs(config: Mapping[str, Any], version: str) -> dict[str, Any]:
-    known = set(NeuronConfig.__dataclass_fields__) - {"version"}
+def module_kwargs(config: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """`ELMNeuron` keywords from the reference's constructor keywords (its names translated)."""
+    ours = set(NeuronConfig.__dataclass_fields__) - {"version"}
+    theirs = {name: ours_ for ours_, name in REFERENCE_NAMES.items()}
+    known = {REFERENCE_NAMES.get(name, name) for name in ours}
     unknown = sorted(set(config) - known)
     if unknown:
         raise ValueError(f"config has unknown keys {unknown}: valid keys are {sorted(known)}")
     if version not in VERSIONS:
         raise ValueError(f"version={version!r}: valid choices are {VERSIONS}")
-    return {**config, "version": version}
+    return {theirs.get(key, key): value for key, value in config.items()} | {"version": version}
 
 
 def _module_for(kwargs: dict[str, Any], tau_s: Any = None) -> ELMNeuron:
@@ -54,8 +59,8 @@ def _module_for(kwargs: dict[str, Any], tau_s: Any = None) -> ELMNeuron:
     cfg = NeuronConfig(**kwargs)
     if tau_s is not None:
         tau_s = np.asarray(tau_s, dtype=np.float64)
-        if tau_s.shape == (cfg.num_synapse,):
-            per_branch = tau_s.reshape(cfg.branches, -1)
+        if tau_s.shape == (cfg.num_synapses,):
+            per_branch = tau_s.reshape(cfg.num_branches, -1)
             if np.any(per_branch != per_branch[:, :1]):
                 kwargs = {**kwargs, "tau_s_value": tuple(float(t) for t in tau_s)}
     return ELMNeuron(**kwargs)
@@ -75,7 +80,7 @@ def from_reference(
     synaptic timescales that differ inside a branch, the module keeps per-synapse traces.
     """
     state = {k: np.asarray(v) for k, v in state_dict.items()}
-    kwargs = _module_kwargs(config, version)
+    kwargs = module_kwargs(config, version)
     cfg = NeuronConfig(**kwargs)
     tau_key = "tau_b" if version == "v2" else "tau_s"
     needed = ["_proto_w_s", "_proto_tau_m", "w_y.weight", "w_y.bias", tau_key]
@@ -126,7 +131,7 @@ def to_reference(
 
     Works for parameters and for gradients alike; only the entries present are returned.
     """
-    cfg = NeuronConfig(**_module_kwargs(config, version))
+    cfg = NeuronConfig(**module_kwargs(config, version))
     if "params" in tree or "constants" in tree:
         flat = {**tree.get("constants", {}), **tree.get("params", {})}
     else:
@@ -196,7 +201,7 @@ def load_npz(path: str) -> tuple[ELMNeuron, dict[str, Any]]:
                 node = node.setdefault(p, {})
             node[leaf] = jnp.asarray(data[key])
     tau_s = variables.get("constants", {}).get("tau_s")
-    return _module_for(_module_kwargs(config, version), tau_s), variables
+    return _module_for(module_kwargs(config, version), tau_s), variables
 
 
 def _read_torch_state(path: str) -> dict[str, np.ndarray]:
@@ -254,7 +259,7 @@ def _convert(argv: list[str]) -> int:
     )
     config = _read_config(config_path)
     try:
-        NeuronConfig(**_module_kwargs(config, args.version))
+        NeuronConfig(**module_kwargs(config, args.version))
     except (TypeError, ValueError) as err:
         raise cli.UsageError(f"--config {config_path}: {cli.one_line(err)}") from err
     state = _read_torch_state(args.input)

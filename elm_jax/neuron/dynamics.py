@@ -45,11 +45,11 @@ class Prepared(NamedTuple):
 
 
 def input_to_branch_matrix(
-    syn_index: jax.Array, syn_weight: jax.Array, num_input: int, num_branch: int
+    syn_index: jax.Array, syn_weight: jax.Array, *, num_input: int, num_branches: int
 ) -> jax.Array:
     """The linear map [i, d]: entry (i, d) sums the weights of branch d's synapses reading input i."""
-    branch = jnp.arange(syn_weight.shape[0]) // (syn_weight.shape[0] // num_branch)
-    zeros = jnp.zeros((num_input, num_branch), syn_weight.dtype)
+    branch = jnp.arange(syn_weight.shape[0]) // (syn_weight.shape[0] // num_branches)
+    zeros = jnp.zeros((num_input, num_branches), syn_weight.dtype)
     return zeros.at[syn_index, branch].add(syn_weight)
 
 
@@ -57,8 +57,8 @@ def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Pre
     """Decay factors, rectified weights and the input→branch map, in `state_dtype`."""
     as_state = lambda a: jnp.asarray(a, state_dtype)  # noqa: E731
     if cfg.input_to_synapse_routing is None:
-        syn_index = jnp.arange(cfg.num_synapse)
-        mask = jnp.ones(cfg.num_synapse, state_dtype)
+        syn_index = jnp.arange(cfg.num_synapses)
+        mask = jnp.ones(cfg.num_synapses, state_dtype)
     else:
         syn_index = jnp.asarray(tree["routing_indices"], jnp.int32)
         mask = as_state(tree["routing_mask"])
@@ -74,10 +74,12 @@ def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Pre
         kappa_syn = decay(as_state(tree["tau_s"]), cfg.delta_t)
         if not cfg.per_synapse_trace:
             # Equal timescales inside a branch: the sum of its traces is one trace of the sum.
-            kappa_syn = kappa_syn.reshape(cfg.branches, cfg.num_synapse_per_branch)[:, 0]
+            kappa_syn = kappa_syn.reshape(cfg.num_branches, cfg.synapses_per_branch)[:, 0]
     in_to_branch = None
     if cfg.input_to_synapse_routing is not None and not cfg.per_synapse_trace:
-        in_to_branch = input_to_branch_matrix(syn_index, syn_weight, cfg.num_input, cfg.branches)
+        in_to_branch = input_to_branch_matrix(
+            syn_index, syn_weight, num_input=cfg.num_input, num_branches=cfg.num_branches
+        )
     mlp = tuple(
         (tree["mlp"][f"dense_{j}"]["kernel"], tree["mlp"][f"dense_{j}"]["bias"])
         for j in range(cfg.mlp_num_layers + 1)
@@ -105,7 +107,7 @@ def _memory_update(
 
 def initial_state(prep: Prepared, cfg: NeuronConfig, batch: int, state_dtype: Any):
     """Zero state: (synapse or branch trace [b, s|d], memory [b, m])."""
-    width = cfg.num_synapse if cfg.per_synapse_trace else cfg.branches
+    width = cfg.num_synapses if cfg.per_synapse_trace else cfg.num_branches
     return (jnp.zeros((batch, width), state_dtype), jnp.zeros((batch, cfg.num_memory), state_dtype))
 
 
@@ -117,7 +119,7 @@ def step(prep: Prepared, cfg: NeuronConfig, state, x_t: jax.Array):
     trace, m_prev = state
     if cfg.per_synapse_trace:
         trace = prep.kappa_syn * trace + prep.syn_weight * x_t[:, prep.syn_index]
-        branch = trace.reshape(x_t.shape[0], cfg.branches, -1).sum(-1)
+        branch = trace.reshape(x_t.shape[0], cfg.num_branches, -1).sum(-1)
     else:
         trace = prep.kappa_syn * trace + synaptic_input(prep, cfg, x_t)
         branch = trace
@@ -141,7 +143,7 @@ def synaptic_input(prep: Prepared, cfg: NeuronConfig, x: jax.Array) -> jax.Array
     if prep.in_to_branch is not None:
         return x @ prep.in_to_branch.astype(x.dtype)
     weighted = x * prep.syn_weight.astype(x.dtype)
-    return weighted.reshape(*x.shape[:-1], cfg.branches, -1).sum(-1)
+    return weighted.reshape(*x.shape[:-1], cfg.num_branches, -1).sum(-1)
 
 
 def linear_trace(u: jax.Array, kappa: jax.Array, unroll: int = 1) -> jax.Array:
@@ -166,7 +168,7 @@ def branch_traces(prep: Prepared, cfg: NeuronConfig, x: jax.Array) -> jax.Array:
     if cfg.per_synapse_trace:
         syn = jnp.take(x, prep.syn_index, axis=-1).astype(state) * prep.syn_weight
         syn = linear_trace(syn, prep.kappa_syn)
-        return syn.reshape(*syn.shape[:2], cfg.branches, -1).sum(-1)
+        return syn.reshape(*syn.shape[:2], cfg.num_branches, -1).sum(-1)
     return linear_trace(synaptic_input(prep, cfg, x).astype(state), prep.kappa_syn)
 
 
@@ -181,7 +183,7 @@ def first_layer_branch_part(
     instead of two (for K_b and for the branch input).
     """
     kernel0, bias0 = prep.mlp[0]
-    d, k = cfg.branches, cfg.num_synapse_per_branch
+    d, k = cfg.num_branches, cfg.synapses_per_branch
     kernel_b = kernel0[:d]
     if cfg.input_to_synapse_routing is None and not cfg.per_synapse_trace:
         state = prep.kappa_syn.dtype
@@ -300,7 +302,7 @@ def scan(
     # kappa_m folded into its rows) is the only product the recurrence has to do per step.
     branch, pre = first_layer_branch_part(prep, cfg, x, cd)
     kernel0 = prep.mlp[0][0]
-    d = cfg.branches
+    d = cfg.num_branches
     mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(prep.kappa_m.dtype)).astype(cd)
     layers = tuple((k.astype(cd), b.astype(cd)) for k, b in prep.mlp[1:])
     memory = memory_scan(

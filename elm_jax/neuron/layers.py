@@ -39,7 +39,9 @@ def torch_linear_init(fan_in: int, fan_out: int, dtype: Any):
 class ELMNeuron(nn.Module):
     """One Expressive Leaky Memory neuron, v1 or v2 (SPEC §2), over whole sequences.
 
-    Takes the reference's constructor arguments plus `version` ("v1" | "v2"), `dtype` (compute
+    Takes the reference's constructor arguments, with `num_branches` and `synapses_per_branch`
+    for its `num_branch` and `num_synapse_per_branch` (`elm_jax.neuron.convert` translates
+    released configs), plus `version` ("v1" | "v2"), `dtype` (compute
     dtype of the matrix products; None → that of the input; the recurrent state stays float32, or
     float64 under x64), `param_dtype`, `routing_seed` (draws `random_routing`) and `unroll` (of
     the time scan). `tau_s_value` (v1) may be a sequence of per-synapse timescales.
@@ -61,8 +63,8 @@ class ELMNeuron(nn.Module):
     memory_tau_max: float = 1000.0
     learn_memory_tau: bool = False
     w_s_value: float = 0.5
-    num_branch: int | None = None
-    num_synapse_per_branch: int = 1
+    num_branches: int | None = None
+    synapses_per_branch: int = 1
     input_to_synapse_routing: str | None = None
     delta_t: float = 1.0
     version: str = "v2"
@@ -94,7 +96,7 @@ class ELMNeuron(nn.Module):
         pdt = self.param_dtype
         tree: dict[str, Any] = {}
         tree["proto_w_s"] = self.param(
-            "proto_w_s", nn.initializers.constant(cfg.w_s_value), (cfg.num_synapse,), pdt
+            "proto_w_s", nn.initializers.constant(cfg.w_s_value), (cfg.num_synapses,), pdt
         )
         proto_tau_m = lambda *_: jnp.asarray(init_proto_tau_m(cfg), pdt)  # noqa: E731
         if cfg.learn_memory_tau:
@@ -112,7 +114,7 @@ class ELMNeuron(nn.Module):
         tree["mlp"] = self.param("mlp", mlp_init)
         tree["w_y"] = self.param("w_y", torch_linear_init(cfg.num_memory, cfg.num_output, pdt))
         if cfg.version == "v2":
-            tau = lambda: jnp.full((cfg.branches,), cfg.tau_b_value, pdt)  # noqa: E731
+            tau = lambda: jnp.full((cfg.num_branches,), cfg.tau_b_value, pdt)  # noqa: E731
             tree["tau_b"] = self.variable("constants", "tau_b", tau).value
         else:
             tau = lambda: jnp.asarray(cfg.tau_s_array, pdt)  # noqa: E731

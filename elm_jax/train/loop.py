@@ -27,7 +27,7 @@ from elm_jax.configs.common import to_plain
 from elm_jax.configs.merge import config_diff
 from elm_jax.data.lm_stream import stream_train_batch
 from elm_jax.optim import unit_schedule
-from elm_jax.train.steps import State, StepSpec, evaluate, init_state, train_step, update_best
+from elm_jax.train.steps import StepSpec, TrainState, evaluate, init_state, train_step, update_best
 from elm_jax.writers import MetricWriters, seed_hparams
 
 CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, PROGRESS_FILE = (
@@ -240,14 +240,14 @@ class Run:
 
     def _loop(
         self,
-        state: State,
+        state: TrainState,
         ckpt: Checkpointer,
         clock: _Clock,
         step_hook: Callable[[int], None] | None,
     ) -> dict:
         """Trains to `num_train_steps`, evaluates the best and final parameters, writes the
         summary."""
-        step = int(parallel.fetch(state["step"])[0])
+        step = int(parallel.fetch(state.step)[0])
         logs = self._open_logs(step)
         state, step, val = self._train(state, step, ckpt, logs, clock, step_hook)
         logs.progress.close()
@@ -285,18 +285,18 @@ class Run:
         input_blind = self._input_blind() or (self.dataset.info or {}).get("input_blind")
         return _Logs(jsonl, progress, metrics_lib.Timer(), metric, input_blind)
 
-    def _all_diverged(self, state: State) -> bool:
-        return bool(np.all(parallel.fetch(state["diverged_step"]) >= 0))
+    def _all_diverged(self, state: TrainState) -> bool:
+        return bool(np.all(parallel.fetch(state.diverged_step) >= 0))
 
     def _train(
         self,
-        state: State,
+        state: TrainState,
         step: int,
         ckpt: Checkpointer,
         logs: _Logs,
         clock: _Clock,
         step_hook: Callable[[int], None] | None,
-    ) -> tuple[State, int, dict | None]:
+    ) -> tuple[TrainState, int, dict | None]:
         """The update loop: train, log, validate, checkpoint. Returns the state, the step reached
         and the last validation (at the final parameters; None when no step was left)."""
         cfg, total = self.cfg, self.cfg.num_train_steps
@@ -326,11 +326,11 @@ class Run:
                 step_hook(step)
         return state, step, val
 
-    def _log_train(self, state: State, step: int, logs: _Logs, clock: _Clock) -> State:
+    def _log_train(self, state: TrainState, step: int, logs: _Logs, clock: _Clock) -> TrainState:
         """Writes the training metrics since the last log and resets their sums."""
-        acc = parallel.fetch(state["metrics"])
+        acc = parallel.fetch(state.metrics)
         # x * 0 keeps each array's sharding, so train_step is not recompiled.
-        state = dict(state, metrics=jax.tree.map(lambda x: x * 0, state["metrics"]))
+        state = state.replace(metrics=jax.tree.map(lambda x: x * 0, state.metrics))
         dt = logs.timer.lap()
         done = logs.steps_since_log
         rec = {"step": step, "split": "train", "seconds": round(clock.elapsed(), 3)}
@@ -345,7 +345,9 @@ class Run:
         logs.progress.update(step, {"loss": rec["loss"][0]})
         return state
 
-    def _validate(self, state: State, step: int, logs: _Logs, clock: _Clock) -> tuple[State, dict]:
+    def _validate(
+        self, state: TrainState, step: int, logs: _Logs, clock: _Clock
+    ) -> tuple[TrainState, dict]:
         """Evaluates the current parameters on validation and keeps each seed's best."""
         val = self._evaluate(state, "params", "validation", self.cfg.data.val_max_batches)
         state = update_best(state, *self._as_state_arrays(val["loss"], val[logs.metric]))
@@ -358,7 +360,7 @@ class Run:
         return state, val
 
     def _checkpoint(
-        self, state: State, step: int, ckpt: Checkpointer, logs: _Logs, clock: _Clock
+        self, state: TrainState, step: int, ckpt: Checkpointer, logs: _Logs, clock: _Clock
     ) -> None:
         ckpt.save(step, state)
         if self.is_writer:
@@ -369,7 +371,7 @@ class Run:
             self._writers.flush()
         logs.timer.lap()
 
-    def _seed_results(self, state: State, val: dict | None) -> list[SeedResult]:
+    def _seed_results(self, state: TrainState, val: dict | None) -> list[SeedResult]:
         """Each seed's best-checkpoint and final-parameter figures.
 
         SPEC §8 decides claims on the final parameters (the best checkpoint's figures carry a
@@ -382,7 +384,10 @@ class Run:
             val = self._evaluate(state, "params", "validation", d.val_max_batches)
         final = {"val": val, "test": self._evaluate(state, "params", "test", d.test_max_batches)}
         host = parallel.fetch(
-            {k: state[k] for k in ("best_val", "best_metric", "best_step", "diverged_step")}
+            {
+                k: getattr(state, k)
+                for k in ("best_val", "best_metric", "best_step", "diverged_step")
+            }
         )
         finite = metrics_lib.finite_or_none
         results = []

@@ -10,6 +10,7 @@ seed axis r first (state sharded over the mesh's `replica` axis, replicated over
     diverged_step [r]   index of the first update whose loss or gradient was non-finite (-1: none);
                         a diverged seed's parameters stay at their last finite values
     metrics             on-device sums since the last log (see elm_jax.metrics)
+    carry               LM with `carry_state`: the recurrent state carried across batches ({})
 
 The update from step s to s+1 uses `dataset.train_batch(s, batch_size, seed)`, so data order and
 everything else derive from the step number and a resumed run is bitwise the uninterrupted one.
@@ -26,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import struct
 
 from elm_jax import metrics as metrics_lib
 from elm_jax import parallel
@@ -33,7 +35,22 @@ from elm_jax.models import build_model, initial_carry
 from elm_jax.network.wiring import make_wiring
 from elm_jax.optim import OptimConfig, make_optimizer, set_learning_rate
 
-State = dict[str, Any]
+
+@struct.dataclass
+class TrainState:
+    """The train state of S seeds; every leaf has the seed axis r first (module docstring)."""
+
+    step: jax.Array  # [r] int32
+    params: Any
+    extra: Any  # the model's other variable collections (e.g. constants/core: the wiring)
+    opt_state: Any
+    best_params: Any
+    best_val: jax.Array  # [r]
+    best_metric: jax.Array  # [r]
+    best_step: jax.Array  # [r] int32, -1 before the first finite validation
+    diverged_step: jax.Array  # [r] int32, -1 while finite
+    metrics: dict[str, jax.Array]  # on-device sums since the last log
+    carry: Any  # LM with spec.carry_state: the recurrent state; else {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,39 +96,44 @@ def _where_tree(pred: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
-def _train_one_seed(state: State, batch: Mapping[str, jax.Array], spec: StepSpec) -> State:
+def _train_one_seed(
+    state: TrainState, batch: Mapping[str, jax.Array], spec: StepSpec
+) -> TrainState:
     model = _build_model(spec.model)
     tx = make_optimizer(spec.optim)
 
-    carry_in = state["carry"] if spec.carry_state else None
+    carry_in = state.carry if spec.carry_state else None
 
     def loss_fn(params):
-        variables = {"params": params, **state["extra"]}
+        variables = {"params": params, **state.extra}
         logits, carry = model.apply(variables, batch["inputs"], carry=carry_in)
         loss, sums = _loss_sums(logits, batch["labels"], None, spec.model.task)
         return loss, (sums, carry)
 
-    (loss, (sums, carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
+    (loss, (sums, carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
 
     # A non-finite loss or gradient freezes this seed at its last finite parameters.
     finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
-    active = state["diverged_step"] < 0
+    active = state.diverged_step < 0
     keep = active & finite
-    new = dict(state)
-    new["params"] = _where_tree(keep, params, state["params"])
-    new["opt_state"] = _where_tree(keep, opt_state, state["opt_state"])
+    new_carry = state.carry
     if spec.carry_state:  # truncated BPTT: the state flows on, the gradient does not
-        new["carry"] = _where_tree(keep, jax.lax.stop_gradient(carry), state["carry"])
-    new["diverged_step"] = jnp.where(active & ~finite, state["step"], state["diverged_step"])
-    new["metrics"] = {k: state["metrics"][k] + jnp.where(keep, v, 0.0) for k, v in sums.items()}
-    new["step"] = state["step"] + 1
-    return new
+        new_carry = _where_tree(keep, jax.lax.stop_gradient(carry), state.carry)
+    metrics = {k: state.metrics[k] + jnp.where(keep, v, 0.0) for k, v in sums.items()}
+    return state.replace(
+        params=_where_tree(keep, params, state.params),
+        opt_state=_where_tree(keep, opt_state, state.opt_state),
+        carry=new_carry,
+        diverged_step=jnp.where(active & ~finite, state.step, state.diverged_step),
+        metrics=metrics,
+        step=state.step + 1,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
-def train_step(state: State, batch: Mapping[str, jax.Array], *, spec: StepSpec) -> State:
+def train_step(state: TrainState, batch: Mapping[str, jax.Array], *, spec: StepSpec) -> TrainState:
     """One optimizer update of every seed: state leaves [r, ...], batch leaves [r, b, ...]."""
     return jax.vmap(functools.partial(_train_one_seed, spec=spec))(state, batch)
 
@@ -145,15 +167,15 @@ def eval_stream_step(
 
 
 @functools.partial(jax.jit, donate_argnames=("state",))
-def update_best(state: State, val_loss: jax.Array, val_metric: jax.Array) -> State:
+def update_best(state: TrainState, val_loss: jax.Array, val_metric: jax.Array) -> TrainState:
     """Keeps, per seed, the parameters with the lowest finite validation loss [r] so far."""
-    better = jnp.isfinite(val_loss) & (val_loss < state["best_val"])
-    new = dict(state)
-    new["best_params"] = jax.vmap(_where_tree)(better, state["params"], state["best_params"])
-    new["best_val"] = jnp.where(better, val_loss, state["best_val"])
-    new["best_metric"] = jnp.where(better, val_metric, state["best_metric"])
-    new["best_step"] = jnp.where(better, state["step"], state["best_step"])
-    return new
+    better = jnp.isfinite(val_loss) & (val_loss < state.best_val)
+    return state.replace(
+        best_params=jax.vmap(_where_tree)(better, state.params, state.best_params),
+        best_val=jnp.where(better, val_loss, state.best_val),
+        best_metric=jnp.where(better, val_metric, state.best_metric),
+        best_step=jnp.where(better, state.step, state.best_step),
+    )
 
 
 def init_state(
@@ -163,7 +185,7 @@ def init_state(
     mesh: jax.sharding.Mesh,
     batch_size: int | None = None,
     wiring_seeds: list[int] | None = None,
-) -> State:
+) -> TrainState:
     """The initial train state of all seeds, sharded over the mesh's `replica` axis.
 
     `batch_size` sizes the carried recurrent state when `spec.carry_state`. `wiring_seeds` (ELM
@@ -187,20 +209,20 @@ def init_state(
         if spec.carry_state:
             if batch_size is None:
                 raise ValueError("init_state needs batch_size when spec.carry_state is set")
-            carry = {"carry": initial_carry(spec.model, batch_size)}
-        return {
-            **carry,
-            "step": jnp.zeros((), jnp.int32),
-            "params": params,
-            "extra": variables,
-            "opt_state": opt_state,
-            "best_params": params,
-            "best_val": jnp.asarray(jnp.inf, jnp.float32),
-            "best_metric": jnp.asarray(jnp.nan, jnp.float32),
-            "best_step": jnp.asarray(-1, jnp.int32),
-            "diverged_step": jnp.asarray(-1, jnp.int32),
-            "metrics": {k: v[0] for k, v in metrics_lib.zeros(1).items()},
-        }
+            carry = initial_carry(spec.model, batch_size)
+        return TrainState(
+            carry=carry,
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            extra=variables,
+            opt_state=opt_state,
+            best_params=params,
+            best_val=jnp.asarray(jnp.inf, jnp.float32),
+            best_metric=jnp.asarray(jnp.nan, jnp.float32),
+            best_step=jnp.asarray(-1, jnp.int32),
+            diverged_step=jnp.asarray(-1, jnp.int32),
+            metrics={k: v[0] for k, v in metrics_lib.zeros(1).items()},
+        )
 
     init = jax.jit(jax.vmap(one), out_shardings=parallel.state_sharding(mesh))
     state = init(jnp.asarray(seeds, jnp.uint32), jnp.asarray(learning_rates, jnp.float32))
@@ -209,29 +231,29 @@ def init_state(
     return state
 
 
-def _rewire(state: State, model: Any, wiring_seeds: list[int]) -> State:
+def _rewire(state: TrainState, model: Any, wiring_seeds: list[int]) -> TrainState:
     """Replaces each replica's wiring constants by the draw of its own wiring seed."""
     wirings = [
         make_wiring(
-            model.num_neurons,
-            model.synapses_per_neuron,
-            model.num_branches,
-            model.external_dim,
-            model.recurrent_fraction,
-            int(seed),
+            num_neurons=model.num_neurons,
+            synapses_per_neuron=model.synapses_per_neuron,
+            num_branches=model.num_branches,
+            external_dim=model.external_dim,
+            recurrent_fraction=model.recurrent_fraction,
+            seed=int(seed),
         )
         for seed in wiring_seeds
     ]
-    core = dict(state["extra"]["constants"]["core"])
+    core = dict(state.extra["constants"]["core"])
     for name, field in (("synapse_source", "source"), ("synapse_branch", "branch")):
         stacked = np.stack([getattr(w, field) for w in wirings])
         core[name] = parallel.put_global(stacked, core[name].sharding)
-    constants = {**state["extra"]["constants"], "core": core}
-    return {**state, "extra": {**state["extra"], "constants": constants}}
+    constants = {**state.extra["constants"], "core": core}
+    return state.replace(extra={**state.extra, "constants": constants})
 
 
 def evaluate(
-    state: State,
+    state: TrainState,
     params_key: str,
     dataset: Any,
     split: str,
@@ -241,9 +263,10 @@ def evaluate(
     chunk_len: int,
     max_batches: int | None,
 ) -> dict[str, list[float | None]]:
-    """Per-seed loss and metric of `state[params_key]` on `split` (LM: contiguous, carried state)."""
-    params, extra = state[params_key], state["extra"]
-    num_seeds = int(state["step"].shape[0])
+    """Per-seed loss and metric of `state.<params_key>` ("params" or "best_params") on `split`
+    (LM: contiguous, carried state)."""
+    params, extra = getattr(state, params_key), state.extra
+    num_seeds = int(state.step.shape[0])
     eval_sharding = parallel.eval_batch_sharding(mesh)
     total = None
     if spec.model.task == "lm":
@@ -276,7 +299,7 @@ def evaluate(
 
 
 __all__ = [
-    "State",
+    "TrainState",
     "StepSpec",
     "eval_step",
     "eval_stream_step",
