@@ -30,7 +30,7 @@ import optax
 from flax import struct
 
 from elm_jax import metrics as metrics_lib
-from elm_jax import parallel
+from elm_jax import neuronio_metrics, parallel
 from elm_jax.models import build_model, initial_carry
 from elm_jax.network.wiring import make_wiring
 from elm_jax.optim import OptimConfig, make_optimizer, set_learning_rate
@@ -78,6 +78,8 @@ def _loss_sums(
     logits: jax.Array, labels: jax.Array, mask: jax.Array | None, task: str
 ) -> tuple[jax.Array, dict]:
     """Mean cross-entropy (nats) and the metric sums of one seed's batch."""
+    if task == "neuronio":  # spike and soma at every step, labels [b, t, 3]
+        return neuronio_metrics.loss_sums(logits, labels, mask)
     if task == "classification":
         logits = logits[:, -1]  # [b, o]: the classifier reads the last step
     ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
@@ -121,7 +123,7 @@ def _train_one_seed(
     new_carry = state.carry
     if spec.carry_state:  # truncated BPTT: the state flows on, the gradient does not
         new_carry = _where_tree(keep, jax.lax.stop_gradient(carry), state.carry)
-    metrics = {k: state.metrics[k] + jnp.where(keep, v, 0.0) for k, v in sums.items()}
+    metrics = {k: v + jnp.where(keep, sums[k], 0.0) for k, v in state.metrics.items()}
     return state.replace(
         params=_where_tree(keep, params, state.params),
         opt_state=_where_tree(keep, opt_state, state.opt_state),
