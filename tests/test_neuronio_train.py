@@ -10,14 +10,13 @@ import pytest
 from neuronio_fakes import write_fake_dataset
 
 from elm_jax import data
-from elm_jax.budget.cost import cost
 from elm_jax.configs import neuronio_linear, neuronio_routing
-from elm_jax.models import ModelConfig
+from elm_jax.models import ModelConfig, neuron_config_of
 from elm_jax.train.loop import train_and_evaluate
 
 
 def _params(config) -> int:
-    return cost(ModelConfig.from_dict(config.model.to_dict())).P_total
+    return neuron_config_of(ModelConfig.from_dict(config.model.to_dict())).num_params
 
 
 def test_configs_count_the_released_checkpoints_parameters():
