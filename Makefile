@@ -15,7 +15,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES ?= -1
 
-.PHONY: install test lint format sweep report bench data clean browser notebook fashion-mnist
+.PHONY: install test lint format sweep report bench data clean browser notebook fashion-mnist bench-tasks
 
 install: $(STAMP)
 
@@ -56,6 +56,11 @@ bench: install
 	$(PY) bench/neuron_speed.py
 	$(PY) bench/network_speed.py
 	$(PY) bench/seed_parallel.py --seeds 4
+
+# Short CPU runs of the single-neuron recipes (elm_jax/configs/neuron_*.py), one JSON line each
+# (tasks whose data or task is not available print status "unavailable" and the reason).
+bench-tasks: install fashion-mnist
+	$(PY) bench/tasks.py $(BENCH_TASKS_ARGS)
 
 # The headless browser of tests/test_explore_browser.py, installed with apt-get when missing and
 # we are root (best effort, quiet); without one that test is skipped and says why.
