@@ -146,7 +146,7 @@ def bench_one(cfg, args, label: str, machine: float) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from elm_jax.budget import cost
+    from elm_jax.budget.cost import cost
 
     model, tx, step = train_step_fn(cfg, args.seeds)
     key = jax.random.PRNGKey(0)
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     configure_threads(args.threads)
 
-    from elm_jax.budget import enumerate_points
+    from elm_jax.budget.enumeration import enumerate_points
     from elm_jax.network.layers import ELMNetwork
 
     machine = matmul_gflops(args.repeats)

@@ -44,7 +44,7 @@ def check_wandb_mode(mode: str) -> str:
 
 
 def seed_hparams(cost: Any, model: Any, seeds: Sequence[int], lrs: Sequence[float]) -> list[dict]:
-    """One hparams dict per seed: the architecture point (`cost`: elm_jax.budget.Cost) + seed, lr."""
+    """One hparams dict per seed: the architecture point (`cost`: elm_jax.budget.cost.Cost) + seed, lr."""
     base = {
         "arch": model.arch,
         "N": int(model.num_neurons),

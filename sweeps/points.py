@@ -111,7 +111,7 @@ ARCH_FIELDS = (
 
 
 def point_from_budget(budget_point: Any, *, slice: str, budget: float | None = None) -> SweepPoint:
-    """Makes a SweepPoint from an `elm_jax.budget.Point`.
+    """Makes a SweepPoint from an `elm_jax.budget.enumeration.Point`.
 
     The model overrides are the point's architecture fields (ARCH_FIELDS) of
     `budget_point.model_config()`, so the trainer builds exactly the model that was counted.

@@ -73,7 +73,7 @@ def budget_slice(
     Raises:
       ValueError: no point of the grid fits the budget (the message names the nearest one).
     """
-    from elm_jax import budget as budget_lib
+    from elm_jax.budget import enumeration as budget_lib
 
     try:
         found = budget_lib.enumerate_points(
@@ -138,10 +138,10 @@ def axis_slices(
 
     The centre is the point with the given (d_m, k_c) at `center_budget`; each axis then
     takes `values[axis]` (N, d_m or k_c values) or by default the centre value times 2^j,
-    j = -3..3 (where valid), the other two fixed (`elm_jax.budget.axis_sweep`). Budgets are
+    j = -3..3 (where valid), the other two fixed (`elm_jax.budget.enumeration.axis_sweep`). Budgets are
     NaN: these points do not share a budget.
     """
-    from elm_jax import budget as budget_lib
+    from elm_jax.budget import enumeration as budget_lib
 
     try:
         (center,) = budget_lib.enumerate_points(
@@ -185,9 +185,9 @@ def random_slice(
 ) -> list[SweepPoint]:
     """`num_points` points at log-uniform random budgets over `budget_range` (the scaling law).
 
-    Each point's `budget` is the budget it was drawn for (`elm_jax.budget.random_sweep`).
+    Each point's `budget` is the budget it was drawn for (`elm_jax.budget.enumeration.random_sweep`).
     """
-    from elm_jax import budget as budget_lib
+    from elm_jax.budget import enumeration as budget_lib
 
     found = budget_lib.random_sweep(
         task,

@@ -8,13 +8,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from elm_jax import budget
-from elm_jax.budget import (
+from elm_jax.budget import cli as budget_cli
+from elm_jax.budget.cost import cost, count_params, elm_k_e
+from elm_jax.budget.enumeration import (
+    TASK_SHAPES,
     EmptyEnumerationError,
     axis_sweep,
-    cost,
-    count_params,
-    elm_k_e,
     enumerate_points,
     random_sweep,
 )
@@ -26,7 +25,7 @@ TASKS = ("shd_adding", "shd", "enwik8")
 def _cfg(arch, task, n, d_m=2, k_c=8, d_tree=4, **kw):
     return ModelConfig(
         arch=arch, num_neurons=n, num_memory=d_m, synapses_per_neuron=k_c, num_branches=d_tree,
-        embed_dim=kw.pop("embed_dim", 16), **budget.TASK_SHAPES[task], **kw,
+        embed_dim=kw.pop("embed_dim", 16), **TASK_SHAPES[task], **kw,
     )  # fmt: skip
 
 
@@ -42,7 +41,7 @@ def _shapes(cfg):
 def test_k_e_matches_the_spec_closed_form_with_defaults():
     for d_m in range(1, 40):
         closed = (4 + d_m) * 2 * d_m + 2 * d_m + 2 * d_m * d_m + d_m + (d_m + 1) + d_m
-        assert elm_k_e(d_m) == closed
+        assert elm_k_e(num_memory=d_m) == closed
 
 
 def test_single_neuron_cost_equals_the_neuron_parameter_count():
@@ -53,7 +52,7 @@ def test_single_neuron_cost_equals_the_neuron_parameter_count():
             num_input=700, num_output=1, num_memory=d_m, mlp_num_layers=layers,
             num_branches=d_tree, synapses_per_branch=k_c // d_tree, learn_memory_tau=True,
         )  # fmt: skip
-        assert elm_k_e(d_m, None, d_tree, layers) + k_c == n
+        assert elm_k_e(num_memory=d_m, num_branches=d_tree, mlp_num_layers=layers) + k_c == n
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -105,13 +104,13 @@ def test_enumerated_points_are_within_tolerance_and_satisfy_the_budget_identity(
     points = enumerate_points(value, task, budget_kind=kind, tolerance=tol)
     assert len(points) >= 10
     key = "P_core" if kind == "core" else "P_total"
-    d_ext = budget.TASK_SHAPES[task]["input_dim"] if task != "enwik8" else 64
+    d_ext = TASK_SHAPES[task]["input_dim"] if task != "enwik8" else 64
     for p in points:
         assert abs(getattr(p, key) - value) <= tol * value
         assert p.P_core == p.N * (p.k_e + p.k_c)
         assert p.P_total == p.P_core + p.P_io
         assert p.k_c % p.d_tree == 0 and p.k_c <= d_ext + p.N
-        assert p.k_e == elm_k_e(p.d_m) and p.budget == value and p.budget_kind == kind
+        assert p.k_e == elm_k_e(num_memory=p.d_m) and p.budget == value and p.budget_kind == kind
         assert cost(p.model_config()).P_total == p.P_total
     ids = [(p.d_m, p.k_c) for p in points]
     assert ids == sorted(set(ids))  # deterministic order, no duplicates
@@ -128,7 +127,7 @@ def test_enumeration_finds_every_grid_pair_that_has_a_point_in_tolerance():
         (d_m, k_c)
         for d_m, k_c in itertools.product(d_ms, k_cs)
         for n in range(1, 400)
-        if abs(n * (elm_k_e(d_m) + k_c) - value) <= tol * value
+        if abs(n * (elm_k_e(num_memory=d_m) + k_c) - value) <= tol * value
     }
     assert found == brute
 
@@ -243,7 +242,7 @@ def test_random_sweep_is_seeded_log_uniform_over_three_orders_of_magnitude():
 
 
 def test_command_line_prints_exact_json_fields_and_verified_counts(capsys):
-    rc = budget.main(
+    rc = budget_cli.main(
         ["points", "--budget", "1e4", "--task", "shd_adding", "--d-m", "2,4", "--k-c", "8,16",
          "--json", "--verify"]
     )  # fmt: skip
@@ -258,5 +257,5 @@ def test_command_line_prints_exact_json_fields_and_verified_counts(capsys):
 
 
 def test_command_line_reports_impossible_requests_as_errors(capsys):
-    assert budget.main(["points", "--budget", "5", "--task", "shd_adding"]) == 2
+    assert budget_cli.main(["points", "--budget", "5", "--task", "shd_adding"]) == 2
     assert "below the smallest point" in capsys.readouterr().err

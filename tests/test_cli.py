@@ -16,7 +16,8 @@ import cli_cases
 import numpy as np
 import pytest
 
-from elm_jax import cli, convert
+from elm_jax import cli
+from elm_jax.neuron import convert
 
 REPO = cli_cases.REPO
 BUDGET_1 = ["elm_jax.budget", "points", "--budget", "1", "--task", "shd_adding"]

@@ -89,9 +89,9 @@ def test_documented_command_works_as_written(command, tmp_path, monkeypatch, cap
         assert " points x " in capsys.readouterr().out and not sweep_dir.exists()
         return
     if command.module == "elm_jax.budget":
-        from elm_jax import budget
+        from elm_jax.budget import cli as budget_cli
 
-        assert budget.main(command.args) == 0
+        assert budget_cli.main(command.args) == 0
         assert "P_core" in capsys.readouterr().out
         return
     original = argparse.ArgumentParser.parse_args

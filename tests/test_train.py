@@ -15,7 +15,7 @@ import pytest
 import train_helpers as th
 
 from elm_jax import data, parallel
-from elm_jax.budget import cost
+from elm_jax.budget.cost import cost
 from elm_jax.configs import smoke
 from elm_jax.configs.merge import resolve_config
 from elm_jax.data.lm_stream import stream_train_batch

@@ -20,7 +20,7 @@ import numpy as np
 
 from elm_jax import data, parallel, provenance
 from elm_jax import metrics as metrics_lib
-from elm_jax.budget import cost
+from elm_jax.budget.cost import cost
 from elm_jax.checkpoint import Checkpointer
 from elm_jax.config_check import check_config, data_options
 from elm_jax.configs.common import to_plain

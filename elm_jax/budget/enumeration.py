@@ -1,39 +1,25 @@
-"""Exact parameter and FLOP accounting, and budget enumeration over (N, k_e, k_c) (SPEC §3).
+"""Budget enumeration over (N, k_e, k_c) (SPEC §3): the architecture points of a sweep.
 
-Definitions (every count is of trainable parameters; the wiring and fixed time constants in the
-``constants`` collection are never counted):
-
-* ELM network: ``k_c`` = synaptic weights per neuron; ``k_e`` = every other per-neuron parameter
-  = MLP ``(d_tree + d_m) d_mlp + d_mlp + (l_mlp - 1)(d_mlp^2 + d_mlp) + d_mlp d_m + d_m`` +
-  readout ``d_m + 1`` + learnable tau_m ``d_m``. ``P_core = N (k_e + k_c)``.
-* Baselines (LSTM, GRU, leaky): the core is the recurrent layer; per unit ``k_c`` = its weights
-  from the pool (input and recurrent: ``4 (D_ext + N)`` LSTM, ``3 (D_ext + N)`` GRU,
-  ``D_ext + N`` leaky) and ``k_e`` = its other parameters (4 LSTM and GRU biases; bias + tau for
-  leaky), so ``P_core = N (k_e + k_c)`` holds for them too. ``d_m`` is 0 for baselines.
-* ``P_io`` = encoder + decoder: ``N C + C`` for classification (identity encoder), plus the byte
-  embedding ``input_dim * D_ext`` for the language model. ``P_total = P_core + P_io``.
-
-FLOP convention: 2 FLOPs per multiply-accumulate of the model's linear maps, per sample and per
-time step, counting each synapse once (the algorithmic sparse count, whatever the connectivity
-implementation); embedding lookups, decays and elementwise nonlinearities count 0.
-``flops_train_step`` = 3 x ``flops_per_step`` (forward + backward), per sample and time step:
-multiply by batch x T x steps for a run's training FLOPs.
+`enumerate_points` finds every point within a tolerance of a budget (on P_core or P_total),
+`axis_sweep` moves one of N, k_e, k_c from a centre point with the others fixed, and
+`random_sweep` draws points over a budget range. Each `Point` carries its exact cost
+(`elm_jax.budget.cost`) and builds its `ModelConfig`. Its fields use the paper's symbols (N, d_m,
+k_c, k_e, d_tree): they are the results table's columns.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from elm_jax.baselines import baseline_core_params, baseline_macs_per_step
-from elm_jax.models import ModelConfig, neuron_config_of
+from elm_jax.budget.cost import cost, count_params, elm_k_e
+from elm_jax.models import ModelConfig, build_model
 
 TASK_SHAPES: dict[str, dict[str, Any]] = {
     "shd_adding": {"task": "classification", "input_dim": 700, "num_classes": 19},
@@ -47,19 +33,6 @@ _K_C_MULTIPLES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 class EmptyEnumerationError(ValueError):
     """No architecture point satisfies the request; the message names the constraint."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Cost:
-    """Analytic cost of one model configuration (see the module docstring for conventions)."""
-
-    k_e: int
-    k_c: int
-    P_core: int
-    P_io: int
-    P_total: int
-    flops_per_step: int
-    flops_train_step: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,98 +82,6 @@ class Point:
         """Exactly the fields of the command line's JSON lines."""
         keys = ("N", "d_m", "k_c", "k_e", "P_core", "P_io", "P_total", "flops_per_step")
         return {k: getattr(self, k) for k in keys}
-
-
-# ---------------------------------------------------------------------------- analytic counts
-
-
-def elm_k_e(
-    d_m: int, d_mlp: int | None = None, d_tree: int = 4, l_mlp: int = 1, learn_tau: bool = True
-) -> int:
-    """Per-neuron non-synaptic parameters k_e of an ELM neuron in the network (SPEC §3)."""
-    h = d_mlp or 2 * d_m
-    mlp = (d_tree + d_m) * h + h + (l_mlp - 1) * (h * h + h) + h * d_m + d_m
-    return mlp + (d_m + 1) + (d_m if learn_tau else 0)
-
-
-def elm_macs_per_neuron(
-    d_m: int, k_c: int, d_mlp: int | None = None, d_tree: int = 4, l_mlp: int = 1
-):
-    """Multiply-accumulates of one neuron for one step: synapses, MLP and readout."""
-    h = d_mlp or 2 * d_m
-    return k_c + (d_tree + d_m) * h + (l_mlp - 1) * h * h + h * d_m + d_m
-
-
-def io_params(cfg: ModelConfig) -> int:
-    """Encoder + decoder parameters of ``cfg``."""
-    decoder = cfg.num_neurons * cfg.num_classes + cfg.num_classes
-    encoder = cfg.input_dim * cfg.embed_dim if cfg.task == "lm" else 0
-    return encoder + decoder
-
-
-def single_neuron_cost(cfg: ModelConfig) -> Cost:
-    """`Cost` of ``arch="elm_neuron"``: all of it is the one neuron (its readout is the
-    classifier, no encoder or decoder); k_c its synapse weights, k_e the rest (SPEC §2)."""
-    neuron = neuron_config_of(cfg)
-    k_c = neuron.num_synapses
-    k_e = neuron.num_params - k_c
-    mlp = sum(fan_in * fan_out for fan_in, fan_out in neuron.mlp_sizes)
-    flops = 2 * (k_c + mlp + cfg.num_memory * cfg.num_classes)
-    return Cost(k_e, k_c, k_e + k_c, 0, k_e + k_c, flops, 3 * flops)
-
-
-def cost(cfg: ModelConfig) -> Cost:
-    """The analytic `Cost` of ``cfg`` (every arch)."""
-    if cfg.arch == "elm_neuron":
-        return single_neuron_cost(cfg)
-    n = cfg.num_neurons
-    if cfg.arch == "elm":
-        k_e = elm_k_e(
-            cfg.num_memory, cfg.hidden_size, cfg.num_branches, cfg.mlp_num_layers,
-            cfg.learn_memory_tau,
-        )  # fmt: skip
-        k_c = cfg.synapses_per_neuron
-        core_macs = n * elm_macs_per_neuron(
-            cfg.num_memory, k_c, cfg.hidden_size, cfg.num_branches, cfg.mlp_num_layers
-        )
-    else:
-        k_e, k_c = baseline_core_params(cfg.arch, n, cfg.external_dim)
-        core_macs = baseline_macs_per_step(cfg.arch, n, cfg.external_dim)
-    p_core = n * (k_e + k_c)
-    p_io = io_params(cfg)
-    flops = 2 * (core_macs + n * cfg.num_classes)
-    return Cost(k_e, k_c, p_core, p_io, p_core + p_io, flops, 3 * flops)
-
-
-def _leaf_size(leaf: Any) -> int:
-    return int(np.prod(np.shape(leaf), dtype=np.int64))
-
-
-def count_params(variables_or_params: Mapping[str, Any], cfg: ModelConfig) -> dict[str, int]:
-    """Counts a real (or `jax.eval_shape`) variables tree into ``{"core", "io", "total"}``.
-
-    Accepts the full variables (only ``params`` is counted) or the params alone; ``core`` is the
-    subtree ``core``, ``io`` everything else (encoder, decoder). One replica's tree.
-    """
-    import jax
-
-    params = variables_or_params.get("params", variables_or_params)
-    if "core" not in params:
-        raise ValueError(
-            f"params tree with top-level keys {sorted(params)} is invalid: expected a task model's "
-            f"params with a 'core' subtree (arch={cfg.arch!r})"
-        )
-    core = sum(_leaf_size(x) for x in jax.tree_util.tree_leaves(params["core"]))
-    io = sum(
-        _leaf_size(x)
-        for k, v in params.items()
-        if k != "core"
-        for x in jax.tree_util.tree_leaves(v)
-    )
-    return {"core": core, "io": io, "total": core + io}
-
-
-# ------------------------------------------------------------------------------- enumeration
 
 
 def _task_shapes(task: str) -> dict[str, Any]:
@@ -332,7 +213,12 @@ def enumerate_points(
     io_per_neuron = 0 if budget_kind == "core" else n_cls
 
     def size_of(n: int, dm: int, kc: int) -> int:
-        k_e = elm_k_e(dm, None, d_tree, mlp_num_layers, learn_memory_tau)
+        k_e = elm_k_e(
+            num_memory=dm,
+            num_branches=d_tree,
+            mlp_num_layers=mlp_num_layers,
+            learn_memory_tau=learn_memory_tau,
+        )
         return fixed + n * (k_e + kc + io_per_neuron)
 
     smallest = size_of(1, d_ms[0], k_cs[0])
@@ -484,78 +370,8 @@ def random_sweep(
     return out
 
 
-# ------------------------------------------------------------------------------ command line
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or any(not v.is_integer() for v in values):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of integers (e.g. 1,2,4,8)"
-        )
-    return [int(v) for v in values]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m elm_jax.budget points --budget 1e4 --task shd_adding [--json] [--verify]``.
-
-    Returns the exit code; failures print one line on stderr (docs/cli.md).
-    """
-    from elm_jax import cli
-
-    return cli.run(_main, argv, prog="elm_jax.budget")
-
-
-def _main(argv: list[str]) -> int:
-    from elm_jax import cli
-
-    parser = cli.ArgumentParser(prog="elm_jax.budget", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    pts = sub.add_parser("points", help="enumerate the architecture points of one budget")
-    pts.add_argument("--budget", type=float, required=True)
-    pts.add_argument("--task", required=True, choices=sorted(TASK_SHAPES))
-    pts.add_argument("--arch", default="elm", choices=["elm", "lstm", "gru", "leaky"])
-    pts.add_argument("--budget-kind", default="core", choices=BUDGET_KINDS)
-    pts.add_argument("--tolerance", type=float, default=0.05)
-    pts.add_argument("--d-m", type=_int_list, default=None, help="comma-separated d_m grid")
-    pts.add_argument("--k-c", type=_int_list, default=None, help="comma-separated k_c grid")
-    pts.add_argument("--d-tree", type=int, default=4)
-    pts.add_argument("--embed-dim", type=int, default=64)
-    pts.add_argument("--verify", action="store_true", help="count each built model's leaves")
-    pts.add_argument("--json", action="store_true", help="one JSON object per line")
-    args = parser.parse_args(argv)
-    points = enumerate_points(
-        args.budget, args.task, arch=args.arch, budget_kind=args.budget_kind,
-        d_m=args.d_m, k_c=args.k_c, tolerance=args.tolerance, d_tree=args.d_tree,
-        embed_dim=args.embed_dim,
-    )  # fmt: skip
-    rows = []
-    for p in points:
-        row = p.summary()
-        if args.verify:
-            row["P_counted"] = verify_point(p)["total"]
-        rows.append(row)
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-    else:
-        cols = list(rows[0])
-        print(" ".join(f"{c:>14}" for c in cols))
-        for row in rows:
-            print(" ".join(f"{row[c]:>14}" for c in cols))
-    return 0
-
-
 def verify_point(point: Point) -> dict[str, int]:
     """Builds the point's model with shapes only (`jax.eval_shape`) and counts its leaves."""
-    import jax
-    import jax.numpy as jnp
-
-    from elm_jax.models import build_model
-
     cfg = point.model_config()
     if cfg.task == "classification":
         x = jax.ShapeDtypeStruct((1, 1, cfg.input_dim), jnp.float32)
@@ -563,7 +379,3 @@ def verify_point(point: Point) -> dict[str, int]:
         x = jax.ShapeDtypeStruct((1, 1), jnp.int32)
     shapes = jax.eval_shape(build_model(cfg).init, jax.random.PRNGKey(0), x)
     return count_params(shapes, cfg)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
