@@ -28,9 +28,11 @@ $(STAMP): setup.cfg pyproject.toml
 test: install browser fashion-mnist
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff checks import order (rule I); tests/test_layering.py that no module imports a higher layer.
 lint: install
 	$(PY) -m ruff check elm_jax sweeps analysis tests bench
 	$(PY) -m ruff format --check elm_jax sweeps analysis tests bench
+	$(PY) -m pytest -q -p no:randomly tests/test_layering.py
 
 format: install
 	$(PY) -m ruff check --fix elm_jax sweeps analysis tests bench
