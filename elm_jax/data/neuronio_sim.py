@@ -123,7 +123,7 @@ class SimParams:
 
     duration_ms: int = 3000
     dt_ms: float = 0.1
-    exc_rate_hz: tuple[float, float] = (0.15, 0.5)
+    exc_rate_hz: tuple[float, float] = (0.28, 0.5)
     inh_rate_hz: tuple[float, float] = (0.5, 2.0)
     rate_log_sd: float = 1.0
     rate_tau_ms: tuple[float, float] = (30.0, 300.0)
@@ -276,9 +276,14 @@ def split_segments(lengths: np.ndarray, total: int = NUM_SEGMENTS) -> np.ndarray
 class PyramidalCell:
     """The NEURON cell: morphology, channels and the 2 x 639 synapses (one per process)."""
 
+    _built = False
+
     def __init__(self, mechanisms_folder: str, params: SimParams):
+        if PyramidalCell._built:  # NEURON's sections are global: a second cell would share them
+            raise SimulatorError("a PyramidalCell exists in this process already; reuse it")
         self.h = h = load_neuron(mechanisms_folder)
         self.params = check_params(params)
+        PyramidalCell._built = True
         if not hasattr(h, "soma"):
             h.load_file(morphology_path())
         self.soma = h.soma
