@@ -116,6 +116,9 @@ def test_cache_holds_arrays_manifest_and_checksums(tmp_path):
     np.testing.assert_array_equal(splits["test"][0], generate(cfg, 4, [3, 2])["images"])
     assert [r["sha256"] for r in records] == [manifest["files"][s]["sha256"] for s in TINY_SIZES]
     assert manifest["files"]["train"]["positives"] == 6
+    rebuilt = build_generated(str(tmp_path / "again"), cfg, TINY_SIZES, seed=3)
+    again = json.loads((tmp_path / rebuilt / "manifest.json").read_text())
+    assert again["files"] == manifest["files"]  # same bytes, same sha256
     stamp = os.path.getmtime(os.path.join(folder, "train.npz"))
     assert build_generated(str(tmp_path), cfg, TINY_SIZES, seed=3) == folder
     assert os.path.getmtime(os.path.join(folder, "train.npz")) == stamp  # not rebuilt

@@ -4,7 +4,8 @@ Generated sets (`elm_jax.data.pathfinder`) live in `<cache>/pathfinder_style/<ke
 `key` hashes the generator version, its parameters, the split sizes and the seed. The folder
 holds `train.npz`, `validation.npz`, `test.npz` (`images` [n, H, W] uint8, `labels` [n] uint8,
 `markers` [n, 2, 2] int16) and `manifest.json` (parameters, seed, sizes, each file's sha256,
-generation time). The folder is assembled under a temporary name and renamed into place, and
+generation time). The npz members carry a fixed date, so a file's bytes (and sha256) depend
+only on its arrays. The folder is assembled under a temporary name and renamed into place, and
 every read checks the files against the manifest's sha256.
 
 The Long Range Arena release (Tay et al. 2021) keeps each difficulty in a folder such as
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -96,13 +98,24 @@ def build_generated(
     return final
 
 
+def write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """A deflated .npz whose bytes depend only on the arrays (members dated 1980-01-01)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array))
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+
+
 def _write_generated(folder: str, cfg: PathfinderConfig, sizes: dict[str, int], seed: int):
     wall, cpu = time.time(), time.process_time()
     files = {}
     for k, split in enumerate(SPLITS):
         arrays = generate(cfg, int(sizes[split]), [seed, k])
         path = os.path.join(folder, f"{split}.npz")
-        np.savez_compressed(path, **arrays)
+        write_npz(path, arrays)
         files[split] = {"file": f"{split}.npz", "sha256": sha256_file(path),
                         "num_examples": int(sizes[split]),
                         "positives": int(arrays["labels"].sum())}  # fmt: skip
