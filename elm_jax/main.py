@@ -10,6 +10,7 @@ and exit code 2 (docs/cli.md); `--debug` shows the traceback.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -49,8 +50,6 @@ def _config_arg(argv: list[str]) -> str | None:
 
 def check_config_file(spec: str) -> Any:
     """Loads `FILE.py[:variant]` as absl will (its config), failures as one-line UsageErrors."""
-    import importlib.util
-
     path, sep, variant = spec.partition(":")
     if not path.endswith(".py") or not os.path.isfile(path):
         shipped = sorted(n for n in os.listdir(CONFIG_DIR) if n.endswith(".py") and n[0] != "_")

@@ -120,7 +120,7 @@ class Progress:
             enabled = sys.stderr.isatty()
         self._bar = None
         if enabled:
-            from tqdm import tqdm
+            from tqdm import tqdm  # only on a terminal
 
             self._bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
         self._last = initial

@@ -103,7 +103,7 @@ def fetch(tree: Any) -> Any:
     processes (the seed axis split over hosts) are all-gathered first: a collective, so every
     process must call it at the same point of the program.
     """
-    from jax.experimental import multihost_utils
+    from jax.experimental import multihost_utils  # only with several processes
 
     def one(x: Any) -> Any:
         if isinstance(x, jax.Array) and not x.is_fully_addressable:

@@ -59,6 +59,7 @@ def git_state(directory: str = PACKAGE_DIR) -> tuple[str | None, bool | None]:
 
 @functools.cache
 def _static() -> dict[str, Any]:
+    # Here, not at the top: a sweep driver collects provenance without loading jax at import.
     import jax
 
     import elm_jax
@@ -84,7 +85,7 @@ def collect(*, devices: bool = True) -> dict[str, Any]:
     out["backend"] = out["device_kind"] = None
     if devices:
         try:
-            import jax
+            import jax  # only when devices are asked for (see _static)
 
             out["backend"] = jax.default_backend()
             out["device_kind"] = jax.devices()[0].device_kind

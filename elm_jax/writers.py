@@ -87,6 +87,7 @@ class MetricWriters:
         self._tb: list[Any] = []
         self._wandb: list[Any] = []
         if tensorboard:
+            # Only with logging.tensorboard: the common case writes no event files.
             from tensorboardX import SummaryWriter
             from tensorboardX.summary import hparams as hparams_summary
 
@@ -104,7 +105,7 @@ class MetricWriters:
                 self._tb.append(writer)
         if wandb_mode:
             check_wandb_mode(wandb_mode)
-            import wandb
+            import wandb  # the optional extra `wandb`, checked just above
 
             directory = os.path.join(workdir, WANDB_DIR)
             os.makedirs(directory, exist_ok=True)
@@ -174,7 +175,7 @@ class MetricWriters:
     def close(self, success: bool = True) -> None:
         """Flushes and closes every run (marks the hparams session ended when `success`)."""
         if success and self._tb:
-            from tensorboardX.summary import hparams as hparams_summary
+            from tensorboardX.summary import hparams as hparams_summary  # as in __init__
 
             _, _, end = hparams_summary({}, {})
             for writer in self._tb:

@@ -73,6 +73,7 @@ def budget_slice(
     Raises:
       ValueError: no point of the grid fits the budget (the message names the nearest one).
     """
+    # Loads jax and flax (through the models): only when a slice is enumerated.
     from elm_jax.budget import enumeration as budget_lib
 
     try:
@@ -141,6 +142,7 @@ def axis_slices(
     j = -3..3 (where valid), the other two fixed (`elm_jax.budget.enumeration.axis_sweep`). Budgets are
     NaN: these points do not share a budget.
     """
+    # Loads jax and flax (through the models): only when a slice is enumerated.
     from elm_jax.budget import enumeration as budget_lib
 
     try:
@@ -187,6 +189,7 @@ def random_slice(
 
     Each point's `budget` is the budget it was drawn for (`elm_jax.budget.enumeration.random_sweep`).
     """
+    # Loads jax and flax (through the models): only when a slice is enumerated.
     from elm_jax.budget import enumeration as budget_lib
 
     found = budget_lib.random_sweep(

@@ -22,6 +22,7 @@ from elm_jax.data.common import (
     resolve_data_dir,
 )
 from elm_jax.data.enwik8 import ENWIK8_HOWTO, ByteDataset, load_enwik8
+from elm_jax.data.enwiki_sample import load_enwiki_sample
 from elm_jax.data.registry import PASSED_OPTIONS, TASKS
 from elm_jax.data.shd import NUM_CHANNELS, check_bin_ms, read_shd
 from elm_jax.data.shd_tasks import SHDAddingDataset, SHDDataset
@@ -180,6 +181,7 @@ def _load_spikes(name: str, data_dir: str | None, force_default: bool, options: 
     paths = None if force_default else find_shd_files(data_dir)
     fallback = None
     if paths is None:
+        # Only for the embedded default: its generator (speech synthesis) is slow to import.
         from elm_jax.data.shd_default import build_shd_default
 
         if not force_default and data_dir is not None:
@@ -206,8 +208,6 @@ def _missing_note(data_dir: str) -> str:
 
 
 def _load_bytes(name: str, data_dir: str | None, force_default: bool, options: dict):
-    from elm_jax.data.enwiki_sample import load_enwiki_sample
-
     seq_len = options.get("seq_len", 512)
     if not force_default and data_dir is not None:
         if not os.path.isdir(data_dir):

@@ -21,6 +21,7 @@ import time
 import numpy as np
 import scipy.io.wavfile
 
+from elm_jax import cli
 from elm_jax.data.cochlea import CochleaConfig, encode_batch
 from elm_jax.data.shd import write_shd
 
@@ -118,8 +119,6 @@ def convert(wav_dir: str, out_path: str, workers: int | None = None, chunk: int 
 
 
 def _main(argv: list[str]) -> int:
-    from elm_jax import cli
-
     parser = cli.ArgumentParser(
         prog="elm_jax.data.audio_to_shd", description=__doc__.split("\n\n")[0]
     )
@@ -133,8 +132,6 @@ def _main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line; returns the exit code (failures: one line on stderr, docs/cli.md)."""
-    from elm_jax import cli
-
     return cli.run(_main, argv, prog="elm_jax.data.audio_to_shd")
 
 
