@@ -458,7 +458,7 @@ class Run:
         out = {}
         for split, cap in (("validation", d.val_max_batches), ("test", d.test_max_batches)):
             examples = None
-            if cap is not None and self.spec.model.task == "classification":
+            if cap is not None and self.spec.model.task in ("classification", "neuronio"):
                 examples = cap * d.eval_batch_size
             out[split] = baseline(split, max_examples=examples)
         return out
