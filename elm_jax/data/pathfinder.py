@@ -13,9 +13,10 @@ Connectivity is guaranteed on the rendered pixels, with `r = connect_radius(cfg)
 dashes of a contour lie within Chebyshev distance 2r + 1 of each other, and every pixel of one
 contour lies at Chebyshev distance >= 2r + 2 from every pixel of any other contour. So dilating
 the ink (`image > 0`) with a (2r+1)-square and labelling 8-connected components puts the two
-markers in one component exactly when the label is 1. A contour that would come closer to the
-contours already drawn, or leave the image, is redrawn (at most `max_attempts` times; a
-distractor that still does not fit is left out, an image whose targets do not fit is redrawn).
+markers in one component exactly when the label is 1. Each dash takes the first of CANDIDATES
+random turns that keeps it inside and off the pixels closed by the contours already drawn; a
+target that cannot be grown is redrawn up to `max_attempts` times, then the whole image is
+redrawn; a distractor gets DISTRACTOR_ATTEMPTS tries, then it is left out.
 
 Shapes: n images, H = W = image_size, s dashes, p sample points per dash, q offsets across it.
 Everything is vectorised over a chunk of images: one call draws one contour for every image that
