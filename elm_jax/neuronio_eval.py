@@ -3,7 +3,7 @@
     python -m elm_jax.neuronio_eval --checkpoint CKPT --data-dir DIR [--split test]
         [--max-files N] [--batch-size 16] [--json OUT.json]
 
-CKPT is an `.npz` written by `python -m elm_jax.neuron.convert` (a released `neuronio_best_model_state.pt`
+CKPT is an `.npz` written by the command line `elm_jax.neuron.convert` (a released `neuronio_best_model_state.pt`
 converted with its `model_config.json`), a reference `.pt` (converted on the fly; needs the
 `torch` extra), or a folder holding either. DIR is a NeuronIO folder (`elm_jax.data.neuronio_tasks.
 find_split_files`); `--split` picks its files.

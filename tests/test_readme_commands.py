@@ -18,8 +18,10 @@ docs/cli.md lists bad inputs on purpose; tests/test_cli.py checks those.
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -110,8 +112,11 @@ def test_documented_command_works_as_written(command, tmp_path, monkeypatch, cap
 def test_documented_synopsis_names_real_flags(command):
     spec = importlib.util.find_spec(command.module)
     assert spec is not None and spec.origin, f"{command.source}: no module {command.module}"
-    with open(spec.origin) as f:
-        source = f.read()
+    # A package (python -m elm_jax.budget) parses its flags in one of its modules.
+    paths = [spec.origin]
+    if spec.submodule_search_locations:
+        paths = sorted(glob.glob(os.path.join(spec.submodule_search_locations[0], "*.py")))
+    source = "".join(open(path).read() for path in paths)
     flags = {w.strip("[]").split("=")[0] for w in command.args if w.strip("[").startswith("--")}
     for flag in flags:
         name = flag[2:]

@@ -1,3 +1,3 @@
 """Parameter and FLOP budgets (SPEC §3): `cost` (the cost model: pure counts and FLOPs),
 `enumeration` (architecture points of a budget, axis and random sweeps) and `cli` (its command
-line, `python -m elm_jax.budget`)."""
+line, run as the module `elm_jax.budget`)."""

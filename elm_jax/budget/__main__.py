@@ -1,4 +1,4 @@
-"""`python -m elm_jax.budget`: see `elm_jax.budget.cli`."""
+"""Runs the command line `elm_jax.budget.cli` when the package is run as a module."""
 
 import sys
 

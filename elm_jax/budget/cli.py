@@ -1,7 +1,7 @@
 """Exact parameter and FLOP accounting, and budget enumeration over (N, k_e, k_c) (SPEC §3).
 
-Command line (`python -m elm_jax.budget`): the architecture points of one budget, as a table or
-JSON lines, optionally verified by counting each built model's leaves.
+The command line of the module `elm_jax.budget`: the architecture points of one budget, as a
+table or JSON lines, optionally verified by counting each built model's leaves.
 """
 
 from __future__ import annotations
