@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from elm_jax.baselines import ChronoLSTMLayer
-from elm_jax.budget import cost, count_params
+from elm_jax.budget.cost import cost, count_params
 from elm_jax.models import ModelConfig, build_model, initial_carry, neuron_config_of
 from elm_jax.neuron.layers import ELMNeuron
 
