@@ -13,9 +13,9 @@ Data: SHD-Adding built from the embedded SHD default (`shd_adding_default`), 50 
 * axis slices around N = 15, d_m = 4 (the 2e3 point): N in 8, 15, 30; d_m in 2, 4, 8; k_c in
   4, 16, 64: the three monotonicity claims.
 
-4 seeds (each with its own wiring), batch 32, Adamax with peak learning rate 1e-2 and cosine
+4 seeds (each with its own wiring), batch 32, Adamax with peak learning rate 4e-2 and cosine
 decay, input dropout 0.5, 1,000 training steps; validation on the first 1,024 pairs of the
-official fixed pairing, test on the first 2,048. 20 trainer calls, 92 trials. The claims are
+official fixed pairing, test on the first 2,048. 20 trainer calls, 96 trials. The claims are
 decided on the final validation losses (the training voices): on the embedded default the
 held-out test voices stay much closer to the input-blind baseline (2.797 nats) than validation
 does (2.743), so the test figures are reported beside them, not used to decide. Three budgets
@@ -63,7 +63,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.slices = ("budget", "axis")
     c.budgets = (1e3, 2e3, 5e3)
     c.budget_kind = "core"
-    c.tolerance = 0.05
+    c.tolerance = 0.08
     c.d_m = (1, 2, 3, 4, 6, 8, 12, 16)
     c.k_c = (16,)
     c.max_points = 5
@@ -77,7 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.steps = 1000
     c.data = "shd_adding_default"
     c.bin_ms = 50.0
-    c.lr = 1e-2
+    c.lr = 4e-2
     c.batch = 32
     apply_options(c, parse_arg(arg), VARIANTS)
 
