@@ -53,6 +53,7 @@ def summarize(acc: Mapping[str, Any], task: str) -> dict[str, list[float | None]
     NeuronIO (task "neuronio"): `loss`, `auc` and `soma_rmse` (elm_jax.neuronio_metrics).
     """
     if task == "neuronio":
+        # Here: elm_jax.neuronio_metrics imports this module at its top.
         from elm_jax.neuronio_metrics import summarize as neuronio_summarize
 
         return neuronio_summarize(acc)

@@ -34,9 +34,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from elm_jax import cli
+from elm_jax.cli import UsageError
 from elm_jax.data.neuronio import SOMA_BIAS_MV, SOMA_THRESHOLD_MV, Simulations, read_simulations
-from elm_jax.data.neuronio_tasks import BURN_IN_MS, IGNORE_START_MS, MAX_EVAL_SPIKES, WINDOW_MS
+from elm_jax.data.neuronio_tasks import (
+    BURN_IN_MS,
+    IGNORE_START_MS,
+    MAX_EVAL_SPIKES,
+    SPLITS,
+    WINDOW_MS,
+    find_split_files,
+)
 from elm_jax.metrics import finite_or_none
+from elm_jax.neuron import convert
 from elm_jax.neuronio_metrics import SOMA_MV_PER_UNIT, roc_auc
 
 CHECKPOINT_STATE = "neuronio_best_model_state.pt"
@@ -44,8 +54,6 @@ CHECKPOINT_STATE = "neuronio_best_model_state.pt"
 
 def load_checkpoint(path: str) -> tuple[Any, dict]:
     """(module, variables) of a converted `.npz`, a reference `.pt`, or a folder with one."""
-    from elm_jax.cli import UsageError
-    from elm_jax.neuron import convert
 
     if os.path.isdir(path):
         npz = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
@@ -154,8 +162,6 @@ def evaluate(module: Any, variables: dict, files: list[str], batch_size: int = 1
 
 
 def _main(argv: list[str]) -> int:
-    from elm_jax import cli
-    from elm_jax.data.neuronio_tasks import SPLITS, find_split_files
 
     parser = cli.ArgumentParser(prog="elm_jax.neuronio_eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="converted .npz, .pt, or a folder")
@@ -185,7 +191,6 @@ def _main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (module docstring); returns the exit code."""
-    from elm_jax import cli
 
     return cli.run(_main, argv, prog="elm_jax.neuronio_eval")
 

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from elm_jax.metrics import finite_or_none
+
 HIST_BINS = 4096
 HIST_RANGE = 16.0
 SOMA_MV_PER_UNIT = 10.0
@@ -104,7 +106,6 @@ def roc_auc(targets: np.ndarray, scores: np.ndarray) -> float:
 
 def summarize(acc: dict, num_seeds: int | None = None) -> dict[str, list[float | None]]:
     """Per-seed "loss", "auc" (from the histograms), "soma_rmse" (mV) from summed `acc` [r, ...]."""
-    from elm_jax.metrics import finite_or_none
 
     count = np.maximum(np.asarray(acc["count"], np.float64), 1.0)
     loss = np.asarray(acc["loss_sum"], np.float64) / count

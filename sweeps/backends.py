@@ -96,6 +96,7 @@ def _pool_worker(index: int, env: dict[str, str], inbox: Any, outbox: Any) -> No
     os.environ.update(env)
     _die_with_parent()
     with contextlib.suppress(ImportError):
+        # Here, in the worker, after its environment is set and before it trains.
         from elm_jax.runtime import enable_compilation_cache
 
         enable_compilation_cache()
@@ -222,6 +223,7 @@ def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
 def _ray_execute_group(task: GroupTask) -> GroupOutcome:
     """A Ray task: the group, with the persistent compilation cache on in the Ray worker."""
     with contextlib.suppress(ImportError):
+        # Here, in the worker, after its environment is set and before it trains.
         from elm_jax.runtime import enable_compilation_cache
 
         enable_compilation_cache()
@@ -247,10 +249,12 @@ class RayBackend:
         max_in_flight: int | None = None,
         max_retries: int = 2,
     ):
+        # Here: only the Ray backend needs its option parser.
         from sweeps import ray_options
 
         options = ray_options.task_options(cpus_per_task, gpus_per_task, resources)
         try:
+            # An optional extra, needed only by this backend.
             import ray
         except ImportError as e:
             raise ValueError("--backend=ray needs Ray: pip install -e '.[ray]'") from e
@@ -332,12 +336,14 @@ class GroupJob:
             log.addHandler(handler)
             log.setLevel(logging.INFO)
         with contextlib.suppress(ImportError):
+            # Here, in the worker, after its environment is set and before it trains.
             from elm_jax.runtime import enable_compilation_cache
 
             enable_compilation_cache()
         return execute_group(self.task)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        # An optional extra, needed only by this backend.
         import submitit
 
         return submitit.helpers.DelayedSubmission(GroupJob(self.task))
@@ -371,6 +377,7 @@ class SlurmBackend:
         poll_s: float | None = None,
     ):
         try:
+            # An optional extra, needed only by this backend.
             import submitit
         except ImportError as e:
             raise ValueError("--backend=slurm needs submitit: pip install -e '.[slurm]'") from e

@@ -28,8 +28,9 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from elm_jax import provenance as provenance_lib
 from sweeps import store as store_lib
-from sweeps.points import SweepPoint, Trial, group_id, make_trials
+from sweeps.points import SweepPoint, Trial, apply_point, group_id, make_trials
 
 log = logging.getLogger("sweeps")
 
@@ -173,7 +174,6 @@ def trial_record(
     recorded it where the trial trained; without one, from `provenance`, else from this process
     without touching its devices. `data_files` repeats the summary's data checksums.
     """
-    from elm_jax import provenance as provenance_lib
 
     p: SweepPoint = trial.point
     summary = summary or {}
@@ -300,9 +300,8 @@ def _execute_locked(task: GroupTask, st: store_lib.SweepStore) -> GroupOutcome:
         except Exception as e:  # a trainer error is a result (status failed), not a crash
             log.error("group %s failed:\n%s", task.label, traceback.format_exc())
             reason = f"{type(e).__name__}: {e}"
-    from elm_jax import provenance
 
-    here = None if (summary or {}).get("provenance") else provenance.collect()  # this worker
+    here = None if (summary or {}).get("provenance") else provenance_lib.collect()  # this worker
     seeds = [int(s.get("seed", -1)) for s in (summary or {}).get("seeds", ())]
     drops = validation_drops(workdir, seeds)
     records = [trial_record(task, t, summary, reason, here, drops) for t in task.trials]
@@ -342,7 +341,6 @@ def plan_sweep(
       ValueError: no points, or an unwritable directory.
       DefinitionChangedError: the directory holds a different sweep (see SweepStore).
     """
-    from sweeps.points import apply_point
 
     if not points:
         raise ValueError(f"sweep {name!r} defines no points; check its budgets and grids")
@@ -397,8 +395,8 @@ def validate_sweep(
     Raises:
       SweepValidationError: listing every distinct problem once, with the points it affects.
     """
+    # Here: the config check loads jax and flax, which a sweep that only resumes never needs.
     from elm_jax.config_check import config_problems
-    from sweeps.points import apply_point
 
     affected: dict[str, list[str]] = {}
     for point in points:

@@ -23,7 +23,12 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+import ml_collections
+
 from elm_jax import cli
+from elm_jax.runtime import enable_compilation_cache
+from sweeps import backends, engine, progress, store
+from sweeps.ray_options import parse_resources
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 REQUIRED_FIELDS = ("name", "task", "seeds", "train")
@@ -88,11 +93,8 @@ def load_sweep(spec: str) -> LoadedSweep:
 
 def make_backend(args: argparse.Namespace) -> Any:
     """The backend named by the flags (Ray connects here, before any training)."""
-    from sweeps import backends
 
     if args.backend == "ray":
-        from sweeps.ray_options import parse_resources
-
         return backends.RayBackend(
             args.ray_address,
             cpus_per_task=args.ray_num_cpus,
@@ -195,7 +197,6 @@ def set_wandb(train_config: Any, mode: str | None) -> None:
     """Sets `logging.wandb` of the sweep's trainer config (not part of any trial's identity)."""
     if mode is None:
         return
-    import ml_collections
 
     with train_config.unlocked():
         if "logging" not in train_config:
@@ -205,7 +206,6 @@ def set_wandb(train_config: Any, mode: str | None) -> None:
 
 def check_sweep(args: argparse.Namespace) -> LoadedSweep:
     """Loads the sweep and checks every trial's trainer config (no directory, data or training)."""
-    from sweeps import engine
 
     loaded = load_sweep(args.sweep)
     set_wandb(loaded.config.train, args.wandb)
@@ -216,7 +216,6 @@ def check_sweep(args: argparse.Namespace) -> LoadedSweep:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the sweep; returns the process exit code (0 when every trial has a record)."""
-    from sweeps import engine, progress, store
 
     args = parse_args(argv)
     if args.check:
@@ -264,8 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         type(backend).__name__,
     )
     if plan.groups and args.train_fn is None:
-        from elm_jax.runtime import enable_compilation_cache
-
         enable_compilation_cache()
     start = time.time()
     engine.run_groups(plan.groups, backend, with_progress)

@@ -22,7 +22,9 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sweeps.points import Trial, canonical_json
+import pandas as pd
+
+from sweeps.points import Trial, canonical_json, train_config_identity
 
 # 2: the official SHD validation split and evaluation pairing (SPEC §4), final-step losses,
 # input-blind baselines and per-seed wiring; tables of version 1 are never pooled with these.
@@ -243,7 +245,6 @@ class SweepStore:
 
     def rebuild_table(self, trial_ids: Iterable[str] | None = None):
         """Rebuilds results.parquet from the records (one row per trial); returns the frame."""
-        import pandas as pd
 
         rows = [{c: r.get(c) for c in COLUMNS} for r in self.records(trial_ids)]
         frame = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -272,7 +273,6 @@ def manifest_for(
     name: str, task: str, source: str, train_config: Any, trials: Sequence[Trial]
 ) -> dict[str, Any]:
     """The manifest of a sweep definition: what a later run must match to resume."""
-    from sweeps.points import train_config_identity
 
     base = train_config_identity(train_config)
     base.pop("model", None)  # per-trial model fields are recorded with each trial

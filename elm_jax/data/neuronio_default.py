@@ -35,6 +35,7 @@ import numpy as np
 from elm_jax.data import neuronio_sim as sim
 from elm_jax.data.common import DataCorruptError, cache_dir, current_umask, file_record
 from elm_jax.data.neuronio import Simulations, check_arrays, synapse_signs
+from elm_jax.data.neuronio_tasks import NeuronIODataset
 
 GENERATOR_VERSION = 1
 SOURCE = "neuronio-default"
@@ -162,6 +163,7 @@ def build_neuronio_default(
 
 
 def _build(final: str, cfg: DefaultConfig, workers: int | None) -> str:
+    # NEURON (the neuronio-sim extra) is needed only to simulate, never to read a cached build.
     import neuron
 
     sim.check_params(cfg.params)
@@ -234,7 +236,6 @@ def verified_files(folder: str) -> dict[str, list[str]]:
 
 def load_neuronio_default(name: str, data_dir: str | None, **options):
     """The NeuronIO-style default as a NeuronIO dataset (registry loader), built when absent."""
-    from elm_jax.data.neuronio_tasks import NeuronIODataset
 
     if options:
         raise ValueError(f"{name} takes no data options (got {sorted(options)}): remove them")

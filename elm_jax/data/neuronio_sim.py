@@ -242,6 +242,7 @@ _LOADED: set[str] = set()
 def load_neuron(mechanisms_folder: str):
     """Imports NEURON, loads the compiled mechanisms (once per process) and returns `h`."""
     try:
+        # NEURON (the neuronio-sim extra) is needed only to simulate, never to read a cached build.
         import neuron
         from neuron import h
     except ImportError as error:
@@ -258,6 +259,7 @@ def load_neuron(mechanisms_folder: str):
 
 def morphology_path() -> str:
     """The pyramidal-cell reconstruction inside the installed NEURON package."""
+    # NEURON (the neuronio-sim extra) is needed only to simulate, never to read a cached build.
     import neuron
 
     path = os.path.join(os.path.dirname(neuron.__file__), ".data", MORPHOLOGY)

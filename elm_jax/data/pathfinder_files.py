@@ -207,6 +207,7 @@ def read_lra_metadata(folder: str) -> list[tuple[str, int]]:
 
 def read_lra_images(entries: list[tuple[str, int]], size: int) -> np.ndarray:
     """Grey images [n, size, size] uint8 of the metadata entries (Pillow decodes the PNGs)."""
+    # Pillow only decodes the LRA release's PNGs; the generated stand-in needs none.
     from PIL import Image, UnidentifiedImageError
 
     images = np.empty((len(entries), size, size), np.uint8)

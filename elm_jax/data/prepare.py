@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+from elm_jax import cli
+from elm_jax.data import listops_files, listops_tasks
 from elm_jax.data.common import cache_dir, resolve_data_dir
 from elm_jax.data.enwiki_sample import DECOMPRESSED_SHA256, prepare_enwiki_sample
 from elm_jax.data.shd_default import build_shd_default
@@ -45,8 +47,6 @@ def prepare(
         summaries.append({"dataset": "enwiki-sample", "path": path, "sha256": DECOMPRESSED_SHA256,
                           "seconds_this_call": round(time.time() - start, 1)})  # fmt: skip
     if only in (None, "listops"):
-        from elm_jax.data import listops_files, listops_tasks
-
         start = time.time()
         folder = listops_files.build_default(data_dir, listops_tasks.DEFAULT_PARAMS)
         _, manifest, _ = listops_files.read_default(folder)
@@ -57,7 +57,6 @@ def prepare(
 
 
 def _main(argv: list[str]) -> int:
-    from elm_jax import cli
 
     parser = cli.ArgumentParser(prog="elm_jax.data.prepare", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -93,7 +92,6 @@ def _check_writable(folder: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line; returns the exit code (failures: one line on stderr, docs/cli.md)."""
-    from elm_jax import cli
 
     return cli.run(_main, argv, prog="elm_jax.data.prepare")
 

@@ -70,6 +70,7 @@ class EspeakSynth:
     """Minimal ctypes binding of libespeak-ng (from the `espeakng-loader` wheel), synchronous."""
 
     def __init__(self) -> None:
+        # Only to synthesise voices: the prepared default is read without it.
         import espeakng_loader
 
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())

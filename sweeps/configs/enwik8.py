@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from elm_jax.configs import enwik8
 from sweeps.slices import apply_options, parse_arg, standard_sweep
 
 VARIANTS = (
@@ -38,7 +39,6 @@ VARIANTS = (
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The sweep config; `arg`: variant items (see module docstring)."""
-    from elm_jax.configs import enwik8
 
     c = ml_collections.ConfigDict()
     c.name = "enwik8"

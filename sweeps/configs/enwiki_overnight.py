@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from elm_jax.configs import enwik8
 from sweeps.slices import apply_options, parse_arg, standard_sweep
 
 VARIANTS = ("steps", "seeds", "budgets", "data", "seq_len", "max_points", "slices")
@@ -29,7 +30,6 @@ VARIANTS = ("steps", "seeds", "budgets", "data", "seq_len", "max_points", "slice
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The overnight byte-level sweep's config; `arg`: variant items (see module docstring)."""
-    from elm_jax.configs import enwik8
 
     c = ml_collections.ConfigDict()
     c.name = "enwiki_overnight"

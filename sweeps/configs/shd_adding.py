@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from elm_jax.configs import shd_adding
 from sweeps.slices import apply_options, parse_arg, standard_sweep
 
 VARIANTS = (
@@ -39,7 +40,6 @@ VARIANTS = (
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The sweep config; `arg`: variant items (see module docstring)."""
-    from elm_jax.configs import shd_adding
 
     c = ml_collections.ConfigDict()
     c.name = "shd_adding"

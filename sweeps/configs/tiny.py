@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from elm_jax.configs import smoke
 from sweeps.slices import apply_options, budget_slice, parse_arg
 
 VARIANTS = ("steps", "seeds", "budgets", "bin_ms", "checkpoint_every", "data", "data_dir")
@@ -22,7 +23,6 @@ VARIANTS = ("steps", "seeds", "budgets", "bin_ms", "checkpoint_every", "data", "
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The tiny sweep's config; `arg`: variant items (see module docstring)."""
-    from elm_jax.configs import smoke
 
     c = ml_collections.ConfigDict()
     c.name = "tiny"
