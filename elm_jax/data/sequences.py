@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from elm_jax.data.shd_tasks import _check_positive, _check_rate, prior_baseline
+from elm_jax.data.shd_tasks import _check_positive, _check_rate, epoch_rows, prior_baseline
 
 VALIDATION_FRACTION = 0.1
 SPLIT_SEED = 0
@@ -210,12 +210,7 @@ class SequenceDataset:
 
     def train_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
         """Training rows of batch `step`: epoch e walks a permutation drawn from (seed, e)."""
-        batch_size = _check_positive("batch_size", batch_size)
-        num_train = self.num_examples("train")
-        per_epoch = max(1, num_train // batch_size)
-        epoch, within = divmod(int(step), per_epoch)
-        perm = np.random.default_rng([int(seed), epoch]).permutation(num_train)
-        return perm[np.arange(within * batch_size, (within + 1) * batch_size) % num_train]
+        return epoch_rows(step, batch_size, seed, self.num_examples("train"))
 
     def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
         """Training batch `step`, deterministic in (step, seed), input dropout applied."""

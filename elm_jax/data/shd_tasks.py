@@ -63,6 +63,15 @@ def adding_label(label_first: np.ndarray, label_second: np.ndarray) -> np.ndarra
     return (np.asarray(label_first) % 10 + np.asarray(label_second) % 10).astype(np.int32)
 
 
+def epoch_rows(step: int, batch_size: int, seed: int, num_train: int) -> np.ndarray:
+    """Rows of training batch `step`: epoch e walks a permutation of num_train drawn from (seed, e)."""
+    batch_size = _check_positive("batch_size", batch_size)
+    per_epoch = max(1, num_train // batch_size)
+    epoch, within = divmod(int(step), per_epoch)
+    perm = np.random.default_rng([int(seed), epoch]).permutation(num_train)
+    return perm[np.arange(within * batch_size, (within + 1) * batch_size) % num_train]
+
+
 def _check_rate(rate: float) -> float:
     if not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"input_dropout must be in [0, 1), got {rate!r}")
@@ -224,13 +233,7 @@ class SHDDataset(_SpikeTask):
 
     def train_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
         """Training-split rows of batch `step`: epoch e walks a permutation drawn from (seed, e)."""
-        batch_size = _check_positive("batch_size", batch_size)
-        num_train = self.num_examples("train")
-        per_epoch = max(1, num_train // batch_size)
-        epoch, within = divmod(int(step), per_epoch)
-        perm = np.random.default_rng([int(seed), epoch]).permutation(num_train)
-        take = np.arange(within * batch_size, (within + 1) * batch_size) % num_train
-        return perm[take]
+        return epoch_rows(step, batch_size, seed, self.num_examples("train"))
 
     def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
         """Training batch `step`, deterministic in (step, seed), input dropout applied."""
