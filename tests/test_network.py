@@ -152,6 +152,38 @@ def test_gather_and_dense_give_equal_outputs_and_gradients(kw):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3])  # T = 7: chunks with and without a remainder
+def test_time_chunked_external_gather_equals_the_whole_sequence_and_dense(monkeypatch, chunk):
+    from elm_jax.network import dynamics
+
+    net = _net(num_neurons=6, synapses_per_neuron=12, external_dim=9)
+    e = _inputs(2, 7, net.external_dim, seed=4)
+    variables = _variables(net, e, seed=5)
+    c = variables["constants"]
+    k_ext = net.synapses_per_neuron - num_recurrent_synapses(12, net.recurrent_fraction)
+    source, branch = c["synapse_source"][:, :k_ext], c["synapse_branch"][:, :k_ext]
+    w_s = jax.nn.relu(variables["params"]["proto_w_s"][:, :k_ext])
+    g = jax.random.normal(jax.random.PRNGKey(6), (7, 6, 2, net.num_branches))
+
+    def run(mode):
+        def f(w, x):
+            return dynamics.external_branch_input(x, w, source, branch, net.num_branches, mode)
+
+        out, vjp = jax.vjp(f, w_s, e)
+        return (out, *vjp(g))
+
+    whole = run("dense")
+    # The chunk holds GATHER_CHUNK_ELEMENTS // (synapses * batch) steps.
+    monkeypatch.setattr(dynamics, "GATHER_CHUNK_ELEMENTS", chunk * source.size * 2)
+    chunked = run("gather")
+    monkeypatch.setattr(dynamics, "GATHER_CHUNK_ELEMENTS", 10**9)
+    unchunked = run("gather")
+    for a, b, ref in zip(chunked, unchunked, whole, strict=True):
+        assert np.abs(np.asarray(ref)).max() > 0
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "n,k_c,d,d_ext,frac",
     [

@@ -60,6 +60,27 @@ def dense_synapse_matrix(
     return zeros.at[source, neuron, branch].add(w_s)
 
 
+# The external gather runs over time chunks whose gathered rows ([n, s, b * chunk]) hold at most
+# this many elements (8 MiB of float32), each chunk recomputed in the backward (`jax.checkpoint`).
+# All T steps at once write an [n, s, b * t] array (61 MB for N = 600, k_ext = 16, batch 8,
+# T = 200), which is memory-bound: a plain broadcast of that size took 28 ms, the gather 32 ms.
+# In chunks the external input's forward and gradient took 90 -> 35 and 70 -> 31 ms there
+# (docs/network.md).
+GATHER_CHUNK_ELEMENTS = 1 << 21
+
+
+def _gathered_branch_input(e_t: Array, wb: Array, source: Array) -> Array:
+    """``e_t [c, b, i]`` (time-major) -> ``[c, n, b, d]`` through the synapse rows ``source``.
+
+    Gathers whole rows of a channel-major copy (each row all ``c * b`` values of one channel):
+    measured about 1.4x faster than gathering single elements of ``e``.
+    """
+    c, b, i = e_t.shape
+    xs = jnp.transpose(e_t, (2, 0, 1)).reshape(i, c * b)[source]  # [n, s, c*b]
+    out = jnp.einsum("nsx,nsd->nxd", xs, wb).reshape(wb.shape[0], c, b, wb.shape[-1])
+    return jnp.swapaxes(out, 0, 1)
+
+
 def external_branch_input(
     e: Array, w_s: Array, source: Array, branch: Array, num_branches: int, mode: str
 ) -> Array:
@@ -68,13 +89,19 @@ def external_branch_input(
     Computed once before the scan, already in the scan's time-major, neuron-major layout.
     """
     if mode == "gather":
-        # Gather whole rows of a channel-major copy (each row is all b*t values of one channel):
-        # measured about 1.4x faster in the train step than gathering single elements of e.
-        b, t, i = e.shape
-        xs = jnp.moveaxis(e, -1, 0).reshape(i, b * t)[source]  # [n, s, b*t]
         wb = synapse_branch_weights(w_s, branch, num_branches)
-        out = jnp.einsum("nsx,nsd->nxd", xs, wb).reshape(w_s.shape[0], b, t, num_branches)
-        return jnp.transpose(out, (2, 0, 1, 3))
+        b, t, _ = e.shape
+        chunk = max(1, GATHER_CHUNK_ELEMENTS // max(1, source.size * b))
+        e_t = jnp.swapaxes(e, 0, 1)  # [t, b, i]
+        if chunk >= t:
+            return _gathered_branch_input(e_t, wb, source)
+        whole = t - t % chunk
+        pieces = e_t[:whole].reshape(whole // chunk, chunk, *e_t.shape[1:])
+        step = jax.checkpoint(lambda piece: _gathered_branch_input(piece, wb, source))
+        parts = [jax.lax.map(step, pieces).reshape(whole, wb.shape[0], b, num_branches)]
+        if whole < t:
+            parts.append(_gathered_branch_input(e_t[whole:], wb, source))
+        return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=0)
     if mode == "dense":
         w = dense_synapse_matrix(w_s, source, branch, e.shape[-1], num_branches)
         return jnp.einsum("bti,ind->tnbd", e, w)

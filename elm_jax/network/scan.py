@@ -111,7 +111,10 @@ class NeuronMajor:
     def recurrent_t(g_b: Array, rec: Array, src: Array | None, mode: str, n: int) -> Array:
         """Cotangent of ``y_{t-1} [j, b]`` from that of the branch input ``g_b [n, b, d]``."""
         if mode == "gather":
-            per_synapse = jnp.swapaxes(_nmm_t(g_b, rec), 1, 2)  # [n, s, b]
+            # A dot even for small d_tree: as a sum of elementwise products XLA fuses it with
+            # everything that computes g_b and recomputes that chain for every synapse (many
+            # simple neurons: 94 of 410 ms per train step, docs/network.md).
+            per_synapse = jax.lax.dot_general(rec, g_b, (((2,), (2,)), ((0,), (0,))))  # [n, s, b]
             return jax.ops.segment_sum(
                 per_synapse.reshape(-1, per_synapse.shape[-1]), src.reshape(-1), n
             )
