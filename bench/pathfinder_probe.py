@@ -10,7 +10,7 @@ markers' bounding box, ink along the straight line between them, ink near each m
 ink), the ink pixels themselves (1,024 features, a linear readout of the whole image), and the
 two together. Beside them: the input-blind baseline (the training split's majority class) and
 the connectivity rule that defines the label (dilate the ink, label components: 100 % by
-construction). Prints one JSON line per (set, feature set). Takes about 20 s per set on one
+construction). Prints one JSON line per (set, feature set). Takes about 15 s per set on one
 CPU core.
 """
 
