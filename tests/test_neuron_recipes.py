@@ -62,6 +62,23 @@ def test_chrono_lstm_takes_its_t_max_from_the_tasks_sequence_length(task, t_max)
         chrono_lstm.get_config("mnist")
 
 
+@pytest.mark.parametrize(
+    "arg, t_max",
+    [
+        ("pathfinder,short_cpu", 1024.0),  # pathfinder32_default
+        ("pathfinder,data.name=pathfinder32_easy_default", 1024.0),
+        ("pathfinder_x,data.name=pathfinder128_medium", 16384.0),
+    ],
+)
+def test_chrono_lstm_t_max_of_every_pathfinder_name(arg, t_max):
+    assert chrono_lstm.get_config(arg).model.chrono_t_max == t_max
+
+
+def test_chrono_lstm_names_the_fix_for_data_without_a_known_length():
+    with pytest.raises(ValueError, match="no known sequence length.*model.chrono_t_max=STEPS"):
+        chrono_lstm.get_config("scifar,data.name=mnist_images")
+
+
 def test_elm_neuron_trains_end_to_end_on_a_sequence_dataset(tmp_path):
     """Class = which of two tokens fills the sequence: one neuron learns it in a few steps."""
     rng = np.random.default_rng(0)

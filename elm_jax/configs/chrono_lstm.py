@@ -24,6 +24,7 @@ accuracy (256 examples; input-blind 14.5 %, loss 1.74 against 2.28 nats) in 79 s
 from __future__ import annotations
 
 import importlib
+import re
 
 import ml_collections
 
@@ -32,7 +33,9 @@ from elm_jax.configs.variant import VariantError, split_items
 
 TASKS = ("shd", "shd_adding", "scifar", "pathfinder", "pathfinder_x", "listops")
 # Sequence lengths in steps of the image and token tasks (SHD: from the bin width).
-SEQ_LEN = {"scifar": 1024, "scifar_default": 784, "pathfinder32": 1024, "pathfinder128": 16384}
+# Pathfinder's, from the image size in the name (pathfinder32_easy_default: 32 x 32 pixels).
+SEQ_LEN = {"scifar": 1024, "scifar_default": 784}
+PATHFINDER_NAME = re.compile(r"pathfinder(\d+)(_|$)")
 
 
 def sequence_length(c: ml_collections.ConfigDict) -> int:
@@ -43,6 +46,15 @@ def sequence_length(c: ml_collections.ConfigDict) -> int:
         return int(round(digits * 1000 / c.data.bin_ms))
     if name.startswith("listops"):
         return int(c.data.seq_len)
+    pathfinder = PATHFINDER_NAME.match(name)
+    if pathfinder:
+        return int(pathfinder.group(1)) ** 2
+    if name not in SEQ_LEN:
+        raise VariantError(
+            f"data.name={name!r} has no known sequence length for chrono_t_max; give "
+            "model.chrono_t_max=STEPS, or use shd*, listops*, pathfinder<S>* or one of "
+            f"{', '.join(SEQ_LEN)}"
+        )
     return SEQ_LEN[name]
 
 
