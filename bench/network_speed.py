@@ -15,6 +15,8 @@ GFLOP/s in the same process and thread setting.
     python bench/network_speed.py --threads 1 --connectivity auto --batch 32 --seq-len 1000 \
         --remat-chunk 0,50 --repeats 1      # T = 1000 (2 ms bins): time and peak memory
     python bench/network_speed.py --batch 32 --seq-len 1000 --remat-chunk 0,50 --memory-only
+    python bench/network_speed.py --threads 1 --connectivity auto --points many_simple,lstm \
+        --gather-chunk-elements 0,2097152,0,2097152   # the external gather's time chunks
 
 Each line also has the compiled step's memory (`memory_analysis()`: arguments, outputs and XLA
 temporaries, in MiB; `peak_mib` is their sum) and the process's peak resident memory so far.
@@ -51,6 +53,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--remat-chunk",
         default="",
         help="comma list of model.remat_chunk values (default: the model's)",
+    )
+    p.add_argument(
+        "--gather-chunk-elements",
+        default="",
+        help="comma list of elm_jax.network.dynamics.GATHER_CHUNK_ELEMENTS values to time "
+        "(the external gather's time chunk; 0: the whole sequence at once)",
     )
     p.add_argument("--seeds", type=int, default=1, help="> 1: vmap the step over this many seeds")
     p.add_argument("--points", default="few_complex,balanced,many_simple,lstm")
@@ -209,7 +217,11 @@ def main(argv=None) -> int:
     configure_threads(args.threads)
 
     from elm_jax.budget.enumeration import enumerate_points
+    from elm_jax.network import dynamics
     from elm_jax.network.layers import ELMNetwork
+
+    chunks = args.gather_chunk_elements
+    gather_chunks = [int(v) for v in chunks.split(",")] if chunks else [None]
 
     machine = matmul_gflops(args.repeats)
     elm_points = enumerate_points(args.budget, "shd_adding", k_c=[args.k_c])
@@ -233,11 +245,17 @@ def main(argv=None) -> int:
                     changes = dict(connectivity=mode, layout=layout)
                     if chunk is not None:
                         changes["remat_chunk"] = int(chunk)
-                    jobs.append((auto, cfg.replace(**changes)))
+                    for elements in gather_chunks:
+                        jobs.append((auto, cfg.replace(**changes), elements))
     if "lstm" in wanted:
-        jobs.append(("lstm", lstm.model_config()))
-    for label, cfg in jobs:
-        print(json.dumps(bench_one(cfg, args, label, machine)), flush=True)
+        jobs.append(("lstm", lstm.model_config(), None))
+    for label, cfg, elements in jobs:
+        if elements is not None:  # read when the step is traced, in bench_one
+            dynamics.GATHER_CHUNK_ELEMENTS = elements or 1 << 62
+        row = bench_one(cfg, args, label, machine)
+        default = dynamics.GATHER_CHUNK_ELEMENTS if elements is None else elements
+        row["gather_chunk_elements"] = default if cfg.arch == "elm" else None  # 0: whole
+        print(json.dumps(row), flush=True)
     return 0
 
 
