@@ -253,8 +253,8 @@ def main(argv=None) -> int:
         if elements is not None:  # read when the step is traced, in bench_one
             dynamics.GATHER_CHUNK_ELEMENTS = elements or 1 << 62
         row = bench_one(cfg, args, label, machine)
-        default = dynamics.GATHER_CHUNK_ELEMENTS if elements is None else elements
-        row["gather_chunk_elements"] = default if cfg.arch == "elm" else None  # 0: whole
+        used = dynamics.GATHER_CHUNK_ELEMENTS if elements is None else elements  # 0: whole
+        row["gather_chunk_elements"] = used if cfg.arch == "elm" else None
         print(json.dumps(row), flush=True)
     return 0
 

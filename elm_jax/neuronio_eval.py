@@ -54,7 +54,6 @@ CHECKPOINT_STATE = "neuronio_best_model_state.pt"
 
 def load_checkpoint(path: str) -> tuple[Any, dict]:
     """(module, variables) of a converted `.npz`, a reference `.pt`, or a folder with one."""
-
     if os.path.isdir(path):
         npz = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         if npz:
@@ -162,7 +161,6 @@ def evaluate(module: Any, variables: dict, files: list[str], batch_size: int = 1
 
 
 def _main(argv: list[str]) -> int:
-
     parser = cli.ArgumentParser(prog="elm_jax.neuronio_eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="converted .npz, .pt, or a folder")
     parser.add_argument("--data-dir", required=True, help="NeuronIO folder")
@@ -191,7 +189,6 @@ def _main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (module docstring); returns the exit code."""
-
     return cli.run(_main, argv, prog="elm_jax.neuronio_eval")
 
 

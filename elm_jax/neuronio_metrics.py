@@ -106,7 +106,6 @@ def roc_auc(targets: np.ndarray, scores: np.ndarray) -> float:
 
 def summarize(acc: dict, num_seeds: int | None = None) -> dict[str, list[float | None]]:
     """Per-seed "loss", "auc" (from the histograms), "soma_rmse" (mV) from summed `acc` [r, ...]."""
-
     count = np.maximum(np.asarray(acc["count"], np.float64), 1.0)
     loss = np.asarray(acc["loss_sum"], np.float64) / count
     out = {"loss": [finite_or_none(v) for v in loss]}

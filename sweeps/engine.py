@@ -174,7 +174,6 @@ def trial_record(
     recorded it where the trial trained; without one, from `provenance`, else from this process
     without touching its devices. `data_files` repeats the summary's data checksums.
     """
-
     p: SweepPoint = trial.point
     summary = summary or {}
     origin = summary.get("provenance") or provenance or provenance_lib.collect(devices=False)

@@ -93,7 +93,6 @@ def load_sweep(spec: str) -> LoadedSweep:
 
 def make_backend(args: argparse.Namespace) -> Any:
     """The backend named by the flags (Ray connects here, before any training)."""
-
     if args.backend == "ray":
         return backends.RayBackend(
             args.ray_address,
@@ -206,7 +205,6 @@ def set_wandb(train_config: Any, mode: str | None) -> None:
 
 def check_sweep(args: argparse.Namespace) -> LoadedSweep:
     """Loads the sweep and checks every trial's trainer config (no directory, data or training)."""
-
     loaded = load_sweep(args.sweep)
     set_wandb(loaded.config.train, args.wandb)
     if args.train_fn is None:
@@ -216,7 +214,6 @@ def check_sweep(args: argparse.Namespace) -> LoadedSweep:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the sweep; returns the process exit code (0 when every trial has a record)."""
-
     args = parse_args(argv)
     if args.check:
         loaded = check_sweep(args)

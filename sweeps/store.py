@@ -245,7 +245,6 @@ class SweepStore:
 
     def rebuild_table(self, trial_ids: Iterable[str] | None = None):
         """Rebuilds results.parquet from the records (one row per trial); returns the frame."""
-
         rows = [{c: r.get(c) for c in COLUMNS} for r in self.records(trial_ids)]
         frame = pd.DataFrame(rows, columns=list(COLUMNS))
         for column, dtype in COLUMNS.items():
@@ -273,7 +272,6 @@ def manifest_for(
     name: str, task: str, source: str, train_config: Any, trials: Sequence[Trial]
 ) -> dict[str, Any]:
     """The manifest of a sweep definition: what a later run must match to resume."""
-
     base = train_config_identity(train_config)
     base.pop("model", None)  # per-trial model fields are recorded with each trial
     return {

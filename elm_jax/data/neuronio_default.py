@@ -236,7 +236,6 @@ def verified_files(folder: str) -> dict[str, list[str]]:
 
 def load_neuronio_default(name: str, data_dir: str | None, **options):
     """The NeuronIO-style default as a NeuronIO dataset (registry loader), built when absent."""
-
     if options:
         raise ValueError(f"{name} takes no data options (got {sorted(options)}): remove them")
     folder = build_neuronio_default(data_dir)

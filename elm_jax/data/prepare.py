@@ -57,7 +57,6 @@ def prepare(
 
 
 def _main(argv: list[str]) -> int:
-
     parser = cli.ArgumentParser(prog="elm_jax.data.prepare", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--data-dir",
@@ -92,7 +91,6 @@ def _check_writable(folder: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line; returns the exit code (failures: one line on stderr, docs/cli.md)."""
-
     return cli.run(_main, argv, prog="elm_jax.data.prepare")
 
 

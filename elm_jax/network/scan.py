@@ -113,7 +113,7 @@ class NeuronMajor:
         if mode == "gather":
             # A dot even for small d_tree: as a sum of elementwise products XLA fuses it with
             # everything that computes g_b and recomputes that chain for every synapse (many
-            # simple neurons: 94 of 410 ms per train step, docs/network.md).
+            # simple neurons: 94 ms of a ~450 ms profiled train step, docs/network.md).
             per_synapse = jax.lax.dot_general(rec, g_b, (((2,), (2,)), ((0,), (0,))))  # [n, s, b]
             return jax.ops.segment_sum(
                 per_synapse.reshape(-1, per_synapse.shape[-1]), src.reshape(-1), n

@@ -67,7 +67,6 @@ VARIANTS = (
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The default sweep's config; `arg`: variant items (see module docstring)."""
-
     c = ml_collections.ConfigDict()
     c.name = "default"
     c.task = "shd_adding"

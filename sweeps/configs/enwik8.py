@@ -39,7 +39,6 @@ VARIANTS = (
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The sweep config; `arg`: variant items (see module docstring)."""
-
     c = ml_collections.ConfigDict()
     c.name = "enwik8"
     c.task = "enwik8"

@@ -30,7 +30,6 @@ VARIANTS = ("steps", "seeds", "budgets", "data", "seq_len", "max_points", "slice
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The overnight byte-level sweep's config; `arg`: variant items (see module docstring)."""
-
     c = ml_collections.ConfigDict()
     c.name = "enwiki_overnight"
     c.task = "enwik8"

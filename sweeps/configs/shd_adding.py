@@ -40,7 +40,6 @@ VARIANTS = (
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The sweep config; `arg`: variant items (see module docstring)."""
-
     c = ml_collections.ConfigDict()
     c.name = "shd_adding"
     c.task = "shd_adding"

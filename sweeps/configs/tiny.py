@@ -23,7 +23,6 @@ VARIANTS = ("steps", "seeds", "budgets", "bin_ms", "checkpoint_every", "data", "
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The tiny sweep's config; `arg`: variant items (see module docstring)."""
-
     c = ml_collections.ConfigDict()
     c.name = "tiny"
     c.task = "shd_adding"
