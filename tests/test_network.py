@@ -152,9 +152,44 @@ def test_gather_and_dense_give_equal_outputs_and_gradients(kw):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 3])  # T = 7: chunks with and without a remainder
-def test_time_chunked_external_gather_equals_the_whole_sequence_and_dense(monkeypatch, chunk):
+@pytest.mark.parametrize("n,s,d,i", [(5, 6, 3, 4), (7, 16, 4, 30), (3, 9, 2, 2)])
+def test_branch_slots_hold_each_synapse_once_and_slot_sums_equal_the_dense_product(n, s, d, i):
+    """Any sources and branches (unsorted, repeated sources, empty branches)."""
     from elm_jax.network import dynamics
+
+    rng = np.random.default_rng(n * s)
+    source = rng.integers(0, i, (n, s)).astype(np.int32)
+    branch = rng.integers(0, d, (n, s)).astype(np.int32)
+    branch[0] = 0  # one neuron with everything on one branch, the others empty
+    slot, src = map(np.asarray, dynamics.branch_slots(source, branch, d, pad_source=i))
+    for k in range(n):
+        filled = slot[k][slot[k] < s]
+        assert sorted(filled.tolist()) == list(range(s))
+        for j in range(d):
+            used = slot[k, j][slot[k, j] < s]
+            assert (branch[k, used] == j).all() and (np.diff(used) > 0).all()
+            np.testing.assert_array_equal(src[k, j][slot[k, j] < s], source[k, used])
+            assert (src[k, j][slot[k, j] == s] == i).all()
+    e = jnp.asarray(rng.normal(size=(2, 5, i)), jnp.float32)
+    w_s = jnp.asarray(rng.uniform(size=(n, s)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(5, n, 2, d)), jnp.float32)
+    outs = {}
+    for mode in ("gather", "dense"):
+        f = lambda w, x: dynamics.external_branch_input(x, w, source, branch, d, mode)  # noqa: B023, E731
+        out, vjp = jax.vjp(f, w_s, e)
+        outs[mode] = (out, *vjp(g))
+    for a, b in zip(outs["gather"], outs["dense"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("slots_max", [0, 16])  # forward by row gathers, or slot by slot
+@pytest.mark.parametrize("chunk", [1, 2, 3])  # T = 7: chunks with and without a remainder
+def test_time_chunked_external_gather_equals_the_whole_sequence_and_dense(
+    monkeypatch, chunk, slots_max
+):
+    from elm_jax.network import dynamics
+
+    monkeypatch.setattr(dynamics, "BRANCH_SLOTS_MAX", slots_max)
 
     net = _net(num_neurons=6, synapses_per_neuron=12, external_dim=9)
     e = _inputs(2, 7, net.external_dim, seed=4)
