@@ -1,0 +1,153 @@
+"""The network's recurrence at an earlier commit against the working tree, in one process (JSON lines).
+
+On this kind of machine separate processes differ by up to about ±30 % in speed, so a change
+to the network's computation is timed here against its previous version in the same process,
+the two interleaved step by step. The previous version is ``elm_jax/network/scan.py`` and
+``elm_jax/network/dynamics.py`` as of ``--base`` (read with ``git show``), loaded as separate
+modules; the Flax layer (`ELMNetwork`) and everything else are the working tree's, so the two
+versions must share the layer's interface (the functions it calls, `NetworkWeights`). Each
+point's step is built both ways (the same `bench/network_speed.py` step, points and flags),
+the first losses are compared, then every step is timed ``--repeats`` times in turn; one line
+per point and version with the median s/step and its ratio to the same-budget LSTM timed in
+the same loop.
+
+    python bench/network_ab.py --base 0e36aef --threads 1
+    python bench/network_ab.py --base HEAD --threads 1 --points many_simple,lstm --repeats 9
+    python bench/network_ab.py --base 0e36aef --threads 1 --budget 5e3 --k-c 16 --batch 32 \
+        --seq-len 40 --seeds 4 --lstm-tolerance 0.15      # the default sweep's shapes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import network_speed  # noqa: E402  (the same points, step and thread setting)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    base = "HEAD"
+    if "--base" in argv:
+        i = argv.index("--base")
+        base = argv[i + 1]
+        del argv[i : i + 2]
+    return base, network_speed.parse_args(argv)
+
+
+def load_previous(base: str):
+    """``(external_branch_input, run_network)`` of the network's code at commit ``base``."""
+    import elm_jax.network.scan as current_scan
+
+    def load(name: str, path: str, replace: dict) -> types.ModuleType:
+        try:
+            source = subprocess.run(
+                ["git", "show", f"{base}:{path}"], cwd=ROOT, check=True, capture_output=True,
+                text=True,
+            ).stdout  # fmt: skip
+        except subprocess.CalledProcessError as err:
+            raise SystemExit(f"--base {base!r}: git cannot show {path}: {err.stderr.strip()}")
+        for old, new in replace.items():
+            source = source.replace(old, new)
+        module = types.ModuleType(name)
+        module.__file__ = f"{base}:{path}"
+        sys.modules[name] = module
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        # One NetworkWeights class for both versions (the layer builds the current one).
+        module.NetworkWeights = current_scan.NetworkWeights
+        return module
+
+    load("previous_scan", "elm_jax/network/scan.py", {})
+    dyn = load(
+        "previous_dynamics",
+        "elm_jax/network/dynamics.py",
+        {"from elm_jax.network.scan import": "from previous_scan import"},
+    )
+    return dyn.external_branch_input, dyn.run_network
+
+
+def main(argv=None) -> int:
+    base, args = parse_args(argv)
+    network_speed.configure_threads(args.threads)
+
+    import jax
+    import jax.numpy as jnp
+
+    import elm_jax.network.layers as layers
+    from elm_jax.budget.enumeration import enumerate_points
+
+    current = (layers.external_branch_input, layers.run_network)
+    previous = load_previous(base)
+
+    def build(cfg, version):
+        layers.external_branch_input, layers.run_network = (
+            previous if version == "base" else current
+        )
+        try:
+            model, tx, step = network_speed.train_step_fn(cfg, args.seeds)
+            key = jax.random.PRNGKey(0)
+            shape = (args.batch, args.seq_len, cfg.input_dim)
+            x = jax.random.poisson(key, 0.05, shape).astype(jnp.float32)
+            labels = jnp.arange(args.batch) % cfg.num_classes
+            variables = jax.jit(model.init)(key, x[:, :2])
+            params = variables["params"]
+            consts = {k: v for k, v in variables.items() if k != "params"}
+            opt_state = tx.init(params)
+            if args.seeds > 1:
+                stack = lambda tree: jax.tree_util.tree_map(  # noqa: E731
+                    lambda a: jnp.stack([a] * args.seeds), tree
+                )
+                params, opt_state, x, labels = (
+                    stack(params), stack(opt_state), stack(x), stack(labels)
+                )  # fmt: skip
+            step_args = (params, opt_state, consts, x, labels)
+            compiled = step.lower(*step_args).compile()
+            loss = float(jnp.mean(jax.block_until_ready(compiled(*step_args))[2]))
+        finally:
+            layers.external_branch_input, layers.run_network = current
+        return compiled, step_args, loss
+
+    points = network_speed.pick_points(enumerate_points(args.budget, "shd_adding", k_c=[args.k_c]))
+    wanted = args.points.split(",")
+    steps = {}
+    for label, point in points:
+        if label in wanted:
+            for version in ("base", "working_tree"):
+                steps[(label, version)] = build(point.model_config(), version)
+    if "lstm" in wanted:
+        (lstm,) = enumerate_points(
+            args.budget, "shd_adding", arch="lstm", tolerance=args.lstm_tolerance
+        )
+        steps[("lstm", "-")] = build(lstm.model_config(), "working_tree")
+    times = {key: [] for key in steps}
+    for _ in range(args.repeats):
+        for key, (compiled, step_args, _) in steps.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(compiled(*step_args))
+            times[key].append(time.perf_counter() - t0)
+    lstm_s = statistics.median(times[("lstm", "-")]) if ("lstm", "-") in times else None
+    for (label, version), ts in times.items():
+        sec = statistics.median(ts)
+        row = {
+            "bench": "network_ab", "point": label, "version": version,
+            "base": base if version == "base" else None, "train_step_s": round(sec, 5),
+            "x_lstm": round(sec / lstm_s, 2) if lstm_s else None,
+            "first_loss": steps[(label, version)][2], "batch": args.batch,
+            "seq_len": args.seq_len, "seeds": args.seeds, "repeats": args.repeats,
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        }  # fmt: skip
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
