@@ -2,10 +2,11 @@
 
 On this kind of machine separate processes differ by up to about ±30 % in speed, so a change
 to the network's computation is timed here against its previous version in the same process,
-the two interleaved step by step. The previous version is ``elm_jax/network/scan.py`` and
-``elm_jax/network/dynamics.py`` as of ``--base`` (read with ``git show``), loaded as separate
-modules; the Flax layer (`ELMNetwork`) and everything else are the working tree's, so the two
-versions must share the layer's interface (the functions it calls, `NetworkWeights`). Each
+the two interleaved step by step. The previous version is the Flax layer `ELMNetwork` with
+``elm_jax/network/scan.py``, ``dynamics.py`` and ``layers.py`` as of ``--base`` (read with
+``git show``, loaded as separate modules); the model around it, ``wiring.py``, the ops and
+everything else are the working tree's, so the base must take the same constructor arguments
+and variables (true since these modules were split; `NetworkWeights` is shared). Each
 point's step is built both ways (the same `bench/network_speed.py` step, points and flags),
 the first losses are compared, then every step is timed ``--repeats`` times in turn; one line
 per point and version with the median s/step and its ratio to the same-budget LSTM timed in
@@ -45,7 +46,7 @@ def parse_args(argv=None):
 
 
 def load_previous(base: str):
-    """``(external_branch_input, run_network)`` of the network's code at commit ``base``."""
+    """`ELMNetwork` as of commit ``base``: its scan.py, dynamics.py and layers.py."""
     import elm_jax.network.scan as current_scan
 
     def load(name: str, path: str, replace: dict) -> types.ModuleType:
@@ -62,17 +63,16 @@ def load_previous(base: str):
         module.__file__ = f"{base}:{path}"
         sys.modules[name] = module
         exec(compile(source, module.__file__, "exec"), module.__dict__)
-        # One NetworkWeights class for both versions (the layer builds the current one).
-        module.NetworkWeights = current_scan.NetworkWeights
         return module
 
-    load("previous_scan", "elm_jax/network/scan.py", {})
-    dyn = load(
-        "previous_dynamics",
-        "elm_jax/network/dynamics.py",
-        {"from elm_jax.network.scan import": "from previous_scan import"},
-    )
-    return dyn.external_branch_input, dyn.run_network
+    imports = {
+        "from elm_jax.network.scan import": "from previous_scan import",
+        "from elm_jax.network.dynamics import": "from previous_dynamics import",
+    }
+    scan = load("previous_scan", "elm_jax/network/scan.py", imports)
+    scan.NetworkWeights = current_scan.NetworkWeights  # one pytree class for both versions
+    load("previous_dynamics", "elm_jax/network/dynamics.py", imports)
+    return load("previous_layers", "elm_jax/network/layers.py", imports).ELMNetwork
 
 
 def main(argv=None) -> int:
@@ -82,16 +82,14 @@ def main(argv=None) -> int:
     import jax
     import jax.numpy as jnp
 
-    import elm_jax.network.layers as layers
+    import elm_jax.models as models
     from elm_jax.budget.enumeration import enumerate_points
 
-    current = (layers.external_branch_input, layers.run_network)
+    current = models.ELMNetwork
     previous = load_previous(base)
 
     def build(cfg, version):
-        layers.external_branch_input, layers.run_network = (
-            previous if version == "base" else current
-        )
+        models.ELMNetwork = previous if version == "base" else current  # read by build_core
         try:
             model, tx, step = network_speed.train_step_fn(cfg, args.seeds)
             key = jax.random.PRNGKey(0)
@@ -113,7 +111,7 @@ def main(argv=None) -> int:
             compiled = step.lower(*step_args).compile()
             loss = float(jnp.mean(jax.block_until_ready(compiled(*step_args))[2]))
         finally:
-            layers.external_branch_input, layers.run_network = current
+            models.ELMNetwork = current
         return compiled, step_args, loss
 
     points = network_speed.pick_points(enumerate_points(args.budget, "shd_adding", k_c=[args.k_c]))
