@@ -56,7 +56,9 @@ def load_previous(base: str):
                 text=True,
             ).stdout  # fmt: skip
         except subprocess.CalledProcessError as err:
-            raise SystemExit(f"--base {base!r}: git cannot show {path}: {err.stderr.strip()}")
+            raise SystemExit(
+                f"--base {base!r}: git cannot show {path}: {err.stderr.strip()}"
+            ) from None
         for old, new in replace.items():
             source = source.replace(old, new)
         module = types.ModuleType(name)

@@ -102,7 +102,9 @@ def main(argv=None) -> int:
 
     from elm_jax.budget.enumeration import enumerate_points
 
-    points = dict(network_speed.pick_points(enumerate_points(args.budget, "shd_adding", k_c=[args.k_c])))
+    points = dict(
+        network_speed.pick_points(enumerate_points(args.budget, "shd_adding", k_c=[args.k_c]))
+    )
     if args.point not in points:
         raise SystemExit(f"--point {args.point!r} is invalid: must be one of {sorted(points)}")
     cfg = points[args.point].model_config().replace(**config_changes(args.changes))
