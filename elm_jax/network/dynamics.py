@@ -121,7 +121,7 @@ def slot_weights(w_s: Array, slot: Array) -> Array:
 
 
 def _slot_sum(e: Array, w_s: Array, source: Array, branch: Array, d: int) -> Array:
-    """``e [b, t, i] -> [t, n, b, d]`` slot by slot: ``sum_k w[n, d, k] * e[:, t, src[n, d, k]]``.
+    """``e [b, t, i] -> out [t, n, b, d] = sum_k w[n, d, k] * e[b, t, src[n, d, k]]``.
 
     Each slot's gather reads the ``b`` contiguous values of one channel of ``e [t, i + 1, b]``
     (a zero channel appended for the empty slots) and XLA fuses all of them into one loop that
@@ -181,8 +181,8 @@ def external_branch_input(
     """External branch input of every neuron for all steps: ``e [b, t, i] -> [t, n, b, d]``.
 
     Computed once before the scan, already in the scan's time-major, neuron-major layout.
-    ``"gather"``: forward slot by slot while each branch has at most `BRANCH_SLOTS_MAX` of
-    these synapses (`_slot_sum`), else and for the gradient by row gathers
+    ``"gather"``: the forward slot by slot while a neuron has at most `BRANCH_SLOTS_MAX` of
+    these synapses (`_slot_sum`); beyond that, and for the gradient, row gathers
     (`_row_gather_input`).
     """
     if mode == "gather" and source.shape[1] <= BRANCH_SLOTS_MAX:
