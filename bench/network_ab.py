@@ -1,4 +1,4 @@
-"""The network's recurrence at an earlier commit against the working tree, in one process (JSON lines).
+"""The ELM network layer at an earlier commit against the working tree, in one process (JSON lines).
 
 On this kind of machine separate processes differ by up to about ±30 % in speed, so a change
 to the network's computation is timed here against its previous version in the same process,
@@ -6,11 +6,11 @@ the two interleaved step by step. The previous version is the Flax layer `ELMNet
 ``elm_jax/network/scan.py``, ``dynamics.py`` and ``layers.py`` as of ``--base`` (read with
 ``git show``, loaded as separate modules); the model around it, ``wiring.py``, the ops and
 everything else are the working tree's, so the base must take the same constructor arguments
-and variables (true since these modules were split; `NetworkWeights` is shared). Each
+and create the same variables (one `NetworkWeights` class serves both). Each
 point's step is built both ways (the same `bench/network_speed.py` step, points and flags),
-the first losses are compared, then every step is timed ``--repeats`` times in turn; one line
-per point and version with the median s/step and its ratio to the same-budget LSTM timed in
-the same loop.
+then every step is timed ``--repeats`` times in turn; one line per point and version with the
+median s/step, its ratio to the same-budget LSTM timed in the same loop, the first step's loss
+(the two versions should agree to float rounding) and the compile time (lower + compile).
 
     python bench/network_ab.py --base 0e36aef --threads 1
     python bench/network_ab.py --base HEAD --threads 1 --points many_simple,lstm --repeats 9
@@ -94,27 +94,16 @@ def main(argv=None) -> int:
         models.ELMNetwork = previous if version == "base" else current  # read by build_core
         try:
             model, tx, step = network_speed.train_step_fn(cfg, args.seeds)
-            key = jax.random.PRNGKey(0)
-            shape = (args.batch, args.seq_len, cfg.input_dim)
-            x = jax.random.poisson(key, 0.05, shape).astype(jnp.float32)
-            labels = jnp.arange(args.batch) % cfg.num_classes
-            variables = jax.jit(model.init)(key, x[:, :2])
-            params = variables["params"]
-            consts = {k: v for k, v in variables.items() if k != "params"}
-            opt_state = tx.init(params)
-            if args.seeds > 1:
-                stack = lambda tree: jax.tree_util.tree_map(  # noqa: E731
-                    lambda a: jnp.stack([a] * args.seeds), tree
-                )
-                params, opt_state, x, labels = (
-                    stack(params), stack(opt_state), stack(x), stack(labels)
-                )  # fmt: skip
-            step_args = (params, opt_state, consts, x, labels)
+            step_args = network_speed.step_inputs(
+                cfg, model, tx, args.batch, args.seq_len, args.seeds
+            )
+            t0 = time.perf_counter()
             compiled = step.lower(*step_args).compile()
+            compile_s = time.perf_counter() - t0
             loss = float(jnp.mean(jax.block_until_ready(compiled(*step_args))[2]))
         finally:
             models.ELMNetwork = current
-        return compiled, step_args, loss
+        return compiled, step_args, loss, compile_s
 
     points = network_speed.pick_points(enumerate_points(args.budget, "shd_adding", k_c=[args.k_c]))
     wanted = args.points.split(",")
@@ -130,7 +119,7 @@ def main(argv=None) -> int:
         steps[("lstm", "-")] = build(lstm.model_config(), "working_tree")
     times = {key: [] for key in steps}
     for _ in range(args.repeats):
-        for key, (compiled, step_args, _) in steps.items():
+        for key, (compiled, step_args, *_) in steps.items():
             t0 = time.perf_counter()
             jax.block_until_ready(compiled(*step_args))
             times[key].append(time.perf_counter() - t0)
@@ -141,7 +130,8 @@ def main(argv=None) -> int:
             "bench": "network_ab", "point": label, "version": version,
             "base": base if version == "base" else None, "train_step_s": round(sec, 5),
             "x_lstm": round(sec / lstm_s, 2) if lstm_s else None,
-            "first_loss": steps[(label, version)][2], "batch": args.batch,
+            "first_loss": steps[(label, version)][2],
+            "compile_s": round(steps[(label, version)][3], 2), "batch": args.batch,
             "seq_len": args.seq_len, "seeds": args.seeds, "repeats": args.repeats,
             "load_avg_1m": round(os.getloadavg()[0], 2),
         }  # fmt: skip

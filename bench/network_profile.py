@@ -98,7 +98,6 @@ def main(argv=None) -> int:
     network_speed.configure_threads(args.threads)
 
     import jax
-    import jax.numpy as jnp
 
     from elm_jax.budget.enumeration import enumerate_points
 
@@ -109,19 +108,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--point {args.point!r} is invalid: must be one of {sorted(points)}")
     cfg = points[args.point].model_config().replace(**config_changes(args.changes))
     model, tx, step = network_speed.train_step_fn(cfg, args.seeds)
-    key = jax.random.PRNGKey(0)
-    x = jax.random.poisson(key, 0.05, (args.batch, args.seq_len, cfg.input_dim)).astype(jnp.float32)
-    labels = jnp.arange(args.batch) % cfg.num_classes
-    variables = jax.jit(model.init)(key, x[:, :2])
-    params = variables["params"]
-    consts = {k: v for k, v in variables.items() if k != "params"}
-    opt_state = tx.init(params)
-    if args.seeds > 1:
-        stack = lambda tree: jax.tree_util.tree_map(  # noqa: E731
-            lambda a: jnp.stack([a] * args.seeds), tree
-        )
-        params, opt_state, x, labels = stack(params), stack(opt_state), stack(x), stack(labels)
-    step_args = (params, opt_state, consts, x, labels)
+    step_args = network_speed.step_inputs(cfg, model, tx, args.batch, args.seq_len, args.seeds)
     compiled = step.lower(*step_args).compile()
     sites = hlo_sites(compiled.as_text())
     jax.block_until_ready(compiled(*step_args))

@@ -150,26 +150,34 @@ def memory_mib(compiled) -> dict:
     return {**parts, "peak_mib": mib(total)}
 
 
-def bench_one(cfg, args, label: str, machine: float) -> dict:
+def step_inputs(cfg, model, tx, batch: int, seq_len: int, seeds: int) -> tuple:
+    """``(params, opt_state, consts, x, labels)`` for `train_step_fn`'s step: synthetic Poisson
+    spike counts, stacked on a leading seed axis when ``seeds > 1``."""
     import jax
     import jax.numpy as jnp
 
-    from elm_jax.budget.cost import cost
-
-    model, tx, step = train_step_fn(cfg, args.seeds)
     key = jax.random.PRNGKey(0)
-    x = jax.random.poisson(key, 0.05, (args.batch, args.seq_len, cfg.input_dim)).astype(jnp.float32)
-    labels = jnp.arange(args.batch) % cfg.num_classes
+    x = jax.random.poisson(key, 0.05, (batch, seq_len, cfg.input_dim)).astype(jnp.float32)
+    labels = jnp.arange(batch) % cfg.num_classes
     variables = jax.jit(model.init)(key, x[:, :2])
     params = variables["params"]
     consts = {k: v for k, v in variables.items() if k != "params"}
     opt_state = tx.init(params)
-    if args.seeds > 1:
+    if seeds > 1:
         stack = lambda tree: jax.tree_util.tree_map(  # noqa: E731
-            lambda a: jnp.stack([a] * args.seeds), tree
+            lambda a: jnp.stack([a] * seeds), tree
         )
         params, opt_state, x, labels = stack(params), stack(opt_state), stack(x), stack(labels)
-    step_args = (params, opt_state, consts, x, labels)
+    return params, opt_state, consts, x, labels
+
+
+def bench_one(cfg, args, label: str, machine: float) -> dict:
+    import jax
+
+    from elm_jax.budget.cost import cost
+
+    model, tx, step = train_step_fn(cfg, args.seeds)
+    step_args = step_inputs(cfg, model, tx, args.batch, args.seq_len, args.seeds)
     t0 = time.perf_counter()
     compiled = step.lower(*step_args).compile()
     if args.memory_only:
