@@ -20,6 +20,7 @@ median s/step, its ratio to the same-budget LSTM timed in the same loop, the fir
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -36,13 +37,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_args(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    base = "HEAD"
-    if "--base" in argv:
-        i = argv.index("--base")
-        base = argv[i + 1]
-        del argv[i : i + 2]
-    return base, network_speed.parse_args(argv)
+    """``--base COMMIT`` (default HEAD), then `bench/network_speed.py`'s own flags."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--base", default="HEAD")
+    known, rest = p.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return known.base, network_speed.parse_args(rest)
 
 
 def load_previous(base: str):

@@ -17,6 +17,8 @@ GFLOP/s in the same process and thread setting.
     python bench/network_speed.py --batch 32 --seq-len 1000 --remat-chunk 0,50 --memory-only
     python bench/network_speed.py --threads 1 --connectivity auto --points many_simple,lstm \
         --gather-chunk-elements 0,2097152,0,2097152   # the external gather's time chunks
+    python bench/network_speed.py --threads 1 --connectivity auto --points many_simple,lstm \
+        --branch-slots-max 0,16,0,16      # the external forward by row gathers or slot by slot
 
 Each line also has the compiled step's memory (`memory_analysis()`: arguments, outputs and XLA
 temporaries, in MiB; `peak_mib` is their sum) and the process's peak resident memory so far.
@@ -59,6 +61,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="",
         help="comma list of elm_jax.network.dynamics.GATHER_CHUNK_ELEMENTS values to time "
         "(the external gather's time chunk; 0: the whole sequence at once)",
+    )
+    p.add_argument(
+        "--branch-slots-max",
+        default="",
+        help="comma list of elm_jax.network.dynamics.BRANCH_SLOTS_MAX values to time (the "
+        "external forward runs slot by slot up to this many synapses; 0: never)",
     )
     p.add_argument("--seeds", type=int, default=1, help="> 1: vmap the step over this many seeds")
     p.add_argument("--points", default="few_complex,balanced,many_simple,lstm")
@@ -230,6 +238,8 @@ def main(argv=None) -> int:
 
     chunks = args.gather_chunk_elements
     gather_chunks = [int(v) for v in chunks.split(",")] if chunks else [None]
+    slots = args.branch_slots_max
+    slots_max = [int(v) for v in slots.split(",")] if slots else [None]
 
     machine = matmul_gflops(args.repeats)
     elm_points = enumerate_points(args.budget, "shd_adding", k_c=[args.k_c])
@@ -254,15 +264,19 @@ def main(argv=None) -> int:
                     if chunk is not None:
                         changes["remat_chunk"] = int(chunk)
                     for elements in gather_chunks:
-                        jobs.append((auto, cfg.replace(**changes), elements))
+                        for most in slots_max:
+                            jobs.append((auto, cfg.replace(**changes), elements, most))
     if "lstm" in wanted:
-        jobs.append(("lstm", lstm.model_config(), None))
-    for label, cfg, elements in jobs:
+        jobs.append(("lstm", lstm.model_config(), None, None))
+    for label, cfg, elements, most in jobs:
         if elements is not None:  # read when the step is traced, in bench_one
             dynamics.GATHER_CHUNK_ELEMENTS = elements or 1 << 62
+        if most is not None:
+            dynamics.BRANCH_SLOTS_MAX = most
         row = bench_one(cfg, args, label, machine)
         used = dynamics.GATHER_CHUNK_ELEMENTS if elements is None else elements  # 0: whole
         row["gather_chunk_elements"] = used if cfg.arch == "elm" else None
+        row["branch_slots_max"] = dynamics.BRANCH_SLOTS_MAX if cfg.arch == "elm" else None
         print(json.dumps(row), flush=True)
     return 0
 

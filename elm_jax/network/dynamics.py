@@ -85,8 +85,8 @@ def _gathered_branch_input(e_t: Array, wb: Array, source: Array) -> Array:
 # With at most this many external synapses per neuron, the external input's forward runs slot
 # by slot (`branch_slots`, `_slot_sum`): d * s fused gather-multiply-adds that write the scan's
 # [t, n, b, d] input directly, instead of row gathers, a per-neuron [s, d] product and a
-# transpose. Many simple neurons (N = 600, 16 external synapses, batch 8, T = 200): that
-# forward 29 -> 12 ms in isolation, the train step 0.231 -> 0.210 s (docs/network.md).
+# transpose. Many simple neurons (N = 600, 16 external synapses, batch 8, T = 200): the train
+# step 0.231 -> 0.210 s in one process (docs/network.md, fourth round).
 BRANCH_SLOTS_MAX = 16
 
 
@@ -97,19 +97,18 @@ def branch_slots(source: Array, branch: Array, num_branches: int, pad_source: in
     the last: a zero weight once appended, `slot_weights`) where the branch has fewer; the
     slot's source is ``pad_source`` there (a zero row). Any order of ``branch`` is allowed.
     """
-    n, s = source.shape
-    k = s  # a branch can hold all s synapses
+    n, s = source.shape  # s slots per branch: a branch can hold all s synapses
     one_hot = jax.nn.one_hot(branch, num_branches, dtype=jnp.int32)  # [n, s, d]
     counts = one_hot.sum(axis=1)  # [n, d]
     # Stable order by branch: the synapses of branch d sit at [start_d, start_d + count_d).
     order = jnp.argsort(branch, axis=1, stable=True).astype(jnp.int32)  # [n, s]
     start = jnp.cumsum(counts, axis=1) - counts
-    pos = start[..., None] + jnp.arange(k, dtype=jnp.int32)  # [n, d, K]
-    filled = jnp.arange(k) < counts[..., None]
+    pos = start[..., None] + jnp.arange(s, dtype=jnp.int32)  # [n, d, s]
+    filled = jnp.arange(s) < counts[..., None]
     picked = jnp.take_along_axis(order, jnp.clip(pos, 0, s - 1).reshape(n, -1), axis=1)
-    slot = jnp.where(filled, picked.reshape(n, num_branches, k), s)
-    src = jnp.where(filled, jnp.take_along_axis(source, jnp.minimum(slot, s - 1).reshape(n, -1),
-                                                axis=1).reshape(slot.shape), pad_source)  # fmt: skip
+    picked_source = jnp.take_along_axis(source, picked, axis=1).reshape(filled.shape)
+    slot = jnp.where(filled, picked.reshape(filled.shape), s)
+    src = jnp.where(filled, picked_source, pad_source)
     return slot, src
 
 
@@ -131,11 +130,11 @@ def _slot_sum(e: Array, w_s: Array, source: Array, branch: Array, d: int) -> Arr
     slot, src = branch_slots(source, branch, d, pad_source=i)
     w = slot_weights(w_s, slot)
     e_t = jnp.concatenate([jnp.transpose(e, (1, 2, 0)), jnp.zeros((t, 1, b), e.dtype)], axis=1)
-    k = src.shape[-1]
+    slots = src.shape[-1]
     return jnp.stack(
-        [sum(e_t[:, src[:, j, s], :] * w[None, :, None, j, s] for s in range(k)) for j in range(d)],
-        axis=-1,
-    )
+        [sum(e_t[:, src[:, j, q], :] * w[None, :, None, j, q] for q in range(slots))
+         for j in range(d)], axis=-1,
+    )  # fmt: skip
 
 
 def _row_gather_input(e: Array, w_s: Array, source: Array, branch: Array, d: int) -> Array:
