@@ -3,7 +3,7 @@
 One function for both callers, so they cannot drift: the trainer (`elm_jax.train.loop.Run.prepare`)
 raises the problems as one ValueError before it touches a workdir, a device or a file, and a
 sweep (`sweeps.engine.validate_sweep`) collects them for every trial before the first one trains.
-Checked here: the schema and value types (`configs.merge.resolve_config`), the model
+Checked here: the schema and value types (`configs.merge.field_problems`, `configs.merge.resolve_fields`), the model
 (`ModelConfig`), the optimizer (`OptimConfig`, per-seed learning rates), the dataset name and
 options (`data.check_options`), and that the data's task fits the model (`data.static_info`).
 No data is read or built and nothing is compiled.
@@ -19,7 +19,7 @@ import ml_collections
 
 from elm_jax import data
 from elm_jax.configs.common import base_config
-from elm_jax.configs.merge import field_problems, merge_config, resolve_config
+from elm_jax.configs.merge import field_problems, merge_config, resolve_fields
 from elm_jax.models import ModelConfig
 from elm_jax.optim import OptimConfig, seed_learning_rates
 
@@ -70,7 +70,10 @@ def config_problems(
     if problems:
         return problems, None  # unknown fields or wrong types: nothing further is meaningful
     problems += field_problems(full)
-    cfg = None if problems else _attempt(problems, "", lambda: resolve_config(config))
+    # Resolved in place: the model, the optimizer and the data options below are all read from
+    # this one resolved config (model.time_unit="ms" sets model.delta_t to data.bin_ms).
+    resolved = not problems and _attempt(problems, "", lambda: resolve_fields(full) or True)
+    cfg = full if resolved else None
     model = _attempt(problems, "config.model.", lambda: ModelConfig.from_dict(full.model.to_dict()))
     steps = full.num_train_steps
     steps = steps if isinstance(steps, int) and steps >= 1 else 1  # reported by field_problems

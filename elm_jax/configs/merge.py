@@ -69,11 +69,20 @@ def resolve_config(config: Any) -> ml_collections.ConfigDict:
     problems = field_problems(full)
     if problems:
         raise ValueError("; ".join(problems))
+    resolve_fields(full)
+    return full
+
+
+def resolve_fields(full: ml_collections.ConfigDict) -> None:
+    """Resolves the derived fields of a merged, range-checked config in place (the time unit
+    sets delta_t) and checks the logging fields; raises ValueError.
+
+    In place, so that every object the trainer builds is built from this one resolved config.
+    """
     _resolve_time_unit(full)
     if not isinstance(full.logging.tensorboard, bool):
         raise ValueError(f"config.logging.tensorboard={full.logging.tensorboard!r} must be a bool")
     check_wandb_mode(full.logging.wandb)
-    return full
 
 
 def _resolve_time_unit(cfg: ml_collections.ConfigDict) -> None:
@@ -105,4 +114,10 @@ def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
 
 
-__all__ = ["config_diff", "field_problems", "merge_config", "resolve_config"]
+__all__ = [
+    "config_diff",
+    "field_problems",
+    "merge_config",
+    "resolve_config",
+    "resolve_fields",
+]
