@@ -1,10 +1,10 @@
-"""The ``scaling_law`` claim of SPEC §8 (claim 4), used by :mod:`analysis.claims`.
+"""The ``scaling_law`` claim of docs/science.md §8 (claim 4), used by :mod:`analysis.claims`.
 
-``L*(P) = E + A P^-alpha`` is fitted (:func:`analysis.scaling.fit_power_law`, SPEC §7) to the
-per-budget parabola optima L*(P) of the budgets that learned and have a parabola, and refitted
-on every seeds-only resample. Requirements: at least 5 budgets spanning at least 2 decades.
-Decision (the rules are in the docstring of :mod:`analysis.claims`): the fall of L* over the
-budgets, the leave-largest-out prediction, and the ``random`` slice against the law's band.
+``L*(P) = E + A P^-alpha`` is fitted (:func:`analysis.scaling.fit_power_law`, docs/science.md §7) to
+the per-budget parabola optima L*(P) of the budgets that learned and have a parabola, and refitted
+on every seeds-only resample. Requirements: at least 5 budgets spanning at least 2 decades. Decision
+(the rules are in the docstring of :mod:`analysis.claims`): the fall of L* over the budgets, the
+leave-largest-out prediction, and the ``random`` slice against the law's band.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The decided claim (SPEC §8): a statistic, its interval, the decision and the reason.
+"""The decided claim (docs/science.md §8): a statistic, its interval, the decision and the reason.
 
 Shared by :mod:`analysis.claims` and :mod:`analysis.claim_law`; :meth:`Claim.to_json` is the
 ``claims.json`` entry (docs/analysis.md).

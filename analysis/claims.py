@@ -1,5 +1,5 @@
-"""The claim tests of SPEC §8 on a sweep table, each decided as supported, contradicted or not
-testable (with the reason).
+"""The claim tests of docs/science.md §8 on a sweep table, each decided as supported,
+contradicted or not testable (with the reason).
 
 Claims (one :class:`Claim` each, per data set and budget kind):
 
@@ -13,11 +13,12 @@ Claims (one :class:`Claim` each, per data set and budget kind):
 * ``optimum_moves``: slopes of log N*(P) and log k_e*(P) (k_e* from the budget identity at N*)
   against log P over the budgets with an interior optimum (>= 3); supported when both intervals
   are above 0, contradicted when one is below 0.
-* ``scaling_law``: ``L*(P) = E + A P^-alpha`` (SPEC §7 fit) on the parabola L* of >= 5 budgets
-  spanning >= 2 decades. Supported when L* falls over the budgets (interval of L*(P_min) -
-  L*(P_max) above 0) and the law fitted without the largest budget predicts it (the interval of
-  its relative error lies within ±5 %); contradicted when L* rises, the prediction misses
-  (interval wholly outside ±5 %), or a ``random``-slice point lies below the law's band by more than 3 SE.
+* ``scaling_law``: ``L*(P) = E + A P^-alpha`` (docs/science.md §7 fit) on the parabola L* of
+  >= 5 budgets spanning >= 2 decades. Supported when L* falls over the budgets (interval of
+  L*(P_min) - L*(P_max) above 0) and the law fitted without the largest budget predicts it (the
+  interval of its relative error lies within ±5 %); contradicted when L* rises, the prediction
+  misses (interval wholly outside ±5 %), or a ``random``-slice point lies below the law's band
+  by more than 3 SE.
 
 **An interval that contains 0 decides nothing**: the claim is ``not_testable`` with the reason
 "inconclusive" and the interval, never supported (a flat or noise-only table cannot support a
@@ -352,8 +353,9 @@ def decide_block(
 def decide_claims(
     trials: pd.DataFrame, n_boot: int = 200, seed: int = 0, arch: str = "elm"
 ) -> list[ClaimsBlock]:
-    """Decide the SPEC §8 claims on a validated trial frame: one block per (data set, budget
-    kind of the ``budget`` slice); the axis and random slices of a data set join every block."""
+    """Decide the docs/science.md §8 claims on a validated trial frame: one block per (data set,
+    budget kind of the ``budget`` slice); the axis and random slices of a data set join every
+    block."""
     blocks = []
     for _dataset, g in trials.groupby("dataset", sort=True):
         budget = g["slice"] == "budget"

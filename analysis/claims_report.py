@@ -1,4 +1,4 @@
-"""HTML of the SPEC §8 claim tests: the table that opens the report, and its figures."""
+"""HTML of the docs/science.md §8 claim tests: the table that opens the report, and its figures."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def claims_section(blocks: list[ClaimsBlock], fig_dir: Path, img) -> str:
     ``img(path, alt)`` turns a PNG into embedded HTML (as the report does for its figures).
     """
     out = [
-        "<h2>Claims (SPEC §8)</h2>",
+        "<h2>Claims (docs/science.md §8)</h2>",
         "<p>Each claim is a statistic with a 95% interval from a bootstrap that keeps the design "
         "fixed and resamples seeds within every architecture point; losses are final (last-step) "
         "seed means, the optimum is chosen on validation and read on test too. An interval that "

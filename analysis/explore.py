@@ -8,10 +8,10 @@ budget kind (never pooled, as in :mod:`analysis.report`):
 
 * the seed-mean loss of every architecture point against P_core, P_total or training FLOPs,
   its Pareto frontier, and over the budget axis the fitted law ``L*(P) = E + A P^-alpha`` with
-  its bootstrap band (SPEC §7); hovering a point gives N, d_m, k_e, k_c, the seed spread and the
-  trial ids;
+  its bootstrap band (docs/science.md §7); hovering a point gives N, d_m, k_e, k_c, the seed
+  spread and the trial ids;
 * a budget selector showing that budget's tradeoff curve (loss against N) with its parabola in
-  log N (SPEC §8 claim 2) when :func:`analysis.claims.fit_budget_parabola` can fit one;
+  log N (docs/science.md §8 claim 2) when :func:`analysis.claims.fit_budget_parabola` can fit one;
 * a toggle between budgets counted on P_core and on P_total (an option is disabled when the
   sweep has no budgets of that kind);
 * the input-blind baseline (a dashed line) when the table has ``input_blind_<loss>``.

@@ -1,10 +1,10 @@
 """The information model's optimal allocation under the sweep's real constraints.
 
 Under ``P = N (k_e + k_c)`` a network can only take the k_e values that some integer d_m gives
-(SPEC §3: ``k_e(d_m)`` with d_tree branches and the default MLP), and a neuron cannot have more
-synapses than its presynaptic pool holds: ``k_c <= D_ext + N`` (external channels plus the N
-recurrent outputs). :func:`constrained_optimum` searches every allowed d_m and a log grid of
-k_c, keeps the feasible points, and refines k_c inside the best cell.
+(docs/science.md §3: ``k_e(d_m)`` with d_tree branches and the default MLP), and a neuron cannot
+have more synapses than its presynaptic pool holds: ``k_c <= D_ext + N`` (external channels plus the
+N recurrent outputs). :func:`constrained_optimum` searches every allowed d_m and a log grid of k_c,
+keeps the feasible points, and refines k_c inside the best cell.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from scipy.optimize import minimize_scalar
 
 
 def k_e_of_d_m(d_m, d_tree: int) -> np.ndarray:
-    """SPEC §3: k_e of a neuron with d_m memory units (one hidden layer of 2 d_m, learnable tau)."""
+    """k_e of a neuron with d_m memory units (docs/science.md §3: one hidden layer of 2 d_m,
+    learnable tau)."""
     d = np.asarray(d_m, float)
     h = 2.0 * d
     return (d_tree + d) * h + h + h * d + d + (d + 1.0) + d

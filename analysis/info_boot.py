@@ -1,4 +1,4 @@
-"""Seeds-only bootstrap intervals of the information model's parameters (SPEC §6, §7).
+"""Seeds-only bootstrap intervals of the information model's parameters (docs/science.md §6, §7).
 
 Every resample keeps each ok ELM point the model was fitted to and redraws its ok seeds with
 replacement (rescaled to the unbiased spread, as :mod:`analysis.seedboot`); the model is refitted

@@ -1,4 +1,4 @@
-"""The closed-form information-theoretic model of SPEC §6 (our formulation, not the paper's).
+"""The closed-form information-theoretic model of docs/science.md §6 (ours, not the paper's).
 
     SNR(k_e, k_c) = a * k_e^alpha * k_c^beta
     I_1           = 1/2 * ln(1 + SNR)
@@ -96,7 +96,7 @@ class Optimum:
 
 @dataclass(frozen=True)
 class InfoModel:
-    """Fitted SPEC §6 model; see :data:`PARAMETER_MEANINGS`."""
+    """Fitted docs/science.md §6 model; see :data:`PARAMETER_MEANINGS`."""
 
     a: float
     alpha: float
@@ -400,7 +400,7 @@ def fit(
     )
 
 
-#: D_ext of the classification tasks (identity encoder: one channel per input, SPEC §3).
+#: D_ext of the classification tasks (identity encoder: one channel per input, docs/science.md §3).
 _D_EXT_BY_TASK = {"shd_adding": 700, "shd": 700}
 
 

@@ -1,4 +1,4 @@
-"""The per-budget parabola in log N (SPEC §8, claim 2), with its seeds-only bootstrap.
+"""The per-budget parabola in log N (docs/science.md §8, claim 2), with its seeds-only bootstrap.
 
 At one budget P and one k_c, ``loss = a + b x + c x^2`` with ``x = log N`` is fitted by least
 squares to the seed-mean validation losses (at least 4 distinct N). ``c > 0`` with the vertex
@@ -115,7 +115,8 @@ class ParabolaFit:
 
     @property
     def interior(self) -> bool:
-        """SPEC §8: c's interval above 0 and the vertex inside the range in >= 95 % of resamples."""
+        """docs/science.md §8: c's interval above 0 and the vertex inside the range in >= 95 % of
+        resamples."""
         return bool(self.c_ci95[0] > 0 and self.interior_fraction >= LEVEL)
 
 
@@ -249,7 +250,7 @@ def fit_budget_parabola(
     k_c: float | None = None,
     arch: str = "elm",
 ) -> ParabolaFit:
-    """Fit the SPEC §8 parabola to the trials of one budget (one data set and budget kind).
+    """Fit the docs/science.md §8 parabola to the trials of one budget (one data set, budget kind).
 
     Args:
       frame: trial rows (results-table columns) of a single nominal budget; the ``budget``

@@ -1,4 +1,4 @@
-"""Pareto frontiers and per-budget optima (SPEC §7).
+"""Pareto frontiers and per-budget optima (docs/science.md §7).
 
 Dominance (both coordinates minimised): row a dominates row b when ``a.x <= b.x`` and
 ``a.y <= b.y`` with at least one strict inequality. The frontier is the set of rows no other row

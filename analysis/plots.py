@@ -52,7 +52,7 @@ def save(fig: plt.Figure, path: str | Path) -> Path:
 
 
 def input_blind_line(ax: plt.Axes, baseline: float | None) -> None:
-    """Draw the input-blind loss (predicting the label prior, SPEC §4) as a dotted line."""
+    """Draw the input-blind loss (the label prior's, docs/science.md §4) as a dotted line."""
     if baseline is not None and np.isfinite(baseline):
         ax.axhline(baseline, color="0.35", ls=":", lw=1.2, label=f"input-blind loss {baseline:.3g}")
 

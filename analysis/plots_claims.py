@@ -1,4 +1,4 @@
-"""Figures that show the SPEC §8 claims of one :class:`analysis.claims.ClaimsBlock`.
+"""Figures that show the docs/science.md §8 claims of one :class:`analysis.claims.ClaimsBlock`.
 
 * :func:`plot_parabolas`: every budget's seed means (SE bars) against N, its parabola in log N,
   the vertex with its 95 % interval, and the input-blind loss;

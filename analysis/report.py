@@ -132,9 +132,10 @@ def section(an: Analysis, fig_dir: Path) -> str:
         )
         if an.boot is not None:
             out.append(
-                "<p>Intervals: percentiles of refits on resamples of the seeds within every architecture "
-                "point, the design fixed (SPEC §7). The per-budget optimum is still the minimum over "
-                "points, so L* carries the winner's-curse bias; the claims above use the parabola's L*.</p>"
+                "<p>Intervals: percentiles of refits on resamples of the seeds within every "
+                "architecture point, the design fixed (docs/science.md §7). The per-budget optimum "
+                "is still the minimum over points, so L* carries the winner's-curse bias; the "
+                "claims above use the parabola's L*.</p>"
             )
     if an.validation is not None:
         v = an.validation
@@ -143,7 +144,7 @@ def section(an: Analysis, fig_dir: Path) -> str:
             f"L* = {v['predicted']:.4g}, observed {v['observed']:.4g} (relative error {v['rel_error']:+.2%}).</p>"
         )
 
-    out.append("<h3>Information-theoretic model (SPEC §6)</h3>")
+    out.append("<h3>Information-theoretic model (docs/science.md §6)</h3>")
     if an.model is not None:
         m = an.model
         prm = pd.DataFrame(
@@ -289,8 +290,8 @@ def build_report(
     n_boot: int = 200,
     seed: int = 0,
 ) -> Path:
-    """Analyse the sweep directories and write ``out_dir/report.html`` (opening with the SPEC §8
-    claims) and ``out_dir/claims.json``; returns the report's path."""
+    """Analyse the sweep directories and write ``out_dir/report.html`` (opening with the
+    docs/science.md §8 claims) and ``out_dir/claims.json``; returns the report's path."""
     dirs = [sweep_dirs] if isinstance(sweep_dirs, (str, Path)) else list(sweep_dirs)
     out_dir = Path(out_dir) if out_dir is not None else Path(dirs[0]) / "report"
     fig_dir = out_dir / "figures"
@@ -311,9 +312,10 @@ def build_report(
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-        "<p>Budget optima, Pareto frontiers and scaling-law fits (SPEC §7), and the information-theoretic "
-        "model (SPEC §6). Seeds are averaged per architecture point before any frontier; trials that did "
-        "not finish ok are excluded from fits and listed per section.</p>"
+        "<p>Budget optima, Pareto frontiers and scaling-law fits (docs/science.md §7), and the "
+        "information-theoretic model (docs/science.md §6). Seeds are averaged per architecture "
+        "point before any frontier; "
+        "trials that did not finish ok are excluded from fits and listed per section.</p>"
         + "\n".join(body)
         + "</body></html>"
     )

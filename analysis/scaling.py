@@ -1,4 +1,4 @@
-"""Scaling-law fits with uncertainty (SPEC §7).
+"""Scaling-law fits with uncertainty (docs/science.md §7).
 
 ``L*(P) = E + A * P^(-alpha)`` is fitted in log space as Hoffmann et al. (2022, Approach 3) as
 corrected by Besiroglu et al. (2024): with ``a = log A`` and ``e = log E``,
@@ -9,9 +9,9 @@ and the objective is the *summed* Huber loss (delta = 1e-3) of ``log L_hat - log
 with L-BFGS-B (analytic gradient, float64) from every start of a grid; the best end point is kept.
 ``alpha`` is bounded to [0, 10]; ``a`` and ``e`` are free.
 
-Uncertainty comes from :func:`bootstrap`, with the design fixed (SPEC §7): every architecture
-point keeps its place, its seeds are resampled with replacement inside it, and the whole
-pipeline (seed means -> per-budget optimum -> fits) is rerun per resample.
+Uncertainty comes from :func:`bootstrap`, with the design fixed (docs/science.md §7): every
+architecture point keeps its place, its seeds are resampled with replacement inside it, and the
+whole pipeline (seed means -> per-budget optimum -> fits) is rerun per resample.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def fit_power_law(
     delta: float = HUBER_DELTA,
     starts: list[tuple[float, float, float]] | None = None,
 ) -> PowerLawFit:
-    """Fit ``L = E + A * P^(-alpha)`` as SPEC §7 (see the module docstring).
+    """Fit ``L = E + A * P^(-alpha)`` as docs/science.md §7 (see the module docstring).
 
     Args:
       budgets: P values (> 0), one per point; at least 3 distinct.
@@ -230,7 +230,7 @@ def fit_log_linear(x: np.ndarray, y: np.ndarray, what: str = "fit_log_linear") -
 
 
 def leave_largest_out(budgets: np.ndarray, losses: np.ndarray, **fit_kwargs) -> dict:
-    """Fit on all budgets but the largest and predict the largest (SPEC §7 validation).
+    """Fit on all budgets but the largest and predict the largest (docs/science.md §7 validation).
 
     Returns a dict: ``held_out_budget``, ``observed``, ``predicted``, ``rel_error``
     (predicted/observed - 1), ``fit`` (the PowerLawFit on the smaller budgets).
@@ -322,7 +322,7 @@ def bootstrap(
     as many seeds as it has (with replacement); it then takes seed means, the per-budget optimum
     ``L*``, ``N*``, ``k_e*`` and refits ``L*(P)``, ``N*(P)``, ``k_e*(P)``. (Resampling the points
     themselves would drop a budget's best point from about a third of the resamples and push
-    the intervals up; SPEC §7.)
+    the intervals up; docs/science.md §7.)
 
     Args:
       trials: the trial frame (one dataset, one budget kind).

@@ -1,4 +1,6 @@
-"""Seed-level losses per architecture point and the design-fixed, seeds-only bootstrap (SPEC §8).
+"""Per-seed losses of every architecture point and the design-fixed, seeds-only bootstrap.
+
+The intervals of the claim tests of docs/science.md §8.
 
 The claim tests work on a :class:`SeedTable`: for every architecture point of one data set and
 budget kind, the per-seed losses on the validation and test splits (paired by seed). A resample

@@ -1,9 +1,9 @@
 """Synthetic results tables (schema v1) drawn from a planted model, for tests, fixtures and demos.
 
-The losses come from the SPEC §6 information model with known parameters plus multiplicative
-log-normal seed noise, on the architecture grid a budget sweep would use: at each budget,
-every ``(d_m, k_c)`` pair with ``N = round(P / (k_e + k_c)) >= 2`` (``k_e`` from d_m by the
-SPEC §3 formula with the default MLP). Nothing here is a measurement.
+The losses come from the docs/science.md §6 information model with known parameters plus
+multiplicative log-normal seed noise, on the architecture grid a budget sweep would use: at each
+budget, every ``(d_m, k_c)`` pair with ``N = round(P / (k_e + k_c)) >= 2`` (``k_e`` from d_m by the
+docs/science.md §3 formula with the default MLP). Nothing here is a measurement.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ PLANTED = {"a": 0.02, "alpha": 0.7, "beta": 0.5, "rho": 0.01, "c": 20.0, "L0": 2
 
 
 def k_e_of(d_m: int, d_tree: int = 4) -> int:
-    """SPEC §3: k_e with one hidden layer of width 2 d_m, readout and learnable tau_m."""
+    """docs/science.md §3: k_e with one hidden layer of width 2 d_m, readout and learnable tau_m."""
     return (d_tree + d_m) * 2 * d_m + 2 * d_m + 2 * d_m * d_m + d_m + (d_m + 1) + d_m
 
 
@@ -52,7 +52,7 @@ def _hash(*parts) -> str:
     return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
-#: Input-blind loss and accuracy of SHD-Adding (SPEC §4: the triangular label prior).
+#: Input-blind loss and accuracy of SHD-Adding (docs/science.md §4: the triangular label prior).
 INPUT_BLIND = {"loss": 2.794, "metric": 0.10}
 
 

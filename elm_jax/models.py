@@ -1,4 +1,4 @@
-"""Task models: encoder -> recurrent core (ELM network or a baseline) -> decoder (SPEC §3).
+"""Task models: encoder -> recurrent core (ELM network or baseline) -> decoder (docs/science.md §3).
 
 * ``task="classification"`` (SHD, SHD-Adding): identity encoder, the ``input_dim`` spike-count
   channels are the pool's external part (D_ext = input_dim); logits at every step
@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from elm_jax.baselines import ChronoLSTMLayer, GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
 from elm_jax.network.dynamics import zero_carry
+from elm_jax.network.fused import KERNELS
 from elm_jax.network.layers import ELMNetwork
 from elm_jax.network.wiring import validate_wiring_args
 from elm_jax.neuron.config import NeuronConfig
@@ -34,7 +35,8 @@ from elm_jax.ops import check_memory_tau_bounds
 Array = jax.Array
 
 ARCHS = ("elm", "lstm", "gru", "leaky", "elm_neuron")
-# arch "elm_neuron": synapse routings of the reference neuron (SPEC §2; "none": one per input).
+# arch "elm_neuron": synapse routings of the reference neuron (docs/science.md §2; "none": one
+# per input).
 ROUTINGS = ("none", "random_routing", "neuronio_routing")
 # "neuronio": float inputs like "classification", a loss at every step (elm_jax.neuronio_metrics).
 TASKS = ("classification", "lm", "neuronio")
@@ -54,7 +56,7 @@ _INT_FIELDS = (
     "synapses_per_branch",
 )
 _POSITIVE_FLOATS = ("lambda_value", "memory_tau_max", "delta_t")
-# Zero is legal where the reference clamps every timescale at 1e-6 (SPEC §4).
+# Zero is legal where the reference clamps every timescale at 1e-6 (docs/science.md §4).
 _NONNEGATIVE_FLOATS = ("tau_b_value", "memory_tau_min")
 
 
@@ -85,6 +87,9 @@ class ModelConfig:
     connectivity: str = "auto"
     layout: str = "auto"
     remat_chunk: int = 10
+    # The ELM network recurrence's implementation (elm_jax.network.fused.KERNELS): "auto" runs
+    # the fused CPU kernel on a CPU when it is built and covers the config, the XLA scan else.
+    kernel: str = "auto"
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
     memory_tau_min: float = 1.0
@@ -94,12 +99,13 @@ class ModelConfig:
     memory_tau_init_max: float | None = None
     delta_t: float = 1.0
     # "steps": time constants count time steps (delta_t = 1 unless given); "ms": they are in
-    # milliseconds and the trainer sets delta_t to the data's bin width (SPEC §4).
+    # milliseconds and the trainer sets delta_t to the data's bin width (docs/science.md §4).
     time_unit: str = "steps"
     learn_memory_tau: bool = True
-    # arch "elm_neuron": one reference-port ELM neuron (SPEC §2) whose readout gives the logits
-    # (num_output = num_classes, no decoder); num_branches x synapses_per_branch synapses when
-    # routed (Branch-ELM: "neuronio_routing"), one synapse per input for routing "none".
+    # arch "elm_neuron": one reference-port ELM neuron (docs/science.md §2) whose readout gives
+    # the logits (num_output = num_classes, no decoder); num_branches x synapses_per_branch
+    # synapses when routed (Branch-ELM: "neuronio_routing"), one synapse per input for routing
+    # "none".
     routing: str = "none"
     synapses_per_branch: int = 1
     mlp_activation: str = "relu"
@@ -117,7 +123,7 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name}={value!r} is invalid: must be an integer")
-            # The reference neuron allows mlp_num_layers = 0: one linear layer (SPEC §2).
+            # The reference neuron allows mlp_num_layers = 0: one linear layer (docs/science.md §2).
             zero_ok = name == "wiring_seed" or (name, self.arch) == ("mlp_num_layers", "elm_neuron")
             if value < (0 if zero_ok else 1):
                 low = 0 if zero_ok else 1
@@ -161,6 +167,8 @@ class ModelConfig:
             )
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout={self.layout!r} is invalid: must be one of {LAYOUTS}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel={self.kernel!r} is invalid: must be one of {KERNELS}")
         if isinstance(self.remat_chunk, bool) or not isinstance(self.remat_chunk, int):
             raise ValueError(f"remat_chunk={self.remat_chunk!r} is invalid: must be an integer")
         if self.remat_chunk < 0:
@@ -284,6 +292,7 @@ def build_core(cfg: ModelConfig) -> nn.Module:
             connectivity=cfg.connectivity,
             layout=cfg.layout,
             remat_chunk=cfg.remat_chunk,
+            kernel=cfg.kernel,
             lambda_value=cfg.lambda_value,
             tau_b_value=cfg.tau_b_value,
             memory_tau_min=cfg.memory_tau_min,

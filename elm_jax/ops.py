@@ -54,7 +54,7 @@ def effective_tau_max(tau_min: float, tau_max: float, version: str = "v2") -> fl
 
 
 def check_memory_tau_bounds(tau_min: float, tau_max: float, version: str = "v2") -> None:
-    """Accepts exactly the bounds the reference handles (SPEC §4); raises ValueError otherwise.
+    """Accepts exactly the bounds the reference handles (docs/science.md §4); else ValueError.
 
     tau_min = 0 is legal (every decay clamps tau at 1e-6). v2 widens a tau_max within 3e-6 of
     tau_min; a tau_max below tau_min would be replaced silently, so it is refused. v1 does not

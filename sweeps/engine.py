@@ -137,7 +137,8 @@ def _wiring_seed(seed_entry: Mapping[str, Any], task: GroupTask, trial: Trial) -
 def validation_drops(workdir: str, seeds: Sequence[int]) -> dict[int, tuple[float, int]]:
     """Per seed, (loss at the second-last validation minus the last, steps between them) from
     the group's metrics.jsonl; {} when fewer than two validations were logged. A positive drop
-    means the point was still improving when training stopped (SPEC §8: near the plateau?)."""
+    means the point was still improving when training stopped (near the plateau? docs/science.md
+    §8)."""
     path = os.path.join(workdir, "metrics.jsonl")
     if not os.path.exists(path):
         return {}

@@ -233,7 +233,7 @@ def standard_sweep(config: Any) -> list[SweepPoint]:
     embed_dim = int(config.train.model.embed_dim)
     d_tree = int(config.train.model.num_branches)
     common = dict(budget_kind=config.budget_kind, tolerance=config.tolerance, d_tree=d_tree)
-    # Budget slices may be counted on both kinds (SPEC §8: every claim also on P_total).
+    # Budget slices may be counted on both kinds (docs/science.md §8: every claim also on P_total).
     kinds = tuple(config.get("budget_kinds", None) or (config.budget_kind,))
     bad = sorted(set(kinds) - {"core", "total"})
     if bad:

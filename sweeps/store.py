@@ -26,8 +26,9 @@ import pandas as pd
 
 from sweeps.points import Trial, canonical_json, train_config_identity
 
-# 2: the official SHD validation split and evaluation pairing (SPEC §4), final-step losses,
-# input-blind baselines and per-seed wiring; tables of version 1 are never pooled with these.
+# 2: the official SHD validation split and evaluation pairing (docs/science.md §4), final-step
+# losses, input-blind baselines and per-seed wiring; tables of version 1 are never pooled with
+# these.
 SCHEMA_VERSION = 2
 
 # Column order and dtype of the results table (docs/interfaces.md, schema version 2).
@@ -60,7 +61,7 @@ COLUMNS: dict[str, str] = {
     "val_metric": "float64",
     "test_loss": "float64",
     "test_metric": "float64",
-    # At the final parameters (SPEC §8 decides claims on these; val_/test_ are the best
+    # At the final parameters (docs/science.md §8 decides claims on these; val_/test_ are the best
     # checkpoint's, chosen on validation).
     "final_val_loss": "float64",
     "final_val_metric": "float64",

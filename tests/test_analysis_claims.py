@@ -1,5 +1,6 @@
-"""SPEC §8 claim tests: planted surfaces are decided correctly, flat tables never support a claim,
-the 3-SE input-blind rule, the seeds-only bootstrap, diverged seeds, claims.json."""
+"""docs/science.md §8 claim tests: planted surfaces are decided correctly, flat tables never
+support a claim, the 3-SE input-blind rule, the seeds-only bootstrap, diverged seeds,
+claims.json."""
 
 import json
 
@@ -193,7 +194,7 @@ def test_report_opens_with_the_claims_and_writes_claims_json(tmp_path):
     path = build_report(sweep, tmp_path / "out", n_boot=4)
     page = path.read_text()
     first_h2 = page.index("<h2>")
-    assert page[first_h2:].startswith("<h2>Claims (SPEC §8)</h2>")
+    assert page[first_h2:].startswith("<h2>Claims (docs/science.md §8)</h2>")
     assert page.count("<b>supported</b>") == len(CLAIM_NAMES)
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
     [block] = data["blocks"]

@@ -1,4 +1,5 @@
-"""The SPEC §6 information model: formula, planted recovery of the optimum per budget, errors."""
+"""The docs/science.md §6 information model: formula, planted recovery of each budget's optimum,
+errors."""
 
 import math
 
@@ -15,7 +16,7 @@ BUDGETS = (1e3, 3e3, 1e4, 3e4, 1e5)
 
 
 def reference_loss(p, N, k_e, k_c):
-    """SPEC §6 written out with scalars."""
+    """docs/science.md §6 written out with scalars."""
     snr = p["a"] * k_e ** p["alpha"] * k_c ** p["beta"]
     i1 = 0.5 * math.log(1.0 + snr)
     i_n = N * i1 / (1.0 + p["rho"] * (N - 1.0))
@@ -75,7 +76,7 @@ def test_optimum_extrapolates_to_a_budget_outside_the_sweep(fitted):
     _, model = fitted
     got, want = model.optimum(1e6), planted_model(d_tree=4, d_ext=700).optimum(1e6)
     assert float(planted_loss(PLANTED, got.N, got.k_e, got.k_c)) <= want.loss * 1.01
-    # both N* and k_e* grow with the budget, as SPEC §6 predicts
+    # both N* and k_e* grow with the budget, as docs/science.md §6 predicts
     small = model.optimum(1e4)
     assert got.N > small.N and got.k_e > small.k_e
 

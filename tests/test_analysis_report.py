@@ -21,7 +21,7 @@ def test_report_on_the_fixture_is_self_contained_with_tables_fits_and_figures(tm
     page = (tmp_path / "report.html").read_text()
     # claims: parabolas, N*/k_e*, axis slices; then tradeoffs, allocation, 3 frontiers, baselines
     assert page.count('src="data:image/png;base64,') == 9
-    assert page.index("Claims (SPEC §8)") < page.index("Optimum per budget")
+    assert page.index("Claims (docs/science.md §8)") < page.index("Optimum per budget")
     assert (tmp_path / "claims.json").is_file()
     assert 'src="http' not in page and "<script" not in page
     for heading in (

@@ -1,4 +1,5 @@
-"""Scaling-law fits (SPEC §7): planted recovery, bootstrap intervals, validation, FitError."""
+"""Scaling-law fits (docs/science.md §7): planted recovery, bootstrap intervals, validation and
+FitError."""
 
 import numpy as np
 import pandas as pd

@@ -1,4 +1,5 @@
-"""SHD reader, SPEC §4 binning, and the SHD / SHD-Adding datasets on small files written here."""
+"""SHD reader, docs/science.md §4 binning, and the SHD / SHD-Adding datasets on small files
+written here."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def random_samples(num: int, seed: int, max_spikes: int = 300):
 
 
 def loop_binning(times, units, bin_ms):
-    """The direct per-spike reference of SPEC §4."""
+    """The direct per-spike reference of docs/science.md §4."""
     edges = np.arange(0, 1 + bin_ms / 1000, bin_ms / 1000)
     out = np.zeros((len(edges) - 1, 700), np.float32)
     for t, u in zip(times, units, strict=True):
@@ -76,13 +77,13 @@ def test_gzipped_file_reads_like_plain(shd_dir, tmp_path):
 
 
 def official_validation_mask(n_train):
-    """SPEC §4, transcribed: the official loader's `random_val_split_SHD_data` draw."""
+    """docs/science.md §4, transcribed: the official loader's `random_val_split_SHD_data` draw."""
     return np.random.default_rng(0).binomial(1, 0.2, size=n_train).astype(bool)
 
 
 def official_eval_pairs(n_split, num_batches, batch=8):
-    """SPEC §4, transcribed: a fresh default_rng(0), then per batch 2B indices; pair j of a
-    batch is (idx[j], idx[B + j])."""
+    """docs/science.md §4, transcribed: a fresh default_rng(0), then per batch 2B indices; pair j
+    of a batch is (idx[j], idx[B + j])."""
     rng = np.random.default_rng(0)
     pairs = []
     for _ in range(num_batches):
@@ -92,7 +93,7 @@ def official_eval_pairs(n_split, num_batches, batch=8):
 
 
 def test_split_differs_from_a_uniform_threshold_draw():
-    # The official draw and `rng.random(n) < 0.2` select different samples (SPEC §4).
+    # The official draw and `rng.random(n) < 0.2` select different samples (docs/science.md §4).
     n = 8156
     official = official_validation_mask(n)
     threshold = np.random.default_rng(0).random(n) < 0.2
@@ -180,7 +181,7 @@ def test_adding_eval_pairs_are_the_official_fixed_pairing(shd_dir, split, num_ba
     expected = labels[pairs[:, 0]] % 10 + labels[pairs[:, 1]] % 10
     assert ds.info["eval_examples"][split] == 8 * num_batches
     # Keep only labels (all 16,000 test inputs at once would take gigabytes) and the inputs of a
-    # few rows: digit idx[j] followed by digit idx[B + j], binned as SPEC §4.
+    # few rows: digit idx[j] followed by digit idx[B + j], binned as docs/science.md §4.
     rows = (0, 9, 70, len(pairs) - 1)
     got, inputs = [], {}
     for i, batch in enumerate(ds.eval_batches(split, 64)):
@@ -233,7 +234,7 @@ def test_input_blind_baselines_come_from_each_splits_own_labels(shd_dir):
 
 
 def test_balanced_digits_give_the_triangular_adding_baseline():
-    # SPEC §4: 2.794 nats and 10 % accuracy, not ln 19 = 2.944 and 1/19.
+    # docs/science.md §4: 2.794 nats and 10 % accuracy, not ln 19 = 2.944 and 1/19.
     tri = np.convolve(np.full(10, 0.1), np.full(10, 0.1))
     got = shd_tasks.prior_baseline(tri)
     assert got["loss"] == pytest.approx(2.794, abs=5e-4) and got["metric"] == pytest.approx(0.1)

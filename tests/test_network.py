@@ -56,8 +56,9 @@ def _inputs(b, t, d, seed=0):
 
 
 def numpy_network(variables, net, e):
-    """Plain per-step, per-neuron, per-synapse loop of SPEC §3 in float64, with the reference
-    neuron's edges (SPEC §4): tau_max widened to tau_min + 3e-6, every tau clamped at 1e-6."""
+    """Plain per-step, per-neuron, per-synapse loop of docs/science.md §3 in float64, with the
+    reference neuron's edges (docs/science.md §4): tau_max widened to tau_min + 3e-6, every tau
+    clamped at 1e-6."""
     lambda_value, dt = net.lambda_value, net.delta_t
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables["params"])
     c = variables["constants"]

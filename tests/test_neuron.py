@@ -306,7 +306,7 @@ def test_param_count_reproduces_neuronio_branch_elm(d_m, expected):
         )
         == expected
     )
-    assert 4502 + 95 * d_m + 4 * d_m**2 == expected  # SPEC §2 closed form
+    assert 4502 + 95 * d_m + 4 * d_m**2 == expected  # docs/science.md §2 closed form
     assert count_trainable(ELMNeuron(**kwargs)) == expected
 
 

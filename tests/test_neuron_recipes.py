@@ -35,7 +35,8 @@ def test_recipes_carry_the_values_of_their_sources():
     shd = neuron_shd.get_config()  # the authors' SHD notebook
     assert (shd.model.num_memory, shd.model.memory_tau_max, shd.data.bin_ms) == (100, 500.0, 10.0)
     assert (shd.optim.learning_rate, shd.data.batch_size, shd.data.input_dropout) == (5e-3, 8, 0.5)
-    adding = neuron_shd_adding.get_config()  # SPEC §4: 2 ms bins, 2000 batches x 10 epochs
+    # docs/science.md §4: 2 ms bins, 2000 batches x 10 epochs
+    adding = neuron_shd_adding.get_config()
     assert (adding.data.bin_ms, adding.num_train_steps, adding.model.num_classes) == (
         2.0,
         20_000,

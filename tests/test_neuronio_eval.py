@@ -26,7 +26,7 @@ def test_released_d_m_1_checkpoint_has_the_paper_routing_and_4601_parameters():
     assert [config[k] for k in ("num_input", "num_memory", "num_branch")] == [1278, 1, 45]
     assert config["num_synapse_per_branch"] == 100 and module.config.num_input == 1278
     count = sum(int(np.size(p)) for p in jax.tree_util.tree_leaves(variables["params"]))
-    assert count == 4502 + 95 * 1 + 4 * 1**2  # SPEC §2, the released model_stats
+    assert count == 4502 + 95 * 1 + 4 * 1**2  # docs/science.md §2, the released model_stats
     ours = module.init(jax.random.key(0), jnp.zeros((1, 1, 1278)))["constants"]
     for key in ("routing_indices", "routing_mask"):
         np.testing.assert_array_equal(variables["constants"][key], ours[key])

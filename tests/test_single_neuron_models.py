@@ -42,7 +42,7 @@ def test_elm_neuron_cost_counts_the_trained_parameters_and_the_spec_branch_elm()
     c = cost(cfg)
     assert count_params(variables, cfg) == {"core": c.P_core, "io": 0, "total": c.P_total}
     assert c.k_c == 12
-    # SPEC §2: the NeuronIO Branch-ELM (1278 inputs, 45 x 100 synapses, 2 outputs) has
+    # docs/science.md §2: the NeuronIO Branch-ELM (1278 inputs, 45 x 100 synapses, 2 outputs) has
     # 4502 + 95 d_m + 4 d_m^2 parameters: 8002 at d_m = 20.
     branch_elm = _neuron_cfg(
         input_dim=1278, num_classes=2, num_memory=20, routing="neuronio_routing",

@@ -1,4 +1,4 @@
-"""The shipped sweep definitions can decide what they are meant to (SPEC §8)."""
+"""The shipped sweep definitions can decide what they are meant to (docs/science.md §8)."""
 
 from __future__ import annotations
 

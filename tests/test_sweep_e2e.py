@@ -59,7 +59,7 @@ def test_tiny_sweep_runs_end_to_end_with_the_real_trainer(reference):
     # One input-blind baseline per split, the same for every trial (same evaluated examples).
     assert (reference[BLIND].nunique() == 1).all()
     assert (reference.input_blind_val_loss > 0).all()
-    # The wiring follows the training seed (SPEC §8).
+    # The wiring follows the training seed (docs/science.md §8).
     assert (reference.wiring_seed == reference.seed).all()
     # The trainer's counted parameters agree with the enumeration's analytic ones.
     assert (abs(reference.P_core - reference.budget) <= 0.05 * reference.budget).all()

@@ -1,4 +1,6 @@
-"""Exact parameter and FLOP accounting, and budget enumeration over (N, k_e, k_c) (SPEC §3).
+"""Exact parameter and FLOP accounting, and budget enumeration over (N, k_e, k_c).
+
+The budget identity is docs/science.md §3.
 
 The command line of the module `elm_jax.budget`: the architecture points of one budget, as a
 table or JSON lines, optionally verified by counting each built model's leaves.

@@ -1,4 +1,4 @@
-"""The cost model (SPEC §3): exact parameter and FLOP counts of a model configuration.
+"""The cost model (docs/science.md §3): exact parameter and FLOP counts of a model configuration.
 
 Definitions (every count is of trainable parameters; the wiring and fixed time constants in the
 ``constants`` collection are never counted):
@@ -55,7 +55,7 @@ def elm_k_e(
     mlp_num_layers: int = 1,
     learn_memory_tau: bool = True,
 ) -> int:
-    """Per-neuron non-synaptic parameters k_e of an ELM neuron in the network (SPEC §3)."""
+    """Per-neuron non-synaptic parameters k_e of a neuron of the network (docs/science.md §3)."""
     m, h, layers = num_memory, hidden_size or 2 * num_memory, mlp_num_layers
     mlp = (num_branches + m) * h + h + (layers - 1) * (h * h + h) + h * m + m
     return mlp + (m + 1) + (m if learn_memory_tau else 0)
@@ -70,7 +70,8 @@ def io_params(cfg: ModelConfig) -> int:
 
 def single_neuron_cost(cfg: ModelConfig) -> Cost:
     """`Cost` of ``arch="elm_neuron"``: all of it is the one neuron (its readout is the
-    classifier, no encoder or decoder); k_c its synapse weights, k_e the rest (SPEC §2)."""
+    classifier, no encoder or decoder); k_c its synapse weights, k_e the rest (docs/science.md
+    §2)."""
     neuron = neuron_config_of(cfg)
     k_c = neuron.num_synapses
     k_e = neuron.num_params - k_c

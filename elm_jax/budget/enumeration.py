@@ -1,4 +1,4 @@
-"""Budget enumeration over (N, k_e, k_c) (SPEC §3): the architecture points of a sweep.
+"""Budget enumeration over (N, k_e, k_c) (docs/science.md §3): the architecture points of a sweep.
 
 `enumerate_points` finds every point within a tolerance of a budget (on P_core or P_total),
 `axis_sweep` moves one of N, k_e, k_c from a centre point with the others fixed, and

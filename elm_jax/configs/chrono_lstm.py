@@ -2,7 +2,7 @@
 chrono-initialised (Tallec & Ollivier 2018: b_f = log u, u ~ U(1, T_max - 1), b_i = -b_f) for
 the task's sequence length T_max, on any single-neuron recipe's data and training setup.
 
-Paper figure (SPEC §1, §4): an LSTM reaches 0.10 test accuracy on SHD-Adding at 2 ms bins
+Paper figure (docs/science.md §1, §4): an LSTM reaches 0.10 test accuracy on SHD-Adding at 2 ms bins
 (against the ELM neuron's 0.82); our sources do not say whether that LSTM was chrono-initialised,
 nor give the Chrono-LSTM's LRA figures. Not given in our sources; our choice: 128 units, and the
 data, optimizer, batch and steps of the task's neuron recipe (a task item: shd, shd_adding,

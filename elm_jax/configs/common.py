@@ -74,8 +74,9 @@ def base_config() -> ml_collections.ConfigDict:
     # LM: train on contiguous streams with the recurrent state carried between batches
     # (truncated BPTT), matching the carried-state evaluation; False: random windows from zero.
     c.data.carry_train_state = False
-    # LM evaluation: contiguous chunks with carried state (SPEC §5); a cap on chunks for the
-    # periodic validation only (None: the whole split), and for the final test evaluation.
+    # LM evaluation: contiguous chunks with carried state (docs/science.md §5); a cap on chunks
+    # for the periodic validation only (None: the whole split), and for the final test
+    # evaluation.
     c.data.eval_chunk_len = placeholder(int)
     c.data.val_max_batches = placeholder(int)
     c.data.test_max_batches = placeholder(int)
@@ -109,7 +110,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2
     c.seeds = (0,)
     # Each seed's synaptic wiring is drawn from model.wiring_seed + seed, so that the spread
-    # across seeds includes the wiring's (SPEC §8); False: model.wiring_seed for every seed.
+    # across seeds includes the wiring's (docs/science.md §8); False: model.wiring_seed for
+    # every seed.
     c.wiring_follows_seed = True
     return c
 

@@ -1,4 +1,4 @@
-"""Enwik8 (SPEC §5): next-byte prediction, bits per character on the contiguous test split.
+"""Enwik8 (docs/science.md §5): next-byte prediction, bits per character on the contiguous split.
 
 Adam with warm-up and cosine decay, gradient clipping at norm 1, truncated BPTT over
 `batch_size` contiguous streams with the state carried between batches of `seq_len` bytes

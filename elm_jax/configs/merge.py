@@ -87,7 +87,7 @@ def resolve_fields(full: ml_collections.ConfigDict) -> None:
 
 def _resolve_time_unit(cfg: ml_collections.ConfigDict) -> None:
     """model.time_unit = "ms": time constants in milliseconds, Δt = the bin width data.bin_ms
-    (SPEC §4), so a change of bin size keeps the physical timescales."""
+    (docs/science.md §4), so a change of bin size keeps the physical timescales."""
     if cfg.model.time_unit != "ms":
         return
     if cfg.model.task != "classification":

@@ -1,7 +1,7 @@
 """ListOps (Long Range Arena: nested MAX / MIN / MED / SUM_MOD expressions, 10 classes) with one
 ELM neuron.
 
-Paper figure (SPEC §1 / the neuron paper's LRA table): the ELM neuron reaches 46.8 % test
+Paper figure (docs/science.md §1 / the neuron paper's LRA table): the ELM neuron reaches 46.8 % test
 accuracy on ListOps. Input: 15 one-hot tokens (digits, the four operators, the closing
 bracket), front-padded to 1,999 steps so the closing bracket is the last step (LRA's length
 limit; elm_jax/data/listops_tasks.py). Not given in our sources; our choice: d_m = 100, τ_m

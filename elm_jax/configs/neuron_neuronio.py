@@ -1,15 +1,14 @@
 """NeuronIO (fit a detailed L5 pyramidal neuron: 1,278 synaptic inputs -> spike and soma) with one
 Branch-ELM neuron.
 
-Paper figure (SPEC §1, the task description): a Branch-ELM with d_m = 15 reaches spike AUC
-0.9915 (0.991 is the threshold); the authors' released `num_memory_15` model scores AUC
-0.99154 on the test set and its `model_stats.json` counts 6,827 parameters (the SPEC §2 formula
-4502 + 95 d_m + 4 d_m² gives the same). Values from that release's `model_config.json` and
-`train_config.json`: 1,278 inputs, 2 outputs, `neuronio_routing` with 45 branches x 100
-synapses, τ_m fixed, log-spaced over 1–150 ms, d_m = 15, the original (v1) neuron, learning
-rate 5e-4, batch 8, 35 epochs of 10,000 batches (350,000 steps), 500 ms windows, 150 ms burn-in.
-The optimizer and its schedule are not in those files; our choice: Adamax with cosine decay, as
-the other recipes.
+Paper figure (docs/science.md §1): a Branch-ELM with d_m = 15 reaches spike AUC 0.9915 (0.991 is the
+threshold); the authors' released `num_memory_15` model scores AUC 0.99154 on the test set and its
+`model_stats.json` counts 6,827 parameters (the docs/science.md §2 formula 4502 + 95 d_m + 4 d_m²
+gives the same). Values from that release's `model_config.json` and `train_config.json`: 1,278
+inputs, 2 outputs, `neuronio_routing` with 45 branches x 100 synapses, τ_m fixed, log-spaced over
+1–150 ms, d_m = 15, the original (v1) neuron, learning rate 5e-4, batch 8, 35 epochs of 10,000
+batches (350,000 steps), 500 ms windows, 150 ms burn-in. The optimizer and its schedule are not in
+those files; our choice: Adamax with cosine decay, as the other recipes.
 
 Data: `neuronio` (the real simulations from the data directory) or `data.name=neuronio_default`
 (the project's own simulated neuron, a labelled stand-in); both need `model.task = "neuronio"`

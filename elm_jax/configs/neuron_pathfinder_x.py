@@ -1,6 +1,6 @@
 """Pathfinder-X (128 x 128, pixel by pixel, 8 grey levels one-hot, 16,384 steps) with one neuron.
 
-Paper figure (SPEC §1 / the neuron paper's LRA table): the ELM neuron reaches 77.3 % test
+Paper figure (docs/science.md §1 / the neuron paper's LRA table): the ELM neuron reaches 77.3 % test
 accuracy on Pathfinder-X (the paper's headline long-range result). Input: 8 one-hot grey
 levels (the paper's binning for Path-X), 2 classes, label at the last step. Not given in our
 sources; our choice: d_m = 100, τ_m fixed, log-spaced over 1–16,384 steps, one synapse per

@@ -1,6 +1,6 @@
 """Sequential CIFAR-10 (pixel by pixel, 16 grey levels one-hot, 1,024 steps) with one ELM neuron.
 
-Paper figure (SPEC §1 / the neuron paper's LRA table): the ELM neuron reaches 49.6 % test
+Paper figure (docs/science.md §1 / the neuron paper's LRA table): the ELM neuron reaches 49.6 % test
 accuracy on sCIFAR. Input: 16 one-hot grey levels (the paper's binning), 10 classes, label at
 the last step. Not given in our sources; our choice: d_m = 100, τ_m fixed, log-spaced over
 1–1000 steps (the image is 1,024 steps long), one synapse per input, v2 neuron, Adamax lr 5e-3

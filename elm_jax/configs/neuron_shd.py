@@ -1,11 +1,11 @@
 """SHD (20 classes) with one ELM neuron: the authors' SHD notebook recipe.
 
-Paper figure: none in our sources (SPEC quotes the neuron paper's SHD-Adding and LRA results,
-not its SHD accuracy). Values from the authors' `train_elm_on_shd.ipynb`: 10 ms bins, d_m = 100,
-one MLP layer, τ_m fixed, log-spaced over 1–500 ms, λ = 5, Δt = the bin width (milliseconds),
-one synapse per input (no routing), the original (v1) neuron, Adamax lr 5e-3 with cosine decay
-over all steps, batch 8, input dropout 0.5, 10 epochs (10 × 814 batches of the 6,514 training
-digits = 8,140 steps). τ_s = 5 ms (the reference default, SPEC §4).
+Paper figure: none in our sources (docs/science.md §1 quotes the neuron paper's SHD-Adding and LRA
+results, not its SHD accuracy). Values from the authors' `train_elm_on_shd.ipynb`: 10 ms bins, d_m =
+100, one MLP layer, τ_m fixed, log-spaced over 1–500 ms, λ = 5, Δt = the bin width (milliseconds),
+one synapse per input (no routing), the original (v1) neuron, Adamax lr 5e-3 with cosine decay over
+all steps, batch 8, input dropout 0.5, 10 epochs (10 × 814 batches of the 6,514 training digits =
+8,140 steps). τ_s = 5 ms (the reference default, docs/science.md §4).
 
 Command line:
 

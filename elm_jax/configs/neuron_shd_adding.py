@@ -1,13 +1,13 @@
 """SHD-Adding (19 classes: the sum of two spoken digits) with one ELM neuron.
 
-Paper figure (SPEC §1, §4): the ELM neuron reaches 0.82 test accuracy at 2 ms bins, an LSTM
-0.10. Values from SPEC §4 (the paper's setup): 2 ms bins (T = 1000 for the pair), τ_b = τ_s =
-5 ms, Δt = the bin width, Adamax lr 5e-3 with cosine decay, batch 8, input dropout 0.5, 2000
-batches per epoch. From the authors' SHD notebook (which also runs SHD-Adding): d_m = 100, one
-MLP layer, λ = 5, 10 epochs (20,000 steps), no routing, the original (v1) neuron. SPEC §4 gives
-τ_m initialised over 1–150 ms inside learnable bounds 0–1000 ms; the reference neuron
-initialises over its bounds, so here τ_m is learnable within 1–1000 ms and initialised
-log-spaced over all of it (our choice: the first digit must be remembered for a second).
+Paper figure (docs/science.md §1, §4): the ELM neuron reaches 0.82 test accuracy at 2 ms bins, an
+LSTM 0.10. Values from docs/science.md §4 (the paper's setup): 2 ms bins (T = 1000 for the pair),
+τ_b = τ_s = 5 ms, Δt = the bin width, Adamax lr 5e-3 with cosine decay, batch 8, input dropout 0.5,
+2000 batches per epoch. From the authors' SHD notebook (which also runs SHD-Adding): d_m = 100, one
+MLP layer, λ = 5, 10 epochs (20,000 steps), no routing, the original (v1) neuron. docs/science.md §4
+gives τ_m initialised over 1–150 ms inside learnable bounds 0–1000 ms; the reference neuron
+initialises over its bounds, so here τ_m is learnable within 1–1000 ms and initialised log-spaced
+over all of it (our choice: the first digit must be remembered for a second).
 
 Command line:
 

@@ -2,7 +2,7 @@
 
 The model and training values are the ones the authors released with their NeuronIO
 checkpoints (`model_config.json`, `train_config.json`): 1278 inputs routed to 45 branches of
-100 synapses (`neuronio_routing`, SPEC §2), 2 outputs (spike logit, soma), v1 dynamics,
+100 synapses (`neuronio_routing`, docs/science.md §2), 2 outputs (spike logit, soma), v1 dynamics,
 fixed tau_m log-spaced over 1-150 ms, lambda = 5, tau_s = 5 ms, one MLP hidden layer of
 2·d_m; Adam, learning rate 5e-4 with cosine decay to 0 over 35 epochs of 10,000 batches of 8
 windows of 500 ms (350,000 steps), the loss 0.5 BCE + 0.5 MSE after a 150 ms burn-in
@@ -12,7 +12,7 @@ chose it on the validation soma RMSE).
 
 Paper figure: AUC 0.9915 (soma RMSE 0.66 mV) on the NeuronIO test set for d_m = 15, the
 released checkpoint `num_memory_15`; 0.991 is the paper's threshold. The issue that asked for
-this recipe quotes 5,329 parameters for it; counted here (SPEC §2, and the released
+this recipe quotes 5,329 parameters for it; counted here (docs/science.md §2, and the released
 `model_stats.json`) d_m = 15 has 4502 + 95·15 + 4·15² = 6,827 trainable parameters.
 
 Data: `neuronio` reads the real simulations from `data.data_dir` (docs/data.md); no stand-in

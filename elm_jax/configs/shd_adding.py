@@ -1,4 +1,4 @@
-"""SHD-Adding (SPEC §4): sum of two spoken digits, 19 classes, cross-entropy on the last step.
+"""SHD-Adding (docs/science.md §4): the sum of two spoken digits, 19 classes, loss on the last step.
 
 The ELM paper's recipe: Adamax, peak learning rate 5e-3 with cosine decay, batch 8, input
 dropout 0.5 during training. Bins default to 10 ms (T = 200 for the digit pair) for CPU budgets;

@@ -1,4 +1,4 @@
-"""SHD-Adding with the ELM paper's recipe in physical time (SPEC §4).
+"""SHD-Adding with the ELM paper's recipe in physical time (docs/science.md §4).
 
 Time constants are in milliseconds with Δt = the bin width (`model.time_unit = "ms"`), so a
 change of bin size keeps the physical timescales: τ_b = 5 ms, τ_m initialised log-spaced over

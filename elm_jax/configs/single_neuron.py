@@ -1,8 +1,8 @@
 """Shared builder of the ELM paper's single-neuron recipes (`neuron_*.py`, `chrono_lstm.py`).
 
-One ELM neuron (the reference port, `model.arch = "elm_neuron"`) classifies a whole sequence:
-its readout has `num_classes` outputs and the loss reads the last step. Each recipe module fills
-in its task's values and says in its docstring which come from which source: SPEC (the paper's
+One ELM neuron (the reference port, `model.arch = "elm_neuron"`) classifies a whole sequence: its
+readout has `num_classes` outputs and the loss reads the last step. Each recipe module fills in its
+task's values and says in its docstring which come from which source: docs/science.md (the paper's
 figures and the SHD setup), the authors' released NeuronIO configs (`model_config.json`,
 `train_config.json`) or their SHD notebook; a value in none of them is marked "not given in our
 sources; our choice". `short_cpu` is the variant `make bench-tasks` runs.

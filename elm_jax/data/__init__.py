@@ -75,7 +75,8 @@ def static_info(name: str) -> dict:
 
 
 def check_bin_divides(bin_ms: float) -> float:
-    """A positive bin size that cuts the 1 s digit into whole bins (SPEC §4: 1000/bin_ms steps)."""
+    """A positive bin size that cuts the 1 s digit into whole bins (docs/science.md §4: 1000/bin_ms
+    steps)."""
     bin_ms = check_bin_ms(bin_ms)
     steps = 1000.0 / bin_ms
     if bin_ms > 1000.0 or abs(steps - round(steps)) > 1e-6 * steps:

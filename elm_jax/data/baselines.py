@@ -5,7 +5,7 @@
 
 One JSON line per (data set, split): the loss (cross-entropy in nats) and metric (accuracy, or
 bits per character) of a predictor that ignores its input and outputs the split's label prior
-(SPEC §4). Validation and test are their fixed evaluation sets (SHD-Adding: the official
+(docs/science.md §4). Validation and test are their fixed evaluation sets (SHD-Adding: the official
 pairing); SHD-Adding's training pairs are drawn afresh, so its prior is exact.
 """
 

@@ -1,4 +1,4 @@
-"""Enwik8 (SPEC §5): byte-level language modelling on a 90/5/5 byte split.
+"""Enwik8 (docs/science.md §5): byte-level language modelling on a 90/5/5 byte split.
 
 `ByteDataset` serves any byte string split like Enwik8; `load_enwik8` reads the real
 `enwik8.zip` (member `enwik8`) or the raw `enwik8` file from a data directory and checks that it
@@ -26,7 +26,7 @@ ENWIK8_HOWTO = (
 
 
 def split_bounds(num_bytes: int, fractions: tuple[float, float] = (0.9, 0.05)) -> dict:
-    """Byte ranges [start, stop) of train / validation / test for a 90/5/5 split (SPEC §5).
+    """Byte ranges [start, stop) of train / validation / test, split 90/5/5 (docs/science.md §5).
 
     For 10^8 bytes this is exactly 0-90M, 90M-95M, 95M-100M.
     """
@@ -133,7 +133,7 @@ class ByteDataset:
             yield {"inputs": windows[:, :-1], "labels": windows[:, 1:], "mask": mask}
 
     def eval_stream(self, split: str, batch_size: int, chunk_len: int) -> Iterator[dict]:
-        """Contiguous evaluation chunks for BPC with carried state (SPEC §5).
+        """Contiguous evaluation chunks for BPC with carried state (docs/science.md §5).
 
         The split's `n - 1` prediction targets are cut into `batch_size` consecutive streams of
         `L = ceil((n - 1) / batch_size)` targets; chunk k holds positions [k·c, (k+1)·c) of every

@@ -1,4 +1,4 @@
-"""`enwiki-sample`: the embedded Enwik8 stand-in (SPEC §5 split, labelled never as enwik8).
+"""`enwiki-sample`: the embedded Enwik8 stand-in (docs/science.md §5 split, never called enwik8).
 
 The English Wikipedia XML sample shipped inside the PyPI wheel of gensim 4.4.0 (CC BY-SA,
 see docs/data.md). It is fetched once with `pip download --no-deps` (no install), the member is

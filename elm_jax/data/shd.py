@@ -1,4 +1,4 @@
-"""Spiking Heidelberg Digits files (SHD-format HDF5) and the exact binning of SPEC §4.
+"""Spiking Heidelberg Digits files (SHD-format HDF5) and the exact binning of docs/science.md §4.
 
 An SHD-format file holds `spikes/times` (vlen float, seconds), `spikes/units` (vlen int,
 0..699), `labels` (0..19), `extra/speaker` and `extra/keys`. The real `shd_train.h5` /
@@ -197,7 +197,7 @@ def check_bin_ms(bin_ms: float) -> float:
 
 
 def bin_edges(bin_ms: float) -> np.ndarray:
-    """SPEC §4 edges `arange(0, 1 + bin, bin)` in seconds (bin = bin_ms / 1000)."""
+    """docs/science.md §4 edges `arange(0, 1 + bin, bin)` in seconds (bin = bin_ms / 1000)."""
     bin_s = check_bin_ms(bin_ms) / 1000.0
     return np.arange(0, DIGIT_SECONDS + bin_s, bin_s)
 
@@ -269,7 +269,7 @@ def digitize_exact(times: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def bin_spike_data(data: SpikeData, bin_ms: float) -> BinnedSpikes:
-    """Bins every spike at once (SPEC §4): `digitize(t, edges) - 1`, last bin dropped.
+    """Bins every spike at once (docs/science.md §4): `digitize(t, edges) - 1`, last bin dropped.
 
     Spikes at t >= the last edge fall in the dropped bin and vanish, so each digit is cut to
     exactly 1 s.
@@ -288,7 +288,7 @@ def bin_spike_data(data: SpikeData, bin_ms: float) -> BinnedSpikes:
 
 
 def bin_spikes(times: np.ndarray, units: np.ndarray, bin_ms: float) -> np.ndarray:
-    """Spike counts [t, 700] float32 of one sample (SPEC §4 binning)."""
+    """Spike counts [t, 700] float32 of one sample (docs/science.md §4 binning)."""
     times = np.asarray(times, np.float64)
     data = SpikeData(
         times,

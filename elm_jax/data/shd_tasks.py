@@ -1,4 +1,4 @@
-"""SHD (20 classes) and SHD-Adding (19 classes) as training datasets, exactly as SPEC §4.
+"""SHD (20 classes) and SHD-Adding (19 classes) as training datasets, exactly as docs/science.md §4.
 
 Both hold the spikes sparsely (binned once per bin size) and densify a batch on request, so
 2 ms bins of the whole training set never have to fit in memory. Axis letters: b batch,
@@ -27,7 +27,7 @@ SPLIT_VERSION = 2
 
 
 def validation_mask(num_train: int) -> np.ndarray:
-    """True for the training-file samples that form the validation split (SPEC §4).
+    """True for the training-file samples that form the validation split (docs/science.md §4).
 
     The official loader's draw: `default_rng(0).binomial(1, 0.2, size=n)`, as booleans.
     """
@@ -36,7 +36,9 @@ def validation_mask(num_train: int) -> np.ndarray:
 
 
 def eval_pairs(num_samples: int, num_batches: int, pair_batch: int = EVAL_PAIR_BATCH) -> np.ndarray:
-    """The fixed SHD-Adding evaluation pairs [num_batches · pair_batch, 2] of a split (SPEC §4).
+    """The fixed SHD-Adding evaluation pairs [num_batches · pair_batch, 2] of a split.
+
+    The official loader's pairing (docs/science.md §4).
 
     A fresh `default_rng(0)`; for each of the batches `idx = rng.integers(0, n, size=2B)` and
     pair j of the batch is (idx[j], idx[B + j]); the batches follow each other in order.
@@ -269,7 +271,7 @@ class SHDAddingDataset(_SpikeTask):
 
     def label_prior(self, split: str, max_examples: int | None = None) -> np.ndarray:
         """Training pairs are drawn afresh, so their prior is exact: the digit prior convolved
-        with itself (triangular for balanced digits: 2.794 nats, 10 %, SPEC §4)."""
+        with itself (triangular for balanced digits: 2.794 nats, 10 %, docs/science.md §4)."""
         if split != "train":
             return super().label_prior(split, max_examples)
         digits = np.bincount(self.labels("train") % 10, minlength=10) / self.num_examples("train")

@@ -47,7 +47,7 @@ class _ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 class ElmShd(_ManualBuilder):
-    """Spiking Heidelberg Digits: raw spikes of shd_train / shd_test (SPEC §4 format)."""
+    """Spiking Heidelberg Digits: raw spikes of shd_train / shd_test (docs/science.md §4 format)."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Raw spikes, labels, speakers; `validation` marks the seed-0 split."}
@@ -93,7 +93,8 @@ class ElmShd(_ManualBuilder):
 
 
 class ElmEnwik8(_ManualBuilder):
-    """Enwik8 split 90M/5M/5M (SPEC §5), stored as ordered 1 MiB byte chunks with their offset."""
+    """Enwik8 split 90M/5M/5M (docs/science.md §5), stored as ordered 1 MiB byte chunks with their
+    offset."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Byte chunks of the 90/5/5 split; `offset` restores the order."}

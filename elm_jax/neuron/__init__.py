@@ -1,4 +1,4 @@
-"""The reference port: one ELM neuron exactly as the PyTorch reference (SPEC §2).
+"""The reference port: one ELM neuron exactly as the PyTorch reference (docs/science.md §2).
 
 `config` (validation, counts, routing, init) → `dynamics` (step, scan and its custom VJP; no
 Flax) → `layers` (the Flax `ELMNeuron`) → `convert` (released reference checkpoints and configs).

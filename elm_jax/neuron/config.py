@@ -1,4 +1,4 @@
-"""Configuration of one reference ELM neuron (SPEC §2): validation, counts, routing, init.
+"""Configuration of a reference ELM neuron (docs/science.md §2): validation, counts, routing, init.
 
 `NeuronConfig` holds the reference's constructor arguments, checked at construction; the
 dynamics (`elm_jax.neuron.dynamics`) and the Flax module (`elm_jax.neuron.layers`) read it.
@@ -146,7 +146,7 @@ class NeuronConfig:
 
     @property
     def num_params(self) -> int:
-        """Trainable parameter count (SPEC §2)."""
+        """Trainable parameter count (docs/science.md §2)."""
         return num_params(
             num_input=self.num_input,
             num_output=self.num_output,
@@ -170,7 +170,7 @@ def num_params(
     synapses_per_branch: int = 1,
     learn_memory_tau: bool = False,
 ) -> int:
-    """Trainable parameters of one ELM neuron, SPEC §2.
+    """Trainable parameters of one ELM neuron, docs/science.md §2.
 
     `d·k` synapse weights + MLP `(d + m)·h + h + (L - 1)(h² + h) + h·m + m` + readout `m·o + o`
     (+ `m` when tau_m is learned). With L = 0 the MLP is one layer `(d + m)·m + m`.

@@ -1,4 +1,4 @@
-"""Dynamics of one reference ELM neuron (SPEC §2): derived arrays, step, scan, custom VJP.
+"""Dynamics of a reference ELM neuron (docs/science.md §2): derived arrays, step, scan, custom VJP.
 
 No Flax here. A neuron is described by a frozen `NeuronConfig` (`elm_jax.neuron.config`) and a
 flat mapping `tree` of arrays with the names of docs/interfaces.md (`proto_w_s`, `proto_tau_m`,

@@ -1,4 +1,4 @@
-"""Flax module for one ELM neuron (SPEC §2); the math lives in `elm_jax.neuron.dynamics`.
+"""Flax module for one ELM neuron (docs/science.md §2); the math lives in `elm_jax.neuron.dynamics`.
 
 Variable layout (docs/interfaces.md):
 
@@ -37,7 +37,7 @@ def torch_linear_init(fan_in: int, fan_out: int, dtype: Any):
 
 
 class ELMNeuron(nn.Module):
-    """One Expressive Leaky Memory neuron, v1 or v2 (SPEC §2), over whole sequences.
+    """One Expressive Leaky Memory neuron, v1 or v2 (docs/science.md §2), over whole sequences.
 
     Takes the reference's constructor arguments, with `num_branches` and `synapses_per_branch`
     for its `num_branch` and `num_synapse_per_branch` (`elm_jax.neuron.convert` translates

@@ -374,9 +374,9 @@ class Run:
     def _seed_results(self, state: TrainState, val: dict | None) -> list[SeedResult]:
         """Each seed's best-checkpoint and final-parameter figures.
 
-        SPEC §8 decides claims on the final parameters (the best checkpoint's figures carry a
-        winner's curse). A diverged seed keeps its last finite parameters, so its final figures
-        are those of the step before it diverged.
+        docs/science.md §8 decides claims on the final parameters (the best checkpoint's figures
+        carry a winner's curse). A diverged seed keeps its last finite parameters, so its final
+        figures are those of the step before it diverged.
         """
         d, metric = self.cfg.data, metrics_lib.metric_name(self.spec.model.task)
         test = self._evaluate(state, "best_params", "test", d.test_max_batches)

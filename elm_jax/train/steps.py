@@ -192,7 +192,8 @@ def init_state(
 
     `batch_size` sizes the carried recurrent state when `spec.carry_state`. `wiring_seeds` (ELM
     network only; one per seed) draws each replica's synaptic wiring from its own seed, so the
-    variance across seeds includes the wiring's (SPEC §8); None: `spec.model.wiring_seed` for all.
+    variance across seeds includes the wiring's (docs/science.md §8); None:
+    `spec.model.wiring_seed` for all.
     """
     model = _build_model(spec.model)
     tx = make_optimizer(spec.optim)

@@ -1,4 +1,4 @@
-"""The default sweep run by `make sweep`: the SPEC §8 claims on SHD-Adding, sized for 2 CPU cores.
+"""The default sweep of `make sweep`: the docs/science.md §8 claims on SHD-Adding, for 2 CPU cores.
 
 Command line (what `make sweep` runs):
 

@@ -1,4 +1,6 @@
-"""The byte-level sweep that decides the SPEC §8 claims overnight on a CPU, or in an hour on a GPU.
+"""The byte-level sweep that decides the docs/science.md §8 claims overnight on a CPU.
+
+On a GPU it takes about an hour.
 
 Command line (the embedded enwiki-sample; `data=enwik8` with enwik8.zip in $ELM_DATA_DIR for
 the real corpus):

@@ -1,4 +1,4 @@
-"""The science sweep: every SPEC §8 claim on SHD-Adding, on P_core and on P_total budgets.
+"""The science sweep: every docs/science.md §8 claim on SHD-Adding, on P_core and P_total budgets.
 
 Command line (one GPU; the real SHD files in $ELM_DATA_DIR, or the embedded default with
 `science.py:data=shd_adding_default`):
@@ -8,9 +8,9 @@ Command line (one GPU; the real SHD files in $ELM_DATA_DIR, or the embedded defa
 Slices (k_c = 16 unless varied; the default sweep's design, scaled up):
 
 * fixed budgets 1e3, 3e3, 1e4, 3e4 and 1e5 (two decades, five budgets: the scaling law and its
-  leave-largest-out check), counted once on P_core and once on P_total (SPEC §8: at d_m = 1 the
-  decoder adds 56 % of P_core, which favours many simple neurons under a P_core budget), up to
-  6 points each over d_m in 1, 2, 3, 4, 6, 8, 12, 16, 24, 32;
+  leave-largest-out check), counted once on P_core and once on P_total (docs/science.md §8: at
+  d_m = 1 the decoder adds 56 % of P_core, which favours many simple neurons under a P_core
+  budget), up to 6 points each over d_m in 1, 2, 3, 4, 6, 8, 12, 16, 24, 32;
 * axis slices around d_m = 4, k_c = 16 at 1e4 (N = 75): N in 19, 38, 75, 150, 300; d_m in 1,
   2, 4, 8, 16; k_c in 4, 8, 16, 32, 64;
 * 16 random points over 1e3..1e5 (on or above the fitted law?).
