@@ -1,4 +1,4 @@
-"""Load sweep results (schema v1, docs/interfaces.md) into one validated, tidy DataFrame.
+"""Load sweep results (schema v2, docs/interfaces.md) into one validated, tidy DataFrame.
 
 Two frames are used throughout the analysis:
 
@@ -38,9 +38,10 @@ def _dtype_family(column: str, store_dtype: str) -> str:
     return "int" if column in _INTEGER_COLUMNS else "num"
 
 
-#: Numeric columns added to schema v1 later (last-step losses, the input-blind baseline of each
-#: split, the wiring seed, the convergence check): tables written before them still load, with these columns NaN, and
-#: the claim tests (analysis.claims) say what they fell back to.
+#: Numeric columns a results table may lack (last-step losses, the input-blind baseline of each
+#: split, the wiring seed, the convergence check; added over time): tables written without them
+#: still load, with these columns NaN, and the claim tests (analysis.claims) say what they fell
+#: back to.
 OPTIONAL_COLUMNS = (
     "final_val_loss",
     "final_val_metric",
@@ -56,11 +57,11 @@ OPTIONAL_COLUMNS = (
     "val_last_drop_steps",
 )
 
-#: Provenance columns added to schema v1 later (elm_jax.provenance): text, except git_dirty
+#: Provenance columns added to the table later (elm_jax.provenance): text, except git_dirty
 #: (nullable boolean); tables written before them load with "" and <NA>.
 PROVENANCE_COLUMNS = ("package_version", "git_commit", "git_dirty", "backend", "device_kind")
 
-#: Columns of the results table (schema v1, as `sweeps.store` writes it) and the dtype family
+#: Columns of the results table (schema v2, as `sweeps.store` writes it) and the dtype family
 #: each must have.
 REQUIRED_COLUMNS: dict[str, str] = {
     c: _dtype_family(c, t)
@@ -100,7 +101,7 @@ VALUE_COLUMNS = (
 
 
 class SchemaError(ValueError):
-    """The results table is not schema v1 (wrong version, missing or mistyped columns, empty)."""
+    """The results table is not schema v2 (wrong version, missing or mistyped columns, empty)."""
 
 
 class MixedDataError(ValueError):
@@ -156,10 +157,10 @@ def read_sweep_dir(sweep_dir: str | Path) -> pd.DataFrame:
 
 
 def validate(df: pd.DataFrame, source: str = "results") -> pd.DataFrame:
-    """Check a results table against schema v1 and return it with normalised dtypes.
+    """Check a results table against schema v2 and return it with normalised dtypes.
 
     Raises:
-      SchemaError: empty table, missing columns, a schema_version other than 1, unknown status
+      SchemaError: empty table, missing columns, a schema_version other than 2, unknown status
         values, or columns of the wrong type; the message names the column and the values.
     """
     if not isinstance(df, pd.DataFrame):

@@ -1,4 +1,4 @@
-"""Synthetic results tables (schema v1) drawn from a planted model, for tests, fixtures and demos.
+"""Synthetic results tables (schema v2) drawn from a planted model, for tests, fixtures and demos.
 
 The losses come from the docs/science.md §6 information model with known parameters plus
 multiplicative log-normal seed noise, on the architecture grid a budget sweep would use: at each
@@ -147,7 +147,7 @@ def synthetic_trials(
     sweep: str = "synthetic",
     rng_seed: int = 0,
 ) -> pd.DataFrame:
-    """A schema-v1 trial table drawn from the planted information model.
+    """A schema-v2 trial table drawn from the planted information model.
 
     Args:
       noise: standard deviation of the multiplicative log-normal noise per trial.
@@ -235,7 +235,7 @@ def tradeoff_trials(
     dataset: str = "shd-default",
     sweep: str = "planted",
 ) -> pd.DataFrame:
-    """A schema-v1 trial table of budget, axis and random slices drawn from ``loss_fn``.
+    """A schema-v2 trial table of budget, axis and random slices drawn from ``loss_fn``.
 
     Args:
       loss_fn: ``(N, k_e, k_c) -> loss`` (noise-free, > 0).

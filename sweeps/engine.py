@@ -169,7 +169,7 @@ def trial_record(
     provenance: Mapping[str, Any] | None = None,
     drops: Mapping[int, tuple[float, int]] | None = None,
 ) -> dict[str, Any]:
-    """Builds one trial's record (schema v1 columns + `group_id` and the training config).
+    """Builds one trial's record (schema v2 columns + `group_id` and the training config).
 
     Provenance (versions, git commit, backend, device) comes from the trainer's summary, which
     recorded it where the trial trained; without one, from `provenance`, else from this process

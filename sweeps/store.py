@@ -1,4 +1,4 @@
-"""The sweep directory: manifest, atomic per-trial records, the results table (schema v1).
+"""The sweep directory: manifest, atomic per-trial records, the results table (schema v2).
 
 Layout of SWEEP_DIR:
 

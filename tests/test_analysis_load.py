@@ -1,4 +1,4 @@
-"""Loading and validating results tables (schema v1), seed aggregation, bad input."""
+"""Loading and validating results tables (schema v2), seed aggregation, bad input."""
 
 import json
 

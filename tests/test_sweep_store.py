@@ -1,4 +1,4 @@
-"""Trial identity (stable hashes), the manifest guard and the results table (schema v1)."""
+"""Trial identity (stable hashes), the manifest guard and the results table (schema v2)."""
 
 import hashlib
 import json
