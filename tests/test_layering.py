@@ -1,10 +1,10 @@
 """The package layering: no module imports from a layer above its own (run by `make lint` too).
 
-Layers, lowest first (STYLE habit 1): shared infrastructure → pure math (`ops`) → the neuron and
-network math (no Flax) → Flax modules → task models and the converter → data → budgets →
-configs → jitted train steps → the run loop → command lines → sweeps → analysis. Every import
-counts, including those inside functions. A module may import from its own layer or below.
-A new top-level module must be given a layer here.
+Layers, lowest first (CONTRIBUTING.md habit 1): shared infrastructure → pure math (`ops`) → the
+neuron and network math (no Flax) → Flax modules → task models and the converter → data →
+budgets → configs → jitted train steps → the run loop → command lines → sweeps → analysis. Every
+import counts, including those inside functions. A module may import from its own layer or
+below. A new top-level module must be given a layer here.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "elm_jax.network",
             "elm_jax.network.wiring",
             "elm_jax.network.scan",
+            "elm_jax.network.fused_build",
+            "elm_jax.network.fused",
             "elm_jax.network.dynamics",
         ),
     ),
