@@ -146,36 +146,89 @@ def synaptic_input(prep: Prepared, cfg: NeuronConfig, x: jax.Array) -> jax.Array
     return weighted.reshape(*x.shape[:-1], cfg.num_branches, -1).sum(-1)
 
 
+# Every whole-sequence array is batch-major, [b, t, ...], like the input: the scans below read
+# and write one time step as a strided slice along axis 1, so no array is ever transposed
+# between [b, t] and [t, b] order (on a CPU such copies cost as much as the products around them).
+
+
+def _at(a: jax.Array, t: jax.Array) -> jax.Array:
+    """a[:, t] of a batch-major [b, t, ...] array (t in range: no wrap-around of negatives)."""
+    starts = (0, t) + (0,) * (a.ndim - 2)
+    sizes = (a.shape[0], 1) + a.shape[2:]
+    return jax.lax.dynamic_slice(a, starts, sizes, allow_negative_indices=False)[:, 0]
+
+
+def _put(buffer: jax.Array, t: jax.Array, value: jax.Array) -> jax.Array:
+    """buffer[:, t] = value (in place inside a loop)."""
+    update = value.astype(buffer.dtype)[:, None]
+    starts = (0, t) + (0,) * (buffer.ndim - 2)
+    return jax.lax.dynamic_update_slice(buffer, update, starts, allow_negative_indices=False)
+
+
+def _trace_loop(u: jax.Array, kappa: jax.Array, reverse: bool, unroll: int) -> jax.Array:
+    """c_t = kappa * c_{t∓1} + u_t along axis 1 of u [b, t, k] (backwards when `reverse`)."""
+    steps = u.shape[1]
+
+    def body(i, carry):
+        c_prev, out = carry
+        t = steps - 1 - i if reverse else i
+        c_t = kappa * c_prev + _at(u, t)
+        return c_t, _put(out, t, c_t)
+
+    c0 = jnp.zeros((u.shape[0], u.shape[2]), u.dtype)
+    return jax.lax.fori_loop(0, steps, body, (c0, jnp.empty_like(u)), unroll=unroll)[1]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def linear_trace(u: jax.Array, kappa: jax.Array, unroll: int = 1) -> jax.Array:
     """c_t = kappa * c_{t-1} + u_t (c_0 = u_0) over the time axis of u [b, t, k], kappa [k].
 
-    Elementwise only, so a plain sequential scan is cheap (on CPU cheaper than the log-depth
-    associative scan, forward and backward).
+    Elementwise only, so a plain sequential loop is cheap (on CPU cheaper than the log-depth
+    associative scan, forward and backward). Its gradient is the same loop backwards in time
+    (lam_t = g_t + kappa lam_{t+1}), and kappa's is one sum over (b, t) afterwards.
     """
-
-    def body(c_prev, u_t):
-        c_t = kappa * c_prev + u_t
-        return c_t, c_t
-
-    c0 = jnp.zeros((u.shape[0], u.shape[2]), u.dtype)
-    _, c = jax.lax.scan(body, c0, jnp.swapaxes(u, 0, 1), unroll=unroll)
-    return jnp.swapaxes(c, 0, 1)
+    return _trace_loop(u, kappa, False, unroll)
 
 
-def branch_traces(prep: Prepared, cfg: NeuronConfig, x: jax.Array) -> jax.Array:
+def _linear_trace_fwd(u, kappa, unroll):
+    c = _trace_loop(u, kappa, False, unroll)
+    return c, (kappa, c)
+
+
+def _linear_trace_bwd(unroll, residuals, g):
+    kappa, c = residuals
+    lam = _trace_loop(g.astype(c.dtype), kappa, True, unroll)
+    d_kappa = jnp.sum(lam[:, 1:] * c[:, :-1], axis=(0, 1))
+    return lam, d_kappa.astype(kappa.dtype)
+
+
+linear_trace.defvjp(_linear_trace_fwd, _linear_trace_bwd)
+
+
+def _rows(a: jax.Array) -> jax.Array:
+    """[b, t, k] → [b·t, k] (free for a contiguous array)."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def _dot_rows(a: jax.Array, b: jax.Array) -> jax.Array:
+    """sum over (b, t) of a[b, t, :]ᵀ b[b, t, :]: [k, l], one product over all rows."""
+    return jax.lax.dot_general(_rows(a), _rows(b), (((0,), (0,)), ((), ())))
+
+
+def branch_traces(prep: Prepared, cfg: NeuronConfig, x: jax.Array, unroll: int = 1) -> jax.Array:
     """The branch input of every step, [b, t, d], computed for the whole sequence at once."""
     state = prep.kappa_syn.dtype
     if cfg.per_synapse_trace:
         syn = jnp.take(x, prep.syn_index, axis=-1).astype(state) * prep.syn_weight
-        syn = linear_trace(syn, prep.kappa_syn)
+        syn = linear_trace(syn, prep.kappa_syn, unroll)
         return syn.reshape(*syn.shape[:2], cfg.num_branches, -1).sum(-1)
-    return linear_trace(synaptic_input(prep, cfg, x).astype(state), prep.kappa_syn)
+    return linear_trace(synaptic_input(prep, cfg, x).astype(state), prep.kappa_syn, unroll)
 
 
 def first_layer_branch_part(
-    prep: Prepared, cfg: NeuronConfig, x: jax.Array, cd: Any
+    prep: Prepared, cfg: NeuronConfig, x: jax.Array, cd: Any, unroll: int = 1
 ) -> tuple[jax.Array, jax.Array]:
-    """(branch [b, t, d], pre [t, b, h] = branch · K_b + bias) for the whole sequence.
+    """(branch [b, t, d], pre [b, t, h] = branch · K_b + bias) for the whole sequence.
 
     Without routing each input feeds one branch, so the trace commutes with the synapse weights:
     trace(x) · (w ⊙ K_b) equals trace(x · w) · K_b exactly, and trace(x) does not depend on any
@@ -187,33 +240,40 @@ def first_layer_branch_part(
     kernel_b = kernel0[:d]
     if cfg.input_to_synapse_routing is None and not cfg.per_synapse_trace:
         state = prep.kappa_syn.dtype
-        x_trace = linear_trace(x.astype(state), jnp.repeat(prep.kappa_syn, k))  # [b, t, i]
+        x_trace = linear_trace(x.astype(state), jnp.repeat(prep.kappa_syn, k), unroll)  # [b,t,i]
         in_kernel = prep.syn_weight[:, None].astype(cd) * jnp.repeat(kernel_b.astype(cd), k, 0)
-        pre = jnp.einsum("bti,ih->tbh", x_trace.astype(cd), in_kernel) + bias0.astype(cd)
+        pre = x_trace.astype(cd) @ in_kernel + bias0.astype(cd)
         branch = (x_trace * prep.syn_weight).reshape(*x_trace.shape[:2], d, k).sum(-1)
         return branch, pre
-    branch = branch_traces(prep, cfg, x)
-    pre = jnp.einsum("btd,dh->tbh", branch.astype(cd), kernel_b.astype(cd)) + bias0.astype(cd)
+    branch = branch_traces(prep, cfg, x, unroll)
+    pre = branch.astype(cd) @ kernel_b.astype(cd) + bias0.astype(cd)
     return branch, pre
 
 
-def _memory_forward(pre, mem_kernel, layers, kappa, gain, activation, unroll):
-    """The memory recurrence: returns memory [t, b, m] and each layer's pre-activation [t, b, h]."""
+def _memory_forward(pre, mem_kernel, layers, kappa, gain, activation, unroll, save):
+    """The memory recurrence over pre [b, t, h]: memory [b, t, m] and, when `save`, each
+    layer's pre-activation [b, t, h_j] (written step by step into preallocated buffers)."""
     act = ACTIVATIONS[activation]
     cd = pre.dtype
+    batch, steps = pre.shape[:2]
 
-    def body(m_prev, pre_t):
-        a = pre_t + m_prev.astype(cd) @ mem_kernel
-        pre_acts = [a]
+    def body(t, carry):
+        m_prev, memory, pre_acts = carry
+        a = _at(pre, t) + m_prev.astype(cd) @ mem_kernel
+        new_acts = [a]
         for kernel, bias in layers:
             a = act(a) @ kernel + bias
-            pre_acts.append(a)
-        delta = scaled_tanh(a).astype(m_prev.dtype)
-        m_t = kappa * m_prev + gain * delta
-        return m_t, (m_t, tuple(pre_acts))
+            new_acts.append(a)
+        m_t = kappa * m_prev + gain * scaled_tanh(a).astype(m_prev.dtype)
+        if save:
+            pre_acts = tuple(_put(buf, t, v) for buf, v in zip(pre_acts, new_acts, strict=True))
+        return m_t, _put(memory, t, m_t), pre_acts
 
-    m0 = jnp.zeros((pre.shape[1], kappa.shape[0]), kappa.dtype)
-    _, (memory, pre_acts) = jax.lax.scan(body, m0, pre, unroll=unroll)
+    m0 = jnp.zeros((batch, kappa.shape[0]), kappa.dtype)
+    memory = jnp.empty((batch, steps, kappa.shape[0]), kappa.dtype)
+    widths = [mem_kernel.shape[1]] + [kernel.shape[1] for kernel, _ in layers]
+    pre_acts = tuple(jnp.empty((batch, steps, w), cd) for w in widths) if save else ()
+    _, memory, pre_acts = jax.lax.fori_loop(0, steps, body, (m0, memory, pre_acts), unroll=unroll)
     return memory, pre_acts
 
 
@@ -229,18 +289,20 @@ def memory_scan(
 ) -> jax.Array:
     """m_t = kappa ⊙ m_{t-1} + gain ⊙ 1.7159 tanh(2/3 MLP(pre_t + m_{t-1} K_m)) over t.
 
-    pre [t, b, h] (the branch half of the first layer, bias included), mem_kernel K_m [m, h]
-    (kappa_m folded in), layers: the remaining MLP layers. Returns memory [t, b, m].
+    pre [b, t, h] (the branch half of the first layer, bias included), mem_kernel K_m [m, h]
+    (kappa_m folded in), layers: the remaining MLP layers. Returns memory [b, t, m].
 
-    Custom gradient: the reverse scan propagates only the activations' cotangents; the
+    Custom gradient: the reverse loop propagates only the activations' cotangents; the
     gradients of the weights are then one product over all (t, b) each, instead of a small
     product accumulated at every step.
     """
-    return _memory_forward(pre, mem_kernel, layers, kappa, gain, activation, unroll)[0]
+    return _memory_forward(pre, mem_kernel, layers, kappa, gain, activation, unroll, False)[0]
 
 
 def _memory_scan_fwd(pre, mem_kernel, layers, kappa, gain, activation, unroll):
-    memory, pre_acts = _memory_forward(pre, mem_kernel, layers, kappa, gain, activation, unroll)
+    memory, pre_acts = _memory_forward(
+        pre, mem_kernel, layers, kappa, gain, activation, unroll, True
+    )
     return memory, (mem_kernel, layers, kappa, gain, memory, pre_acts)
 
 
@@ -248,31 +310,36 @@ def _memory_scan_bwd(activation, unroll, residuals, g_memory):
     mem_kernel, layers, kappa, gain, memory, pre_acts = residuals
     act = ACTIVATIONS[activation]
     cd, sd = mem_kernel.dtype, kappa.dtype
-    m_prev = jnp.concatenate([jnp.zeros_like(memory[:1]), memory[:-1]], axis=0)
+    steps = memory.shape[1]
+    # Transposed once here, not inside the loop.
+    mem_kernel_t = mem_kernel.T
+    kernels_t = [kernel.T for kernel, _ in layers]
+    g_memory = g_memory.astype(sd)
 
-    def body(g_next, inputs):
-        g_t, acts_t = inputs
-        g_m = g_t + g_next  # total cotangent of m_t
-        tanh = jnp.tanh(TANH_SLOPE * acts_t[-1])
+    def body(i, carry):
+        g_next, g_ms, d_acts = carry
+        t = steps - 1 - i
+        g_m = _at(g_memory, t) + g_next  # total cotangent of m_t
+        tanh = jnp.tanh(TANH_SLOPE * _at(pre_acts[-1], t))
         d_a = (g_m * gain).astype(cd) * (TANH_SCALE * TANH_SLOPE) * (1 - tanh * tanh)
-        d_acts = [d_a]
+        new_d = [d_a]
         for j in range(len(layers) - 1, -1, -1):
-            _, act_vjp = jax.vjp(act, acts_t[j])
-            d_a = act_vjp(d_a @ layers[j][0].T)[0]
-            d_acts.append(d_a)
-        g_prev = g_m * kappa + (d_a @ mem_kernel.T).astype(sd)
-        return g_prev, (g_m, tuple(d_acts[::-1]))
+            _, act_vjp = jax.vjp(act, _at(pre_acts[j], t))
+            d_a = act_vjp(d_a @ kernels_t[j])[0]
+            new_d.append(d_a)
+        g_prev = g_m * kappa + (d_a @ mem_kernel_t).astype(sd)
+        d_acts = tuple(_put(buf, t, v) for buf, v in zip(d_acts, new_d[::-1], strict=True))
+        return g_prev, _put(g_ms, t, g_m), d_acts
 
-    g0 = jnp.zeros_like(memory[0])
-    _, (g_ms, d_acts) = jax.lax.scan(
-        body, g0, (g_memory.astype(sd), pre_acts), reverse=True, unroll=unroll
+    g0 = jnp.zeros_like(memory[:, 0])
+    d_acts = tuple(jnp.empty_like(a) for a in pre_acts)
+    _, g_ms, d_acts = jax.lax.fori_loop(
+        0, steps, body, (g0, jnp.empty_like(memory), d_acts), unroll=unroll
     )
-    d_mem_kernel = jnp.einsum("tbm,tbh->mh", m_prev.astype(cd), d_acts[0])
+    m_prev = jnp.pad(memory[:, :-1], ((0, 0), (1, 0), (0, 0)))
+    d_mem_kernel = _dot_rows(m_prev.astype(cd), d_acts[0])
     d_layers = tuple(
-        (
-            jnp.einsum("tbh,tbk->hk", act(pre_acts[j]), d_acts[j + 1]),
-            d_acts[j + 1].sum((0, 1)),
-        )
+        (_dot_rows(act(pre_acts[j]), d_acts[j + 1]), d_acts[j + 1].sum((0, 1)))
         for j in range(len(layers))
     )
     delta = scaled_tanh(pre_acts[-1]).astype(sd)
@@ -300,17 +367,17 @@ def scan(
     cd = compute_dtype or x.dtype
     # Split the first layer: the branch half is one product for all t, the memory half (with
     # kappa_m folded into its rows) is the only product the recurrence has to do per step.
-    branch, pre = first_layer_branch_part(prep, cfg, x, cd)
+    branch, pre = first_layer_branch_part(prep, cfg, x, cd, unroll)
     kernel0 = prep.mlp[0][0]
     d = cfg.num_branches
     mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(prep.kappa_m.dtype)).astype(cd)
     layers = tuple((k.astype(cd), b.astype(cd)) for k, b in prep.mlp[1:])
     memory = memory_scan(
         pre, mem_kernel, layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation, unroll
-    )  # [t, b, m]
+    )  # [b, t, m]
     kernel_y, bias_y = prep.readout
-    y = jnp.einsum("tbm,mo->bto", memory.astype(cd), kernel_y.astype(cd)) + bias_y.astype(cd)
-    return y, branch, jnp.swapaxes(memory, 0, 1)
+    y = memory.astype(cd) @ kernel_y.astype(cd) + bias_y.astype(cd)
+    return y, branch, memory
 
 
 def state_dtype_for(*arrays: Any) -> Any:
