@@ -306,11 +306,12 @@ def _memory_scan_fwd(pre, mem_kernel, layers, kappa, gain, activation, unroll):
     return memory, (mem_kernel, layers, kappa, gain, memory, pre_acts)
 
 
-def _memory_scan_bwd(activation, unroll, residuals, g_memory):
-    mem_kernel, layers, kappa, gain, memory, pre_acts = residuals
+def _memory_backward(layers, mem_kernel, kappa, gain, pre_acts, g_memory, activation, unroll):
+    """The reverse loop shared by both scans: (g_ms [b, t, m], the total cotangent of every
+    m_t; d_acts, the cotangent of every layer's pre-activation [b, t, h_j])."""
     act = ACTIVATIONS[activation]
     cd, sd = mem_kernel.dtype, kappa.dtype
-    steps = memory.shape[1]
+    steps = g_memory.shape[1]
     # Transposed once here, not inside the loop.
     mem_kernel_t = mem_kernel.T
     kernels_t = [kernel.T for kernel, _ in layers]
@@ -331,17 +332,32 @@ def _memory_scan_bwd(activation, unroll, residuals, g_memory):
         d_acts = tuple(_put(buf, t, v) for buf, v in zip(d_acts, new_d[::-1], strict=True))
         return g_prev, _put(g_ms, t, g_m), d_acts
 
-    g0 = jnp.zeros_like(memory[:, 0])
+    g0 = jnp.zeros_like(g_memory[:, 0])
     d_acts = tuple(jnp.empty_like(a) for a in pre_acts)
     _, g_ms, d_acts = jax.lax.fori_loop(
-        0, steps, body, (g0, jnp.empty_like(memory), d_acts), unroll=unroll
+        0, steps, body, (g0, jnp.empty_like(g_memory), d_acts), unroll=unroll
     )
-    m_prev = jnp.pad(memory[:, :-1], ((0, 0), (1, 0), (0, 0)))
-    d_mem_kernel = _dot_rows(m_prev.astype(cd), d_acts[0])
-    d_layers = tuple(
+    return g_ms, d_acts
+
+
+def _mlp_rest_grads(layers, pre_acts, d_acts, activation):
+    """(kernel, bias) gradients of the MLP layers after the first, one product each."""
+    act = ACTIVATIONS[activation]
+    return tuple(
         (_dot_rows(act(pre_acts[j]), d_acts[j + 1]), d_acts[j + 1].sum((0, 1)))
         for j in range(len(layers))
     )
+
+
+def _memory_scan_bwd(activation, unroll, residuals, g_memory):
+    mem_kernel, layers, kappa, gain, memory, pre_acts = residuals
+    cd, sd = mem_kernel.dtype, kappa.dtype
+    g_ms, d_acts = _memory_backward(
+        layers, mem_kernel, kappa, gain, pre_acts, g_memory, activation, unroll
+    )
+    m_prev = jnp.pad(memory[:, :-1], ((0, 0), (1, 0), (0, 0)))
+    d_mem_kernel = _dot_rows(m_prev.astype(cd), d_acts[0])
+    d_layers = _mlp_rest_grads(layers, pre_acts, d_acts, activation)
     delta = scaled_tanh(pre_acts[-1]).astype(sd)
     d_kappa = jnp.sum(g_ms * m_prev, axis=(0, 1))
     d_gain = jnp.sum(g_ms * delta, axis=(0, 1))
@@ -349,6 +365,129 @@ def _memory_scan_bwd(activation, unroll, residuals, g_memory):
 
 
 memory_scan.defvjp(_memory_scan_fwd, _memory_scan_bwd)
+
+
+def _input_memory_forward(x, kappa_x, in_kernel, mem_kernel, bias0, layers, kappa, gain, activation,
+                          unroll, save):  # fmt: skip
+    """The input trace and the memory recurrence in one loop. The carry c_t = [xt_t, m_{t-1}]
+    [b, i + m] is the whole input of step t's first layer, so each step does one product with
+    [W_in; K_m]; every c_t is written to C [b, t + 1, i + m] (slot t; slot t + 1 holds m_t)."""
+    act = ACTIVATIONS[activation]
+    cd = in_kernel.dtype
+    batch, steps, width = x.shape
+    w_cat = jnp.concatenate([in_kernel, mem_kernel], axis=0)
+
+    def body(t, carry):
+        c, inputs, pre_acts = carry
+        a = c.astype(cd) @ w_cat + bias0
+        new_acts = [a]
+        for kernel, bias in layers:
+            a = act(a) @ kernel + bias
+            new_acts.append(a)
+        m_t = kappa * c[:, width:] + gain * scaled_tanh(a).astype(c.dtype)
+        # x at t + 1 (clamped at the end: that last slot's trace part is never read).
+        x_next = _at(x, jnp.minimum(t + 1, steps - 1))
+        c_next = jnp.concatenate([kappa_x * c[:, :width] + x_next, m_t], axis=-1)
+        if save:
+            pre_acts = tuple(_put(buf, t, v) for buf, v in zip(pre_acts, new_acts, strict=True))
+        return c_next, _put(inputs, t + 1, c_next), pre_acts
+
+    c0 = jnp.concatenate([x[:, 0], jnp.zeros((batch, kappa.shape[0]), x.dtype)], axis=-1)
+    inputs = _put(jnp.empty((batch, steps + 1, c0.shape[-1]), x.dtype), 0, c0)
+    widths = [w_cat.shape[1]] + [kernel.shape[1] for kernel, _ in layers]
+    pre_acts = tuple(jnp.empty((batch, steps, w), cd) for w in widths) if save else ()
+    _, inputs, pre_acts = jax.lax.fori_loop(0, steps, body, (c0, inputs, pre_acts), unroll=unroll)
+    return inputs, pre_acts
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9))
+def input_memory_scan(
+    x: jax.Array,
+    kappa_x: jax.Array,
+    in_kernel: jax.Array,
+    mem_kernel: jax.Array,
+    bias0: jax.Array,
+    layers: tuple[tuple[jax.Array, jax.Array], ...],
+    kappa: jax.Array,
+    gain: jax.Array,
+    activation: str,
+    unroll: int,
+) -> tuple[jax.Array, jax.Array]:
+    """`linear_trace` of x and `memory_scan` in one loop: (memory [b, t, m], trace [b, t, i]).
+
+    The memory recurrence with pre_t = trace_t W_in + bias0, where trace_t = kappa_x ⊙
+    trace_{t-1} + x_t. For inputs narrow enough that one product with [W_in; K_m] per step
+    costs less than a separate loop for the trace and a product over the whole sequence.
+    Custom gradient as in `memory_scan`; the gradient of [W_in; K_m] is one product over all
+    (t, b) of the saved step inputs, and x's (the reverse trace) is computed only when used.
+    """
+    inputs, _ = _input_memory_forward(
+        x, kappa_x, in_kernel, mem_kernel, bias0, layers, kappa, gain, activation, unroll, False
+    )
+    width = x.shape[-1]
+    return inputs[:, 1:, width:], inputs[:, :-1, :width]
+
+
+def _input_memory_scan_fwd(
+    x, kappa_x, in_kernel, mem_kernel, bias0, layers, kappa, gain, activation, unroll
+):
+    inputs, pre_acts = _input_memory_forward(
+        x, kappa_x, in_kernel, mem_kernel, bias0, layers, kappa, gain, activation, unroll, True
+    )
+    width = x.shape[-1]
+    outputs = (inputs[:, 1:, width:], inputs[:, :-1, :width])
+    return outputs, (kappa_x, in_kernel, mem_kernel, layers, kappa, gain, inputs, pre_acts)
+
+
+def _input_memory_scan_bwd(activation, unroll, residuals, cotangents):
+    kappa_x, in_kernel, mem_kernel, layers, kappa, gain, inputs, pre_acts = residuals
+    g_memory, g_trace = cotangents
+    cd, sd = mem_kernel.dtype, kappa.dtype
+    width = in_kernel.shape[0]
+    g_ms, d_acts = _memory_backward(
+        layers, mem_kernel, kappa, gain, pre_acts, g_memory, activation, unroll
+    )
+    d_pre = d_acts[0]
+    # Step t's first-layer input is inputs[:, t]; the extra last slot meets a zero cotangent.
+    d_w_cat = _dot_rows(inputs.astype(cd), jnp.pad(d_pre, ((0, 0), (0, 1), (0, 0))))
+    d_layers = _mlp_rest_grads(layers, pre_acts, d_acts, activation)
+    m_prev = inputs[:, :-1, width:]
+    delta = scaled_tanh(pre_acts[-1]).astype(sd)
+    d_kappa = jnp.sum(g_ms * m_prev, axis=(0, 1))
+    d_gain = jnp.sum(g_ms * delta, axis=(0, 1))
+    # x and kappa_x: the reverse trace of the trace's cotangent (pruned when x is not
+    # differentiated, as in training).
+    trace = inputs[:, :-1, :width]
+    g_x_trace = (d_pre @ in_kernel.T).astype(sd) + g_trace.astype(sd)
+    lam = _trace_loop(g_x_trace, kappa_x, True, unroll)
+    d_kappa_x = jnp.sum(lam[:, 1:] * trace[:, :-1], axis=(0, 1))
+    return (
+        lam.astype(sd),
+        d_kappa_x,
+        d_w_cat[:width],
+        d_w_cat[width:],
+        d_pre.sum((0, 1)),
+        d_layers,
+        d_kappa,
+        d_gain,
+    )
+
+
+input_memory_scan.defvjp(_input_memory_scan_fwd, _input_memory_scan_bwd)
+
+
+# Up to this many inputs (no routing) the input trace runs inside the memory loop (see
+# `input_memory_scan`); wider inputs are traced and projected for the whole sequence at once.
+FUSED_INPUT_MAX = 128
+
+
+def fuse_input_trace(cfg: NeuronConfig) -> bool:
+    """Whether `scan` uses `input_memory_scan` (no routing, branch traces, narrow input)."""
+    return (
+        cfg.input_to_synapse_routing is None
+        and not cfg.per_synapse_trace
+        and cfg.num_input <= FUSED_INPUT_MAX
+    )
 
 
 def scan(
@@ -365,16 +504,26 @@ def scan(
     matrix products run in `compute_dtype` (default: that of x).
     """
     cd = compute_dtype or x.dtype
-    # Split the first layer: the branch half is one product for all t, the memory half (with
-    # kappa_m folded into its rows) is the only product the recurrence has to do per step.
-    branch, pre = first_layer_branch_part(prep, cfg, x, cd, unroll)
-    kernel0 = prep.mlp[0][0]
-    d = cfg.num_branches
-    mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(prep.kappa_m.dtype)).astype(cd)
-    layers = tuple((k.astype(cd), b.astype(cd)) for k, b in prep.mlp[1:])
-    memory = memory_scan(
-        pre, mem_kernel, layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation, unroll
-    )  # [b, t, m]
+    kernel0, bias0 = prep.mlp[0]
+    d, k = cfg.num_branches, cfg.synapses_per_branch
+    sd = prep.kappa_m.dtype
+    # kappa_m folded into the memory rows of the first layer.
+    mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(sd)).astype(cd)
+    layers = tuple((kk.astype(cd), b.astype(cd)) for kk, b in prep.mlp[1:])
+    if fuse_input_trace(cfg):
+        in_kernel = prep.syn_weight[:, None].astype(cd) * jnp.repeat(kernel0[:d].astype(cd), k, 0)
+        memory, x_trace = input_memory_scan(
+            x.astype(sd), jnp.repeat(prep.kappa_syn, k), in_kernel, mem_kernel,
+            bias0.astype(cd), layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation, unroll,
+        )  # fmt: skip
+        branch = (x_trace * prep.syn_weight).reshape(*x_trace.shape[:2], d, k).sum(-1)
+    else:
+        # Split the first layer: the branch half is one product for all t, the memory half is
+        # the only product the recurrence has to do per step.
+        branch, pre = first_layer_branch_part(prep, cfg, x, cd, unroll)
+        memory = memory_scan(
+            pre, mem_kernel, layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation, unroll
+        )  # [b, t, m]
     kernel_y, bias_y = prep.readout
     y = memory.astype(cd) @ kernel_y.astype(cd) + bias_y.astype(cd)
     return y, branch, memory
