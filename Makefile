@@ -18,7 +18,7 @@ export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
 export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES ?= -1
 
-.PHONY: install test lint format sweep report bench data clean browser notebook fashion-mnist bench-tasks
+.PHONY: install kernel test lint format sweep report bench data clean browser notebook fashion-mnist bench-tasks
 
 install: $(STAMP)
 
@@ -26,9 +26,15 @@ $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m elm_jax.network.fused_build
 	@touch $@
 
-test: install browser fashion-mnist
+# The fused CPU kernel of the ELM network, compiled for the installed jaxlib (a cached build is
+# reused; without a compiler this says so and the network runs on the XLA path).
+kernel: install
+	$(PY) -m elm_jax.network.fused_build
+
+test: install kernel browser fashion-mnist
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # ruff checks import order (rule I); tests/test_layering.py that no module imports a higher layer.
@@ -46,7 +52,7 @@ data: install fashion-mnist
 
 # The default sweep (see sweeps/configs/default.py for its measured time), or any other: make sweep SWEEP=tiny
 # Runs again resume (same SWEEP_DIR); ends with the results table and the analysis report.
-sweep: install
+sweep: install kernel
 	$(PY) -m elm_jax.data.prepare $(SWEEP_PREPARE)
 	$(PY) -m sweeps.run --sweep $(SWEEP) --dir $(SWEEP_DIR) $(SWEEP_ARGS)
 	@$(PY) -c "import pandas as p; f = p.read_parquet('$(SWEEP_DIR)/results.parquet'); \

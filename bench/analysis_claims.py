@@ -1,4 +1,4 @@
-"""Wall time of the SPEC §8 claim tests on a planted sweep table. Prints JSON lines.
+"""Wall time of the docs/science.md §8 claim tests on a planted sweep table. Prints JSON lines.
 
     python bench/analysis_claims.py [--n-boot 200] [--budgets 7] [--seeds 3] [--repeats 1]
 

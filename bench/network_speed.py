@@ -52,6 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--layout", default="auto", help="comma list of scan layouts to time")
     p.add_argument(
+        "--kernel",
+        default="auto",
+        help="comma list of model.kernel values to time (auto, xla, cpu_fused)",
+    )
+    p.add_argument(
         "--remat-chunk",
         default="",
         help="comma list of model.remat_chunk values (default: the model's)",
@@ -179,6 +184,17 @@ def step_inputs(cfg, model, tx, batch: int, seq_len: int, seeds: int) -> tuple:
     return params, opt_state, consts, x, labels
 
 
+def kernel_used(cfg) -> str | None:
+    """The recurrence implementation the ELM step ran (`elm_jax.network.fused`), else None."""
+    if cfg.arch != "elm":
+        return None
+    from elm_jax.network import fused
+
+    if cfg.kernel == "xla":
+        return "xla"
+    return "cpu_fused" if fused.available() else "xla"
+
+
 def bench_one(cfg, args, label: str, machine: float) -> dict:
     import jax
 
@@ -210,6 +226,7 @@ def bench_one(cfg, args, label: str, machine: float) -> dict:
         "P_total": c.P_total,
         "connectivity": cfg.connectivity if cfg.arch == "elm" else None,
         "layout": cfg.layout if cfg.arch == "elm" else None,
+        "kernel": kernel_used(cfg),
         "remat_chunk": cfg.remat_chunk if cfg.arch == "elm" else None,
         "seeds": args.seeds,
         "threads": args.threads or "default",
@@ -260,12 +277,13 @@ def main(argv=None) -> int:
         for mode in args.connectivity.split(","):
             for layout in args.layout.split(","):
                 for chunk in args.remat_chunk.split(",") if args.remat_chunk else [None]:
-                    changes = dict(connectivity=mode, layout=layout)
-                    if chunk is not None:
-                        changes["remat_chunk"] = int(chunk)
-                    for elements in gather_chunks:
-                        for most in slots_max:
-                            jobs.append((auto, cfg.replace(**changes), elements, most))
+                    for kernel in args.kernel.split(","):
+                        changes = dict(connectivity=mode, layout=layout, kernel=kernel)
+                        if chunk is not None:
+                            changes["remat_chunk"] = int(chunk)
+                        for elements in gather_chunks:
+                            for most in slots_max:
+                                jobs.append((auto, cfg.replace(**changes), elements, most))
     if "lstm" in wanted:
         jobs.append(("lstm", lstm.model_config(), None, None))
     for label, cfg, elements, most in jobs:

@@ -1,9 +1,9 @@
-"""The ELM network's pure math (SPEC §3, no Flax): branch inputs, the step and the run over time.
+"""The ELM network's pure math (docs/science.md §3, no Flax): branch inputs, the step and the run over time.
 
 Axis legend: ``b`` batch, ``t`` time, ``i`` external channel (D_ext), ``j`` presynaptic neuron,
 ``n`` neuron, ``s`` synapse, ``d`` branch (d_tree), ``m`` memory unit (d_m), ``h`` MLP hidden unit.
 
-Layout of the computation (STYLE habit 2):
+Layout of the computation (CONTRIBUTING.md habit 2):
 
 * Wiring (`make_wiring`) is drawn once with NumPy from ``wiring_seed`` so it is identical on every
   process and device, and stored in the ``constants`` collection. Each neuron has exactly ``k_c``

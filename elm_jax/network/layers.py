@@ -1,4 +1,4 @@
-"""Flax modules of the ELM network (SPEC §3): stacked per-neuron weights and `ELMNetwork`.
+"""Flax modules of the ELM network (docs/science.md §3): stacked per-neuron weights and `ELMNetwork`.
 
 The modules only hold and initialise variables and compute what is parallel in time; the
 recurrence is the pure math of `elm_jax.network.dynamics`. Axis legend as there.
@@ -18,6 +18,7 @@ from elm_jax.network.dynamics import (
     run_network,
     zero_carry,
 )
+from elm_jax.network.fused import resolve_kernel, run_fused
 from elm_jax.network.scan import LAYOUTS, NetworkWeights
 from elm_jax.network.wiring import choose_connectivity, make_wiring, num_recurrent_synapses
 from elm_jax.ops import (
@@ -68,7 +69,7 @@ class StackedMLP(nn.Module):
 
 
 class ELMNetwork(nn.Module):
-    """A recurrent layer of N ELM neurons (v2) with fixed random wiring (SPEC §3).
+    """A recurrent layer of N ELM neurons (v2) with fixed random wiring (docs/science.md §3).
 
     Called as ``y, carry = layer(e, carry)`` with ``e [b, t, external_dim]`` and returns every
     neuron's scalar output ``y [b, t, n]`` and the state after the last step.
@@ -85,6 +86,10 @@ class ELMNetwork(nn.Module):
     ``remat_chunk``-th state for the gradient and recompute the steps in between (a last chunk
     takes T mod remat_chunk). Besides the memory, 10 measured 1.6-1.9x faster train steps on CPU
     than 0 for few complex and balanced networks (docs/network.md).
+
+    ``kernel``: the recurrence's implementation, ``"auto"`` (the fused CPU kernel on a CPU when
+    it is built and covers the configuration, the XLA scan otherwise), ``"xla"`` or
+    ``"cpu_fused"`` (`elm_jax.network.fused`; same values and gradients up to float rounding).
     """
 
     num_neurons: int
@@ -99,6 +104,7 @@ class ELMNetwork(nn.Module):
     connectivity: str = "auto"
     layout: str = "auto"
     remat_chunk: int = 10
+    kernel: str = "auto"
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
     memory_tau_min: float = 1.0
@@ -182,27 +188,18 @@ class ELMNetwork(nn.Module):
         w_y, b_y = StackedAffine(n, m, None, name="w_y")()
         return source.value, branch.value, tau_b.value, proto_tau_m, proto_w_s, mlp, w_y, b_y
 
-    @nn.compact
-    def __call__(self, e: Array, carry: Mapping[str, Array] | None = None):
-        """``e [b, t, external_dim] -> (y [b, t, n], carry)``."""
-        if e.ndim != 3 or e.shape[-1] != self.external_dim:
-            raise ValueError(
-                f"input shape {e.shape} is invalid: expected [batch, time, {self.external_dim}]"
-            )
-        source, branch, tau_b, proto_tau_m, proto_w_s, mlp, w_y, b_y = self._variables()
+    def _run_xla(self, weights, carry, e, w_s, source, branch):
+        """The recurrence on XLA's scan: the external input for all steps first, then
+        `run_network` (``weights.rec`` filled in here from the recurrent synapses)."""
         ext_mode, rec_mode = self.connectivity_modes()
-        d, dt = self.num_branches, self.delta_t
-        tau_m = scaled_sigmoid(proto_tau_m, self.memory_tau_min, self.tau_max)
-        w_s = jax.nn.relu(proto_w_s)
+        d, n = self.num_branches, self.num_neurons
         k_ext = self.synapses_per_neuron - num_recurrent_synapses(
             self.synapses_per_neuron, self.recurrent_fraction
         )
-        n = self.num_neurons
         if k_ext:
             ext = external_branch_input(
-                e.astype(jnp.float32), w_s[:, :k_ext], source[:, :k_ext], branch[:, :k_ext], d,
-                ext_mode,
-            )  # fmt: skip
+                e, w_s[:, :k_ext], source[:, :k_ext], branch[:, :k_ext], d, ext_mode
+            )
         else:
             ext = jnp.zeros((e.shape[1], n, e.shape[0], d), jnp.float32)
         rec, src, mode = None, None, "none"
@@ -212,6 +209,27 @@ class ELMNetwork(nn.Module):
                 rec_mode,
             )  # fmt: skip
             mode = rec_mode
+        return run_network(
+            weights._replace(rec=rec),
+            carry,
+            ext,
+            src=src,
+            mode=mode,
+            layout=self.scan_layout(),
+            remat_chunk=self.remat_chunk,
+        )
+
+    @nn.compact
+    def __call__(self, e: Array, carry: Mapping[str, Array] | None = None):
+        """``e [b, t, external_dim] -> (y [b, t, n], carry)``."""
+        if e.ndim != 3 or e.shape[-1] != self.external_dim:
+            raise ValueError(
+                f"input shape {e.shape} is invalid: expected [batch, time, {self.external_dim}]"
+            )
+        source, branch, tau_b, proto_tau_m, proto_w_s, mlp, w_y, b_y = self._variables()
+        d, dt, n = self.num_branches, self.delta_t, self.num_neurons
+        tau_m = scaled_sigmoid(proto_tau_m, self.memory_tau_min, self.tau_max)
+        w_s = jax.nn.relu(proto_w_s)
         (k0, b0), *rest = mlp
         weights = NetworkWeights(
             kappa_b=decay(tau_b, dt)[:, None],  # [n, 1, d]: broadcasts over batch
@@ -223,22 +241,27 @@ class ELMNetwork(nn.Module):
             layers=tuple((kernel, bias[:, None]) for kernel, bias in rest),
             w_y=w_y[:, None],
             b_y=b_y[:, None],
-            rec=rec,
+            rec=None,
         )
         if carry is None:
             carry = zero_carry(
-                batch_size=e.shape[0],
-                num_neurons=self.num_neurons,
-                num_memory=self.num_memory,
-                num_branches=d,
+                batch_size=e.shape[0], num_neurons=n, num_memory=self.num_memory, num_branches=d
             )
-        return_carry, y = run_network(
-            weights,
-            carry,
-            ext,
-            src=src,
-            mode=mode,
-            layout=self.scan_layout(),
-            remat_chunk=self.remat_chunk,
-        )
+        e = e.astype(jnp.float32)
+
+        def on_xla(weights, carry, e, w_s):
+            return self._run_xla(weights, carry, e, w_s, source, branch)
+
+        def on_cpu_kernel(weights, carry, e, w_s):
+            return run_fused(weights, carry, e, w_s, source, branch, remat_chunk=self.remat_chunk)
+
+        kernel = resolve_kernel(self.kernel, 1 + len(rest))
+        if kernel == "xla":
+            return_carry, y = on_xla(weights, carry, e, w_s)
+        elif kernel == "cpu_fused":
+            return_carry, y = on_cpu_kernel(weights, carry, e, w_s)
+        else:  # one program: the fused kernel where it runs on a CPU, XLA's scan elsewhere
+            return_carry, y = jax.lax.platform_dependent(
+                weights, carry, e, w_s, cpu=on_cpu_kernel, default=on_xla
+            )
         return y, return_carry

@@ -1,4 +1,4 @@
-"""The ELM network's fixed random wiring (SPEC §3), drawn once with NumPy.
+"""The ELM network's fixed random wiring (docs/science.md §3), drawn once with NumPy.
 
 Axis legend: ``n`` neuron, ``s`` synapse. Each neuron has exactly ``k_c`` synapses, ordered
 ``[external (k_ext) | recurrent (k_rec)]`` and sorted by branch inside each block;
@@ -97,7 +97,7 @@ def make_wiring(
     recurrent_fraction: float,
     seed: int,
 ) -> Wiring:
-    """Draws the network's wiring with ``numpy.random.default_rng(seed)`` (SPEC §3).
+    """Draws the network's wiring with ``numpy.random.default_rng(seed)`` (docs/science.md §3).
 
     Each neuron gets exactly ``k_c`` synapses, ``round(recurrent_fraction * k_c)`` of them
     recurrent, and exactly ``k_c / d_tree`` synapses per branch; which synapses of a branch are

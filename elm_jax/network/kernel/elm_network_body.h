@@ -1,0 +1,483 @@
+// The ELM network's recurrence over all T steps, forward and backward, for one batch tile of
+// LANES sequences: the math of elm_jax/network/scan.py (`_forward`, `_bwd`), written as plain
+// loops over SIMD vectors that hold one value of each sequence of the tile.
+//
+// Included by one translation unit per instruction set (elm_network_isa_*.cc), each defining
+// ELM_ISA_NAMESPACE first, so every function here gets its own symbol per instruction set and
+// no code compiled for a wider one can be picked by the linker for a narrower one. Only compiler
+// builtins and libm are used here: no inline functions of the C++ library are instantiated.
+//
+// Axis legend as in elm_jax/network/dynamics.py: n neuron, d branch, m memory unit, s recurrent
+// synapse, j presynaptic neuron, t time. Every per-sequence array has the padded batch Bp last
+// (a multiple of LANES); a tile reads LANES consecutive sequences at lane offset `lane0`.
+
+#ifndef ELM_ISA_NAMESPACE
+#error "define ELM_ISA_NAMESPACE before including elm_network_body.h"
+#endif
+
+#include <math.h>
+#include <stdint.h>
+
+#include "elm_network_types.h"
+
+namespace elm_network {
+namespace ELM_ISA_NAMESPACE {
+
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(LANES * sizeof(float))));
+  typedef int32_t itype __attribute__((vector_size(LANES * sizeof(int32_t))));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(LANES * sizeof(double))));
+};
+
+template <class T>
+using V = typename VecOf<T>::type;
+
+template <class T>
+static inline V<T> load(const T* p) {
+  V<T> v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <class T>
+static inline void store(T* p, V<T> v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+
+template <class T>
+static inline V<T> splat(T x) {
+  return V<T>{} + x;
+}
+
+template <class T>
+static inline V<T> relu(V<T> x) {
+  const V<T> zero = V<T>{};
+  return x > zero ? x : zero;
+}
+
+// tanh of every lane. float: tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|)), with expm1 from a
+// Cody-Waite reduction y = k ln2 + r and a degree-7 polynomial in r (|r| <= ln2 / 2), which
+// keeps full relative precision near 0; |x| is clamped at 9, where tanh is 1 in float.
+static inline V<float> tanh_lanes(V<float> x) {
+  typedef VecOf<float>::itype VI;
+  const V<float> zero = V<float>{};
+  V<float> ax = x < zero ? -x : x;
+  const V<float> clamp = splat(9.0f);
+  ax = ax < clamp ? ax : clamp;
+  const V<float> y = -2.0f * ax;
+  const V<float> magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const V<float> kf = (y * 1.44269504088896341f + magic) - magic;
+  const V<float> r = (y - kf * 0.693145751953125f) - kf * 1.42860682030941723212e-6f;
+  V<float> p = 1.0f / 5040.0f + r * 0.0f;
+  p = 1.0f / 720.0f + r * p;
+  p = 1.0f / 120.0f + r * p;
+  p = 1.0f / 24.0f + r * p;
+  p = 1.0f / 6.0f + r * p;
+  p = 0.5f + r * p;
+  p = 1.0f + r * p;
+  p = r * p;  // expm1(r)
+  const VI ki = __builtin_convertvector(kf, VI);
+  const VI bits = (ki + 127) << 23;
+  V<float> two_k;
+  __builtin_memcpy(&two_k, &bits, sizeof two_k);
+  const V<float> em = two_k * p + (two_k - 1.0f);  // expm1(y), in (-1, 0]
+  const V<float> t = -em / (2.0f + em);
+  return x < zero ? -t : t;
+}
+
+static inline V<double> tanh_lanes(V<double> x) {
+  for (int l = 0; l < LANES; ++l) x[l] = tanh(x[l]);
+  return x;
+}
+
+template <class T>
+struct Sizes {
+  const Shapes* sh;
+  int64_t zs;    // values of the recorded pre-activations per neuron (all maps but the last)
+  int64_t zall;  // values of all maps' outputs per neuron
+  int64_t params;  // gradient accumulators per neuron (all weights)
+  explicit Sizes(const Shapes& s) : sh(&s) {
+    zall = 0;
+    for (int64_t l = 0; l < s.num_maps; ++l) zall += s.sizes[l];
+    zs = zall - s.sizes[s.num_maps - 1];
+    const int64_t d = s.d, m = s.m, h0 = s.sizes[0];
+    params = d + 3 * m + d * h0 + m * h0 + h0 + s.rest + 1 + s.k;
+  }
+};
+
+// Offsets of each parameter's gradient accumulator inside a neuron's block.
+struct Acc {
+  int64_t kb, km, gain, kbr, kmem, bias0, rest, wy, by, syn;
+  explicit Acc(const Shapes& s) {
+    const int64_t d = s.d, m = s.m, h0 = s.sizes[0];
+    kb = 0;
+    km = kb + d;
+    gain = km + m;
+    kbr = gain + m;
+    kmem = kbr + d * h0;
+    bias0 = kmem + m * h0;
+    rest = bias0 + h0;
+    wy = rest + s.rest;
+    by = wy + m;
+    syn = by + 1;
+  }
+};
+
+// Where one step's activations are recorded for the backward (nullptr: not recorded).
+template <class T>
+struct Record {
+  V<T>* b;   // [n, d] branch state after the step
+  V<T>* m;   // [n, m] memory after the step
+  V<T>* th;  // [n, m] tanh(slope * last pre-activation)
+  V<T>* z;   // [n, zs] pre-activations of every map but the last
+};
+
+// The pool a step's synapses read: e_t [ext_dim] then y_{t-1} [n], one vector each.
+template <class T>
+static inline void fill_external(const Shapes& s, const T* e_t, V<T>* __restrict__ pool) {
+  for (int64_t j = 0; j < s.ext_dim; ++j) pool[j] = load(e_t + j * s.bp);
+}
+
+template <class T>
+static inline void fill_outputs(const Shapes& s, const T* y, int64_t stride,
+                                V<T>* __restrict__ pool) {
+  for (int64_t j = 0; j < s.n; ++j) pool[s.ext_dim + j] = load(y + j * stride);
+}
+
+// One time step of every neuron, in place on the state b [n, d] and mem [n, m]. The synapses
+// read `pool` (`fill_external`, `fill_outputs`); y_t goes to `y_out` (row stride `y_stride`).
+// `work` holds zall + d + m vectors.
+template <class T>
+static void step(const Shapes& s, const Sizes<T>& z, const Weights<T>& w,
+                 const V<T>* __restrict__ pool, T* __restrict__ y_out, int64_t y_stride,
+                 V<T>* __restrict__ b, V<T>* __restrict__ mem, V<T>* __restrict__ work,
+                 const Record<T>* rec) {
+  const int64_t n = s.n, d = s.d, m = s.m, h0 = s.sizes[0];
+  V<T>* acc = work + z.zall;
+  V<T>* ms = acc + d;
+  const T scale_gain = static_cast<T>(TANH_SCALE);
+  const T slope = static_cast<T>(TANH_SLOPE);
+
+  for (int64_t i = 0; i < n; ++i) {
+    const T* kb = w.kb + i * d;
+    const T* km = w.km + i * m;
+    V<T>* bi = b + i * d;
+    V<T>* mi = mem + i * m;
+    const int32_t* start = w.branch_start + i * (d + 1);
+    const T* ws = w.w_syn + i * s.k;
+    const int32_t* src = w.src + i * s.k;
+    for (int64_t k = 0; k < d; ++k) {
+      V<T> a = splat(kb[k]) * bi[k];
+      for (int64_t p = start[k]; p < start[k + 1]; ++p) a += splat(ws[p]) * pool[src[p]];
+      acc[k] = a;
+    }
+    for (int64_t k = 0; k < d; ++k) bi[k] = acc[k];
+    for (int64_t q = 0; q < m; ++q) ms[q] = splat(km[q]) * mi[q];
+    // First map: [b ; kappa_m * m_prev] -> h0.
+    V<T>* zc = work;
+    const T* kbr = w.kbr + i * d * h0;
+    const T* kmem = w.kmem + i * m * h0;
+    const T* bias0 = w.bias0 + i * h0;
+    for (int64_t o = 0; o < h0; ++o) {
+      V<T> a = splat(bias0[o]);
+      for (int64_t k = 0; k < d; ++k) a += splat(kbr[k * h0 + o]) * bi[k];
+      for (int64_t q = 0; q < m; ++q) a += splat(kmem[q * h0 + o]) * ms[q];
+      zc[o] = a;
+    }
+    // Further maps, relu between maps.
+    const T* rp = w.rest + i * s.rest;
+    V<T>* zin = zc;
+    int64_t in = h0;
+    for (int64_t l = 1; l < s.num_maps; ++l) {
+      const int64_t out = s.sizes[l];
+      V<T>* zo = zin + in;
+      const T* kernel = rp;
+      const T* bias = rp + in * out;
+      rp += in * out + out;
+      for (int64_t o = 0; o < out; ++o) zo[o] = splat(bias[o]);
+      for (int64_t k = 0; k < in; ++k) {
+        const V<T> act = relu<T>(zin[k]);
+        for (int64_t o = 0; o < out; ++o) zo[o] += splat(kernel[k * out + o]) * act;
+      }
+      zin = zo;
+      in = out;
+    }
+    // zin: the last pre-activation [m]. Memory update and readout.
+    const T* gain = w.gain + i * m;
+    const T* wy = w.wy + i * m;
+    V<T> y = splat(w.by[i]);
+    for (int64_t q = 0; q < m; ++q) {
+      const V<T> th = tanh_lanes(splat(slope) * zin[q]);
+      mi[q] = ms[q] + splat(gain[q]) * (scale_gain * th);
+      y += splat(wy[q]) * mi[q];
+      if (rec) rec->th[i * m + q] = th;
+    }
+    store(y_out + i * y_stride, y);
+    if (rec) {
+      for (int64_t k = 0; k < d; ++k) rec->b[i * d + k] = bi[k];
+      for (int64_t q = 0; q < m; ++q) rec->m[i * m + q] = mi[q];
+      for (int64_t k = 0; k < z.zs; ++k) rec->z[i * z.zs + k] = work[k];
+    }
+  }
+}
+
+// Bytes of work memory one forward task needs.
+template <class T>
+int64_t forward_work_bytes(const Shapes& s) {
+  const Sizes<T> z(s);
+  return static_cast<int64_t>(sizeof(V<T>)) *
+         (s.n * (s.d + s.m) + z.zall + s.d + s.m + s.ext_dim + s.n);
+}
+
+template <class T>
+void forward_tile(const Shapes& s, const Weights<T>& w, const ForwardIO<T>& io, int64_t lane0,
+                  void* work_memory) {
+  const Sizes<T> z(s);
+  const int64_t n = s.n, d = s.d, m = s.m, bp = s.bp;
+  V<T>* b = static_cast<V<T>*>(work_memory);
+  V<T>* mem = b + n * d;
+  V<T>* work = mem + n * m;
+  V<T>* pool = work + z.zall + d + m;
+  for (int64_t i = 0; i < n * d; ++i) b[i] = load(io.b0 + i * bp + lane0);
+  for (int64_t i = 0; i < n * m; ++i) mem[i] = load(io.m0 + i * bp + lane0);
+  for (int64_t t = 0; t < s.t; ++t) {
+    if (t % s.chunk == 0) {
+      const int64_t c = t / s.chunk;
+      for (int64_t i = 0; i < n * d; ++i) store(io.ckpt_b + (c * n * d + i) * bp + lane0, b[i]);
+      for (int64_t i = 0; i < n * m; ++i) store(io.ckpt_m + (c * n * m + i) * bp + lane0, mem[i]);
+    }
+    const T* yprev = (t == 0 ? io.y0 : io.ys + (t - 1) * n * bp) + lane0;
+    fill_external(s, io.e + t * s.ext_dim * bp + lane0, pool);
+    fill_outputs(s, yprev, bp, pool);
+    step(s, z, w, pool, io.ys + t * n * bp + lane0, bp, b, mem, work,
+         static_cast<const Record<T>*>(nullptr));
+  }
+  for (int64_t i = 0; i < n * d; ++i) store(io.b_out + i * bp + lane0, b[i]);
+  for (int64_t i = 0; i < n * m; ++i) store(io.m_out + i * bp + lane0, mem[i]);
+  const T* ylast = (s.t == 0 ? io.y0 : io.ys + (s.t - 1) * n * bp) + lane0;
+  for (int64_t i = 0; i < n; ++i) store(io.y_out + i * bp + lane0, load(ylast + i * bp));
+}
+
+// Bytes of work memory one backward task needs.
+template <class T>
+int64_t backward_work_bytes(const Shapes& s) {
+  const Sizes<T> z(s);
+  const int64_t n = s.n, d = s.d, m = s.m, k = s.chunk;
+  int64_t hmax = 0;
+  for (int64_t l = 0; l < s.num_maps; ++l) hmax = s.sizes[l] > hmax ? s.sizes[l] : hmax;
+  const int64_t vectors = n * (d + m)                    // working state
+                          + k * n * (d + 2 * m + z.zs)   // the chunk's recorded activations
+                          + z.zall + d + m               // step work
+                          + n * (d + m + 3)  // cotangents c_b, c_m, c_y, next c_y; recomputed y
+                          + 2 * hmax + d + 2 * m         // per-neuron cotangents
+                          + n * z.params                 // gradient accumulators
+                          + 2 * (s.ext_dim + n);         // the pool and its cotangent
+  return static_cast<int64_t>(sizeof(V<T>)) * vectors;
+}
+
+// The backward of one tile: recomputes each chunk's forward from its checkpoint, then runs the
+// chunk's steps in reverse. Writes g_ext and the initial state's cotangents for the tile's lanes
+// and the tile's weight gradients (summed over its lanes and all steps) into `grads` (laid out
+// as `GradsLayout`).
+template <class T>
+void backward_tile(const Shapes& s, const Weights<T>& w, const BackwardIO<T>& io, int64_t lane0,
+                   void* work_memory, T* grads) {
+  const Sizes<T> z(s);
+  const Acc a(s);
+  const int64_t n = s.n, d = s.d, m = s.m, bp = s.bp, h0 = s.sizes[0], K = s.chunk;
+  const int64_t ext_dim = s.ext_dim;
+  int64_t hmax = 0;
+  for (int64_t l = 0; l < s.num_maps; ++l) hmax = s.sizes[l] > hmax ? s.sizes[l] : hmax;
+  V<T>* b = static_cast<V<T>*>(work_memory);
+  V<T>* mem = b + n * d;
+  V<T>* rb = mem + n * m;
+  V<T>* rm = rb + K * n * d;
+  V<T>* rth = rm + K * n * m;
+  V<T>* rz = rth + K * n * m;
+  V<T>* work = rz + K * n * z.zs;
+  V<T>* cb = work + z.zall + d + m;
+  V<T>* cm = cb + n * d;
+  V<T>* cy = cm + n * m;
+  V<T>* cy_next = cy + n;
+  V<T>* gz = cy_next + n;
+  V<T>* gin = gz + hmax;
+  V<T>* gb = gin + hmax;
+  V<T>* gm = gb + d;
+  V<T>* ghm = gm + m;
+  V<T>* acc = ghm + m;
+  V<T>* y_scratch = acc + n * z.params;
+  V<T>* pool = y_scratch + n;
+  V<T>* gpool = pool + ext_dim + n;
+  const V<T> zero = V<T>{};
+  for (int64_t i = 0; i < n * z.params; ++i) acc[i] = zero;
+  for (int64_t i = 0; i < n * d; ++i) cb[i] = load(io.g_b_out + i * bp + lane0);
+  for (int64_t i = 0; i < n * m; ++i) cm[i] = load(io.g_m_out + i * bp + lane0);
+  for (int64_t i = 0; i < n; ++i) cy[i] = load(io.g_y_out + i * bp + lane0);
+  const T scale = static_cast<T>(TANH_SCALE);
+  const T scale_slope = static_cast<T>(TANH_SCALE * TANH_SLOPE);
+  const int64_t chunks = (s.t + K - 1) / K;
+  for (int64_t c = chunks - 1; c >= 0; --c) {
+    const int64_t t0 = c * K, t1 = (t0 + K < s.t) ? t0 + K : s.t;
+    for (int64_t i = 0; i < n * d; ++i) b[i] = load(io.ckpt_b + (c * n * d + i) * bp + lane0);
+    for (int64_t i = 0; i < n * m; ++i) mem[i] = load(io.ckpt_m + (c * n * m + i) * bp + lane0);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t q = t - t0;
+      const Record<T> r{rb + q * n * d, rm + q * n * m, rth + q * n * m, rz + q * n * z.zs};
+      const T* yprev = (t == 0 ? io.y0 : io.ys + (t - 1) * n * bp) + lane0;
+      // The recomputed outputs equal the forward's (same code, same order), which the next
+      // step reads from io.ys; these go to scratch.
+      fill_external(s, io.e + t * ext_dim * bp + lane0, pool);
+      fill_outputs(s, yprev, bp, pool);
+      step(s, z, w, pool, reinterpret_cast<T*>(y_scratch), LANES, b, mem, work, &r);
+    }
+    for (int64_t t = t1 - 1; t >= t0; --t) {
+      const int64_t q = t - t0;
+      const V<T>* bt = rb + q * n * d;
+      const V<T>* mt = rm + q * n * m;
+      const V<T>* tht = rth + q * n * m;
+      const V<T>* zt = rz + q * n * z.zs;
+      const bool first = (q == 0);
+      const T* ck_b = io.ckpt_b + c * n * d * bp + lane0;
+      const T* ck_m = io.ckpt_m + c * n * m * bp + lane0;
+      const T* yprev = (t == 0 ? io.y0 : io.ys + (t - 1) * n * bp) + lane0;
+      const T* gys = io.g_ys + t * n * bp + lane0;
+      fill_external(s, io.e + t * ext_dim * bp + lane0, pool);
+      fill_outputs(s, yprev, bp, pool);
+      for (int64_t j = 0; j < ext_dim + n; ++j) gpool[j] = zero;
+      for (int64_t i = 0; i < n; ++i) {
+        V<T>* A = acc + i * z.params;
+        const T* wy = w.wy + i * m;
+        const T* gain = w.gain + i * m;
+        const T* km = w.km + i * m;
+        const T* kb = w.kb + i * d;
+        const V<T> gy = load(gys + i * bp) + cy[i];
+        A[a.by] += gy;
+        for (int64_t k = 0; k < m; ++k) {
+          const V<T> th = tht[i * m + k];
+          const V<T> g = splat(wy[k]) * gy + cm[i * m + k];
+          gm[k] = g;
+          A[a.wy + k] += mt[i * m + k] * gy;
+          A[a.gain + k] += g * (scale * th);
+          gz[k] = g * splat(gain[k] * scale_slope) * (1 - th * th);
+        }
+        // Back through the maps after the first (the last map's pre-activation has size m).
+        const V<T>* zi = zt + i * z.zs;
+        int64_t off_out = z.zall;  // offset of map l's output in the concatenated outputs
+        int64_t rest_end = s.rest;
+        for (int64_t l = s.num_maps - 1; l >= 1; --l) {
+          const int64_t out = s.sizes[l], in = s.sizes[l - 1];
+          off_out -= out;
+          const int64_t off_in = off_out - in;
+          rest_end -= in * out + out;
+          const T* kernel = w.rest + i * s.rest + rest_end;
+          V<T>* Ak = A + a.rest + rest_end;
+          V<T>* Ab = Ak + in * out;
+          for (int64_t o = 0; o < out; ++o) Ab[o] += gz[o];
+          for (int64_t k = 0; k < in; ++k) {
+            const V<T> pre = zi[off_in + k];
+            const V<T> act = relu<T>(pre);
+            V<T> g = zero;
+            for (int64_t o = 0; o < out; ++o) {
+              Ak[k * out + o] += act * gz[o];
+              g += splat(kernel[k * out + o]) * gz[o];
+            }
+            gin[k] = pre > zero ? g : zero;
+          }
+          for (int64_t k = 0; k < in; ++k) gz[k] = gin[k];
+        }
+        // First map.
+        const T* kbr = w.kbr + i * d * h0;
+        const T* kmem = w.kmem + i * m * h0;
+        for (int64_t o = 0; o < h0; ++o) A[a.bias0 + o] += gz[o];
+        for (int64_t k = 0; k < d; ++k) {
+          const V<T> bk = bt[i * d + k];
+          V<T> g = cb[i * d + k];
+          for (int64_t o = 0; o < h0; ++o) {
+            g += splat(kbr[k * h0 + o]) * gz[o];
+            A[a.kbr + k * h0 + o] += bk * gz[o];
+          }
+          gb[k] = g;
+        }
+        for (int64_t k = 0; k < m; ++k) {
+          const V<T> mp = first ? load(ck_m + (i * m + k) * bp) : (mt - n * m)[i * m + k];
+          const V<T> msv = splat(km[k]) * mp;
+          V<T> g = zero;
+          for (int64_t o = 0; o < h0; ++o) {
+            g += splat(kmem[k * h0 + o]) * gz[o];
+            A[a.kmem + k * h0 + o] += msv * gz[o];
+          }
+          const V<T> total = gm[k] + g;
+          A[a.km + k] += total * mp;
+          cm[i * m + k] = splat(km[k]) * total;
+        }
+        const int32_t* start = w.branch_start + i * (d + 1);
+        const T* ws = w.w_syn + i * s.k;
+        const int32_t* src = w.src + i * s.k;
+        V<T>* As = A + a.syn;
+        for (int64_t k = 0; k < d; ++k) {
+          const V<T> bprev = first ? load(ck_b + (i * d + k) * bp) : (bt - n * d)[i * d + k];
+          const V<T> g = gb[k];
+          A[a.kb + k] += g * bprev;
+          cb[i * d + k] = splat(kb[k]) * g;
+          for (int64_t p = start[k]; p < start[k + 1]; ++p) {
+            const int64_t j = src[p];
+            As[p] += pool[j] * g;
+            gpool[j] += splat(ws[p]) * g;
+          }
+        }
+      }
+      T* ge_t = io.g_e + t * ext_dim * bp + lane0;
+      for (int64_t j = 0; j < ext_dim; ++j) store(ge_t + j * bp, gpool[j]);
+      for (int64_t i = 0; i < n; ++i) cy[i] = gpool[ext_dim + i];
+    }
+  }
+  for (int64_t i = 0; i < n * d; ++i) store(io.g_b0 + i * bp + lane0, cb[i]);
+  for (int64_t i = 0; i < n * m; ++i) store(io.g_m0 + i * bp + lane0, cm[i]);
+  for (int64_t i = 0; i < n; ++i) store(io.g_y0 + i * bp + lane0, cy[i]);
+  // The tile's weight gradients: each accumulator summed over its lanes.
+  GradsOffsets g;
+  grads_offsets(s, &g);
+  for (int64_t i = 0; i < n; ++i) {
+    const V<T>* A = acc + i * z.params;
+    auto put = [&](int64_t base, int64_t count, int64_t acc_off) {
+      for (int64_t k = 0; k < count; ++k) {
+        const V<T> v = A[acc_off + k];
+        T sum = 0;
+        for (int l = 0; l < LANES; ++l) sum += v[l];
+        grads[base + i * count + k] = sum;
+      }
+    };
+    put(g.kb, d, a.kb);
+    put(g.km, m, a.km);
+    put(g.gain, m, a.gain);
+    put(g.kbr, d * h0, a.kbr);
+    put(g.kmem, m * h0, a.kmem);
+    put(g.bias0, h0, a.bias0);
+    put(g.rest, s.rest, a.rest);
+    put(g.wy, m, a.wy);
+    put(g.by, 1, a.by);
+    put(g.syn, s.k, a.syn);
+  }
+}
+
+template void forward_tile<float>(const Shapes&, const Weights<float>&, const ForwardIO<float>&,
+                                  int64_t, void*);
+template void forward_tile<double>(const Shapes&, const Weights<double>&,
+                                   const ForwardIO<double>&, int64_t, void*);
+template void backward_tile<float>(const Shapes&, const Weights<float>&,
+                                   const BackwardIO<float>&, int64_t, void*, float*);
+template void backward_tile<double>(const Shapes&, const Weights<double>&,
+                                    const BackwardIO<double>&, int64_t, void*, double*);
+template int64_t forward_work_bytes<float>(const Shapes&);
+template int64_t forward_work_bytes<double>(const Shapes&);
+template int64_t backward_work_bytes<float>(const Shapes&);
+template int64_t backward_work_bytes<double>(const Shapes&);
+
+}  // namespace ELM_ISA_NAMESPACE
+}  // namespace elm_network

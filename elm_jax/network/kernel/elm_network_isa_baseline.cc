@@ -1,0 +1,3 @@
+// The network kernels compiled for one instruction set (flags: elm_jax/network/fused_build.py).
+#define ELM_ISA_NAMESPACE isa_baseline
+#include "elm_network_body.h"
