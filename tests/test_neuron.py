@@ -13,7 +13,7 @@ import pytest
 from neuron_reference import forward as reference_forward
 from neuron_reference import random_state
 
-from elm_jax.neuron import convert
+from elm_jax.neuron import convert, dynamics
 from elm_jax.neuron.config import neuronio_routing, num_params, random_routing
 from elm_jax.neuron.dynamics import loop
 from elm_jax.neuron.layers import ELMNeuron
@@ -221,6 +221,57 @@ def test_gradients_of_scan_equal_gradients_of_step_loop_with_per_synapse_traces(
 
     g_scan = jax.jit(jax.grad(loss_scan, argnums=(0, 1)))(variables["params"], x)
     g_loop = jax.grad(loss_loop, argnums=(0, 1))(variables["params"], x)
+    for (path, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(g_scan), jax.tree_util.tree_leaves(g_loop), strict=True
+    ):
+        assert_close(a, b, 1e-11, jax.tree_util.keystr(path))
+
+
+# The custom gradients of the scans (`linear_trace`, `memory_scan`, `input_memory_scan`) against
+# plain autodiff of the step loop, for every option: v1/v2, routing or none (a narrow input takes
+# the fused input-trace loop, a wide one the separate trace), one or two MLP layers (relu, silu),
+# learnable tau_m or not; gradients wrt the parameters, every float constant and the input.
+CUSTOM_VJP_OPTIONS = [
+    (version, routing, layers, learn_tau, num_input)
+    for version in ("v1", "v2")
+    for routing, num_input in ((None, 6), ("random_routing", 7))
+    for layers in (1, 2)
+    for learn_tau in (False, True)
+] + [(version, None, 2, True, dynamics.FUSED_INPUT_MAX + 2) for version in ("v1", "v2")]  # fmt: skip
+
+
+@pytest.mark.parametrize("version,routing,layers,learn_tau,num_input", CUSTOM_VJP_OPTIONS)
+def test_custom_gradients_equal_autodiff_of_step_loop(
+    version, routing, layers, learn_tau, num_input, x64
+):
+    kwargs = dict(num_input=num_input, num_output=2, num_memory=3, mlp_num_layers=layers,
+                  mlp_activation="silu" if layers == 2 else "relu", learn_memory_tau=learn_tau,
+                  input_to_synapse_routing=routing, delta_t=2.0)  # fmt: skip
+    if routing is not None:
+        kwargs.update(num_branches=3, synapses_per_branch=4)
+    module = ELMNeuron(**kwargs, version=version, param_dtype=jnp.float64)
+    cfg = module.config
+    assert dynamics.fuse_input_trace(cfg) == (routing is None and num_input <= 128)
+    x = jax.random.uniform(jax.random.key(3), (2, 7, num_input), jnp.float64)
+    variables = init(module, x, seed=6)
+    consts = {
+        k: v for k, v in variables["constants"].items() if jnp.issubdtype(v.dtype, jnp.floating)
+    }
+    fixed = {k: v for k, v in variables["constants"].items() if k not in consts}
+    cot = jax.random.normal(jax.random.key(4), (2, 7, 2), jnp.float64)
+
+    def loss_scan(params, consts, x):
+        y, traces = module.apply(
+            {"params": params, "constants": {**consts, **fixed}}, x, return_traces=True
+        )
+        return jnp.sum(y * cot) + jnp.sum(traces["branch"] ** 2) + jnp.sum(traces["memory"])
+
+    def loss_loop(params, consts, x):
+        y, branch, memory = loop({**params, **consts, **fixed}, cfg, x)
+        return jnp.sum(y * cot) + jnp.sum(branch**2) + jnp.sum(memory)
+
+    g_scan = jax.jit(jax.grad(loss_scan, argnums=(0, 1, 2)))(variables["params"], consts, x)
+    g_loop = jax.jit(jax.grad(loss_loop, argnums=(0, 1, 2)))(variables["params"], consts, x)
     for (path, a), b in zip(
         jax.tree_util.tree_leaves_with_path(g_scan), jax.tree_util.tree_leaves(g_loop), strict=True
     ):
