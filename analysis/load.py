@@ -57,9 +57,17 @@ OPTIONAL_COLUMNS = (
     "val_last_drop_steps",
 )
 
-#: Provenance columns added to the table later (elm_jax.provenance): text, except git_dirty
-#: (nullable boolean); tables written before them load with "" and <NA>.
-PROVENANCE_COLUMNS = ("package_version", "git_commit", "git_dirty", "backend", "device_kind")
+#: Provenance columns added to the table later (elm_jax.provenance, and the ELM recurrence's
+#: kernel): text, except git_dirty (nullable boolean); tables written before them load with ""
+#: and <NA>.
+PROVENANCE_COLUMNS = (
+    "package_version",
+    "git_commit",
+    "git_dirty",
+    "backend",
+    "device_kind",
+    "kernel",
+)
 
 #: Columns of the results table (schema v2, as `sweeps.store` writes it) and the dtype family
 #: each must have.

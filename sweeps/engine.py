@@ -246,6 +246,7 @@ def trial_record(
         "val_last_drop": (drops or {}).get(trial.seed, (math.nan, 0))[0],
         "val_last_drop_steps": (drops or {}).get(trial.seed, (math.nan, math.nan))[1],
         **{field: origin.get(field) for field in provenance_lib.FIELDS},
+        "kernel": (summary.get("model") or {}).get("kernel") or "",
         "data_files": [
             {k: f.get(k) for k in ("path", "sha256", "bytes")}
             for f in (summary.get("data") or {}).get("files") or []

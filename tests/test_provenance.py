@@ -15,6 +15,7 @@ import train_helpers as th
 
 import elm_jax
 from elm_jax import provenance
+from elm_jax.network import fused
 from elm_jax.train.loop import train_and_evaluate
 from sweeps import engine, run
 from sweeps.points import make_trials
@@ -119,6 +120,8 @@ def test_summary_json_carries_provenance(tmp_path):
         written = json.load(f)
     assert written["provenance"] == summary["provenance"] == provenance.collect()
     assert written["provenance"]["backend"] == "cpu"
+    assert written["model"]["arch"] == "elm"  # the run records which recurrence kernel ran
+    assert written["model"]["kernel"] == ("cpu_fused" if fused.available() else "xla")
 
 
 def _task(tmp_path, train_fn="sweep_fakes:fake_train"):
@@ -135,9 +138,11 @@ def test_trial_record_takes_provenance_from_the_summary(tmp_path):
     task, trial = _task(tmp_path)
     planted = dict.fromkeys(provenance.FIELDS, "from-the-trainer")
     files = [{"path": "/d/shd_train.h5", "sha256": "ab" * 32, "bytes": 10}]
-    summary = {"provenance": planted, "data": {"files": files}, "seeds": []}
+    summary = {"provenance": planted, "data": {"files": files}, "seeds": [],
+               "model": {"kernel": "cpu_fused"}}  # fmt: skip
     record = engine.trial_record(task, trial, summary)
     assert {f: record[f] for f in provenance.FIELDS} == planted
+    assert record["kernel"] == "cpu_fused"
     assert record["data_files"] == files
     driver = engine.trial_record(task, trial, None, reason="lost")  # the driver, no summary
     assert driver["backend"] is None and driver["jax_version"] == jax.__version__

@@ -138,6 +138,72 @@ struct Record {
   V<T>* z;   // [n, zs] pre-activations of every map but the last
 };
 
+// out[o] = bias[o] + sum_k w1[k, o] x1[k] + sum_k w2[k, o] x2[k] (weights row-major [k][nout]),
+// four outputs at a time so that each input vector is loaded once per four products.
+template <class T>
+static inline void affine(const T* __restrict__ bias, int64_t nout, const T* __restrict__ w1,
+                          const V<T>* __restrict__ x1, int64_t n1, const T* __restrict__ w2,
+                          const V<T>* __restrict__ x2, int64_t n2, V<T>* __restrict__ out) {
+  int64_t o = 0;
+  for (; o + 4 <= nout; o += 4) {
+    V<T> a0 = splat(bias[o]), a1 = splat(bias[o + 1]), a2 = splat(bias[o + 2]),
+         a3 = splat(bias[o + 3]);
+    for (int64_t k = 0; k < n1; ++k) {
+      const V<T> x = x1[k];
+      const T* r = w1 + k * nout + o;
+      a0 += splat(r[0]) * x;
+      a1 += splat(r[1]) * x;
+      a2 += splat(r[2]) * x;
+      a3 += splat(r[3]) * x;
+    }
+    for (int64_t k = 0; k < n2; ++k) {
+      const V<T> x = x2[k];
+      const T* r = w2 + k * nout + o;
+      a0 += splat(r[0]) * x;
+      a1 += splat(r[1]) * x;
+      a2 += splat(r[2]) * x;
+      a3 += splat(r[3]) * x;
+    }
+    out[o] = a0;
+    out[o + 1] = a1;
+    out[o + 2] = a2;
+    out[o + 3] = a3;
+  }
+  for (; o < nout; ++o) {
+    V<T> a = splat(bias[o]);
+    for (int64_t k = 0; k < n1; ++k) a += splat(w1[k * nout + o]) * x1[k];
+    for (int64_t k = 0; k < n2; ++k) a += splat(w2[k * nout + o]) * x2[k];
+    out[o] = a;
+  }
+}
+
+// The backward of one map for the inputs x [nin] (the values the map read): accumulates the
+// kernel's gradient aw[k, o] += x[k] gz[o] and returns gin[k] = sum_o w[k, o] gz[o].
+template <class T>
+static inline void affine_back(const T* __restrict__ w, int64_t nout, const V<T>* __restrict__ x,
+                               int64_t nin, const V<T>* __restrict__ gz, V<T>* __restrict__ aw,
+                               V<T>* __restrict__ gin) {
+  for (int64_t k = 0; k < nin; ++k) {
+    const V<T> xk = x[k];
+    const T* r = w + k * nout;
+    V<T>* ar = aw + k * nout;
+    V<T> g0 = V<T>{}, g1 = V<T>{};
+    int64_t o = 0;
+    for (; o + 2 <= nout; o += 2) {
+      const V<T> z0 = gz[o], z1 = gz[o + 1];
+      g0 += splat(r[o]) * z0;
+      g1 += splat(r[o + 1]) * z1;
+      ar[o] += xk * z0;
+      ar[o + 1] += xk * z1;
+    }
+    for (; o < nout; ++o) {
+      g0 += splat(r[o]) * gz[o];
+      ar[o] += xk * gz[o];
+    }
+    gin[k] = g0 + g1;
+  }
+}
+
 // The pool a step's synapses read: e_t [ext_dim] then y_{t-1} [n], one vector each.
 template <class T>
 static inline void fill_external(const Shapes& s, const T* e_t, V<T>* __restrict__ pool) {
@@ -152,7 +218,7 @@ static inline void fill_outputs(const Shapes& s, const T* y, int64_t stride,
 
 // One time step of every neuron, in place on the state b [n, d] and mem [n, m]. The synapses
 // read `pool` (`fill_external`, `fill_outputs`); y_t goes to `y_out` (row stride `y_stride`).
-// `work` holds zall + d + m vectors.
+// `work` holds 2 zall + d + m vectors.
 template <class T>
 static void step(const Shapes& s, const Sizes<T>& z, const Weights<T>& w,
                  const V<T>* __restrict__ pool, T* __restrict__ y_out, int64_t y_stride,
@@ -161,6 +227,7 @@ static void step(const Shapes& s, const Sizes<T>& z, const Weights<T>& w,
   const int64_t n = s.n, d = s.d, m = s.m, h0 = s.sizes[0];
   V<T>* acc = work + z.zall;
   V<T>* ms = acc + d;
+  V<T>* act = ms + m;
   const T scale_gain = static_cast<T>(TANH_SCALE);
   const T slope = static_cast<T>(TANH_SLOPE);
 
@@ -179,32 +246,18 @@ static void step(const Shapes& s, const Sizes<T>& z, const Weights<T>& w,
     }
     for (int64_t k = 0; k < d; ++k) bi[k] = acc[k];
     for (int64_t q = 0; q < m; ++q) ms[q] = splat(km[q]) * mi[q];
-    // First map: [b ; kappa_m * m_prev] -> h0.
+    // First map: [b ; kappa_m * m_prev] -> h0; further maps read the relu of the one before.
     V<T>* zc = work;
-    const T* kbr = w.kbr + i * d * h0;
-    const T* kmem = w.kmem + i * m * h0;
-    const T* bias0 = w.bias0 + i * h0;
-    for (int64_t o = 0; o < h0; ++o) {
-      V<T> a = splat(bias0[o]);
-      for (int64_t k = 0; k < d; ++k) a += splat(kbr[k * h0 + o]) * bi[k];
-      for (int64_t q = 0; q < m; ++q) a += splat(kmem[q * h0 + o]) * ms[q];
-      zc[o] = a;
-    }
-    // Further maps, relu between maps.
+    affine(w.bias0 + i * h0, h0, w.kbr + i * d * h0, bi, d, w.kmem + i * m * h0, ms, m, zc);
     const T* rp = w.rest + i * s.rest;
     V<T>* zin = zc;
     int64_t in = h0;
     for (int64_t l = 1; l < s.num_maps; ++l) {
       const int64_t out = s.sizes[l];
       V<T>* zo = zin + in;
-      const T* kernel = rp;
-      const T* bias = rp + in * out;
+      for (int64_t k = 0; k < in; ++k) act[k] = relu<T>(zin[k]);
+      affine(rp + in * out, out, rp, act, in, rp, act, 0, zo);
       rp += in * out + out;
-      for (int64_t o = 0; o < out; ++o) zo[o] = splat(bias[o]);
-      for (int64_t k = 0; k < in; ++k) {
-        const V<T> act = relu<T>(zin[k]);
-        for (int64_t o = 0; o < out; ++o) zo[o] += splat(kernel[k * out + o]) * act;
-      }
       zin = zo;
       in = out;
     }
@@ -232,7 +285,7 @@ template <class T>
 int64_t forward_work_bytes(const Shapes& s) {
   const Sizes<T> z(s);
   return static_cast<int64_t>(sizeof(V<T>)) *
-         (s.n * (s.d + s.m) + z.zall + s.d + s.m + s.ext_dim + s.n);
+         (s.n * (s.d + s.m) + 2 * z.zall + s.d + s.m + s.ext_dim + s.n);
 }
 
 template <class T>
@@ -243,7 +296,7 @@ void forward_tile(const Shapes& s, const Weights<T>& w, const ForwardIO<T>& io, 
   V<T>* b = static_cast<V<T>*>(work_memory);
   V<T>* mem = b + n * d;
   V<T>* work = mem + n * m;
-  V<T>* pool = work + z.zall + d + m;
+  V<T>* pool = work + 2 * z.zall + d + m;
   for (int64_t i = 0; i < n * d; ++i) b[i] = load(io.b0 + i * bp + lane0);
   for (int64_t i = 0; i < n * m; ++i) mem[i] = load(io.m0 + i * bp + lane0);
   for (int64_t t = 0; t < s.t; ++t) {
@@ -273,9 +326,9 @@ int64_t backward_work_bytes(const Shapes& s) {
   for (int64_t l = 0; l < s.num_maps; ++l) hmax = s.sizes[l] > hmax ? s.sizes[l] : hmax;
   const int64_t vectors = n * (d + m)                    // working state
                           + k * n * (d + 2 * m + z.zs)   // the chunk's recorded activations
-                          + z.zall + d + m               // step work
+                          + 2 * z.zall + d + m           // step work
                           + n * (d + m + 3)  // cotangents c_b, c_m, c_y, next c_y; recomputed y
-                          + 2 * hmax + d + 2 * m         // per-neuron cotangents
+                          + 3 * hmax + d + 4 * m         // per-neuron cotangents, inputs
                           + n * z.params                 // gradient accumulators
                           + 2 * (s.ext_dim + n);         // the pool and its cotangent
   return static_cast<int64_t>(sizeof(V<T>)) * vectors;
@@ -301,7 +354,7 @@ void backward_tile(const Shapes& s, const Weights<T>& w, const BackwardIO<T>& io
   V<T>* rth = rm + K * n * m;
   V<T>* rz = rth + K * n * m;
   V<T>* work = rz + K * n * z.zs;
-  V<T>* cb = work + z.zall + d + m;
+  V<T>* cb = work + 2 * z.zall + d + m;
   V<T>* cm = cb + n * d;
   V<T>* cy = cm + n * m;
   V<T>* cy_next = cy + n;
@@ -310,7 +363,9 @@ void backward_tile(const Shapes& s, const Weights<T>& w, const BackwardIO<T>& io
   V<T>* gb = gin + hmax;
   V<T>* gm = gb + d;
   V<T>* ghm = gm + m;
-  V<T>* acc = ghm + m;
+  V<T>* mprev = ghm + m;
+  V<T>* xin = mprev + m;  // a map's inputs (hmax), or kappa_m * m_prev
+  V<T>* acc = xin + hmax + m;
   V<T>* y_scratch = acc + n * z.params;
   V<T>* pool = y_scratch + n;
   V<T>* gpool = pool + ext_dim + n;
@@ -379,41 +434,22 @@ void backward_tile(const Shapes& s, const Weights<T>& w, const BackwardIO<T>& io
           V<T>* Ak = A + a.rest + rest_end;
           V<T>* Ab = Ak + in * out;
           for (int64_t o = 0; o < out; ++o) Ab[o] += gz[o];
-          for (int64_t k = 0; k < in; ++k) {
-            const V<T> pre = zi[off_in + k];
-            const V<T> act = relu<T>(pre);
-            V<T> g = zero;
-            for (int64_t o = 0; o < out; ++o) {
-              Ak[k * out + o] += act * gz[o];
-              g += splat(kernel[k * out + o]) * gz[o];
-            }
-            gin[k] = pre > zero ? g : zero;
-          }
-          for (int64_t k = 0; k < in; ++k) gz[k] = gin[k];
+          for (int64_t k = 0; k < in; ++k) xin[k] = relu<T>(zi[off_in + k]);
+          affine_back(kernel, out, xin, in, gz, Ak, gin);
+          for (int64_t k = 0; k < in; ++k) gz[k] = zi[off_in + k] > zero ? gin[k] : zero;
         }
-        // First map.
-        const T* kbr = w.kbr + i * d * h0;
-        const T* kmem = w.kmem + i * m * h0;
+        // First map, read [b_t ; kappa_m * m_prev].
         for (int64_t o = 0; o < h0; ++o) A[a.bias0 + o] += gz[o];
-        for (int64_t k = 0; k < d; ++k) {
-          const V<T> bk = bt[i * d + k];
-          V<T> g = cb[i * d + k];
-          for (int64_t o = 0; o < h0; ++o) {
-            g += splat(kbr[k * h0 + o]) * gz[o];
-            A[a.kbr + k * h0 + o] += bk * gz[o];
-          }
-          gb[k] = g;
-        }
+        affine_back(w.kbr + i * d * h0, h0, bt + i * d, d, gz, A + a.kbr, gb);
+        for (int64_t k = 0; k < d; ++k) gb[k] += cb[i * d + k];
         for (int64_t k = 0; k < m; ++k) {
-          const V<T> mp = first ? load(ck_m + (i * m + k) * bp) : (mt - n * m)[i * m + k];
-          const V<T> msv = splat(km[k]) * mp;
-          V<T> g = zero;
-          for (int64_t o = 0; o < h0; ++o) {
-            g += splat(kmem[k * h0 + o]) * gz[o];
-            A[a.kmem + k * h0 + o] += msv * gz[o];
-          }
-          const V<T> total = gm[k] + g;
-          A[a.km + k] += total * mp;
+          mprev[k] = first ? load(ck_m + (i * m + k) * bp) : (mt - n * m)[i * m + k];
+          xin[k] = splat(km[k]) * mprev[k];
+        }
+        affine_back(w.kmem + i * m * h0, h0, xin, m, gz, A + a.kmem, ghm);
+        for (int64_t k = 0; k < m; ++k) {
+          const V<T> total = gm[k] + ghm[k];
+          A[a.km + k] += total * mprev[k];
           cm[i * m + k] = splat(km[k]) * total;
         }
         const int32_t* start = w.branch_start + i * (d + 1);
