@@ -164,6 +164,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--wandb", choices=("offline",), default=None, help="also W&B offline runs (extra wandb)"
     )
     parser.add_argument(
+        "--kernel",
+        choices=("auto", "xla", "cpu_fused"),
+        default=None,
+        help="the ELM recurrence's implementation for every trial (default: the config's, auto)",
+    )
+    parser.add_argument(
         "--check", action="store_true", help="validate the sweep and its points; train nothing"
     )
     args = parser.parse_args(argv)
@@ -203,10 +209,22 @@ def set_wandb(train_config: Any, mode: str | None) -> None:
         train_config.logging.wandb = mode
 
 
+def set_kernel(train_config: Any, kernel: str | None) -> None:
+    """Sets the ELM recurrence's kernel (`model.kernel`) of every trial; part of the trials'
+    trainer config, so a sweep directory never mixes kernels."""
+    if kernel is None:
+        return
+    with train_config.unlocked():
+        if "model" not in train_config:
+            train_config.model = ml_collections.ConfigDict()
+        train_config.model.kernel = kernel
+
+
 def check_sweep(args: argparse.Namespace) -> LoadedSweep:
     """Loads the sweep and checks every trial's trainer config (no directory, data or training)."""
     loaded = load_sweep(args.sweep)
     set_wandb(loaded.config.train, args.wandb)
+    set_kernel(loaded.config.train, args.kernel)
     if args.train_fn is None:
         engine.validate_sweep(loaded.config.train, loaded.points, list(loaded.config.seeds))
     return loaded
@@ -222,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         loaded = load_sweep(args.sweep)
         set_wandb(loaded.config.train, args.wandb)
+        set_kernel(loaded.config.train, args.kernel)
         root = store.check_writable(args.dir)
         store.SweepStore(root).create_dirs()
         progress.setup_logging(store.SweepStore(root).log_path, verbose=not args.quiet)

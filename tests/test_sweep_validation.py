@@ -130,3 +130,13 @@ def test_carry_state_on_a_classification_model_is_caught_statically(no_data):
     message = str(pytest.raises(engine.SweepValidationError, engine.validate_sweep,
                                 loaded.config.train, loaded.points).value)  # fmt: skip
     assert "config.data.carry_train_state=True needs config.model.task='lm'" in message
+
+
+def test_kernel_flag_sets_every_trials_kernel_and_refuses_unknown_names(tmp_path, capsys, no_data):
+    parser_args = ["--sweep", "tiny", "--dir", str(tmp_path / "s"), "--check"]
+    loaded = sweep_run.check_sweep(sweep_run.parse_args([*parser_args, "--kernel", "xla"]))
+    assert loaded.config.train.model.kernel == "xla"
+    with pytest.raises(SystemExit) as stop:
+        sweep_run.parse_args([*parser_args, "--kernel", "fast"])
+    assert stop.value.code == 2
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
