@@ -10,9 +10,11 @@ Axes: b batch, t time, i input, s synapse, d branch, m memory, h MLP hidden, o o
 The fast path (`scan`) uses that everything before the MLP is linear in the input:
 routing, synapse weights and branch sum are one matrix [i, d]; the branch trace (v2, and v1 when
 the synaptic time constants are equal within each branch) is an elementwise linear recurrence
-computed for the whole sequence before the memory scan; the branch part of the MLP's first layer
-is therefore one matrix product for all t. Only the memory recurrence, which is nonlinear, does
-matrix products inside `lax.scan`, whose custom gradient (`memory_scan`) sits beside it.
+computed for the whole sequence before the memory loop; the branch part of the MLP's first layer
+is therefore one matrix product for all t (for narrow inputs without routing, the trace instead
+runs inside the memory loop, `input_memory_scan`). Only the memory recurrence, which is
+nonlinear, does matrix products inside a loop, whose custom gradient (`memory_scan`) sits beside
+it. Whole-sequence arrays are batch-major [b, t, ...]; the loops slice axis 1.
 `step` is the literal per-step equation of the reference and serves as the oracle for `scan`.
 """
 
