@@ -66,7 +66,7 @@ def dense_synapse_matrix(
 # All T steps at once write an [n, s, b * t] array (61 MB for N = 600, k_ext = 16, batch 8,
 # T = 200), which is memory-bound: a plain broadcast of that size took 28 ms, the gather 32 ms.
 # In chunks the external input's forward and gradient took 90 -> 35 and 70 -> 31 ms there
-# (docs/network.md).
+# (docs/performance-log.md).
 GATHER_CHUNK_ELEMENTS = 1 << 21
 
 
@@ -86,7 +86,7 @@ def _gathered_branch_input(e_t: Array, wb: Array, source: Array) -> Array:
 # by slot (`branch_slots`, `_slot_sum`): d * s fused gather-multiply-adds that write the scan's
 # [t, n, b, d] input directly, instead of row gathers, a per-neuron [s, d] product and a
 # transpose. Many simple neurons (N = 600, 16 external synapses, batch 8, T = 200): the train
-# step 0.231 -> 0.210 s in one process (docs/network.md, fourth round).
+# step 0.231 -> 0.210 s in one process (docs/performance-log.md, fourth round).
 BRANCH_SLOTS_MAX = 16
 
 

@@ -85,7 +85,7 @@ class ELMNetwork(nn.Module):
     values and gradients). ``remat_chunk`` (default 10; 0 = off): keep only every
     ``remat_chunk``-th state for the gradient and recompute the steps in between (a last chunk
     takes T mod remat_chunk). Besides the memory, 10 measured 1.6-1.9x faster train steps on CPU
-    than 0 for few complex and balanced networks (docs/network.md).
+    than 0 for few complex and balanced networks (docs/performance-log.md).
 
     ``kernel``: the recurrence's implementation, ``"auto"`` (the fused CPU kernel on a CPU when
     it is built and covers the configuration, the XLA scan otherwise), ``"xla"`` or
@@ -152,7 +152,7 @@ class ELMNetwork(nn.Module):
 
     def scan_layout(self) -> str:
         """The scan's layout (`elm_jax.network.scan.LAYOUTS`). "auto" is neuron-major: on CPU
-        neuron-minor measured no faster at any benchmark point (docs/network.md)."""
+        neuron-minor measured no faster at any benchmark point (docs/performance-log.md)."""
         if self.layout not in ("auto", *LAYOUTS):
             raise ValueError(
                 f"layout={self.layout!r} is invalid: must be 'auto' or one of {LAYOUTS}"

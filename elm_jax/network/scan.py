@@ -113,7 +113,7 @@ class NeuronMajor:
         if mode == "gather":
             # A dot even for small d_tree: as a sum of elementwise products XLA fuses it with
             # everything that computes g_b and recomputes that chain for every synapse (many
-            # simple neurons: 94 ms of a ~450 ms profiled train step, docs/network.md).
+            # simple neurons: 94 ms of a ~450 ms profiled train step, docs/performance-log.md).
             per_synapse = jax.lax.dot_general(rec, g_b, (((2,), (2,)), ((0,), (0,))))  # [n, s, b]
             return jax.ops.segment_sum(
                 per_synapse.reshape(-1, per_synapse.shape[-1]), src.reshape(-1), n
@@ -239,7 +239,7 @@ def _sum_tb(x: Array) -> Array:
     A product with a vector of ones, not a reduce: XLA CPU runs this reduce over two
     non-adjacent axes as a YNNPACK fusion that took 0.1-0.4 ms for [10, 600, 8, 1..2] and
     about 2 ms with a tanh in its operand, against about 0.1-0.25 ms as a product (many
-    simple neurons: about 35 ms of a 250 ms train step in five such sums, docs/network.md).
+    simple neurons: about 35 ms of a 250 ms train step in five such sums, docs/performance-log.md).
     """
     ones = jnp.ones((x.shape[0], x.shape[2]), x.dtype)
     return jnp.einsum("tubv,tb->uv", x, ones)[:, None]

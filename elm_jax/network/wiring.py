@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-# Measured on CPU by bench/network_speed.py (see docs/network.md): the dense masked matmul wins
+# Measured on CPU by bench/network_speed.py (see docs/performance-log.md): the dense masked matmul wins
 # while its multiply count per neuron is within this factor of the neuron's own multiply count.
 DENSE_MAX_RATIO = 16.0
 
@@ -138,7 +138,7 @@ def choose_connectivity(
     one large matmul; the gather costs ``num_synapses`` lookups, and its gradient is a scatter-add
     that XLA runs slowly on CPU. Dense wins while its cost stays within `DENSE_MAX_RATIO` times the
     neuron's own multiply-adds per step (``neuron_macs``: synapses + MLP + readout), i.e. while it
-    does not dominate the step (rule fitted to bench/network_speed.py, see docs/network.md).
+    does not dominate the step (rule fitted to bench/network_speed.py, see docs/performance-log.md).
     """
     if num_synapses == 0:
         return "dense"
