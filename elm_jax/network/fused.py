@@ -14,7 +14,7 @@ installed jaxlib. Vectorised (``jax.vmap``, e.g. over seeds) calls run every gro
 axes and every batch tile as a task on XLA's CPU thread pool.
 
 Kernel choice (`KERNELS`): ``"xla"`` is the `lax.scan` path; ``"cpu_fused"`` this kernel
-(CPU only: lowering it for another platform fails); ``"auto"`` this kernel where the step runs on
+(CPU only: lowering it for another platform raises, see `_cpu_only`); ``"auto"`` this kernel where the step runs on
 a CPU and the kernel is built and covers the configuration, the XLA path on other platforms (one
 program, chosen per platform at lowering by `jax.lax.platform_dependent`).
 """
@@ -29,6 +29,8 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.core import Primitive
+from jax.interpreters import batching, mlir
 
 from elm_jax.network import fused_build
 from elm_jax.network.scan import NetworkWeights
@@ -104,6 +106,33 @@ def kernel_ran(kernel: str, num_maps: int) -> str:
     return "xla" if resolve_kernel(kernel, num_maps) == "xla" else "cpu_fused"
 
 
+# The kernel's CPU-only guard: an identity on the kernel's input that lowers only into a module
+# that can run on a CPU. An FFI call lowers for any platform (XLA looks its target up only when
+# it compiles for the device), so without this a step forced onto the kernel (kernel="cpu_fused")
+# would lower for a GPU or TPU and fail only there; with it, lowering for accelerators alone
+# raises at once (tests/test_lowering.py). A module lowered for the CPU and accelerators
+# together (a multi-platform export) lowers it: there "auto" puts the kernel in
+# `platform_dependent`'s CPU branch, which runs on the CPU only.
+_cpu_only = Primitive("elm_network_fused_kernel_cpu_only")
+_cpu_only.def_impl(lambda x: x)
+_cpu_only.def_abstract_eval(lambda x: x)
+batching.primitive_batchers[_cpu_only] = lambda args, dims: (_cpu_only.bind(*args), dims[0])
+
+
+def _cpu_only_lowering(ctx, x):
+    platforms = tuple(ctx.module_context.platforms)
+    if "cpu" not in platforms:
+        raise NotImplementedError(
+            f"the fused CPU kernel (elm_network_fused_kernel_cpu_only) cannot be lowered for "
+            f"{', '.join(platforms)}: it runs on a CPU only; use kernel='auto' or 'xla' there"
+        )
+    return [x]
+
+
+for _platform in ("cpu", "cuda", "rocm", "tpu"):
+    mlir.register_lowering(_cpu_only, _cpu_only_lowering, platform=_platform)
+
+
 def _ffi_forward(static, flat, e, b0, m0, y0):
     rest_size, chunk, sizes = static
     t, _, bp = e.shape
@@ -115,7 +144,7 @@ def _ffi_forward(static, flat, e, b0, m0, y0):
            sds(chunks, n, d, bp), sds(chunks, n, m, bp))  # fmt: skip
     call = jax.ffi.ffi_call(FORWARD_TARGET, out, vmap_method="broadcast_all")
     return call(
-        *flat, e, b0, m0, y0, rest_size=np.int64(rest_size), chunk=np.int64(chunk),
+        *flat, _cpu_only.bind(e), b0, m0, y0, rest_size=np.int64(rest_size), chunk=np.int64(chunk),
         sizes=np.asarray(sizes, np.int64),
     )  # fmt: skip
 
@@ -141,7 +170,7 @@ def _fused_bwd(static, residuals, cotangents):
     out = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (*flat, e, g_b, g_m, y0))
     call = jax.ffi.ffi_call(BACKWARD_TARGET, out, vmap_method="broadcast_all")
     grads = call(
-        *flat, *wiring, e, y0, ys, ckpt_b, ckpt_m, g_ys, g_b, g_m, g_y,
+        *flat, *wiring, _cpu_only.bind(e), y0, ys, ckpt_b, ckpt_m, g_ys, g_b, g_m, g_y,
         rest_size=np.int64(rest_size), chunk=np.int64(chunk), sizes=np.asarray(sizes, np.int64),
     )  # fmt: skip
     d_flat, (g_e, g_b0, g_m0, g_y0) = tuple(grads[: len(flat)]), grads[len(flat) :]
