@@ -169,11 +169,24 @@ static inline void affine(const T* __restrict__ bias, int64_t nout, const T* __r
     out[o + 2] = a2;
     out[o + 3] = a3;
   }
+  for (; o + 2 <= nout; o += 2) {
+    V<T> a0 = splat(bias[o]), a1 = splat(bias[o + 1]), c0 = V<T>{}, c1 = V<T>{};
+    for (int64_t k = 0; k < n1; ++k) {
+      a0 += splat(w1[k * nout + o]) * x1[k];
+      a1 += splat(w1[k * nout + o + 1]) * x1[k];
+    }
+    for (int64_t k = 0; k < n2; ++k) {
+      c0 += splat(w2[k * nout + o]) * x2[k];
+      c1 += splat(w2[k * nout + o + 1]) * x2[k];
+    }
+    out[o] = a0 + c0;
+    out[o + 1] = a1 + c1;
+  }
   for (; o < nout; ++o) {
-    V<T> a = splat(bias[o]);
+    V<T> a = splat(bias[o]), c = V<T>{};
     for (int64_t k = 0; k < n1; ++k) a += splat(w1[k * nout + o]) * x1[k];
-    for (int64_t k = 0; k < n2; ++k) a += splat(w2[k * nout + o]) * x2[k];
-    out[o] = a;
+    for (int64_t k = 0; k < n2; ++k) c += splat(w2[k * nout + o]) * x2[k];
+    out[o] = a + c;
   }
 }
 
@@ -240,9 +253,18 @@ static void step(const Shapes& s, const Sizes<T>& z, const Weights<T>& w,
     const T* ws = w.w_syn + i * s.k;
     const int32_t* src = w.src + i * s.k;
     for (int64_t k = 0; k < d; ++k) {
-      V<T> a = splat(kb[k]) * bi[k];
-      for (int64_t p = start[k]; p < start[k + 1]; ++p) a += splat(ws[p]) * pool[src[p]];
-      acc[k] = a;
+      // Four partial sums: a single one would chain every synapse's product on the last.
+      V<T> a0 = splat(kb[k]) * bi[k], a1 = V<T>{}, a2 = V<T>{}, a3 = V<T>{};
+      int64_t p = start[k];
+      const int64_t end = start[k + 1];
+      for (; p + 4 <= end; p += 4) {
+        a0 += splat(ws[p]) * pool[src[p]];
+        a1 += splat(ws[p + 1]) * pool[src[p + 1]];
+        a2 += splat(ws[p + 2]) * pool[src[p + 2]];
+        a3 += splat(ws[p + 3]) * pool[src[p + 3]];
+      }
+      for (; p < end; ++p) a0 += splat(ws[p]) * pool[src[p]];
+      acc[k] = (a0 + a1) + (a2 + a3);
     }
     for (int64_t k = 0; k < d; ++k) bi[k] = acc[k];
     for (int64_t q = 0; q < m; ++q) ms[q] = splat(km[q]) * mi[q];
