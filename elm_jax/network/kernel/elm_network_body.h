@@ -50,9 +50,11 @@ static inline void store(T* p, V<T> v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
 
+// x in every lane (a broadcast; `V<T>{} + x` would add 0 first).
 template <class T>
 static inline V<T> splat(T x) {
-  return V<T>{} + x;
+  static_assert(LANES == 8, "splat lists the lanes");
+  return V<T>{x, x, x, x, x, x, x, x};
 }
 
 template <class T>
