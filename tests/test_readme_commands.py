@@ -29,6 +29,7 @@ import sys
 import doc_commands
 import pytest
 
+from elm_jax.configs.common import base_config
 from elm_jax.configs.variant import parse_variant
 
 REPO = doc_commands.REPO
@@ -120,6 +121,13 @@ def test_documented_synopsis_names_real_flags(command):
     flags = {w.strip("[]").split("=")[0] for w in command.args if w.strip("[").startswith("--")}
     for flag in flags:
         name = flag[2:]
+        if name.startswith("config."):  # an override of a field of the --config file's config
+            assert "DEFINE_config_file" in source, f"{command.source}: {flag} needs --config"
+            node = base_config()
+            for part in name.split(".")[1:]:
+                assert part in node, f"{command.source}: {flag} names no config field"
+                node = node[part]
+            continue
         names = (f'"--{name}"', f'"{name}"', f'"{name.replace("-", "_")}"')
         assert any(n in source for n in names), f"{command.source}: {flag} is not a flag"
 
