@@ -184,21 +184,11 @@ def step_inputs(cfg, model, tx, batch: int, seq_len: int, seeds: int) -> tuple:
     return params, opt_state, consts, x, labels
 
 
-def kernel_used(cfg) -> str | None:
-    """The recurrence implementation the ELM step ran (`elm_jax.network.fused`), else None."""
-    if cfg.arch != "elm":
-        return None
-    from elm_jax.network import fused
-
-    if cfg.kernel == "xla":
-        return "xla"
-    return "cpu_fused" if fused.available() else "xla"
-
-
 def bench_one(cfg, args, label: str, machine: float) -> dict:
     import jax
 
     from elm_jax.budget.cost import cost
+    from elm_jax.network.fused import kernel_ran
 
     model, tx, step = train_step_fn(cfg, args.seeds)
     step_args = step_inputs(cfg, model, tx, args.batch, args.seq_len, args.seeds)
@@ -226,7 +216,7 @@ def bench_one(cfg, args, label: str, machine: float) -> dict:
         "P_total": c.P_total,
         "connectivity": cfg.connectivity if cfg.arch == "elm" else None,
         "layout": cfg.layout if cfg.arch == "elm" else None,
-        "kernel": kernel_used(cfg),
+        "kernel": kernel_ran(cfg.kernel, cfg.mlp_num_layers + 1) if cfg.arch == "elm" else None,
         "remat_chunk": cfg.remat_chunk if cfg.arch == "elm" else None,
         "seeds": args.seeds,
         "threads": args.threads or "default",

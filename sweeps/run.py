@@ -198,26 +198,25 @@ def train_fn_problem(spec: str) -> str | None:
     return None
 
 
+def _set_train_field(train_config: Any, group: str, name: str, value: Any) -> None:
+    """Sets ``train_config.<group>.<name>`` (creating the group), unless `value` is None."""
+    if value is None:
+        return
+    with train_config.unlocked():
+        if group not in train_config:
+            train_config[group] = ml_collections.ConfigDict()
+        train_config[group][name] = value
+
+
 def set_wandb(train_config: Any, mode: str | None) -> None:
     """Sets `logging.wandb` of the sweep's trainer config (not part of any trial's identity)."""
-    if mode is None:
-        return
-
-    with train_config.unlocked():
-        if "logging" not in train_config:
-            train_config.logging = ml_collections.ConfigDict()
-        train_config.logging.wandb = mode
+    _set_train_field(train_config, "logging", "wandb", mode)
 
 
 def set_kernel(train_config: Any, kernel: str | None) -> None:
     """Sets the ELM recurrence's kernel (`model.kernel`) of every trial; part of the trials'
     trainer config, so a sweep directory never mixes kernels."""
-    if kernel is None:
-        return
-    with train_config.unlocked():
-        if "model" not in train_config:
-            train_config.model = ml_collections.ConfigDict()
-        train_config.model.kernel = kernel
+    _set_train_field(train_config, "model", "kernel", kernel)
 
 
 def check_sweep(args: argparse.Namespace) -> LoadedSweep:

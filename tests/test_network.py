@@ -9,12 +9,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from elm_jax.network import fused, fused_build
 from elm_jax.network.layers import ELMNetwork
 from elm_jax.network.wiring import make_wiring, num_recurrent_synapses
 
 
 def _net(**kw):
-    base = dict(num_neurons=5, num_memory=3, synapses_per_neuron=8, external_dim=7)
+    """A small network on the XLA path unless ``kernel`` is given: connectivity, layout and the
+    custom-gradient scans tested here are the XLA path's (the fused kernel reads none of them;
+    tests/test_fused.py compares it with this path)."""
+    base = dict(num_neurons=5, num_memory=3, synapses_per_neuron=8, external_dim=7, kernel="xla")
     base.update(kw)
     return ELMNetwork(**base)
 
@@ -109,10 +113,22 @@ def numpy_network(variables, net, e):
         dict(memory_tau_min=4.0, memory_tau_max=4.0),  # widened to 4 + 3e-6, as the reference
     ],
 )
-@pytest.mark.parametrize("connectivity", ["gather", "dense"])
-@pytest.mark.parametrize("layout", ["neuron_major", "neuron_minor"])
-def test_network_matches_numpy_per_step_loop(kw, connectivity, layout):
-    net = _net(connectivity=connectivity, layout=layout, **kw)
+@pytest.mark.parametrize(
+    "connectivity,layout,kernel",
+    [
+        ("gather", "neuron_major", "xla"),
+        ("dense", "neuron_major", "xla"),
+        ("gather", "neuron_minor", "xla"),
+        ("dense", "neuron_minor", "xla"),
+        ("auto", "auto", "cpu_fused"),  # the fused kernel reads neither option
+    ],
+)
+def test_network_matches_numpy_per_step_loop(kw, connectivity, layout, kernel):
+    if kernel == "cpu_fused":  # only without a compiler; a failed build fails here
+        if fused_build._compiler() is None:
+            pytest.skip("no C++ compiler: the fused kernel cannot be built")
+        assert fused.available(), fused.unavailable_reason()
+    net = _net(connectivity=connectivity, layout=layout, kernel=kernel, **kw)
     e = _inputs(2, 6, net.external_dim)
     variables = _variables(net, e)
     y, carry = jax.jit(net.apply)(variables, e)

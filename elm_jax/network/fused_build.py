@@ -95,6 +95,14 @@ def _compile(cxx: str, include_dir: str, out: str) -> None:
         if done.returncode:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
         os.replace(lib, out)  # concurrent builders write identical files: the last one wins
+    folder = os.path.dirname(out)
+    for name in os.listdir(folder):  # libraries of earlier sources or jaxlibs are never loaded
+        if (
+            name.startswith("libelm_network_")
+            and name.endswith(".so")
+            and name != os.path.basename(out)
+        ):
+            os.remove(os.path.join(folder, name))
 
 
 def library_path(build: bool = True) -> str | None:

@@ -98,18 +98,76 @@ static inline V<double> tanh_lanes(V<double> x) {
   return x;
 }
 
-template <class T>
 struct Sizes {
-  const Shapes* sh;
-  int64_t zs;    // values of the recorded pre-activations per neuron (all maps but the last)
-  int64_t zall;  // values of all maps' outputs per neuron
+  int64_t zs;      // values of the recorded pre-activations per neuron (all maps but the last)
+  int64_t zall;    // values of all maps' outputs per neuron
+  int64_t hmax;    // the widest map
   int64_t params;  // gradient accumulators per neuron (all weights)
-  explicit Sizes(const Shapes& s) : sh(&s) {
-    zall = 0;
-    for (int64_t l = 0; l < s.num_maps; ++l) zall += s.sizes[l];
+  explicit Sizes(const Shapes& s) {
+    zall = hmax = 0;
+    for (int64_t l = 0; l < s.num_maps; ++l) {
+      zall += s.sizes[l];
+      hmax = s.sizes[l] > hmax ? s.sizes[l] : hmax;
+    }
     zs = zall - s.sizes[s.num_maps - 1];
     const int64_t d = s.d, m = s.m, h0 = s.sizes[0];
     params = d + 3 * m + d * h0 + m * h0 + h0 + s.rest + 1 + s.k;
+  }
+};
+
+// Where each array of a task's work memory starts, in vectors: one layout both sizes the memory
+// (`*_work_bytes`) and carves it (`*_tile`).
+struct Carver {
+  int64_t total = 0;
+  int64_t take(int64_t vectors) {
+    const int64_t at = total;
+    total += vectors;
+    return at;
+  }
+};
+
+struct ForwardLayout {
+  int64_t b, mem, work, pool, total;
+  explicit ForwardLayout(const Shapes& s) {
+    const Sizes z(s);
+    Carver c;
+    b = c.take(s.n * s.d);                  // working state
+    mem = c.take(s.n * s.m);
+    work = c.take(2 * z.zall + s.d + s.m);  // `step`'s work
+    pool = c.take(s.ext_dim + s.n);         // [e_t ; y_{t-1}]
+    total = c.total;
+  }
+};
+
+struct BackwardLayout {
+  int64_t b, mem, rb, rm, rth, rz, work, cb, cm, cy, y_scratch, gz, gin, gb, gm, ghm, mprev, xin;
+  int64_t acc, pool, gpool, total;
+  explicit BackwardLayout(const Shapes& s) {
+    const Sizes z(s);
+    const int64_t n = s.n, d = s.d, m = s.m, K = s.chunk;
+    Carver c;
+    b = c.take(n * d);  // working state
+    mem = c.take(n * m);
+    rb = c.take(K * n * d);  // the chunk's recorded activations
+    rm = c.take(K * n * m);
+    rth = c.take(K * n * m);
+    rz = c.take(K * n * z.zs);
+    work = c.take(2 * z.zall + d + m);  // `step`'s work
+    cb = c.take(n * d);                 // carried cotangents of branch, memory and output
+    cm = c.take(n * m);
+    cy = c.take(n);
+    y_scratch = c.take(n);  // the recomputed outputs
+    gz = c.take(z.hmax);    // one neuron's cotangents and map inputs
+    gin = c.take(z.hmax);
+    gb = c.take(d);
+    gm = c.take(m);
+    ghm = c.take(m);
+    mprev = c.take(m);
+    xin = c.take(z.hmax + m);  // a map's inputs, or kappa_m * m_prev
+    acc = c.take(n * z.params);  // gradient accumulators
+    pool = c.take(s.ext_dim + n);  // [e_t ; y_{t-1}] and its cotangent
+    gpool = c.take(s.ext_dim + n);
+    total = c.total;
   }
 };
 
@@ -235,7 +293,7 @@ static inline void fill_outputs(const Shapes& s, const T* y, int64_t stride,
 // read `pool` (`fill_external`, `fill_outputs`); y_t goes to `y_out` (row stride `y_stride`).
 // `work` holds 2 zall + d + m vectors.
 template <class T>
-static void step(const Shapes& s, const Sizes<T>& z, const Weights<T>& w,
+static void step(const Shapes& s, const Sizes& z, const Weights<T>& w,
                  const V<T>* __restrict__ pool, T* __restrict__ y_out, int64_t y_stride,
                  V<T>* __restrict__ b, V<T>* __restrict__ mem, V<T>* __restrict__ work,
                  const Record<T>* rec) {
@@ -307,20 +365,20 @@ static void step(const Shapes& s, const Sizes<T>& z, const Weights<T>& w,
 // Bytes of work memory one forward task needs.
 template <class T>
 int64_t forward_work_bytes(const Shapes& s) {
-  const Sizes<T> z(s);
-  return static_cast<int64_t>(sizeof(V<T>)) *
-         (s.n * (s.d + s.m) + 2 * z.zall + s.d + s.m + s.ext_dim + s.n);
+  return static_cast<int64_t>(sizeof(V<T>)) * ForwardLayout(s).total;
 }
 
 template <class T>
 void forward_tile(const Shapes& s, const Weights<T>& w, const ForwardIO<T>& io, int64_t lane0,
                   void* work_memory) {
-  const Sizes<T> z(s);
+  const Sizes z(s);
   const int64_t n = s.n, d = s.d, m = s.m, bp = s.bp;
-  V<T>* b = static_cast<V<T>*>(work_memory);
-  V<T>* mem = b + n * d;
-  V<T>* work = mem + n * m;
-  V<T>* pool = work + 2 * z.zall + d + m;
+  const ForwardLayout lay(s);
+  V<T>* base = static_cast<V<T>*>(work_memory);
+  V<T>* b = base + lay.b;
+  V<T>* mem = base + lay.mem;
+  V<T>* work = base + lay.work;
+  V<T>* pool = base + lay.pool;
   for (int64_t i = 0; i < n * d; ++i) b[i] = load(io.b0 + i * bp + lane0);
   for (int64_t i = 0; i < n * m; ++i) mem[i] = load(io.m0 + i * bp + lane0);
   for (int64_t t = 0; t < s.t; ++t) {
@@ -344,55 +402,43 @@ void forward_tile(const Shapes& s, const Weights<T>& w, const ForwardIO<T>& io, 
 // Bytes of work memory one backward task needs.
 template <class T>
 int64_t backward_work_bytes(const Shapes& s) {
-  const Sizes<T> z(s);
-  const int64_t n = s.n, d = s.d, m = s.m, k = s.chunk;
-  int64_t hmax = 0;
-  for (int64_t l = 0; l < s.num_maps; ++l) hmax = s.sizes[l] > hmax ? s.sizes[l] : hmax;
-  const int64_t vectors = n * (d + m)                    // working state
-                          + k * n * (d + 2 * m + z.zs)   // the chunk's recorded activations
-                          + 2 * z.zall + d + m           // step work
-                          + n * (d + m + 3)  // cotangents c_b, c_m, c_y, next c_y; recomputed y
-                          + 3 * hmax + d + 4 * m         // per-neuron cotangents, inputs
-                          + n * z.params                 // gradient accumulators
-                          + 2 * (s.ext_dim + n);         // the pool and its cotangent
-  return static_cast<int64_t>(sizeof(V<T>)) * vectors;
+  return static_cast<int64_t>(sizeof(V<T>)) * BackwardLayout(s).total;
 }
 
 // The backward of one tile: recomputes each chunk's forward from its checkpoint, then runs the
-// chunk's steps in reverse. Writes g_ext and the initial state's cotangents for the tile's lanes
+// chunk's steps in reverse. Writes g_e and the initial state's cotangents for the tile's lanes
 // and the tile's weight gradients (summed over its lanes and all steps) into `grads` (laid out
-// as `GradsLayout`).
+// as `grads_offsets`).
 template <class T>
 void backward_tile(const Shapes& s, const Weights<T>& w, const BackwardIO<T>& io, int64_t lane0,
                    void* work_memory, T* grads) {
-  const Sizes<T> z(s);
+  const Sizes z(s);
   const Acc a(s);
   const int64_t n = s.n, d = s.d, m = s.m, bp = s.bp, h0 = s.sizes[0], K = s.chunk;
   const int64_t ext_dim = s.ext_dim;
-  int64_t hmax = 0;
-  for (int64_t l = 0; l < s.num_maps; ++l) hmax = s.sizes[l] > hmax ? s.sizes[l] : hmax;
-  V<T>* b = static_cast<V<T>*>(work_memory);
-  V<T>* mem = b + n * d;
-  V<T>* rb = mem + n * m;
-  V<T>* rm = rb + K * n * d;
-  V<T>* rth = rm + K * n * m;
-  V<T>* rz = rth + K * n * m;
-  V<T>* work = rz + K * n * z.zs;
-  V<T>* cb = work + 2 * z.zall + d + m;
-  V<T>* cm = cb + n * d;
-  V<T>* cy = cm + n * m;
-  V<T>* cy_next = cy + n;
-  V<T>* gz = cy_next + n;
-  V<T>* gin = gz + hmax;
-  V<T>* gb = gin + hmax;
-  V<T>* gm = gb + d;
-  V<T>* ghm = gm + m;
-  V<T>* mprev = ghm + m;
-  V<T>* xin = mprev + m;  // a map's inputs (hmax), or kappa_m * m_prev
-  V<T>* acc = xin + hmax + m;
-  V<T>* y_scratch = acc + n * z.params;
-  V<T>* pool = y_scratch + n;
-  V<T>* gpool = pool + ext_dim + n;
+  const BackwardLayout lay(s);
+  V<T>* base = static_cast<V<T>*>(work_memory);
+  V<T>* b = base + lay.b;
+  V<T>* mem = base + lay.mem;
+  V<T>* rb = base + lay.rb;
+  V<T>* rm = base + lay.rm;
+  V<T>* rth = base + lay.rth;
+  V<T>* rz = base + lay.rz;
+  V<T>* work = base + lay.work;
+  V<T>* cb = base + lay.cb;
+  V<T>* cm = base + lay.cm;
+  V<T>* cy = base + lay.cy;
+  V<T>* y_scratch = base + lay.y_scratch;
+  V<T>* gz = base + lay.gz;
+  V<T>* gin = base + lay.gin;
+  V<T>* gb = base + lay.gb;
+  V<T>* gm = base + lay.gm;
+  V<T>* ghm = base + lay.ghm;
+  V<T>* mprev = base + lay.mprev;
+  V<T>* xin = base + lay.xin;
+  V<T>* acc = base + lay.acc;
+  V<T>* pool = base + lay.pool;
+  V<T>* gpool = base + lay.gpool;
   const V<T> zero = V<T>{};
   for (int64_t i = 0; i < n * z.params; ++i) acc[i] = zero;
   for (int64_t i = 0; i < n * d; ++i) cb[i] = load(io.g_b_out + i * bp + lane0);
