@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob
 import logging
 import multiprocessing
 import os
@@ -61,16 +62,83 @@ def detect_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
 
 
-def worker_env(index: int, gpus: Sequence[str]) -> dict[str, str]:
-    """Environment giving pool worker `index` one device: a GPU of its own, or one CPU device."""
+# PCI ids of TPU chips (vendor Google 0x1ae0): v3, v4, v5p, v5e, v6e, TPU7x and one unnamed.
+_GOOGLE_PCI_VENDOR = "0x1ae0"
+_TPU_PCI_DEVICES = frozenset({"0x0027", "0x0056", "0x005e", "0x0062", "0x0063", "0x006f", "0x0076"})
+_FORCE_CPU_DEVICES = "--xla_force_host_platform_device_count"
+# libtpu's default port; one single-chip process per chip needs one port each.
+TPU_BASE_PORT = 8476
+
+
+def detect_tpu_chips(pci_root: str = "/sys/bus/pci/devices") -> list[str]:
+    """Indices of the TPU chips of this host, without JAX (which would take them all).
+
+    `TPU_VISIBLE_CHIPS` when set, else the TPU chips on the PCI bus (how JAX counts them).
+    """
+    visible = os.environ.get("TPU_VISIBLE_CHIPS")
+    if visible is not None:
+        return [c.strip() for c in visible.split(",") if c.strip()]
+    count = 0
+    for vendor_path in glob.glob(os.path.join(pci_root, "*", "vendor")):
+        device_path = os.path.join(os.path.dirname(vendor_path), "device")
+        try:
+            with open(vendor_path) as f:
+                vendor = f.read().strip()
+            if vendor != _GOOGLE_PCI_VENDOR:
+                continue
+            with open(device_path) as f:
+                count += f.read().strip() in _TPU_PCI_DEVICES
+        except OSError:
+            continue
+    return [str(i) for i in range(count)]
+
+
+def forced_cpu_devices() -> int:
+    """The CPU device count that `XLA_FLAGS=--xla_force_host_platform_device_count=N` asks for
+    (1 without it)."""
+    for flag in os.environ.get("XLA_FLAGS", "").split():
+        name, _, value = flag.partition("=")
+        if name == _FORCE_CPU_DEVICES and value.isdigit() and int(value) >= 1:
+            return int(value)
+    return 1
+
+
+def local_devices() -> tuple[str, list[str]]:
+    """(`gpu` | `tpu` | `cpu`, device ids) of this host, found without JAX.
+
+    GPUs (nvidia-smi or CUDA_VISIBLE_DEVICES), else TPU chips, else the CPU devices XLA_FLAGS
+    forces (one by default). `JAX_PLATFORMS=cpu` means CPU whatever the host has.
+    """
+    if os.environ.get("JAX_PLATFORMS", "").strip().lower() != "cpu":
+        gpus = detect_gpus()
+        if gpus:
+            return "gpu", gpus
+        chips = detect_tpu_chips()
+        if chips:
+            return "tpu", chips
+    return "cpu", [str(i) for i in range(forced_cpu_devices())]
+
+
+def worker_env(index: int, gpus: Sequence[str], tpu_chips: Sequence[str] = ()) -> dict[str, str]:
+    """Environment giving pool worker `index` one device: a GPU or a TPU chip of its own, or one
+    CPU device."""
     if gpus:
         return {"CUDA_VISIBLE_DEVICES": gpus[index % len(gpus)]}
-    replaced = ("--xla_force_host_platform_device_count", "--xla_cpu_multi_thread_eigen")
+    if tpu_chips:
+        # A one-chip TPU "slice" per process (as Ray pins one-chip tasks), each with its own port.
+        return {
+            "TPU_VISIBLE_CHIPS": tpu_chips[index % len(tpu_chips)],
+            "TPU_CHIPS_PER_PROCESS_BOUNDS": "1,1,1",
+            "TPU_PROCESS_BOUNDS": "1,1,1",
+            "TPU_PROCESS_PORT": str(TPU_BASE_PORT + index),
+            "ALLOW_MULTIPLE_LIBTPU_LOAD": "1",
+        }
+    replaced = (_FORCE_CPU_DEVICES, "--xla_cpu_multi_thread_eigen")
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(replaced)]
     # One CPU device per worker, single-threaded: K workers then share the cores by processes
     # instead of K thread pools fighting over them.
     flags += [
-        "--xla_force_host_platform_device_count=1",
+        f"{_FORCE_CPU_DEVICES}=1",
         "--xla_cpu_multi_thread_eigen=false",
         "intra_op_parallelism_threads=1",
     ]
@@ -111,7 +179,8 @@ def _pool_worker(index: int, env: dict[str, str], inbox: Any, outbox: Any) -> No
 
 
 class ProcessPoolBackend:
-    """`--workers K`: K worker processes, one device each, fed one group at a time."""
+    """`--workers K`: K worker processes, one device each (a GPU, a TPU chip or one CPU device;
+    `worker_env`), fed one group at a time."""
 
     def __init__(self, workers: int, max_retries: int = 2, poll_s: float = 0.5):
         if workers < 1:
@@ -119,14 +188,16 @@ class ProcessPoolBackend:
         self.parallelism = workers
         self.max_retries = max_retries
         self.poll_s = poll_s
-        self.gpus = detect_gpus()
+        kind, devices = local_devices()
+        self.gpus = devices if kind == "gpu" else []
+        self.tpu_chips = devices if kind == "tpu" else []
         self._ctx = multiprocessing.get_context("spawn")
 
     def _start(self, index: int) -> tuple[Any, Any]:
         inbox = self._ctx.Queue()
         proc = self._ctx.Process(
             target=_pool_worker,
-            args=(index, worker_env(index, self.gpus), inbox, self._outbox),
+            args=(index, worker_env(index, self.gpus, self.tpu_chips), inbox, self._outbox),
             name=f"sweep-worker-{index}",
             daemon=True,
         )

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from elm_jax import provenance as provenance_lib
+from sweeps import shard as shard_lib
 from sweeps import store as store_lib
 from sweeps.points import SweepPoint, Trial, apply_point, group_id, make_trials
 
@@ -315,12 +316,18 @@ def _execute_locked(task: GroupTask, st: store_lib.SweepStore) -> GroupOutcome:
 
 @dataclasses.dataclass
 class Plan:
-    """A sweep definition matched against its directory."""
+    """A sweep definition matched against its directory.
+
+    `trials` are the trials this run is responsible for (the shard's, with `--shard`), of which
+    `finished` have records; `sweep_trial_ids` are every trial of the sweep (the table holds
+    those that have records in the directory).
+    """
 
     store: store_lib.SweepStore
     trials: list[Trial]
     groups: list[GroupTask]
     finished: set[str]
+    sweep_trial_ids: list[str] = dataclasses.field(default_factory=list)
 
 
 def plan_sweep(
@@ -335,8 +342,13 @@ def plan_sweep(
     add_points: bool = False,
     retry_failed: bool = False,
     train_fn: str | TrainFn = DEFAULT_TRAIN_FN,
+    shard: shard_lib.Shard | None = None,
 ) -> Plan:
     """Builds the trials, reconciles the manifest and groups the unfinished trials.
+
+    With `shard`, only the trials of that shard's trainer calls are planned (sweeps.shard: the
+    assignment depends on the definition alone); the manifest is still the whole sweep's, so
+    the directories of all shards record the same definition and merge into one.
 
     Raises:
       ValueError: no points, or an unwritable directory.
@@ -352,6 +364,9 @@ def plan_sweep(
         store_lib.manifest_for(name, task, source, train_config, trials), add_points
     )
     st.create_dirs()
+    sweep_trial_ids = [t.trial_id for t in trials]
+    if shard is not None:
+        trials = shard_lib.select(trials, train_config, shard)
     finished = st.finished_ids() & {t.trial_id for t in trials}
     if retry_failed:
         failed = {t for t in finished if st.read_record(t)["status"] == "failed"}
@@ -377,7 +392,7 @@ def plan_sweep(
         groups.append(GroupTask(root, name, task, gid, config, tuple(members), train_fn))
     # Biggest models first: the long trainer calls start early, so parallel workers end together.
     groups.sort(key=lambda g: (-g.trials[0].point.P_total, g.group_id))
-    return Plan(st, trials, groups, finished)
+    return Plan(st, trials, groups, finished, sweep_trial_ids)
 
 
 class SweepValidationError(ValueError):

@@ -1,13 +1,15 @@
 """Command line: run (or resume) a sweep into a directory.
 
     python -m sweeps.run --sweep sweeps/configs/default.py[:args] --dir DIR \
-        [--workers K] [--backend local|ray|slurm] [--ray-address ADDR] [--add-points] \
-        [--slurm-partition P --slurm-gpus-per-task G --slurm-time-min M ...]
+        [--workers K|auto] [--backend local|ray|slurm] [--ray-address ADDR] [--add-points] \
+        [--slurm-partition P --slurm-gpus-per-task G --slurm-time-min M ...] [--shard I/K]
 
 `--sweep` takes a config file path or the name of a file in sweeps/configs/ (`default`, `tiny`,
 `shd_adding:budgets=1e3,1e4`, ...); the text after `:` is passed to its `get_config(arg)`.
 Running the same command again resumes: finished trials are skipped and interrupted trainer
-calls continue from their checkpoints. See docs/sweeps.md.
+calls continue from their checkpoints. `--shard I/K` runs shard I of K (sweeps/shard.py), for
+hosts that each run the same command (a TPU pod slice, a SLURM array); their directories merge
+with `python -m sweeps.merge`. See docs/sweeps.md.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import ml_collections
 from elm_jax import cli
 from elm_jax.runtime import enable_compilation_cache
 from sweeps import backends, engine, progress, store
+from sweeps import shard as shard_lib
+from sweeps.points import make_trials
 from sweeps.ray_options import parse_resources
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -93,13 +97,15 @@ def load_sweep(spec: str) -> LoadedSweep:
 
 def make_backend(args: argparse.Namespace) -> Any:
     """The backend named by the flags (Ray connects here, before any training)."""
+    # Ray and SLURM place groups on their own devices: --workers only caps the groups in flight.
+    in_flight = args.workers if isinstance(args.workers, int) else None
     if args.backend == "ray":
         return backends.RayBackend(
             args.ray_address,
             cpus_per_task=args.ray_num_cpus,
             gpus_per_task=args.ray_num_gpus,
             resources=parse_resources(args.ray_resources),
-            max_in_flight=args.workers,
+            max_in_flight=in_flight,
             max_retries=args.max_retries,
         )
     if args.backend == "slurm":
@@ -110,7 +116,7 @@ def make_backend(args: argparse.Namespace) -> Any:
             cpus_per_task=args.slurm_cpus_per_task,
             time_min=args.slurm_time_min,
             mem_gb=args.slurm_mem_gb,
-            max_in_flight=args.workers,
+            max_in_flight=in_flight,
             max_retries=args.max_retries,
             cluster=args.slurm_cluster,
             job_name=f"sweep-{os.path.basename(os.path.abspath(args.dir))}",
@@ -120,9 +126,29 @@ def make_backend(args: argparse.Namespace) -> Any:
     for flag in ("ray_address", "ray_num_cpus", "ray_num_gpus", "ray_resources"):
         if getattr(args, flag) is not None:
             raise ValueError(f"--{flag.replace('_', '-')} needs --backend=ray")
-    if args.workers is None or args.workers == 1:
+    workers = local_workers(args.workers, args.shard)
+    if workers == 1:
         return backends.LocalBackend()
-    return backends.ProcessPoolBackend(args.workers, max_retries=args.max_retries)
+    return backends.ProcessPoolBackend(workers, max_retries=args.max_retries)
+
+
+def local_workers(workers: int | str | None, shard: shard_lib.Shard | None) -> int:
+    """Groups trained at once on this host: `--workers`, where `auto` (the default with
+    `--shard`) is one per local device (GPU, TPU chip, or forced CPU device)."""
+    if workers == "auto" or (workers is None and shard is not None):
+        return len(backends.local_devices()[1]) or 1
+    return 1 if workers is None else int(workers)
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an integer >= 1 or 'auto' (one group per local device)"
+        ) from None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -132,7 +158,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--dir", required=True, help="sweep directory (created; resumed if present)"
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="parallel groups (one device each)"
+        "--workers",
+        type=_workers,
+        default=None,
+        help="parallel groups, one device each; auto: one per local device (default with --shard)",
     )
     parser.add_argument("--backend", choices=("local", "ray", "slurm"), default="local")
     parser.add_argument("--ray-address", default=None, help="existing Ray cluster (host:port|auto)")
@@ -170,11 +199,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the ELM recurrence's implementation for every trial (default: the config's, auto)",
     )
     parser.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/K",
+        help="run shard I of K of the sweep's trainer calls (0 <= I < K; hosts of one job)",
+    )
+    parser.add_argument(
         "--check", action="store_true", help="validate the sweep and its points; train nothing"
     )
     args = parser.parse_args(argv)
-    if args.workers is not None and args.workers < 1:
+    if isinstance(args.workers, int) and args.workers < 1:
         parser.error(f"--workers={args.workers}; must be >= 1")
+    if args.shard is not None:
+        try:
+            args.shard = shard_lib.Shard.parse(args.shard)
+        except ValueError as e:
+            parser.error(str(e))
+    if args.shard is not None and args.add_points:
+        parser.error(
+            "--add-points cannot be combined with --shard: added trials change every shard's "
+            "assignment; merge the shard directories (python -m sweeps.merge) and add the "
+            "points to the merged directory"
+        )
     if args.max_retries < 0:
         parser.error(f"--max-retries={args.max_retries}; must be >= 0")
     if args.train_fn is not None:
@@ -229,12 +275,21 @@ def check_sweep(args: argparse.Namespace) -> LoadedSweep:
     return loaded
 
 
+def shard_summary(loaded: LoadedSweep, shard: shard_lib.Shard) -> list[str]:
+    """The lines `--check` prints for `--shard`: the shard's trainer calls and cost shares."""
+    cfg = loaded.config
+    trials = make_trials(loaded.points, list(cfg.seeds), cfg.train, cfg.task)
+    return shard_lib.summary(shard_lib.assign(trials, cfg.train, shard.count), shard.index)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the sweep; returns the process exit code (0 when every trial has a record)."""
     args = parse_args(argv)
     if args.check:
         loaded = check_sweep(args)
         print(f"{loaded.source}: {len(loaded.points)} points x {len(loaded.config.seeds)} seeds")
+        if args.shard is not None:
+            print("\n".join(shard_summary(loaded, args.shard)))
         return 0
     try:
         loaded = load_sweep(args.sweep)
@@ -258,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             add_points=args.add_points,
             retry_failed=args.retry_failed,
             train_fn=args.train_fn or engine.DEFAULT_TRAIN_FN,
+            shard=args.shard,
         )
     except ValueError as e:
         if cli.debug_requested():
@@ -269,9 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with_progress.set_pending(len(plan.groups))
     engine.log.info(
-        "sweep %s in %s: %d trials, %d finished, %d trainer calls to run on %s",
+        "sweep %s in %s%s: %d trials, %d finished, %d trainer calls to run on %s",
         cfg.name,
         root,
+        f" (shard {args.shard} of the sweep's {len(plan.sweep_trial_ids)} trials)"
+        if args.shard
+        else "",
         len(plan.trials),
         len(plan.finished),
         len(plan.groups),
@@ -281,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         enable_compilation_cache()
     start = time.time()
     engine.run_groups(plan.groups, backend, with_progress)
-    frame = plan.store.rebuild_table([t.trial_id for t in plan.trials])
+    frame = plan.store.rebuild_table(plan.sweep_trial_ids)
     engine.log.info(
         "sweep %s finished in %.1f s: %d rows (%s) -> %s",
         cfg.name,
@@ -290,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         frame["status"].value_counts().to_dict() if len(frame) else {},
         plan.store.results_path,
     )
-    missing = len(plan.trials) - len(frame)
+    missing = len({t.trial_id for t in plan.trials} - plan.store.finished_ids())
     if missing:
         print(f"sweeps.run: error: {missing} trials have no record", file=sys.stderr)
         return 1
