@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sweeps.store import COLUMNS as _STORE_COLUMNS
-from sweeps.store import SCHEMA_VERSION
+from sweeps.store import SCHEMA_VERSION, describe_changes
 
 # Whole-number columns that must read back as integers; the other integer columns of the store
 # may come back as floats (NaN where a field means nothing, e.g. d_m of a baseline).
@@ -238,21 +238,75 @@ def validate(df: pd.DataFrame, source: str = "results") -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _read_manifest(sweep_dir: Path) -> dict | None:
+    """The sweep definition a directory records (manifest.json), None when it has none."""
+    path = sweep_dir / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SchemaError(f"{path}: not valid JSON ({err})") from err
+
+
+def _check_one_sweep_per_name(sweep_dirs: Sequence[Path]) -> None:
+    """Directories of one sweep name (the shards of a sweep) must record one definition: their
+    trials would otherwise be pooled as one sweep's."""
+    first: dict[str, tuple[Path, dict]] = {}
+    for d in sweep_dirs:
+        manifest = _read_manifest(d)
+        if manifest is None:
+            continue
+        name = str(manifest.get("sweep"))
+        if name not in first:
+            first[name] = (d, manifest)
+            continue
+        other_dir, other = first[name]
+        changes = describe_changes(other, manifest, trials=False)
+        if changes:
+            raise SchemaError(
+                f"{d} and {other_dir} both hold sweep {name!r} but with different definitions "
+                f"(from {other_dir} to {d}: {'; '.join(changes)}); their trials would be pooled "
+                "as one sweep's: report them separately"
+            )
+
+
+def _check_no_repeated_trials(frames: Sequence[pd.DataFrame], sweep_dirs: Sequence[Path]) -> None:
+    """A trial in two directories (a shard's directory passed twice, or shards that overlap)."""
+    seen: dict[str, Path] = {}
+    for d, frame in zip(sweep_dirs, frames, strict=True):
+        for row in frame.itertuples(index=False):
+            if row.trial_id in seen:
+                raise SchemaError(
+                    f"trial {row.trial_id} ({row.slice} {row.arch} N={row.N:g} d_m={row.d_m:g} "
+                    f"k_c={row.k_c:g} seed {row.seed}) is in both {seen[row.trial_id]} and {d}; "
+                    "each trial must come from one directory: pass each shard's directory once"
+                )
+            seen[row.trial_id] = d
+
+
 def load_sweeps(sweep_dirs: str | Path | Sequence[str | Path]) -> pd.DataFrame:
     """Load one or several sweep directories into one validated trial frame.
 
     Rows keep their ``dataset``; use :func:`split_by_dataset` or :func:`require_single` before
-    comparing points. A ``source`` column records the directory each row came from.
+    comparing points. A ``source`` column records the directory each row came from. The shard
+    directories of one sweep (``sweeps.run --shard``) read as that sweep; directories that hold
+    one sweep name with different definitions, or one trial twice, raise :class:`SchemaError`
+    naming both directories.
     """
     if isinstance(sweep_dirs, (str, Path)):
         sweep_dirs = [sweep_dirs]
     if len(sweep_dirs) == 0:
         raise ValueError("sweep_dirs is empty; pass at least one sweep directory")
+    dirs = [Path(d) for d in sweep_dirs]
+    _check_one_sweep_per_name(dirs)
     frames = []
-    for d in sweep_dirs:
+    for d in dirs:
         frame = validate(read_sweep_dir(d), source=str(d))
         frame["source"] = str(d)
         frames.append(frame)
+    _check_no_repeated_trials(frames, dirs)
     out = pd.concat(frames, ignore_index=True)
     return validate(out, source="+".join(str(d) for d in sweep_dirs))
 

@@ -310,8 +310,11 @@ def _same_except_trials(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return all(canonical_json(old.get(k)) == canonical_json(new.get(k)) for k in keys)
 
 
-def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 5) -> list[str]:
-    """Human-readable differences between two manifests (empty when they define one sweep)."""
+def describe_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 5, trials: bool = True
+) -> list[str]:
+    """Human-readable differences between two manifests (empty when they define one sweep);
+    `trials=False` compares the sweep, task and training config only."""
     changes: list[str] = []
     for key in ("sweep", "task"):
         if old.get(key) != new.get(key):
@@ -324,7 +327,7 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int 
                 f"training config {key}: {flat_old.get(key, '<absent>')!r} -> "
                 f"{flat_new.get(key, '<absent>')!r}"
             )
-    for verb, a, b in (("added", new, old), ("removed", old, new)):
+    for verb, a, b in (("added", new, old), ("removed", old, new)) if trials else ():
         ids = sorted(set(a["trials"]) - set(b["trials"]))
         if ids:
             shown = [f"{a['trials'][t]['describe']} seed {a['trials'][t]['seed']}" for t in ids]
