@@ -69,6 +69,22 @@ def fake_train(config, workdir: str) -> dict:
     return summary
 
 
+def device_train(config, workdir: str) -> dict:
+    """Records in `workdir/devices.json` what this process sees (pid, JAX's devices, XLA_FLAGS),
+    then trains as `fake_train`."""
+    import jax
+
+    seen = {
+        "pid": os.getpid(),
+        "platform": jax.devices()[0].platform,
+        "local_device_count": jax.local_device_count(),
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+    }
+    with open(os.path.join(workdir, "devices.json"), "w") as f:
+        json.dump(seen, f)
+    return fake_train(config, workdir)
+
+
 def failing_train(config, workdir: str) -> dict:
     """Raises for architectures with N == 3 (a trainer bug must become a failed row)."""
     if config.model.num_neurons == 3:
