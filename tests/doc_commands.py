@@ -3,6 +3,11 @@
 A command is a line (with its `\\` continuations) in a code block, or inline code, that runs
 `python -m MODULE` of this project or `make sweep`. `is_synopsis` tells a usage synopsis
 (`[--workers K]`, `DIR`, `IN.pt`, `a|b`, `$VAR`) from a command that runs as written.
+
+A recipe for a batch job reads the host's place in the job from the environment
+(`--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`). A command whose variables are all in
+`EXAMPLE_ENV` is taken with those example values put in (`DocCommand.shown` keeps the line as
+written), so it is checked like any other; a variable not listed there keeps it a synopsis.
 """
 
 from __future__ import annotations
@@ -18,6 +23,26 @@ PACKAGES = ("elm_jax", "sweeps", "analysis")
 _START = re.compile(r"^(?:\.venv/bin/)?python -m |^make sweep\b")
 _INLINE = re.compile(r"`([^`\n]+)`")
 _PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*(?:\.[a-z0-9]+)?$|<.*>|^\.\.\.$")
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
+
+#: Example values of the environment variables that the multi-host recipes of docs/sweeps.md
+#: read (SLURM array task, Kubernetes indexed Job, and the TPU VM worker number and count
+#: that the TPU recipe reads from the VM's metadata).
+EXAMPLE_ENV = {
+    "SLURM_ARRAY_TASK_ID": "2",
+    "SLURM_ARRAY_TASK_COUNT": "4",
+    "JOB_COMPLETION_INDEX": "1",
+    "TPU_WORKER": "3",
+    "TPU_HOSTS": "4",
+}
+
+
+def with_example_env(text: str) -> str | None:
+    """`text` with the EXAMPLE_ENV values for its `$VAR` / `${VAR}`; None if one is not listed."""
+    names = [a or b for a, b in _VARIABLE.findall(text)]
+    if not names or any(n not in EXAMPLE_ENV for n in names):
+        return None
+    return _VARIABLE.sub(lambda m: EXAMPLE_ENV[m.group(1) or m.group(2)], text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +51,7 @@ class DocCommand:
 
     source: str
     text: str
+    shown: str = ""  # the line as the doc writes it, when `text` has example values put in
 
     @property
     def argv(self) -> list[str]:
@@ -82,7 +108,10 @@ def commands_in(text: str, source: str) -> list[DocCommand]:
         for cand in candidates:
             cand = cand.split("  #")[0].strip()
             if _START.search(cand) and _is_project_command(cand) and "`" not in cand:
-                found.append(DocCommand(source, cand))
+                example = with_example_env(cand)
+                found.append(
+                    DocCommand(source, example, cand) if example else DocCommand(source, cand)
+                )
     return found
 
 
@@ -126,6 +155,7 @@ def config_variants() -> list[tuple[str, str, str]]:
 
 if __name__ == "__main__":
     for c in all_commands():
-        print(("SYNOPSIS " if c.is_synopsis() else "RUN      ") + f"{c.source}: {c.text}")
+        shown = f"{c.text}  (as written: {c.shown})" if c.shown else c.text
+        print(("SYNOPSIS " if c.is_synopsis() else "RUN      ") + f"{c.source}: {shown}")
     for source, target, variant in config_variants():
         print(f"VARIANT  {source}: {target}:{variant}")

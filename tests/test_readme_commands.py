@@ -12,6 +12,10 @@ soon as it is written. What "works" means per entry point, without training anyt
 * a synopsis (`[--workers K]`, `DIR`, ...) names an existing module, and every flag it names is
   one that module defines.
 
+A batch-job recipe's `$VARIABLES` (the host's shard: `$SLURM_ARRAY_TASK_ID`, ...) are replaced by
+the example values of tests/doc_commands.EXAMPLE_ENV first, so its `sweeps.run --shard ...` line
+is checked as above and `--check` must print that shard's assignment.
+
 docs/cli.md lists bad inputs on purpose; tests/test_cli.py checks those.
 """
 
@@ -60,7 +64,7 @@ def _sweep_args(command: doc_commands.DocCommand, tmp_path) -> list[str]:
 
 
 def _ids(commands):
-    return [f"{c.source}:{c.text[:70]}" for c in commands]
+    return [f"{c.source}:{(c.shown or c.text)[:70]}" for c in commands]
 
 
 def test_the_docs_show_commands_of_every_kind():
@@ -68,6 +72,12 @@ def test_the_docs_show_commands_of_every_kind():
     assert {"make", "elm_jax.main", "sweeps.run", "elm_jax.budget", "analysis.report"} <= modules
     assert any(c.source == "README.md" for c in RUNNABLE)
     assert any(c.source.endswith(".py") for c in RUNNABLE)
+
+
+def test_every_multi_host_recipe_is_checked_with_example_values_for_its_variables():
+    recipes = [c for c in RUNNABLE if c.shown and c.module == "sweeps.run"]
+    for variable in ("$SLURM_ARRAY_TASK_ID", "$JOB_COMPLETION_INDEX", "$TPU_WORKER"):
+        assert any(variable in c.shown and "--shard" in c.args for c in recipes), variable
 
 
 @pytest.mark.parametrize("command", RUNNABLE, ids=_ids(RUNNABLE))
@@ -89,7 +99,10 @@ def test_documented_command_works_as_written(command, tmp_path, monkeypatch, cap
 
         sweep_dir = tmp_path / "sweep"
         assert run.main([*_sweep_args(command, tmp_path), "--dir", str(sweep_dir), "--check"]) == 0
-        assert " points x " in capsys.readouterr().out and not sweep_dir.exists()
+        out = capsys.readouterr().out
+        assert " points x " in out and not sweep_dir.exists()
+        if "--shard" in command.args:
+            assert f"\nshard {command.args[command.args.index('--shard') + 1]}: " in out
         return
     if command.module == "elm_jax.budget":
         from elm_jax.budget import cli as budget_cli
