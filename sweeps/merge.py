@@ -8,8 +8,8 @@ have a record in two of them; either is refused before anything is written, nami
 directories (and the trial). OUT is created (it must not exist, or be empty) with the manifest,
 every trial record, the trainer workdirs of the groups (groups/<group_id>/: checkpoints,
 metrics, TensorBoard runs), the shards' logs and results.parquet rebuilt over all of them. OUT is
-then an ordinary sweep directory: `python -m sweeps.run` with the same sweep resumes it (trains
-what no shard finished) and `python -m analysis.report OUT` reports it. A trial that no
+then an ordinary sweep directory: sweeps.run with the same sweep resumes it (trains what no
+shard finished) and `python -m analysis.report OUT` reports it. A trial that no
 directory has finished is listed on stderr; the merge still succeeds. See docs/sweeps.md.
 """
 
@@ -47,7 +47,8 @@ def read_manifest(directory: str) -> dict:
     """
     st = store_lib.SweepStore(directory)
     if not os.path.isdir(directory):
-        raise MergeError(f"{directory}: no such directory; pass sweep directories")
+        what = "not a directory" if os.path.exists(directory) else "no such directory"
+        raise MergeError(f"{directory}: {what}; pass sweep directories written by sweeps.run")
     try:
         manifest = st.read_manifest()
     except ValueError as e:

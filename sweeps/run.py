@@ -9,7 +9,7 @@
 Running the same command again resumes: finished trials are skipped and interrupted trainer
 calls continue from their checkpoints. `--shard I/K` runs shard I of K (sweeps/shard.py), for
 hosts that each run the same command (a TPU pod slice, a SLURM array); their directories merge
-with `python -m sweeps.merge`. See docs/sweeps.md.
+into one with sweeps.merge. See docs/sweeps.md.
 """
 
 from __future__ import annotations

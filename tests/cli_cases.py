@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -136,6 +137,23 @@ CASES = (
         2,
         ("{tmp}/broken_config.py line 1", "syntax"),
     ),
+    Case("sweeps.run", "--sweep tiny --dir {tmp}/s --shard 4/4", 2, ("--shard=4/4", "0..3")),
+    Case("sweeps.run", "--sweep tiny --dir {tmp}/s --shard 1", 2, ("--shard=1", "I/K")),
+    Case("sweeps.run", "--sweep tiny --dir {tmp}/s --workers all", 2, ("'all'", "'auto'")),
+    Case(
+        "sweeps.merge",
+        "{tmp}/m {tmp}/shard_a {tmp}/shard_a",
+        2,
+        ("trial t1", "in both {tmp}/shard_a and {tmp}/shard_a"),
+    ),
+    Case(
+        "sweeps.merge",
+        "{tmp}/m {tmp}/shard_a {tmp}/other_sweep",
+        2,
+        ("{tmp}/other_sweep holds a different sweep than {tmp}/shard_a", "'tiny' -> 'default'"),
+    ),
+    Case("sweeps.merge", "{tmp}/m {tmp}/file", 2, ("{tmp}/file", "not a directory")),
+    Case("sweeps.merge", "{tmp}/file {tmp}/shard_a", 2, ("OUT={tmp}/file", "not an empty")),
     Case(
         "elm_jax.budget",
         "points --budget -1 --task shd_adding",
@@ -245,6 +263,17 @@ def make_inputs(tmp: Path) -> None:
     (tmp / "wav_bad" / "1_alice_0.wav").write_bytes(b"RIFF")
     (tmp / "wav_name").mkdir()
     (tmp / "wav_name" / "hello.wav").write_bytes(b"")
+    for name, sweep in (("shard_a", "tiny"), ("other_sweep", "default")):
+        (tmp / name / "trials").mkdir(parents=True)
+        trial = {"describe": "budget 200 elm N=9 d_m=1 k_c=4", "seed": 0}
+        manifest = {
+            "sweep": sweep,
+            "task": "shd_adding",
+            "train_config": {},
+            "trials": {"t1": trial},
+        }
+        (tmp / name / "manifest.json").write_text(json.dumps(manifest))
+        (tmp / name / "trials" / "t1.json").write_text("{}")
     (tmp / "hidden").mkdir()
     (tmp / "hidden" / "torch.py").write_text('raise ImportError("torch is hidden here")\n')
 
