@@ -238,6 +238,9 @@ def test_report_reads_shard_directories_as_one_sweep_and_refuses_overlaps(tmp_pa
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("analysis.report: error: trial ") and f"in both {b} and {b}" in err
+    report.main([str(a), str(b), "--out", str(tmp_path / "r"), "--n-boot", "0"])
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert f"{a}, {b}" in page and "10 / 10" in page  # directories and trials (ok / all)
 
 
 # --- devices --------------------------------------------------------------------------------
