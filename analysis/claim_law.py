@@ -1,45 +1,263 @@
-"""The ``scaling_law`` claim of docs/science.md §8 (claim 4), used by :mod:`analysis.claims`.
+"""The ``scaling_law`` claim (docs/science.md §8, claim 4) and the information model's
+out-of-sample test, used by :mod:`analysis.claims`.
 
-``L*(P) = E + A P^-alpha`` is fitted (:func:`analysis.scaling.fit_power_law`, docs/science.md §7) to
-the per-budget parabola optima L*(P) of the budgets that learned and have a parabola, and refitted
-on every seeds-only resample. Requirements: at least 5 budgets spanning at least 2 decades. Decision
-(the rules are in the docstring of :mod:`analysis.claims`): the fall of L* over the budgets, the
-leave-largest-out prediction, and the ``random`` slice against the law's band.
+The largest budget of the block is held out. ``L*(P) = E + A P^-alpha`` (docs/science.md §7) is
+fitted to the per-budget parabola optima L*(P) of the other budgets (the *fitted* budgets) and
+predicts the held-out L*; every seeds-only resample refits it (:mod:`analysis.scaling_batch`).
+The naive prediction is "no further improvement": the largest fitted budget's L*.
+
+**Claim 4 is supported** only if all of these hold:
+
+* L* falls across the fitted budgets: the interval of ``L*(P_min) - L*(P_fit_max)`` is above 0;
+* the prediction error ``|L_law(P_held) - L*(P_held)|`` is within ``max(2 SE, 25 % of the drop
+  L*(P_fit_max) - L*(P_held))``, SE being the standard deviation of that error over the
+  resamples (each refits the law and re-reads the held-out parabola);
+* the law predicts the held-out L* better than the naive prediction (smaller absolute error).
+
+**Claim 4 is contradicted** when the held-out L* lies outside the law's 95 % prediction interval
+and the naive prediction does better; also when L* rises across the fitted budgets (interval of
+the fall below 0), or when a ``random``-slice point lies below the law's 95 % band by more than
+3 SE (the budget optima are then not near the frontier). Otherwise it is not testable.
+Requirements: at least :data:`MIN_LAW_BUDGETS` budgets (the held-out one included) that learned
+and have a parabola, spanning at least :data:`MIN_DECADES` decades. The statistic is alpha of
+the law fitted on every budget, the held-out one included.
+
+**The information model** (docs/science.md §6) is fitted to every point of the block but the
+held-out budget's (and the random slice's); its optimum at the held-out budget is searched at
+the held-out parabola's k_c over integer d_m. It **passes** (``supported``) only if its N* lies
+inside the held-out parabola's 95 % N* interval and its log N* error is no worse than that of the
+claim-3 law extrapolated log-linearly from the fitted budgets; otherwise it **fails**
+(``contradicted``); ``not_testable`` when either cannot be computed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 from analysis.claim_types import Claim, not_testable
+from analysis.info_allocation import k_e_of_d_m
+from analysis.info_model import fit_arrays
 from analysis.parabola import ParabolaFit, interval
-from analysis.scaling import (
-    ALPHA_BOUNDS,
-    FitError,
-    fit_power_law,
-    one_blas_thread,
-)
+from analysis.scaling import ALPHA_BOUNDS, FitError, one_blas_thread
+from analysis.scaling_batch import fit_power_law_fast, refit_power_law
 from analysis.seedboot import SeedTable
 
 MIN_LAW_BUDGETS = 5
 MIN_DECADES = 2.0
 N_SE_BELOW = 3.0
-#: Equivalence margin of the leave-largest-out prediction: validated when the whole interval of
-#: its relative error lies within it, missed when the interval lies wholly outside, else
-#: inconclusive. (The seeds-only intervals hold no error of the parabola as a description of a
-#: budget's curve, so an interval around exactly 0 would reject any law once seeds are precise.)
-LLO_TOLERANCE = 0.05
+#: the held-out prediction's tolerance: max(HELD_OUT_SE x SE, HELD_OUT_DROP x the drop)
+HELD_OUT_SE = 2.0
+HELD_OUT_DROP = 0.25
+#: at least this many fitted budgets with an interior optimum extrapolate N*, else all of them
+MIN_NSTAR_BUDGETS = 2
 
 
-def _clip_alpha(ci: tuple[float, float]) -> tuple[float, float]:
-    """The widened interval of alpha, kept inside the fit's bounds."""
-    return max(ci[0], ALPHA_BOUNDS[0]), min(ci[1], ALPHA_BOUNDS[1])
+@dataclass(frozen=True)
+class LawPrediction:
+    """The law fitted on some budgets and its prediction at ``P``, with resamples."""
+
+    P: float
+    predicted: float
+    ci95: tuple[float, float]
+    samples: np.ndarray  # [B] the prediction of every resample's refit
+    E: float
+    A: float
+    alpha: float
+    alpha_ci95: tuple[float, float]
+    alpha_samples: np.ndarray
+    n_unconverged: int
 
 
-def _refit_starts(full) -> list[tuple[float, float, float]]:
-    """Every resample's refit starts from the full-data optimum (resamples lie close to the
-    data; a grid of starts per refit made the claim tests several times slower)."""
-    return [(np.log(full.A), full.alpha, np.log(full.E))]
+def law_prediction(
+    P: np.ndarray, L: np.ndarray, Lb: np.ndarray, P_target: float, df: int
+) -> LawPrediction:
+    """Fit the law to ``(P, L)``, refit it on every row of ``Lb`` [B, len(P)] from that fit,
+    and predict ``P_target``; intervals widened by t_df / z about the estimate.
+
+    Raises:
+      FitError: the law cannot be fitted to ``(P, L)``.
+    """
+    full = fit_power_law_fast(P, L)
+    batch = refit_power_law(P, Lb, (np.log(full.A), full.alpha, np.log(full.E)))
+    predicted = float(full.predict(P_target))
+    samples = batch.predict(float(P_target))
+    alpha_ci = interval(batch.alpha, center=full.alpha, df=df)
+    return LawPrediction(
+        P=float(P_target),
+        predicted=predicted,
+        ci95=interval(samples, center=predicted, df=df),
+        samples=samples,
+        E=full.E,
+        A=full.A,
+        alpha=full.alpha,
+        alpha_ci95=(max(alpha_ci[0], ALPHA_BOUNDS[0]), min(alpha_ci[1], ALPHA_BOUNDS[1])),
+        alpha_samples=batch.alpha,
+        n_unconverged=int(np.sum(~batch.converged & np.all(np.isfinite(Lb), axis=1))),
+    )
+
+
+@dataclass(frozen=True)
+class NStarExtrapolation:
+    """``log N* = intercept + slope log P`` over fitted budgets, extrapolated to ``P``."""
+
+    P: float
+    predicted: float
+    ci95: tuple[float, float]
+    slope: float
+    slope_ci95: tuple[float, float]
+    budgets: tuple[float, ...]
+    which: str
+
+
+def n_star_extrapolation(
+    fits: dict[float, ParabolaFit], budgets: list[float], P_target: float
+) -> NStarExtrapolation | None:
+    """The claim-3 law of N* over ``budgets`` (those with an interior optimum when at least two,
+    else all), extrapolated to ``P_target`` with a seeds-only interval; None with fewer than two.
+    """
+    interior = [P for P in budgets if fits[P].interior]
+    use, which = (
+        (interior, "interior optima")
+        if len(interior) >= MIN_NSTAR_BUDGETS
+        else (list(budgets), "all fitted budgets")
+    )
+    if len(use) < MIN_NSTAR_BUDGETS:
+        return None
+    x = np.log(np.array(use))
+    y = np.log([fits[P].N_star for P in use])
+    yb = np.log(np.stack([fits[P].samples["N_star"].to_numpy(float) for P in use], axis=1))
+    xc = x - x.mean()
+    slope = float(xc @ (y - y.mean()) / (xc @ xc))
+    slopes = (yb - yb.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+    at = np.log(P_target) - x.mean()
+    pred = float(np.exp(y.mean() + slope * at))
+    preds = np.exp(yb.mean(axis=1) + slopes * at)
+    df = sum(fits[P].df for P in use)
+    return NStarExtrapolation(
+        P=float(P_target),
+        predicted=pred,
+        ci95=interval(preds, center=pred, df=df),
+        slope=slope,
+        slope_ci95=interval(slopes, center=slope, df=df),
+        budgets=tuple(float(P) for P in use),
+        which=which,
+    )
+
+
+def usable_budgets(fits: dict[float, ParabolaFit]) -> list[float]:
+    """Budgets whose parabola has a finite positive L* on points with >= 2 seeds."""
+    return sorted(
+        P
+        for P in fits
+        if np.isfinite(fits[P].L_star) and fits[P].L_star > 0 and fits[P].data["n_seeds"].min() >= 2
+    )
+
+
+def decide_held_out(
+    falls_ci: tuple[float, float],
+    law: LawPrediction,
+    observed: float,
+    observed_samples: np.ndarray,
+    naive: float,
+) -> tuple[str, list[str], dict]:
+    """The decision rules of the module docstring on the held-out budget (the random-slice
+    check is the caller's). Returns (decision, reasons, details)."""
+    err = law.predicted - observed
+    err_b = law.samples - observed_samples
+    err_b = err_b[np.isfinite(err_b)]
+    se = float(np.std(err_b, ddof=1)) if len(err_b) > 1 else float("nan")
+    naive_err = naive - observed
+    drop = naive - observed
+    tolerance = max(HELD_OUT_SE * se, HELD_OUT_DROP * drop) if np.isfinite(se) else float("nan")
+    falls = falls_ci[0] > 0
+    within = bool(abs(err) <= tolerance)
+    better = bool(abs(err) < abs(naive_err))
+    outside = bool(observed < law.ci95[0] or observed > law.ci95[1])
+    details = {
+        "predicted": law.predicted,
+        "predicted_ci95": law.ci95,
+        "observed": observed,
+        "error": err,
+        "error_se": se,
+        "tolerance": tolerance,
+        "naive": naive,
+        "naive_error": naive_err,
+        "drop_to_held_out": drop,
+        "fitted_fall_ci95": falls_ci,
+        "within_tolerance": within,
+        "law_beats_naive": better,
+        "outside_law_interval": outside,
+    }
+    text = (
+        f"held-out L* {observed:.4g}: law {law.predicted:.4g} [{law.ci95[0]:.4g}, "
+        f"{law.ci95[1]:.4g}] (error {err:+.3g}, tolerance max({HELD_OUT_SE:g} SE = "
+        f"{HELD_OUT_SE * se:.3g}, {HELD_OUT_DROP:.0%} of the drop {drop:.3g}) = {tolerance:.3g}), "
+        f"naive {naive:.4g} (error {naive_err:+.3g})"
+    )
+    if falls_ci[1] < 0:
+        return (
+            "contradicted",
+            [f"L* rises across the fitted budgets (fall {falls_ci})", text],
+            details,
+        )
+    if outside and abs(naive_err) < abs(err):
+        return (
+            "contradicted",
+            ["the held-out L* lies outside the law's 95% interval and the naive prediction does "
+             "better", text],
+            details,
+        )  # fmt: skip
+    if falls and within and better:
+        return "supported", [text], details
+    why = []
+    if not falls:
+        why.append(f"L* does not fall across the fitted budgets beyond noise (fall {falls_ci})")
+    if not within:
+        why.append("the prediction error exceeds the tolerance")
+    if not better:
+        why.append("the law does not beat the naive prediction")
+    return "not_testable", ["undecided: " + "; ".join(why), text], details
+
+
+def _random_slice_check(table: SeedTable, law_full: LawPrediction, budget_kind: str, batch):
+    """Random-slice points against the all-budget law's band (``batch``: its refits on the
+    resamples): (notes, problems, details)."""
+    random_idx = np.flatnonzero(table.points["slice"].to_numpy() == "random")
+    if not len(random_idx):
+        return ["no random slice: the frontier check against the law was not done"], [], {}
+    P_col = "P_total" if budget_kind == "total" else "P_core"
+    P_random = table.points[P_col].to_numpy(float)[random_idx]
+    mean = table.means("val")[random_idx]
+    se = table.standard_errors("val")[random_idx]
+    law = law_full.E + law_full.A * P_random ** (-law_full.alpha)
+    preds = batch.predict(P_random)
+    preds = preds[np.all(np.isfinite(preds), axis=1)]
+    band_lo = np.quantile(preds, 0.025, axis=0) if len(preds) else law
+    gap = (law - mean) / law
+    below = int(np.sum(mean < law))
+    significant = int(np.sum(mean + N_SE_BELOW * np.nan_to_num(se) < band_lo))
+    details = {
+        "random_n": len(random_idx),
+        "random_fraction_below": below / len(random_idx),
+        "random_largest_gap": float(np.max(gap)),
+        "random_below_band_3se": significant,
+    }
+    notes = [
+        f"random slice: {below}/{len(random_idx)} points below the law, largest gap "
+        f"{np.max(gap):+.2%} of the law"
+    ]
+    problems = (
+        [
+            f"{significant} random-slice point(s) lie below the law's 95% band by more than "
+            f"{N_SE_BELOW:g} SE: the budget optima are not near the frontier"
+        ]
+        if significant
+        else []
+    )
+    return notes, problems, details
 
 
 @one_blas_thread
@@ -50,20 +268,23 @@ def scaling_law_claim(
     rows: list[dict],
     budget_kind: str,
     seed: int = 0,
-):
+) -> Claim:
     """Decide ``scaling_law`` from the budgets' parabola fits (see the module docstring)."""
     name = "scaling_law"
-    # a point with one seed has no seed variance: its budget gives no interval
-    usable = sorted(
-        P
-        for P in fits
-        if np.isfinite(fits[P].L_star) and fits[P].L_star > 0 and fits[P].data["n_seeds"].min() >= 2
-    )
+    usable = usable_budgets(fits)
     if len(usable) < MIN_LAW_BUDGETS:
         return not_testable(
             name,
             f"{len(usable)} budget(s) learned and have a parabola on points with >= 2 seeds; "
-            f"the law needs {MIN_LAW_BUDGETS}",
+            f"the law needs {MIN_LAW_BUDGETS} (the largest held out)",
+            len(usable),
+        )
+    largest = max(r["budget"] for r in rows)
+    if usable[-1] != largest:
+        return not_testable(
+            name,
+            f"the held-out (largest) budget {largest:g} has no usable parabola "
+            f"({next(r['note'] for r in rows if r['budget'] == largest)})",
             len(usable),
         )
     P = np.array(usable)
@@ -74,107 +295,168 @@ def scaling_law_claim(
         )
     L = np.array([fits[p].L_star for p in usable])
     Lb = np.stack([fits[p].samples["L_star"].to_numpy(float) for p in usable], axis=1)
+    df = sum(fits[p].df for p in usable)
+    df_fit = sum(fits[p].df for p in usable[:-1])
     try:
-        full = fit_power_law(P, L)
-        small = fit_power_law(P[:-1], L[:-1])
+        held = law_prediction(P[:-1], L[:-1], Lb[:, :-1], float(P[-1]), df_fit)
+        every = law_prediction(P, L, Lb, float(P[-1]), df)
     except FitError as err:
         return not_testable(name, f"L*(P) not fitted: {err}", len(P))
-    starts, starts_small = _refit_starts(full), _refit_starts(small)
-    random_idx = np.flatnonzero(table.points["slice"].to_numpy() == "random")
-    P_col = "P_total" if budget_kind == "total" else "P_core"
-    P_random = table.points[P_col].to_numpy(float)[random_idx]
-    alpha, rel, preds = [], [], []
-    for b in range(Lb.shape[0]):
-        if not (np.all(np.isfinite(Lb[b])) and np.all(Lb[b] > 0)):
-            continue
-        try:
-            fb = fit_power_law(P, Lb[b], starts=starts)
-            sb = fit_power_law(P[:-1], Lb[b, :-1], starts=starts_small)
-        except FitError:
-            continue
-        alpha.append(fb.alpha)
-        rel.append(float(sb.predict(P[-1])) / Lb[b, -1] - 1.0)
-        preds.append(fb.predict(P_random))
-    df = sum(fits[p].df for p in usable)
-    rel_point = float(small.predict(P[-1])) / L[-1] - 1.0
-    drop = interval(Lb[:, 0] - Lb[:, -1], center=float(L[0] - L[-1]), df=df)
-    rel_ci = interval(np.array(rel), center=rel_point, df=df)
+    falls = interval(Lb[:, 0] - Lb[:, -2], center=float(L[0] - L[-2]), df=df_fit)
+    decision, reasons, details = decide_held_out(falls, held, float(L[-1]), Lb[:, -1], float(L[-2]))
+    every_batch = refit_power_law(P, Lb, (np.log(every.A), every.alpha, np.log(every.E)))
+    notes, problems, random_details = _random_slice_check(table, every, budget_kind, every_batch)
+    if problems and decision != "contradicted":
+        decision, reasons = "contradicted", [*problems, *reasons]
+    if every.alpha <= 1e-6 or every.alpha >= ALPHA_BOUNDS[1] - 1e-6:
+        notes.append(f"alpha = {every.alpha:.3g} sits on its bound [0, 10]")
+    details.update(
+        E=every.E,
+        A=every.A,
+        alpha=every.alpha,
+        budgets=usable,
+        held_out_budget=float(P[-1]),
+        fitted_budgets=usable[:-1],
+        L_star=L,
+        decades=decades,
+        alpha_fitted=held.alpha,
+        alpha_fitted_ci95=held.alpha_ci95,
+        E_fitted=held.E,
+        A_fitted=held.A,
+        n_resamples=int(Lb.shape[0]),
+        n_unconverged=held.n_unconverged + every.n_unconverged,
+        **random_details,
+    )
+    note = "; ".join(x for x in (*reasons, *notes, table.note) if x)
+    return Claim(name, decision, every.alpha, every.alpha_ci95, len(P), note, details)
+
+
+def io_line(table: SeedTable, budget: float, budget_kind: str) -> tuple[float, float]:
+    """(slope, intercept) in N of P_io at a budget's points: what a P_total budget pays besides
+    ``N (k_e + k_c)``; (0, 0) for P_core budgets."""
+    pts = table.points
+    at = pts[(pts["slice"] == "budget") & (pts["budget"] == budget)]
+    if budget_kind != "total" or at["N"].nunique() < 2:
+        return 0.0, 0.0
+    slope, intercept = np.polyfit(at["N"].to_numpy(float), at["P_io"].to_numpy(float), 1)
+    return float(slope), float(intercept)
+
+
+def model_optimum_at_k_c(
+    model, P: float, k_c: float, d_tree: int, io: tuple[float, float] = (0.0, 0.0)
+) -> dict:
+    """The model's best network at budget P with k_c fixed, N continuous as the parabola's N*
+    is: the minimiser over log N of the model along the budget, k_e = (P - io) / N - k_c from
+    ``d_m >= 1`` (``io`` = the (slope, intercept) in N of what the budget pays besides
+    ``N (k_e + k_c)``: P_total budgets). Returns ``{"N", "d_m", "k_e", "loss"}``, d_m the real
+    memory size that gives k_e (k_e is quadratic in d_m, docs/science.md §3)."""
+    k_e_min = float(k_e_of_d_m(1.0, d_tree))
+    N_max = (P - io[1]) / (k_e_min + k_c + io[0])
+    if N_max < 1.0:
+        raise FitError(f"P={P:g}: no network with d_m >= 1 fits at k_c = {k_c:g}")
+
+    def k_e_at(N):
+        return (P - io[1]) / N - k_c - io[0]
+
+    def loss(u):
+        N = np.exp(u)
+        return model.predict(N, k_e_at(N), np.full_like(N, k_c))
+
+    grid = np.linspace(0.0, np.log(N_max), 400)
+    j = int(np.argmin(loss(grid)))
+    lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
+    best = minimize_scalar(
+        lambda u: float(loss(np.array([u]))[0]), bounds=(lo, hi), method="bounded"
+    )
+    u = best.x if best.fun <= loss(grid[j : j + 1])[0] else grid[j]
+    N = float(np.exp(u))
+    k_e = float(k_e_at(N))
+    # k_e = 4 d^2 + (2 d_tree + 5) d + 1 with the default MLP (docs/science.md §3)
+    b = 2.0 * d_tree + 5.0
+    d_m = (-b + np.sqrt(b * b + 16.0 * (k_e - 1.0))) / 8.0
+    return {"N": N, "d_m": float(d_m), "k_e": k_e, "loss": float(loss(np.array([u]))[0])}
+
+
+def model_points(table: SeedTable, held_out: float) -> np.ndarray:
+    """Indices of the points the information model is fitted to: every point but the held-out
+    budget's and the random slice's."""
+    pts = table.points
+    held = (pts["slice"] == "budget").to_numpy() & (pts["budget"] == held_out).to_numpy()
+    rnd = (pts["slice"] == "random").to_numpy()
+    return np.flatnonzero(~held & ~rnd & np.isfinite(table.means("val")))
+
+
+@one_blas_thread
+def information_model_claim(
+    table: SeedTable, fits: dict[float, ParabolaFit], budget_kind: str, d_tree: int | None
+) -> Claim:
+    """The information model's out-of-sample test (see the module docstring)."""
+    name = "information_model"
+    usable = usable_budgets(fits)
+    if len(usable) < 3:
+        return not_testable(
+            name,
+            f"{len(usable)} usable budget(s); the test needs 3; {table.note}".strip("; "),
+            len(usable),
+        )
+    P_held = usable[-1]
+    held = fits[P_held]
+    extrap = n_star_extrapolation(fits, usable[:-1], P_held)
+    if extrap is None:
+        return not_testable(name, "fewer than 2 fitted budgets to extrapolate N*", len(usable))
+    idx = model_points(table, P_held)
+    pts = table.points.iloc[idx]
+    try:
+        model = fit_arrays(pts["N"], pts["k_e"], pts["k_c"], table.means("val")[idx], d_tree=d_tree)
+        io = io_line(table, P_held, budget_kind)
+        opt = model_optimum_at_k_c(model, P_held, held.k_c, d_tree or 4, io)
+    except FitError as err:
+        return not_testable(name, f"information model not fitted: {err}", len(idx))
+    lo, hi = held.N_star_ci95
+    decision, why, err_model, err_naive = decide_information_model(
+        opt["N"], held.N_star, (lo, hi), extrap.predicted
+    )
+    text = (
+        f"model N* {opt['N']:.3g} (d_m {opt['d_m']:.3g}) at {P_held:g}; held-out parabola N* "
+        f"{held.N_star:.3g} [{lo:.3g}, {hi:.3g}]; log N* error {err_model:+.3f} against the "
+        f"log-linear extrapolation's {err_naive:+.3f} (N* {extrap.predicted:.3g} from budgets "
+        f"{', '.join(f'{p:g}' for p in extrap.budgets)})"
+    )
     details = {
-        "E": full.E,
-        "A": full.A,
-        "alpha": full.alpha,
-        "budgets": usable,
-        "L_star": L,
-        "decades": decades,
-        "drop": float(L[0] - L[-1]),
-        "drop_ci95": drop,
-        "leave_largest_out_rel_error": rel_point,
-        "leave_largest_out_ci95": rel_ci,
-        "n_resamples_fitted": len(alpha),
+        "held_out_budget": P_held,
+        "model_N_star": opt["N"],
+        "model_d_m": opt["d_m"],
+        "model_loss": opt["loss"],
+        "held_out_N_star": held.N_star,
+        "held_out_N_star_ci95": (lo, hi),
+        "log_error_model": err_model,
+        "log_error_extrapolation": err_naive,
+        "extrapolated_N_star": extrap.predicted,
+        "n_points": len(idx),
+        "params": model.params(),
     }
-    problems, notes = [], []
-    if len(random_idx):
-        mean = table.means("val")[random_idx]
-        se = table.standard_errors("val")[random_idx]
-        law = full.predict(P_random)
-        band_lo = np.quantile(np.array(preds), 0.025, axis=0) if preds else law
-        gap = (law - mean) / law
-        below = int(np.sum(mean < law))
-        significant = int(np.sum(mean + N_SE_BELOW * np.nan_to_num(se) < band_lo))
-        details.update(
-            random_n=len(random_idx),
-            random_fraction_below=below / len(random_idx),
-            random_largest_gap=float(np.max(gap)),
-            random_below_band_3se=significant,
+    note = "; ".join(x for x in (why, text, table.note) if x)
+    return Claim(name, decision, err_model, None, len(idx), note, details)
+
+
+def decide_information_model(
+    model_N: float, held_N: float, held_ci: tuple[float, float], extrapolated_N: float
+) -> tuple[str, str, float, float]:
+    """Pass (``supported``) when ``model_N`` lies inside ``held_ci`` and its log error against
+    ``held_N`` is no worse than ``extrapolated_N``'s; else fail (``contradicted``).
+    Returns (decision, reason, log error of the model, log error of the extrapolation)."""
+    inside = bool(held_ci[0] <= model_N <= held_ci[1])
+    err_model = float(np.log(model_N / held_N))
+    err_naive = float(np.log(extrapolated_N / held_N))
+    no_worse = abs(err_model) <= abs(err_naive)
+    if inside and no_worse:
+        return "supported", "passes", err_model, err_naive
+    why = "fails: " + "; ".join(
+        w
+        for w, bad in (
+            ("its N* lies outside the held-out parabola's 95% N* interval", not inside),
+            ("its log N* error is worse than the log-linear extrapolation's", not no_worse),
         )
-        notes.append(
-            f"random slice: {below}/{len(random_idx)} points below the law, largest gap "
-            f"{np.max(gap):+.2%} of the law"
-        )
-        if significant:
-            problems.append(
-                f"{significant} random-slice point(s) lie below the law's 95% band by more than "
-                f"{N_SE_BELOW:g} SE: the budget optima are not near the frontier"
-            )
-    else:
-        notes.append("no random slice: the frontier check against the law was not done")
-    if full.alpha <= 1e-6 or full.alpha >= 10.0 - 1e-6:
-        notes.append(f"alpha = {full.alpha:.3g} sits on its bound [0, 10]")
-    if drop[1] < 0:
-        problems.append(f"L* rises with P: interval of L*(P_min) - L*(P_max) {drop}")
-    if rel_ci[0] > LLO_TOLERANCE or rel_ci[1] < -LLO_TOLERANCE:
-        problems.append(
-            f"the law fitted without the largest budget misses it: relative error interval "
-            f"[{rel_ci[0]:+.2%}, {rel_ci[1]:+.2%}] lies outside ±{LLO_TOLERANCE:.0%}"
-        )
-    notes.append(
-        f"leave-largest-out relative error {details['leave_largest_out_rel_error']:+.2%} "
-        f"[{rel_ci[0]:+.2%}, {rel_ci[1]:+.2%}]"
+        if bad
     )
-    validated = -LLO_TOLERANCE <= rel_ci[0] and rel_ci[1] <= LLO_TOLERANCE
-    if problems:
-        decision = "contradicted"
-    elif drop[0] > 0 and validated:
-        decision = "supported"
-    else:
-        decision = "not_testable"
-        if drop[0] <= 0:
-            problems.append(
-                f"inconclusive: the interval of L*(P_min) - L*(P_max) [{drop[0]:.3g}, "
-                f"{drop[1]:.3g}] contains 0"
-            )
-        if not validated:
-            problems.append(
-                f"inconclusive: the leave-largest-out relative error interval [{rel_ci[0]:+.2%}, "
-                f"{rel_ci[1]:+.2%}] is not within ±{LLO_TOLERANCE:.0%}"
-            )
-    note = "; ".join(x for x in (*problems, *notes, table.note) if x)
-    return Claim(
-        name,
-        decision,
-        full.alpha,
-        interval(np.array(alpha), center=full.alpha, df=df),
-        len(P),
-        note,
-        details,
-    )
+    return "contradicted", why, err_model, err_naive

@@ -14,11 +14,16 @@ Claims (one :class:`Claim` each, per data set and budget kind):
   against log P over the budgets with an interior optimum (>= 3); supported when both intervals
   are above 0, contradicted when one is below 0.
 * ``scaling_law``: ``L*(P) = E + A P^-alpha`` (docs/science.md §7 fit) on the parabola L* of
-  >= 5 budgets spanning >= 2 decades. Supported when L* falls over the budgets (interval of
-  L*(P_min) - L*(P_max) above 0) and the law fitted without the largest budget predicts it (the
-  interval of its relative error lies within ±5 %); contradicted when L* rises, the prediction
-  misses (interval wholly outside ±5 %), or a ``random``-slice point lies below the law's band
-  by more than 3 SE.
+  >= 5 budgets spanning >= 2 decades, the largest held out (:mod:`analysis.claim_law`).
+  Supported only if L* falls across the fitted budgets (interval above 0), the law fitted on them
+  predicts the held-out L* within max(2 SE, 25 % of the drop from the largest fitted budget) and
+  better than the naive "no further improvement"; contradicted when the held-out L* lies outside
+  the law's 95 % interval and the naive prediction does better (also when L* rises, or a
+  ``random``-slice point lies below the law's band by more than 3 SE).
+* ``information_model``: the docs/science.md §6 model fitted without the held-out budget passes
+  (supported) when its N* there lies inside the held-out parabola's 95 % N* interval and its
+  log N* error is no worse than the log-linear extrapolation of N* from the fitted budgets;
+  otherwise it fails (contradicted).
 
 **An interval that contains 0 decides nothing**: the claim is ``not_testable`` with the reason
 "inconclusive" and the interval, never supported (a flat or noise-only table cannot support a
@@ -37,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.claim_law import scaling_law_claim
+from analysis.claim_law import information_model_claim, scaling_law_claim
 from analysis.claim_types import DECISIONS, Claim, decide_sign, jsonable, not_testable, num
 from analysis.parabola import (
     LEVEL,
@@ -68,7 +73,10 @@ AXES = {
     "monotone_k_e": ("axis_k_e", "k_e"),
     "monotone_k_c": ("axis_k_c", "k_c"),
 }
-CLAIM_NAMES = (*AXES, "interior_optimum", "optimum_moves", "scaling_law")
+CLAIM_NAMES = (*AXES, "interior_optimum", "optimum_moves", "scaling_law", "information_model")
+#: The slice of the training-length check (docs/science.md §8): points trained again at another
+#: length; never pooled with the claims' points (analysis.length_check decides on them).
+LENGTH_SLICE = "length"
 MIN_AXIS_POINTS = 3
 MIN_MOVE_BUDGETS = 3
 
@@ -319,17 +327,26 @@ class ClaimsBlock:
 
 
 def decide_block(
-    trials: pd.DataFrame, budget_kind: str, n_boot: int = 200, seed: int = 0, arch: str = "elm"
+    trials: pd.DataFrame,
+    budget_kind: str,
+    n_boot: int = 200,
+    seed: int = 0,
+    arch: str = "elm",
+    information_model: bool = True,
 ) -> ClaimsBlock:
     """Decide every claim on the trials of one data set, counting budgets as ``budget_kind``.
 
     ``trials`` holds that kind's ``budget`` slice and the axis and random slices (the axis
-    slices do not depend on how budgets are counted); see :func:`decide_claims`.
+    slices do not depend on how budgets are counted); see :func:`decide_claims`. Rows of the
+    training-length slice are left out. ``information_model=False`` skips the model's fit (its
+    claim is then not testable; the estimator study of :mod:`analysis.synthetic_law` does not
+    need it).
     """
     if n_boot < 20:
         raise ValueError(
             f"n_boot={n_boot}: 95% intervals need at least 20 resamples (200 recommended)"
         )
+    trials = trials[trials["slice"] != LENGTH_SLICE]
     table = seed_table(trials, arch=arch)
     boot = table.resample_means(n_boot, seed)
     claims = {name: _axis_claim(name, table, boot) for name in AXES}
@@ -337,6 +354,12 @@ def decide_block(
     claims["interior_optimum"] = _interior_claim(rows, table.note)
     claims["optimum_moves"] = _moves_claim(fits, rows, table.note)
     claims["scaling_law"] = scaling_law_claim(table, boot, fits, rows, budget_kind, seed)
+    d_tree = trials.loc[trials["arch"] == arch, "d_tree"].dropna().unique()
+    claims["information_model"] = (
+        information_model_claim(table, fits, budget_kind, int(d_tree[0]) if len(d_tree) else None)
+        if information_model
+        else not_testable("information_model", "not computed (information_model=False)")
+    )
     return ClaimsBlock(
         dataset=str(trials["dataset"].iloc[0]),
         budget_kind=budget_kind,
@@ -357,6 +380,7 @@ def decide_claims(
     budget kind of the ``budget`` slice); the axis and random slices of a data set join every
     block."""
     blocks = []
+    trials = trials[trials["slice"] != LENGTH_SLICE]
     for _dataset, g in trials.groupby("dataset", sort=True):
         budget = g["slice"] == "budget"
         kinds = sorted(g.loc[budget, "budget_kind"].unique()) or ["core"]

@@ -220,6 +220,20 @@ def power_law_surface(N, k_e, k_c, E=0.5, a=1.4, u=0.3, b=6.8, v=0.6, c=0.5, w=0
     return E + a * N**-u + b * k_e**-v + c * k_c**-w
 
 
+def exact_law_surface(N, k_e, k_c, E=0.5, a=1.4, u=0.3, b=6.8, v=0.6) -> np.ndarray:
+    """A planted surface ``E + a N^-u + b (k_e + k_c)^-v`` whose budget optimum is an exact power
+    law in ``P = N (k_e + k_c)``: ``N* ~ P^(v/(u+v))`` and ``L*(P) = E + K P^(-uv/(u+v))``
+    (the claim-4 tests; :func:`power_law_surface` only approaches a power law)."""
+    N, k_e, k_c = (np.asarray(x, float) for x in (N, k_e, k_c))
+    return E + a * N**-u + b * (k_e + k_c) ** -v
+
+
+def info_model_surface(N, k_e, k_c, params: dict[str, float] | None = None) -> np.ndarray:
+    """The docs/science.md §6 information model with :data:`PLANTED` parameters (or ``params``)
+    as a planted surface for :func:`tradeoff_trials`."""
+    return planted_loss(dict(PLANTED if params is None else params), N, k_e, k_c)
+
+
 def tradeoff_trials(
     loss_fn=power_law_surface,
     budgets=tuple(np.geomspace(1e3, 1e6, 7)),
