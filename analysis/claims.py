@@ -87,7 +87,11 @@ def _slopes(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return (np.atleast_2d(Y) - np.atleast_2d(Y).mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
 
 
-def _axis_claim(name: str, table: SeedTable, boot: dict[str, np.ndarray]) -> Claim:
+def _axis_claim(
+    name: str, table: SeedTable, boot: dict[str, np.ndarray], shift: dict | None = None
+) -> Claim:
+    """The slope claim of one axis slice; ``shift`` (the training-length check) adds
+    ``{split: (slope, slope_b)}`` and ``"df"`` to the slopes."""
     slice_, col = AXES[name]
     idx = np.flatnonzero(table.points["slice"].to_numpy() == slice_)
     if len(idx) == 0:
@@ -108,28 +112,39 @@ def _axis_claim(name: str, table: SeedTable, boot: dict[str, np.ndarray]) -> Cla
         return not_testable(name, f"{slice_}: {why}", len(idx))
     slope = float(_slopes(x, table.means("val")[idx])[0])
     test_slope = float(_slopes(x, table.means("test")[idx])[0])
+    slopes, test_slopes = _slopes(x, boot["val"][:, idx]), _slopes(x, boot["test"][:, idx])
     df = table.degrees_of_freedom(idx)
+    if shift is not None:
+        slope, slopes = slope + shift["val"][0], slopes + shift["val"][1]
+        test_slope, test_slopes = test_slope + shift["test"][0], test_slopes + shift["test"][1]
+        df += int(shift["df"])
     return decide_sign(
         name,
         slope,
-        interval(_slopes(x, boot["val"][:, idx]), center=slope, df=df),
+        interval(slopes, center=slope, df=df),
         len(idx),
         "negative",
         "; ".join(n for n in (why if ok is None else "", table.note) if n),
         test_slope=test_slope,
-        test_ci95=interval(_slopes(x, boot["test"][:, idx]), center=test_slope, df=df),
+        test_ci95=interval(test_slopes, center=test_slope, df=df),
         x=table.points[col].to_numpy(float)[idx],
         val_mean=table.means("val")[idx],
     )
 
 
 def _budget_rows(
-    table: SeedTable, boot, budget_kind: str
+    table: SeedTable, boot, budget_kind: str, corrections: dict | None = None
 ) -> tuple[list[dict], dict[float, ParabolaFit]]:
-    """Per budget of the budget slice: learned check, parabola, and its own decision."""
+    """Per budget of the budget slice: learned check, parabola, and its own decision.
+
+    With ``corrections`` (budget -> the training-length correction of
+    :func:`analysis.parabola.fit_from_resamples`) only the budgets that have one are fitted,
+    each with its correction."""
     rows, fits = [], {}
     pts = table.points
     budgets = sorted(pts.loc[pts["slice"] == "budget", "budget"].unique())
+    if corrections is not None:
+        budgets = [P for P in budgets if float(P) in corrections]
     # A budget contradicts the claim only at the family level 1 - 0.05 / (number of budgets)
     # (Bonferroni), so that one of many budgets does not contradict it by chance; support
     # needs every tested budget at 95 %, which is already a test at that level.
@@ -149,7 +164,13 @@ def _budget_rows(
             rows.append({**row, "decision": "not_testable", "note": why})
             continue
         try:
-            fit = fit_from_resamples(table, idx, boot, budget_kind)
+            fit = fit_from_resamples(
+                table,
+                idx,
+                boot,
+                budget_kind,
+                correction=None if corrections is None else corrections[float(P)],
+            )
         except FitError as err:
             rows.append({**row, "decision": "not_testable", "note": str(err)})
             continue
@@ -276,6 +297,18 @@ def _moves_claim(fits: dict[float, ParabolaFit], rows: list[dict], note: str) ->
     )
 
 
+def budget_fits(
+    trials: pd.DataFrame, budget_kind: str, n_boot: int = 200, seed: int = 0, arch: str = "elm"
+) -> tuple[SeedTable, dict[str, np.ndarray], list[dict], dict[float, ParabolaFit]]:
+    """The seed table of a block, its resamples, and the per-budget rows and parabolas exactly
+    as :func:`decide_block` computes them (the length-check slice left out)."""
+    trials = trials[trials["slice"] != LENGTH_SLICE]
+    table = seed_table(trials, arch=arch)
+    boot = table.resample_means(n_boot, seed)
+    rows, fits = _budget_rows(table, boot, budget_kind)
+    return table, boot, rows, fits
+
+
 @dataclass(frozen=True)
 class ClaimsBlock:
     """The claims of one data set and budget kind, with what the figures need."""
@@ -347,10 +380,8 @@ def decide_block(
             f"n_boot={n_boot}: 95% intervals need at least 20 resamples (200 recommended)"
         )
     trials = trials[trials["slice"] != LENGTH_SLICE]
-    table = seed_table(trials, arch=arch)
-    boot = table.resample_means(n_boot, seed)
+    table, boot, rows, fits = budget_fits(trials, budget_kind, n_boot, seed, arch)
     claims = {name: _axis_claim(name, table, boot) for name in AXES}
-    rows, fits = _budget_rows(table, boot, budget_kind)
     claims["interior_optimum"] = _interior_claim(rows, table.note)
     claims["optimum_moves"] = _moves_claim(fits, rows, table.note)
     claims["scaling_law"] = scaling_law_claim(table, boot, fits, rows, budget_kind, seed)

@@ -53,37 +53,34 @@ def _params(theta: np.ndarray) -> dict[str, float]:
     }
 
 
-@one_blas_thread
-def bootstrap_parameters(
-    trials: pd.DataFrame,
+def refit_on_resamples(
+    N: np.ndarray,
+    k_e: np.ndarray,
+    k_c: np.ndarray,
+    seeds: list[np.ndarray],
     model: InfoModel,
-    loss: str = "val_loss",
-    n_boot: int = 100,
+    n_boot: int,
     seed: int = 0,
-    arch: str = "elm",
-) -> pd.DataFrame:
-    """One row per parameter: ``parameter``, ``value`` (the full fit), ``ci95_lo``, ``ci95_hi``.
-
-    Points with a single ok seed keep their mean in every resample (no seed variance there).
-    """
-    pts = _point_seeds(trials, loss, arch)
-    N, ke, kc = (np.array([p[i] for p in pts]) for i in range(3))
+) -> np.ndarray:
+    """[n_boot, 7] optimiser coordinates of the model refitted on seeds-only resamples of the
+    points (``seeds[j]``: point j's ok seed losses), each from the full fit (c held at 1 nat
+    when the full fit fixed it)."""
     theta0 = np.asarray(model.theta, float)
     rng = np.random.default_rng(seed)
-    samples = []
+    out = []
     for _ in range(n_boot):
         means = []
-        for *_, v in pts:
+        for v in seeds:
             n = len(v)
             m = v[rng.integers(0, n, size=n)].mean()
             means.append(v.mean() + (np.sqrt(n / (n - 1.0)) * (m - v.mean()) if n > 1 else 0.0))
         logL = np.log(np.maximum(np.array(means), 1e-12))
 
         def resid(t, logL=logL):
-            return np.log(_loss(t, N, ke, kc)) - logL
+            return np.log(_loss(t, N, k_e, k_c)) - logL
 
         def jac(t):
-            return _log_loss_jacobian(t, N, ke, kc)
+            return _log_loss_jacobian(t, N, k_e, k_c)
 
         if model.c_identifiable:
             res = least_squares(
@@ -99,8 +96,27 @@ def bootstrap_parameters(
             theta = res.x
         else:
             theta, _ = _fit_fixed_c(resid, jac, theta0, 0.0)
-        samples.append(_params(theta))
-    frame = pd.DataFrame(samples)
+        out.append(theta)
+    return np.array(out).reshape(n_boot, len(theta0))
+
+
+@one_blas_thread
+def bootstrap_parameters(
+    trials: pd.DataFrame,
+    model: InfoModel,
+    loss: str = "val_loss",
+    n_boot: int = 100,
+    seed: int = 0,
+    arch: str = "elm",
+) -> pd.DataFrame:
+    """One row per parameter: ``parameter``, ``value`` (the full fit), ``ci95_lo``, ``ci95_hi``.
+
+    Points with a single ok seed keep their mean in every resample (no seed variance there).
+    """
+    pts = _point_seeds(trials, loss, arch)
+    N, ke, kc = (np.array([p[i] for p in pts]) for i in range(3))
+    thetas = refit_on_resamples(N, ke, kc, [p[3] for p in pts], model, n_boot, seed)
+    frame = pd.DataFrame([_params(t) for t in thetas])
     rows = []
     for name in PARAMETER_NAMES:
         lo, hi = interval(frame[name].to_numpy(float)) if n_boot else (np.nan, np.nan)

@@ -416,7 +416,7 @@ def validate_sweep(
 
     affected: dict[str, list[str]] = {}
     for point in points:
-        problems, _ = config_problems(apply_point(train_config, point, seeds))
+        problems, _ = config_problems(apply_point(train_config, point, point.seeds or seeds))
         for problem in problems:
             affected.setdefault(problem, []).append(point.describe())
     if not affected:

@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-SLICES = ("budget", "axis_N", "axis_k_e", "axis_k_c", "random")
+SLICES = ("budget", "axis_N", "axis_k_e", "axis_k_c", "random", "length")
 BUDGET_KINDS = ("core", "total")
 ID_LENGTH = 16
 
@@ -58,7 +58,10 @@ class SweepPoint:
 
     `model` holds the ModelConfig fields this point sets on top of the sweep's base training
     config (as sorted (name, value) pairs so the point stays hashable and frozen); the other
-    fields are the budget accounting the results table reports.
+    fields are the budget accounting the results table reports. `train` holds further trainer
+    config fields this point sets, by dotted name (`("num_train_steps", 2000)`), and `seeds`
+    the seeds it trains when not the sweep's (both empty by default): the `length` slice of
+    the training-length check trains points again this way.
     """
 
     slice: str
@@ -75,6 +78,8 @@ class SweepPoint:
     P_total: int
     flops_per_step: float
     model: tuple[tuple[str, Any], ...]
+    train: tuple[tuple[str, Any], ...] = ()
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.slice not in SLICES:
@@ -85,6 +90,8 @@ class SweepPoint:
             raise ValueError(f"SweepPoint.N={self.N}; must be >= 1")
         object.__setattr__(self, "budget", float(self.budget))
         object.__setattr__(self, "model", tuple(sorted((str(k), v) for k, v in self.model)))
+        object.__setattr__(self, "train", tuple(sorted((str(k), v) for k, v in self.train)))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
 
     @property
     def model_dict(self) -> dict[str, Any]:
@@ -94,7 +101,8 @@ class SweepPoint:
     def describe(self) -> str:
         """A short human-readable label, e.g. `budget 1000 elm N=12 d_m=4 k_c=8`."""
         budget = "" if math.isnan(self.budget) else f" {self.budget:g}"
-        return f"{self.slice}{budget} {self.arch} N={self.N} d_m={self.d_m} k_c={self.k_c}"
+        train = "".join(f" {k}={v}" for k, v in self.train)
+        return f"{self.slice}{budget} {self.arch} N={self.N} d_m={self.d_m} k_c={self.k_c}{train}"
 
 
 # The ModelConfig fields that make up an architecture point (the rest come from the base config).
@@ -167,11 +175,20 @@ def train_config_identity(train_config: Any) -> dict[str, Any]:
 
 
 def apply_point(base_config: Any, point: SweepPoint, seeds: Sequence[int]) -> Any:
-    """Returns a copy of the trainer config with the point's model fields and the given seeds."""
+    """Returns a copy of the trainer config with the point's model and trainer fields and the
+    given seeds."""
     config = base_config.copy_and_resolve_references()
     with config.unlocked():
         for name, value in point.model:
             config.model[name] = value
+        for name, value in point.train:
+            *groups, leaf = name.split(".")
+            target = config
+            for group in groups:
+                target = target[group]
+            if leaf not in target:
+                raise ValueError(f"point {point.describe()}: trainer config has no field {name!r}")
+            target[leaf] = value
         config.seeds = tuple(int(s) for s in seeds)
     return config
 
@@ -182,7 +199,8 @@ def make_trials(
     """Expands points × seeds into trials with their stable ids.
 
     `point_id` hashes the task and the full model config (the architecture, wherever it
-    appears); `trial_id` adds the slice placement, the seed and the full training config;
+    appears); `trial_id` adds the slice placement, the seed and the full training config (a
+    point's own `train` fields included); a point with its own `seeds` trains those;
     `group_key` is the architecture + training config without the seed, so trials that
     differ only in seed (or only in slice) share one trainer call.
     """
@@ -193,7 +211,7 @@ def make_trials(
         config = train_config_identity(apply_point(base_config, point, seeds))
         point_id = stable_hash({"task": task, "model": config.get("model")})
         group_key = stable_hash({"task": task, "config": config})
-        for seed in seeds:
+        for seed in point.seeds or seeds:
             trial_id = stable_hash(
                 {
                     "point_id": point_id,

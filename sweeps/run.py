@@ -9,7 +9,9 @@
 Running the same command again resumes: finished trials are skipped and interrupted trainer
 calls continue from their checkpoints. `--shard I/K` runs shard I of K (sweeps/shard.py), for
 hosts that each run the same command (a TPU pod slice, a SLURM array); their directories merge
-into one with sweeps.merge. See docs/sweeps.md.
+into one with sweeps.merge. A sweep config with a `sequential` block trains its budgets in
+ascending order and places each from the results before it (sweeps/sequential.py), so this
+module reads the analysis and sits above it (tests/test_layering.py). See docs/sweeps.md.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import ml_collections
 
 from elm_jax import cli
 from elm_jax.runtime import enable_compilation_cache
-from sweeps import backends, engine, progress, store
+from sweeps import backends, engine, progress, sequential, store
 from sweeps import shard as shard_lib
 from sweeps.points import make_trials
 from sweeps.ray_options import parse_resources
@@ -288,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         loaded = check_sweep(args)
         print(f"{loaded.source}: {len(loaded.points)} points x {len(loaded.config.seeds)} seeds")
+        if sequential.is_sequential(loaded.config):
+            print("\n".join(sequential.describe(loaded.config)))
         if args.shard is not None:
             print("\n".join(shard_summary(loaded, args.shard)))
         return 0
@@ -299,27 +303,97 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.SweepStore(root).create_dirs()
         progress.setup_logging(store.SweepStore(root).log_path, verbose=not args.quiet)
         cfg = loaded.config
+        is_sequential = sequential.is_sequential(cfg)
+        if is_sequential:
+            refuse_with_sequential(args)
         if args.train_fn is None:
             engine.validate_sweep(cfg.train, loaded.points, list(cfg.seeds))
         backend = make_backend(args)
-        plan = engine.plan_sweep(
-            name=cfg.name,
-            task=cfg.task,
-            source=loaded.source,
-            train_config=cfg.train,
-            points=loaded.points,
-            seeds=list(cfg.seeds),
-            directory=root,
-            add_points=args.add_points,
-            retry_failed=args.retry_failed,
-            train_fn=args.train_fn or engine.DEFAULT_TRAIN_FN,
-            shard=args.shard,
-        )
+        logged: set = set()  # the placements of a sequential sweep already logged
+        plan = plan_definition(args, loaded, root, logged)
     except ValueError as e:
         if cli.debug_requested():
             raise
         print(f"sweeps.run: error: {cli.one_line(e)}", file=sys.stderr)
         return cli.exit_code(e)
+    start = time.time()
+    while True:
+        run_plan(args, cfg, root, plan, backend)
+        if not is_sequential:
+            break
+        # a sequential sweep grows as budgets finish: place the next stage and run it
+        try:
+            before = {t.trial_id for t in plan.trials}
+            plan = plan_definition(args, loaded, root, logged)
+        except ValueError as e:
+            if cli.debug_requested():
+                raise
+            print(f"sweeps.run: error: {cli.one_line(e)}", file=sys.stderr)
+            return cli.exit_code(e)
+        if not plan.groups and {t.trial_id for t in plan.trials} == before:
+            break
+    frame = plan.store.rebuild_table(plan.sweep_trial_ids)
+    engine.log.info(
+        "sweep %s finished in %.1f s: %d rows (%s) -> %s",
+        cfg.name,
+        time.time() - start,
+        len(frame),
+        frame["status"].value_counts().to_dict() if len(frame) else {},
+        plan.store.results_path,
+    )
+    missing = len({t.trial_id for t in plan.trials} - plan.store.finished_ids())
+    if missing:
+        print(f"sweeps.run: error: {missing} trials have no record", file=sys.stderr)
+        return 1
+    print(plan.store.results_path)
+    return 0
+
+
+def refuse_with_sequential(args: argparse.Namespace) -> None:
+    """Flags a sequential sweep cannot take: its definition grows from its own records."""
+    for flag, given, why in (
+        ("--shard", args.shard is not None, "each budget waits for the ones before it"),
+        ("--add-points", args.add_points, "the sweep adds its own points as budgets finish"),
+        (
+            "--retry-failed",
+            args.retry_failed,
+            "a retried trial would change the results the later budgets were placed from",
+        ),
+    ):
+        if given:
+            raise ValueError(f"{flag} cannot be used with a sequential sweep: {why}")
+
+
+def plan_definition(
+    args: argparse.Namespace, loaded: LoadedSweep, root: str, logged: set | None = None
+) -> engine.Plan:
+    """The plan of the sweep's definition: its points, or for a sequential sweep every budget
+    the records allow placing so far (the new points' configs checked first)."""
+    cfg = loaded.config
+    points = loaded.points
+    if sequential.is_sequential(cfg):
+        points = tuple(sequential.build_definition(cfg, loaded.points, root, logged).points)
+        if args.train_fn is None:
+            engine.validate_sweep(cfg.train, points[len(loaded.points) :], list(cfg.seeds))
+    return engine.plan_sweep(
+        name=cfg.name,
+        task=cfg.task,
+        source=loaded.source,
+        train_config=cfg.train,
+        points=points,
+        seeds=list(cfg.seeds),
+        directory=root,
+        add_points=args.add_points or sequential.is_sequential(cfg),
+        retry_failed=args.retry_failed,
+        train_fn=args.train_fn or engine.DEFAULT_TRAIN_FN,
+        shard=args.shard,
+    )
+
+
+def run_plan(
+    args: argparse.Namespace, cfg: Any, root: str, plan: engine.Plan, backend: Any
+) -> None:
+    """Trains a plan's groups on the backend, with progress lines."""
     with_progress = progress.Progress(
         len(plan.trials), len(plan.finished), parallelism=backend.parallelism
     )
@@ -338,23 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if plan.groups and args.train_fn is None:
         enable_compilation_cache()
-    start = time.time()
     engine.run_groups(plan.groups, backend, with_progress)
-    frame = plan.store.rebuild_table(plan.sweep_trial_ids)
-    engine.log.info(
-        "sweep %s finished in %.1f s: %d rows (%s) -> %s",
-        cfg.name,
-        time.time() - start,
-        len(frame),
-        frame["status"].value_counts().to_dict() if len(frame) else {},
-        plan.store.results_path,
-    )
-    missing = len({t.trial_id for t in plan.trials} - plan.store.finished_ids())
-    if missing:
-        print(f"sweeps.run: error: {missing} trials have no record", file=sys.stderr)
-        return 1
-    print(plan.store.results_path)
-    return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ returning a list of frozen `SweepPoint`s built with the functions here:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -280,4 +281,73 @@ def standard_sweep(config: Any) -> list[SweepPoint]:
             embed_dim=embed_dim,
             **common,
         )
+    return points
+
+
+def length_point(point: SweepPoint, train_config: Any, factor: int, seeds: Sequence[int]):
+    """The point trained again at ``factor`` x the steps with ``seeds`` (the ``length`` slice of
+    the training-length check, docs/science.md §8): its evaluation, logging and checkpoint
+    intervals scale with the steps, so it is evaluated as often."""
+    train = [("num_train_steps", int(train_config.num_train_steps) * int(factor))]
+    for name in ("eval_every", "log_every", "checkpoint_every"):
+        if name in train_config:
+            train.append((name, int(train_config[name]) * int(factor)))
+    return dataclasses.replace(point, slice="length", train=tuple(train), seeds=tuple(seeds))
+
+
+def axis_ends(points: Sequence[SweepPoint]) -> list[SweepPoint]:
+    """The two ends (smallest and largest varied value) of every axis slice in ``points``."""
+    field = {"axis_N": "N", "axis_k_e": "d_m", "axis_k_c": "k_c"}
+    out = []
+    for slice_, name in field.items():
+        along = sorted((p for p in points if p.slice == slice_), key=lambda p: getattr(p, name))
+        if len(along) >= 2:
+            out += [along[0], along[-1]]
+    return out
+
+
+def sequential_static_points(config: Any) -> list[SweepPoint]:
+    """The points of a sequential sweep known before it starts (docs/sweeps.md): the fixed
+    wide grid of its first ``config.sequential.fixed`` budgets, the axis slices, and, with
+    ``config.sequential.length``, the axis slices' ends again at the longer training. The
+    driver (sweeps/sequential.py) places the other budgets as results arrive."""
+    seq = config.sequential
+    budgets = [float(b) for b in seq.budgets]
+    if budgets != sorted(budgets) or len(set(budgets)) != len(budgets):
+        raise ValueError(f"sequential.budgets={tuple(seq.budgets)}: must be strictly ascending")
+    if not 1 <= int(seq.fixed) < len(budgets):
+        raise ValueError(
+            f"sequential.fixed={seq.fixed}: must be in 1..{len(budgets) - 1} (the budgets on the "
+            "fixed grid; the others are placed)"
+        )
+    embed_dim = int(config.train.model.embed_dim)
+    d_tree = int(config.train.model.num_branches)
+    common = dict(
+        budget_kind=config.budget_kind, tolerance=config.tolerance, d_tree=d_tree,
+        embed_dim=embed_dim,
+    )  # fmt: skip
+    points: list[SweepPoint] = []
+    for budget in budgets[: int(seq.fixed)]:
+        points += budget_slice(
+            budget, config.task, d_m=config.d_m, k_c=(int(seq.k_c),),
+            max_points=config.max_points, **common,
+        )  # fmt: skip
+    axes: list[SweepPoint] = []
+    if "axis" in config.slices:
+        axes = axis_slices(
+            config.task,
+            center_budget=float(config.axis.center_budget),
+            d_m=int(config.axis.d_m),
+            k_c=int(config.axis.k_c),
+            axes=tuple(config.axis.axes),
+            values=config.axis.get("values", None),
+            **common,
+        )
+    points += axes
+    length = seq.get("length", None)
+    if length is not None:
+        points += [
+            length_point(p, config.train, int(length.factor), tuple(length.seeds))
+            for p in axis_ends(axes)
+        ]
     return points

@@ -290,6 +290,12 @@ def manifest_for(
                 "describe": t.point.describe(),
                 "seed": t.seed,
                 "model": json.loads(canonical_json(t.point.model_dict)),
+                # a point's own trainer fields (the length slice), only when it has some
+                **(
+                    {"train": json.loads(canonical_json(dict(t.point.train)))}
+                    if t.point.train
+                    else {}
+                ),
             }
             for t in trials
         },

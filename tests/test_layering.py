@@ -2,7 +2,8 @@
 
 Layers, lowest first (CONTRIBUTING.md habit 1): shared infrastructure → pure math (`ops`) → the
 neuron and network math (no Flax) → Flax modules → task models and the converter → data →
-budgets → configs → jitted train steps → the run loop → command lines → sweeps → analysis. Every
+budgets → configs → jitted train steps → the run loop → command lines → sweeps → analysis → the
+sweep drivers (`sweeps.run`, `sweeps.sequential`: a sequential sweep reads the analysis). Every
 import counts, including those inside functions. A module may import from its own layer or
 below. A new top-level module must be given a layer here.
 """
@@ -62,6 +63,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("sweeps", ("sweeps.*",)),
     ("analysis", ("analysis.*",)),
+    # A sequential sweep places each budget from the analysis of the budgets before it.
+    ("sweep drivers", ("sweeps.run", "sweeps.sequential")),
 )
 
 

@@ -1,0 +1,98 @@
+"""The law sweep: the scaling law (docs/science.md §8, claim 4) and the information model tested
+out of sample on 2 CPU cores, by a sequential sweep with written-down predictions.
+
+Command line (what `make sweep SWEEP=law` runs):
+
+    python -m sweeps.run --sweep law --dir sweep_runs/law
+
+Data and training as the default sweep (`sweeps/configs/default.py`): SHD-Adding on the embedded
+SHD default, 50 ms bins, batch 32, Adamax at peak learning rate 4e-2 with cosine decay, 1,000
+steps, 4 seeds, validation on the first 1,024 official pairs and test on the first 2,048.
+
+Sequential (sweeps/sequential.py; docs/sweeps.md): P_core budgets 400, 950, 2,250, 5,350,
+12,700 (the five fitted budgets, 1.50 decades) and 40,000 (held out: 3.15x the largest fitted,
+two decades above the smallest), trained in this order. 400 and 950 take the fixed wide grid
+(d_m in 1, 2, 3, 4, 6, 8, 12, 16, up to 5 points, k_c = 16, within 8 %); every later budget
+takes 5 points at k_c = 16, evenly in log N over x4 either side of the N* that the claim-3 law
+of the budgets before it extrapolates (analysis/placement.py). Before 40,000 trains,
+`predictions.json` records the law's L*(40,000), the extrapolated N*, the information model's
+optimum and the naive L*(12,700). Counted on P_core; on P_total (the decoder adds 19 (N + 1))
+the budgets' median points stay 3x apart and span 1.5 decades (tests/test_sweep_sequential.py).
+Axis slices as the default sweep's (around N = 15, d_m = 4 at 2,000: N 8, 15, 30; d_m 2, 4, 8;
+k_c 4, 16, 64) for claims 1-3 on the same sweep.
+
+Training-length check (docs/science.md §8): each budget's two best points, and the two ends of
+each axis slice, trained again at 2,000 steps with seeds 0 and 1; the report says per claim
+whether the decision holds at both lengths.
+
+Estimator study (docs/analysis.md): `python -m analysis.synthetic_law` simulates this design on
+planted surfaces.
+
+Expected run time: an ESTIMATE, not a measured sweep. Per-step times of the seed-vmapped train
+step (`bench/sweep_throughput.py`'s timing, 4 seeds, batch 32, T = 40, fused CPU kernel) were
+measured at nine (N, d_m) shapes on the shared 2-core machine at load 9-10, fitted by
+t = c0 + c1 N + c2 P + c3 N^2, and summed over the points this design places when N* grows as
+P^0.78 from N* = 12 at 1,000 (the default sweep's measured law; P^0.6 gives less), with 15 % for
+evaluation and 15 s of compilation per trainer call; the loaded machine's step times were
+divided by 2.5, the ratio of the same shapes' figures measured at load 2-3 (docs/network.md).
+That gives about 80 minutes of sweep, 45 of them on the held-out budget, and about 90 minutes
+for `make sweep SWEEP=law` from a fresh clone (install, data, report). Variants: `steps`,
+`seeds`, `budgets` (the last held out), `fixed`, `points`, `spread`, `length`, `data`,
+`bin_ms`, `lr`, `batch` (`law.py:budgets=[1e3,2e3,4e3,8e3,1.6e4,5e4]`).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from sweeps.configs import default
+from sweeps.slices import apply_options, parse_arg, sequential_static_points
+
+VARIANTS = (
+    "steps", "seeds", "budgets", "fixed", "points", "spread", "length", "data", "bin_ms", "lr",
+    "batch",
+)  # fmt: skip
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The law sweep's config; `arg`: variant items (see module docstring)."""
+    c = default.get_config()
+    c.name = "law"
+    c.slices = ("budget", "axis")
+    c.budgets = (400.0, 950.0, 2300.0, 5700.0, 15000.0, 48000.0)
+    c.fixed = 2
+    c.points = 5
+    c.spread = 4.0
+    c.length = True
+    apply_options(c, parse_arg(arg), VARIANTS)
+
+    train = c.train
+    train.data.name = c.data
+    train.data.bin_ms = float(c.bin_ms)
+    train.data.batch_size = int(c.batch)
+    train.optim.learning_rate = float(c.lr)
+    train.num_train_steps = int(c.steps)
+    train.log_every = max(1, int(c.steps) // 10)
+    train.eval_every = max(1, int(c.steps) // 4)
+    train.checkpoint_every = max(1, int(c.steps) // 2)
+    c.sequential = ml_collections.ConfigDict(
+        {
+            "budgets": tuple(float(b) for b in c.budgets),
+            "fixed": int(c.fixed),
+            "points": int(c.points),
+            "spread": float(c.spread),
+            "k_c": 16,
+            "d_m_max": 48,
+            "predictions": True,
+            "length": ml_collections.ConfigDict({"factor": 2, "seeds": (0, 1), "points": 2})
+            if c.length
+            else None,
+        }
+    )
+    return c
+
+
+def get_sweep(config: ml_collections.ConfigDict) -> list:
+    """The points known before the sweep starts (sweeps.slices.sequential_static_points); the
+    sweep places the other budgets as results arrive (sweeps/sequential.py)."""
+    return sequential_static_points(config)
