@@ -405,7 +405,11 @@ def decide_block(
 
 
 def decide_claims(
-    trials: pd.DataFrame, n_boot: int = 200, seed: int = 0, arch: str = "elm"
+    trials: pd.DataFrame,
+    n_boot: int = 200,
+    seed: int = 0,
+    arch: str = "elm",
+    information_model: bool = True,
 ) -> list[ClaimsBlock]:
     """Decide the docs/science.md §8 claims on a validated trial frame: one block per (data set,
     budget kind of the ``budget`` slice); the axis and random slices of a data set join every
@@ -417,7 +421,12 @@ def decide_claims(
         kinds = sorted(g.loc[budget, "budget_kind"].unique()) or ["core"]
         for kind in kinds:
             part = g[~budget | (g["budget_kind"] == kind)].reset_index(drop=True)
-            blocks.append(decide_block(part, kind, n_boot=n_boot, seed=seed, arch=arch))
+            blocks.append(
+                decide_block(
+                    part, kind, n_boot=n_boot, seed=seed, arch=arch,
+                    information_model=information_model,
+                )
+            )  # fmt: skip
     return blocks
 
 

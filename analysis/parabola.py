@@ -159,8 +159,15 @@ def fit_from_resamples(
     boot: dict[str, np.ndarray],
     budget_kind: str,
     k_c: float | None = None,
+    correction: dict | None = None,
 ) -> ParabolaFit:
-    """The parabola of the points ``index`` of ``table`` (one budget), using shared resamples."""
+    """The parabola of the points ``index`` of ``table`` (one budget), using shared resamples.
+
+    ``correction`` (the training-length check, :mod:`analysis.length_check`) adds a line in
+    log N to each split's parabola: ``{split: (intercept, slope, intercept_b, slope_b)}`` with
+    the estimate and its [B] resamples, and ``"df"``: the seed degrees of freedom it adds; the
+    curvature is unchanged.
+    """
     index = np.asarray(index, int)
     pts_all = table.points.iloc[index]
     P = float(pts_all["budget"].iloc[0])
@@ -177,11 +184,16 @@ def fit_from_resamples(
     if not (np.isfinite(val).all() and np.isfinite(test).all()):
         raise FitError(f"budget {P:g}, k_c={k_c:g}: a point has no finite seed losses")
     coef = parabola_coefficients(x, val)[0]
-    x_opt, _ = parabola_minimiser(coef[None], lo, hi)
     coef_test = parabola_coefficients(x, test)[0]
-
     bc = parabola_coefficients(x, boot["val"][:, index])
     bt = parabola_coefficients(x, boot["test"][:, index])
+    for split, point, resampled in (("val", coef, bc), ("test", coef_test, bt)):
+        if correction is not None:
+            d0, s0, d0_b, s0_b = correction[split]
+            point[:2] += (d0, s0)
+            resampled[:, 0] += d0_b
+            resampled[:, 1] += s0_b
+    x_opt, _ = parabola_minimiser(coef[None], lo, hi)
     bx, b_interior = parabola_minimiser(bc, lo, hi)
     bN = np.exp(bx)
     samples = pd.DataFrame(
@@ -194,7 +206,7 @@ def fit_from_resamples(
         }
     )
     N_star = float(np.exp(x_opt[0]))
-    df = table.degrees_of_freedom(index)
+    df = table.degrees_of_freedom(index) + (int(correction["df"]) if correction else 0)
     k_e_star = float(_k_e_star(P, np.array([N_star]), pts, budget_kind)[0])
     L_star = float(coef[0] + coef[1] * x_opt[0] + coef[2] * x_opt[0] ** 2)
     L_star_test = float(coef_test[0] + coef_test[1] * x_opt[0] + coef_test[2] * x_opt[0] ** 2)

@@ -314,3 +314,40 @@ def tradeoff_trials(
             i, [c for c in df.columns if c.endswith(("_loss", "_metric")) and "blind" not in c]
         ] = np.nan
     return df
+
+
+def length_trials(
+    trials: pd.DataFrame,
+    delta_fn,
+    seeds=(0, 1),
+    factor: int = 2,
+    noise: float = 0.0,
+    rng_seed: int = 0,
+) -> pd.DataFrame:
+    """The ``length`` slice of the training-length check for a table of :func:`tradeoff_trials`:
+    each budget's two best points (seed-mean final validation loss) and the two ends of each
+    axis slice, their ``seeds`` again with ``steps x factor`` and every loss changed by
+    ``delta_fn(N, k_e, k_c)`` (plus multiplicative noise of sd ``noise``)."""
+    rng = np.random.default_rng(rng_seed)
+    ok = trials[trials["status"] == "ok"]
+    picked = []
+    for budget, g in ok[ok["slice"] == "budget"].groupby("budget"):
+        means = g.groupby("point_id")["final_val_loss"].mean().sort_values()
+        picked += [("budget", budget, p) for p in means.index[:2]]
+    for slice_, col in (("axis_N", "N"), ("axis_k_e", "k_e"), ("axis_k_c", "k_c")):
+        g = ok[ok["slice"] == slice_]
+        if g[col].nunique() >= 2:
+            ends = g.sort_values(col)["point_id"]
+            picked += [(slice_, np.nan, ends.iloc[0]), (slice_, np.nan, ends.iloc[-1])]
+    rows = []
+    for slice_, budget, point_id in picked:
+        src = ok[(ok["slice"] == slice_) & (ok["point_id"] == point_id)]
+        for _, r in src[src["seed"].isin(seeds)].iterrows():
+            r = r.copy()
+            delta = float(delta_fn(r["N"], r["k_e"], r["k_c"]))
+            for col in ("val_loss", "test_loss", "final_val_loss", "final_test_loss"):
+                r[col] = (r[col] + delta) * np.exp(noise * rng.standard_normal())
+            r["slice"], r["budget"], r["steps"] = "length", budget, int(r["steps"]) * factor
+            r["trial_id"] = _hash(r["trial_id"], "length", factor)
+            rows.append(r)
+    return pd.concat([trials, pd.DataFrame(rows)], ignore_index=True)

@@ -176,3 +176,41 @@ def test_fast_fit_reaches_the_scalar_fits_objective():
         assert fast.objective <= slow.objective * (1 + 1e-6) + 1e-15
         assert fast.predict(1e5) == pytest.approx(float(slow.predict(1e5)), rel=1e-4)
         assert fast.n_starts == 45
+
+
+def length_table(delta_fn, loss_fn=None, rng_seed=5):
+    from analysis.synthetic import exact_law_surface, length_trials
+
+    trials = tradeoff_trials(loss_fn or exact_law_surface, seeds=(0, 1, 2, 3), rng_seed=rng_seed)
+    return validate(length_trials(trials, delta_fn, noise=0.001, rng_seed=rng_seed))
+
+
+def test_a_uniform_gain_from_longer_training_leaves_every_decision_as_it_was():
+    from analysis.length_check import check_length
+
+    trials = length_table(lambda N, k_e, k_c: -0.03)
+    [block] = decide_claims(trials, n_boot=60, information_model=False)
+    check = check_length(trials, block, n_boot=60, information_model=False)
+    assert check.steps == (2000, 4000)
+    table = check.table(block).set_index("claim")
+    assert table["holds"].all(), table[["decision at 4000 steps", "note 2x"]]
+    # a constant shift moves no optimum, and every L* by the shift
+    assert check.deltas["delta_val"].to_numpy() == pytest.approx(-0.03, abs=0.01)
+    assert len(check.deltas) == 2 * len(block.parabolas) + 6
+    assert check.claims["optimum_moves"].statistic == pytest.approx(
+        block.claims["optimum_moves"].statistic, abs=0.02
+    )
+
+
+def test_longer_training_that_favours_few_neurons_can_overturn_monotone_n():
+    from analysis.length_check import check_length
+
+    # at 2x the loss rises with log N by more than the 1x slope falls: the N axis turns around
+    trials = length_table(lambda N, k_e, k_c: 0.5 * np.log(N))
+    [block] = decide_claims(trials, n_boot=60, information_model=False)
+    check = check_length(trials, block, n_boot=60, information_model=False)
+    assert block.claims["monotone_N"].decision == "supported"
+    assert check.claims["monotone_N"].decision == "contradicted"
+    row = check.table(block).set_index("claim").loc["monotone_N"]
+    assert row["holds"] == False  # noqa: E712
+    assert row["statistic 2x"] == pytest.approx(row["statistic 1x"] + 0.5, abs=0.01)
