@@ -67,6 +67,7 @@ def refit_power_law(
     start: tuple[float, float, float] | np.ndarray,
     delta: float = HUBER_DELTA,
     fallback: bool = False,
+    max_iter: int = _MAX_ITER,
 ) -> BatchFit:
     """Refit ``E + A P^-alpha`` to every row of ``losses`` [B, n] from ``start = (a, alpha, e)``
     (one start for every row, or one row of starts [B, 3] per row).
@@ -91,7 +92,7 @@ def refit_power_law(
     active = good.copy()
     converged = np.zeros(B, bool)
     damping = 1e-9
-    for _ in range(_MAX_ITER):
+    for _ in range(max_iter):
         if not active.any():
             break
         idx = np.flatnonzero(active)
@@ -115,26 +116,28 @@ def refit_power_law(
         H = np.where(definite[:, None, None], newton, irls)
         H = H + (damping * scale + 1e-300) * np.eye(3)
         step = -np.linalg.solve(H, grad[:, :, None])[:, :, 0]
-        t = np.ones(len(idx))
         new_theta = theta[idx].copy()
         new_f = f[idx].copy()
-        pending = np.ones(len(idx), bool)
+        pending = np.arange(len(idx))
+        t = 1.0
         for _ in range(_MAX_HALVINGS):
-            trial = theta[idx] + t[:, None] * step
+            trial = theta[idx[pending]] + t * step[pending]
             trial[:, 1] = np.clip(trial[:, 1], *ALPHA_BOUNDS)
-            ft, _, _ = _objective(trial, logP, logL[idx], delta)
-            better = pending & np.isfinite(ft) & (ft <= f[idx])
-            new_theta[better], new_f[better] = trial[better], ft[better]
-            pending &= ~better
-            if not pending.any():
+            ft, _, _ = _objective(trial, logP, logL[idx[pending]], delta)
+            better = np.isfinite(ft) & (ft <= f[idx[pending]])
+            new_theta[pending[better]], new_f[pending[better]] = trial[better], ft[better]
+            pending = pending[~better]
+            if not len(pending):
                 break
-            t[pending] *= 0.5
+            t *= 0.5
+        stalled = np.zeros(len(idx), bool)
+        stalled[pending] = True
         moved = np.abs(new_theta - theta[idx]).max(axis=1)
         gain = f[idx] - new_f
         theta[idx], f[idx] = new_theta, new_f
         _, r_new, w_new = _objective(theta[idx], logP, logL[idx], delta)
         r[idx], w[idx] = r_new, w_new
-        done = (moved < _STEP_TOL) | (gain <= _GAIN_TOL * np.maximum(new_f, 1e-300)) | pending
+        done = (moved < _STEP_TOL) | (gain <= _GAIN_TOL * np.maximum(new_f, 1e-300)) | stalled
         # converged: a step that no longer moves (pending: no halving lowered the objective)
         converged[idx[done]] = True
         active[idx[done]] = False
@@ -166,9 +169,9 @@ def refit_power_law(
 def fit_power_law_fast(
     budgets: np.ndarray, losses: np.ndarray, delta: float = HUBER_DELTA
 ) -> PowerLawFit:
-    """:func:`analysis.scaling.fit_power_law` from its 45 starts, all iterated at once here;
-    the best end point is polished with L-BFGS-B (one start), so the result is the scalar
-    fit's from that point. Same objective, same starts, about 5x faster.
+    """:func:`analysis.scaling.fit_power_law` from its 45 starts, all iterated at once here
+    (25 steps each); the best end point is polished with L-BFGS-B (one start), so the result
+    is the scalar fit's from that point. Same objective, same starts, several times faster.
 
     Raises:
       FitError: as :func:`analysis.scaling.fit_power_law`.
@@ -180,7 +183,8 @@ def fit_power_law_fast(
         P, L, delta=delta, starts=[(0.0, 0.5, float(np.log(np.min(L)) if np.all(L > 0) else 0.0))]
     )
     starts = np.array(default_start_grid(P, L))
-    batch = refit_power_law(P, np.tile(L, (len(starts), 1)), starts, delta=delta)
+    # the batch only has to find the best basin: the polish below converges in it
+    batch = refit_power_law(P, np.tile(L, (len(starts), 1)), starts, delta=delta, max_iter=25)
     best = int(np.nanargmin(batch.objective))
     start = (np.log(batch.A[best]), batch.alpha[best], np.log(batch.E[best]))
     fit = fit_power_law(P, L, delta=delta, starts=[start])

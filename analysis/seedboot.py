@@ -132,30 +132,38 @@ def seed_table(trials: pd.DataFrame, arch: str = "elm") -> SeedTable:
         notes.append("input-blind baseline unknown: the 3-SE learning check was not done")
     points, losses = [], {s: [] for s in SPLITS}
     n_dropped_all = 0
-    # a point shared by two slices (the base point of the axis slices) is kept once per slice
-    for _, g in rows.groupby(["slice", "budget", "point_id"], sort=True, dropna=False):
-        g = g.sort_values("seed")
-        diverged = (g["status"] == "diverged").to_numpy()
-        keep = np.ones(len(g), bool)
+    # a point shared by two slices (the base point of the axis slices) is kept once per slice;
+    # the points in groupby order (slice, budget with NaN last, point_id), seeds ascending
+    group = rows.groupby(["slice", "budget", "point_id"], sort=True, dropna=False).ngroup()
+    order = np.lexsort((rows["seed"].to_numpy(), group.to_numpy()))
+    rows = rows.iloc[order]
+    gid = group.to_numpy()[order]
+    starts = np.flatnonzero(np.r_[True, gid[1:] != gid[:-1]]) if len(gid) else np.zeros(0, int)
+    ends = np.r_[starts[1:], len(gid)].astype(int) if len(gid) else np.zeros(0, int)
+    diverged_all = (rows["status"] == "diverged").to_numpy()
+    values = {}
+    for s in SPLITS:
+        v = pd.to_numeric(rows[columns[s]], errors="coerce").to_numpy(float).copy()
+        blind_col = f"input_blind_{s}_loss"
+        blind = (
+            pd.to_numeric(rows[blind_col], errors="coerce").to_numpy(float)
+            if blind_col in rows.columns
+            else np.full(len(rows), np.nan)
+        )
+        blind = np.where(np.isfinite(blind), blind, base[f"{s}_loss"])
+        v[diverged_all] = blind[diverged_all]
+        values[s] = v
+    firsts = rows.iloc[starts][list(_POINT_FIELDS)].to_dict(orient="records")
+    for first, a, b in zip(firsts, starts, ends, strict=True):
+        keep = np.ones(b - a, bool)
         for s in SPLITS:
-            v = pd.to_numeric(g[columns[s]], errors="coerce").to_numpy(float).copy()
-            blind_col = f"input_blind_{s}_loss"
-            blind = (
-                pd.to_numeric(g[blind_col], errors="coerce").to_numpy(float)
-                if blind_col in g.columns
-                else np.full(len(g), np.nan)
-            )
-            blind = np.where(np.isfinite(blind), blind, base[f"{s}_loss"])
-            v[diverged] = blind[diverged]
-            keep &= np.isfinite(v)
-            losses[s].append(v)
+            keep &= np.isfinite(values[s][a:b])
         for s in SPLITS:
-            losses[s][-1] = losses[s][-1][keep]
-        first = g.iloc[0]
-        row = {f: first[f] for f in _POINT_FIELDS}
+            losses[s].append(values[s][a:b][keep])
+        row = dict(first)
         row.update(
             n_seeds=int(keep.sum()),
-            n_diverged=int(diverged.sum()),
+            n_diverged=int(diverged_all[a:b].sum()),
             n_dropped=int((~keep).sum()),
         )
         n_dropped_all += row["n_dropped"]
