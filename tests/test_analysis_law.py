@@ -214,3 +214,36 @@ def test_longer_training_that_favours_few_neurons_can_overturn_monotone_n():
     row = check.table(block).set_index("claim").loc["monotone_N"]
     assert row["holds"] == False  # noqa: E712
     assert row["statistic 2x"] == pytest.approx(row["statistic 1x"] + 0.5, abs=0.01)
+
+
+def test_the_planted_law_of_the_estimator_study_has_its_calibrated_optimum():
+    from analysis.synthetic_law import PlantedLaw
+
+    law = PlantedLaw.calibrated()
+    assert law.n_star(1e3) == pytest.approx(12.0) and law.n_star_slope == pytest.approx(0.78)
+    assert law.alpha == pytest.approx(0.3)
+    assert law.l_star([1e3, 5e3]) == pytest.approx([2.45, 2.33])
+    for P in (400.0, 4.8e4):
+        N = np.geomspace(1, P / 20, 20001)
+        loss = law.loss(N, P)
+        assert N[np.argmin(loss)] == pytest.approx(law.n_star(P), rel=1e-3)
+        assert loss.min() == pytest.approx(law.l_star(P), abs=1e-9)
+    flat = PlantedLaw.calibrated(saturate_at=1.5e4)
+    assert flat.l_star(4.8e4) == pytest.approx(law.l_star(1.5e4))
+    assert flat.l_star(5e3) == pytest.approx(law.l_star(5e3))
+    N = np.geomspace(1, 4.8e4 / 20, 20001)
+    assert N[np.argmin(flat.loss(N, 4.8e4))] == pytest.approx(law.n_star(4.8e4), rel=1e-3)
+
+
+def test_the_estimator_study_simulates_the_law_sweeps_design():
+    from analysis.synthetic_law import Design, PlantedLaw, simulate, study
+
+    design = Design.from_sweep("law")
+    trials = simulate(PlantedLaw.calibrated(), design, 0.022, np.random.default_rng(0))
+    budget = trials[trials["slice"] == "budget"]
+    assert sorted(budget["budget"].unique()) == list(design.budgets)
+    assert budget.groupby("budget")["N"].nunique().min() >= 4
+    assert trials["seed"].nunique() == design.seeds
+    frame = study(2, 20, 0.022, seed=3)
+    assert len(frame) == 4 and set(frame["surface"]) == {"power law", "saturating"}
+    assert frame["alpha_covered"].isna().tolist() == [False, False, True, True]
