@@ -1,6 +1,7 @@
 """Self-contained HTML report of one or several sweep directories.
 
     python -m analysis.report SWEEP_DIR [SWEEP_DIR ...] [--out DIR] [--loss val_loss] [--n-boot 200]
+        [--study-replicates 50]
 
 Writes ``DIR/report.html`` (figures embedded as base64 PNG; default DIR = ``SWEEP_DIR/report``)
 and the figures as PNG files in ``DIR/figures/``. Results on different data sets (or budget
@@ -27,6 +28,7 @@ from analysis import explore, plots
 from analysis.claims import decide_claims, write_claims_json
 from analysis.claims_report import baseline_section, claims_section, convergence_section
 from analysis.info_model import PARAMETER_MEANINGS, PARAMETER_NAMES
+from analysis.law_report import law_section
 from analysis.load import SchemaError, load_sweeps
 from analysis.pipeline import Analysis, analyse
 from analysis.seedboot import input_blind
@@ -289,9 +291,13 @@ def build_report(
     loss: str = "auto",
     n_boot: int = 200,
     seed: int = 0,
+    study_replicates: int = 50,
 ) -> Path:
     """Analyse the sweep directories and write ``out_dir/report.html`` (opening with the
-    docs/science.md §8 claims) and ``out_dir/claims.json``; returns the report's path."""
+    docs/science.md §8 claims) and ``out_dir/claims.json``; returns the report's path.
+
+    ``study_replicates``: replicates per planted surface of the estimator study in the
+    "Scaling law" section (sequential sweeps only; 0: none)."""
     dirs = [sweep_dirs] if isinstance(sweep_dirs, (str, Path)) else list(sweep_dirs)
     out_dir = Path(out_dir) if out_dir is not None else Path(dirs[0]) / "report"
     fig_dir = out_dir / "figures"
@@ -300,8 +306,16 @@ def build_report(
     # the claim tests open the report; their intervals need at least CLAIMS_MIN_BOOT resamples
     blocks = decide_claims(trials, n_boot=max(n_boot, CLAIMS_MIN_BOOT), seed=seed)
     write_claims_json(blocks, out_dir / "claims.json")
-    body = [claims_section(blocks, fig_dir, _img), baseline_section(trials, loss)]
-    body.append(convergence_section(trials))
+    body = [claims_section(blocks, fig_dir, _img)]
+    body.append(
+        law_section(
+            blocks, trials, dirs, fig_dir, _img, max(n_boot, CLAIMS_MIN_BOOT), seed,
+            study_replicates,
+        )
+    )  # fmt: skip
+    # the length slice (points trained again at another length) is the length check's alone
+    trials = trials[trials["slice"] != "length"].reset_index(drop=True)
+    body += [baseline_section(trials, loss), convergence_section(trials)]
     fits = {}
     for key, group in trials.groupby(["dataset", "budget_kind"], sort=True):
         an = analyse(group.reset_index(drop=True), loss=loss, n_boot=n_boot, seed=seed)
@@ -349,12 +363,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--n-boot", type=_non_negative_int, default=200, help="bootstrap resamples (0: none)"
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
+    parser.add_argument(
+        "--study-replicates",
+        type=_non_negative_int,
+        default=50,
+        help="estimator-study replicates per surface in the scaling-law section (0: none)",
+    )
     args = parser.parse_args(argv)
     if args.out is not None:
         _check_out_dir(parser, args.out)
     try:
         path = build_report(
-            args.sweep_dirs, args.out, loss=args.loss, n_boot=args.n_boot, seed=args.seed
+            args.sweep_dirs,
+            args.out,
+            loss=args.loss,
+            n_boot=args.n_boot,
+            seed=args.seed,
+            study_replicates=args.study_replicates,
         )
     except (OSError, SchemaError) as err:
         if cli.debug_requested():

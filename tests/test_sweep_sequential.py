@@ -163,3 +163,28 @@ def test_a_sequential_sweep_refuses_flags_that_would_change_its_placement(
 ):
     assert sweep(tmp_path / "d", FAKE, *flag) == 2
     assert words in capsys.readouterr().err
+
+
+def test_the_report_scores_the_written_predictions_and_checks_the_training_length(
+    law_dir, tmp_path
+):
+    from analysis.claims import decide_claims
+    from analysis.law_report import law_section
+    from analysis.predictions import read_predictions
+
+    trials = load_sweeps(law_dir)
+    blocks = decide_claims(trials, n_boot=50)
+    page = law_section(blocks, trials, [law_dir], tmp_path, lambda p, alt: f"<img {alt}>",
+                       n_boot=50, study_replicates=0)  # fmt: skip
+    _, digest = read_predictions(law_dir / "predictions.json")
+    assert page.startswith("<h2>Scaling law")
+    assert (
+        digest in page and "L*: power law" in page and "L*: naive (largest fitted budget)" in page
+    )
+    assert "the same figure as written" in page
+    assert "Training length: 1000 and 2000 steps" in page and "holds" in page
+    for name in ("law_shd-default_50ms_core.png", "law_model_shd-default_50ms_core.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    law = blocks[0].claims["scaling_law"]
+    assert law.decision == "supported", law.note
+    assert law.details["held_out_budget"] == BUDGETS[-1]
