@@ -9,9 +9,9 @@ SWEEP ?= sweeps/configs/default.py
 # Each sweep gets its own results directory by default: sweep_runs/<config name>.
 SWEEP_NAME = $(basename $(notdir $(firstword $(subst :, ,$(SWEEP)))))
 SWEEP_DIR ?= sweep_runs/$(SWEEP_NAME)
-# The default sweep reads only the embedded SHD default, so `make sweep` builds only that one;
+# The default and law sweeps read only the embedded SHD default, so they build only that one;
 # any other sweep prepares every embedded default set.
-SWEEP_PREPARE ?= $(if $(filter default,$(SWEEP_NAME)),--only shd,)
+SWEEP_PREPARE ?= $(if $(filter default law,$(SWEEP_NAME)),--only shd,)
 PYTEST_ARGS ?=
 
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
@@ -51,6 +51,7 @@ data: install fashion-mnist
 	$(PY) -m elm_jax.data.prepare
 
 # The default sweep (see sweeps/configs/default.py for its measured time), or any other: make sweep SWEEP=tiny
+# (make sweep SWEEP=law: the sequential scaling-law sweep, sweeps/configs/law.py)
 # Runs again resume (same SWEEP_DIR); ends with the results table and the analysis report.
 sweep: install kernel
 	$(PY) -m elm_jax.data.prepare $(SWEEP_PREPARE)

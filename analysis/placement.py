@@ -3,7 +3,8 @@ sweeps; docs/science.md §8, claim 4).
 
 A sequential sweep trains its budgets in ascending order. The first budgets (two by default) get
 a fixed wide grid; every later budget gets ``points`` (5) points at one k_c, spread evenly in
-log N over ``[N*/spread, N* spread]`` (spread 4) around the N* that the claim-3 law of the budgets
+log N over ``[N*/spread, N* spread]`` (the law sweep's spread is 2.83: docs/analysis.md, the
+estimator study, shows why not 4) around the N* that the claim-3 law of the budgets
 already done extrapolates to it:
 
 * each done budget's parabola in log N (docs/science.md §8, claim 2) is fitted to its seed-mean

@@ -70,3 +70,20 @@ def test_enwiki_overnight_sweep_has_a_parabola_per_budget_and_three_axis_slices(
     assert sorted(axes) == ["axis_N", "axis_k_c", "axis_k_e"]
     assert all(len(v) >= 3 for v in axes.values())
     assert run.load_sweep("enwiki_overnight").config.task == "enwik8"
+
+
+def test_law_sweep_holds_out_a_budget_3x_beyond_five_fitted_ones_over_1_5_decades():
+    loaded = run.load_sweep("law")
+    seq = loaded.config.sequential
+    budgets = list(seq.budgets)
+    fitted, held = budgets[:-1], budgets[-1]
+    assert budgets == sorted(budgets) and len(fitted) >= 5
+    assert math.log10(fitted[-1] / fitted[0]) >= 1.5 and held >= 3 * fitted[-1]
+    assert math.log10(held / fitted[0]) >= 2  # the claim's two decades, held-out included
+    assert loaded.config.budget_kind == "core" and seq.predictions and seq.length.factor == 2
+    static = collections.Counter((p.slice, p.budget) for p in loaded.points if p.slice == "budget")
+    assert sorted(b for _, b in static) == fitted[: seq.fixed]  # the rest is placed as it runs
+    assert all(n >= 4 for n in static.values())  # a parabola at each fixed-grid budget
+    length = [p for p in loaded.points if p.slice == "length"]
+    assert len(length) == 6 and {p.seeds for p in length} == {(0, 1)}
+    assert {dict(p.train)["num_train_steps"] for p in length} == {2000}

@@ -22,6 +22,7 @@ from sweeps.configs import law
 FAKE = "tests.sweep_fakes:law_train"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGETS = tuple(law.get_config().budgets)
+SPREAD = law.get_config().spread
 
 
 def sweep(directory, train_fn=FAKE, *extra) -> int:
@@ -51,9 +52,9 @@ def test_each_later_budget_is_placed_around_the_optimum_its_predecessors_extrapo
         assert max(b["law"]["budgets"]) < b["budget"]  # only the budgets before it
         N = [c["N"] for c in b["chosen"]]
         assert len(N) == 5 and N == sorted(set(N))
-        # 5 targets evenly in log N over x4 either side; d_m is an integer, so each point is
-        # the nearest network (within a factor 1.5 of its target here)
-        np.testing.assert_allclose(b["targets"], b["N_star"] * 4.0 ** np.linspace(-1, 1, 5))
+        # 5 targets evenly in log N over x2.83 either side; d_m is an integer, so each point
+        # is the nearest network (within a factor 1.5 of its target here)
+        np.testing.assert_allclose(b["targets"], b["N_star"] * SPREAD ** np.linspace(-1, 1, 5))
         assert all(abs(np.log(n / t)) < np.log(1.5) for n, t in zip(N, b["targets"], strict=True))
         assert len(b["length_check"]) == 2
     trials = load_sweeps(law_dir)
@@ -72,7 +73,7 @@ def test_the_placement_is_recomputed_from_the_records_of_the_budgets_before_it(l
     for i, b in enumerate(placements(law_dir)[2:], start=2):
         optima, notes = budget_optima(trials, BUDGETS[:i])
         candidates = grid_candidates(b["budget"], 16, range(1, 49), 0.08)
-        again = place_budget(b["budget"], candidates, optima, notes, k_c=16)
+        again = place_budget(b["budget"], candidates, optima, notes, spread=SPREAD, k_c=16)
         assert [list(c) for c in again.chosen] == [[c["d_m"], c["N"]] for c in b["chosen"]]
         assert again.reason == b["reason"]
 

@@ -9,36 +9,43 @@ Data and training as the default sweep (`sweeps/configs/default.py`): SHD-Adding
 SHD default, 50 ms bins, batch 32, Adamax at peak learning rate 4e-2 with cosine decay, 1,000
 steps, 4 seeds, validation on the first 1,024 official pairs and test on the first 2,048.
 
-Sequential (sweeps/sequential.py; docs/sweeps.md): P_core budgets 400, 950, 2,250, 5,350,
-12,700 (the five fitted budgets, 1.50 decades) and 40,000 (held out: 3.15x the largest fitted,
-two decades above the smallest), trained in this order. 400 and 950 take the fixed wide grid
+Sequential (sweeps/sequential.py; docs/sweeps.md): P_core budgets 400, 950, 2,300, 5,700 and
+15,000 (the five fitted budgets, 1.57 decades) and 48,000 (held out: 3.2x the largest fitted,
+2.08 decades above the smallest), trained in this order. 400 and 950 take the fixed wide grid
 (d_m in 1, 2, 3, 4, 6, 8, 12, 16, up to 5 points, k_c = 16, within 8 %); every later budget
-takes 5 points at k_c = 16, evenly in log N over x4 either side of the N* that the claim-3 law
-of the budgets before it extrapolates (analysis/placement.py). Before 40,000 trains,
-`predictions.json` records the law's L*(40,000), the extrapolated N*, the information model's
-optimum and the naive L*(12,700). Counted on P_core; on P_total (the decoder adds 19 (N + 1))
-the budgets' median points stay 3x apart and span 1.5 decades (tests/test_sweep_sequential.py).
-Axis slices as the default sweep's (around N = 15, d_m = 4 at 2,000: N 8, 15, 30; d_m 2, 4, 8;
-k_c 4, 16, 64) for claims 1-3 on the same sweep.
+takes 5 points at k_c = 16, evenly in log N over x2.83 either side of the N* that the claim-3
+law of the budgets before it extrapolates (analysis/placement.py). Not x4: on the estimator
+study's planted surface the N* slope's intervals then covered the truth in 62 % of replicates
+(the parabola's vertex is biased over a 16x range), at x2.83 in 92 % (docs/analysis.md).
+Before 48,000 trains, `predictions.json` records the law's L*(48,000), the extrapolated N*, the
+information model's optimum and the naive L*(15,000). Counted on P_core; on P_total (the
+decoder adds 19 (N + 1)) the budgets' median points span 1.5 decades and the held-out one
+stays 3x above the largest fitted (tests/test_sweep_sequential.py). Axis slices as the default
+sweep's (around N = 15, d_m = 4 at 2,000: N 8, 15, 30; d_m 2, 4, 8; k_c 4, 16, 64) for claims
+1-3 on the same sweep. 55 trainer calls, 192 trials.
 
 Training-length check (docs/science.md §8): each budget's two best points, and the two ends of
 each axis slice, trained again at 2,000 steps with seeds 0 and 1; the report says per claim
 whether the decision holds at both lengths.
 
-Estimator study (docs/analysis.md): `python -m analysis.synthetic_law` simulates this design on
-planted surfaces.
+Learning rate: the default sweep's 4e-2, checked there at its budget extremes (1e3, 5e3); not
+yet checked at this sweep's extremes, 400 and 48,000 (bench/lr_check.py at x0.5, x1 and x2 of
+the peak rate at the grid ends, one seed each, is the check).
 
-Expected run time: an ESTIMATE, not a measured sweep. Per-step times of the seed-vmapped train
-step (`bench/sweep_throughput.py`'s timing, 4 seeds, batch 32, T = 40, fused CPU kernel) were
-measured at nine (N, d_m) shapes on the shared 2-core machine at load 9-10, fitted by
-t = c0 + c1 N + c2 P + c3 N^2, and summed over the points this design places when N* grows as
-P^0.78 from N* = 12 at 1,000 (the default sweep's measured law; P^0.6 gives less), with 15 % for
-evaluation and 15 s of compilation per trainer call; the loaded machine's step times were
-divided by 2.5, the ratio of the same shapes' figures measured at load 2-3 (docs/network.md).
-That gives about 80 minutes of sweep, 45 of them on the held-out budget, and about 90 minutes
-for `make sweep SWEEP=law` from a fresh clone (install, data, report). Variants: `steps`,
-`seeds`, `budgets` (the last held out), `fixed`, `points`, `spread`, `length`, `data`,
-`bin_ms`, `lr`, `batch` (`law.py:budgets=[1e3,2e3,4e3,8e3,1.6e4,5e4]`).
+Expected run time: an ESTIMATE, not a measured sweep. The seed-vmapped train step (4 seeds,
+batch 32, T = 40, fused CPU kernel; `bench/sweep_throughput.py`'s timing) was timed at nine
+(N, d_m) shapes from N = 12 to 1,500 on the shared 2-core machine at load 9-10 and fitted as
+t = c0 + c1 N + c2 P_core; the points this design places were summed for N* growing as P^0.78
+from N* = 12 at 1,000 (the default sweep's measured law) and as P^0.6, with 10 % for
+evaluation and 20 s per trainer call (compilation, data, checkpoints: the default sweep's
+fastest 1,000-step calls took 32 s on an idle machine). The loaded step times were divided by
+2.5, the typical ratio to the same shapes' times at load 2-3 (docs/network.md: 1.85 for N =
+147, 2.7 for N = 38, 3.5 for N = 13). That gives 86-106 minutes of sweep (41-56 of them on the
+held-out budget) and about 1.5-2 hours for `make sweep SWEEP=law` from a fresh clone (install,
+data, report with its 50-replicate estimator study); with the least favourable ratio, 1.85,
+110-137 minutes of sweep. Variants: `steps`, `seeds`, `budgets` (the last held out), `fixed`,
+`points`, `spread`, `length`, `data`, `bin_ms`, `lr`, `batch`
+(`law.py:budgets=[1e3,2e3,4e3,8e3,1.6e4,5e4]`).
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.budgets = (400.0, 950.0, 2300.0, 5700.0, 15000.0, 48000.0)
     c.fixed = 2
     c.points = 5
-    c.spread = 4.0
+    c.spread = 2.83
     c.length = True
     apply_options(c, parse_arg(arg), VARIANTS)
 
