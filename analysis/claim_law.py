@@ -399,7 +399,13 @@ def information_model_claim(
             f"{len(usable)} usable budget(s); the test needs 3; {table.note}".strip("; "),
             len(usable),
         )
+    pts = table.points
+    largest = float(pts.loc[pts["slice"] == "budget", "budget"].max())
     P_held = usable[-1]
+    if P_held != largest:
+        return not_testable(
+            name, f"the held-out (largest) budget {largest:g} has no usable parabola", len(usable)
+        )
     held = fits[P_held]
     extrap = n_star_extrapolation(fits, usable[:-1], P_held)
     if extrap is None:
