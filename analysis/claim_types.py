@@ -1,15 +1,23 @@
-"""The decided claim (docs/science.md §8): a statistic, its interval, the decision and the reason.
+"""The decided claim (docs/science.md §8): a statistic, its interval, the decision and the reason;
+and a block of them (one data set and budget kind) as ``claims.json`` records it.
 
-Shared by :mod:`analysis.claims` and :mod:`analysis.claim_law`; :meth:`Claim.to_json` is the
-``claims.json`` entry (docs/analysis.md).
+Shared by :mod:`analysis.claims`, :mod:`analysis.claim_law` and :mod:`analysis.claim_model`;
+:meth:`Claim.to_json` is the ``claims.json`` entry (docs/analysis.md).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from analysis.parabola import ParabolaFit
 
 DECISIONS = ("supported", "contradicted", "not_testable")
 
@@ -96,3 +104,63 @@ def decide_sign(
         "; ".join(x for x in (why, note) if x),
         details,
     )
+
+
+@dataclass(frozen=True)
+class ClaimsBlock:
+    """The claims of one data set and budget kind, with what the figures need."""
+
+    dataset: str
+    budget_kind: str
+    claims: dict[str, Claim]
+    input_blind: dict[str, float]  # val_loss, val_metric, test_loss, test_metric (NaN: unknown)
+    loss_columns: dict[str, str]
+    n_boot: int
+    budgets: pd.DataFrame = field(repr=False)  # one row per budget: learned, c, N*, L*, decision
+    parabolas: dict[float, ParabolaFit] = field(default_factory=dict, repr=False)
+    note: str = ""
+
+    def table(self) -> pd.DataFrame:
+        """One row per claim: name, decision, statistic, interval, n, note."""
+        return pd.DataFrame(
+            [
+                {
+                    "claim": c.name,
+                    "decision": c.decision,
+                    "statistic": c.statistic,
+                    "ci95_lo": c.ci95[0] if c.ci95 else None,
+                    "ci95_hi": c.ci95[1] if c.ci95 else None,
+                    "n": c.n,
+                    "note": c.note,
+                }
+                for c in self.claims.values()
+            ]
+        )
+
+    def to_json(self) -> dict:
+        """One block of claims.json."""
+        return {
+            "dataset": self.dataset,
+            "budget_kind": self.budget_kind,
+            "claims": {k: c.to_json() for k, c in self.claims.items()},
+            "input_blind": {
+                "loss": num(self.input_blind["val_loss"]),
+                "metric": num(self.input_blind["val_metric"]),
+                "test_loss": num(self.input_blind["test_loss"]),
+                "test_metric": num(self.input_blind["test_metric"]),
+            },
+            "loss_columns": self.loss_columns,
+            "n_boot": self.n_boot,
+            "budgets": jsonable(self.budgets.to_dict(orient="records")),
+            "note": self.note,
+        }
+
+
+def write_claims_json(blocks: list[ClaimsBlock], path: str | Path) -> Path:
+    """Write ``{"blocks": [block, ...]}`` (one block per data set and budget kind)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"blocks": [b.to_json() for b in blocks]}, indent=1, allow_nan=False))
+    tmp.replace(path)
+    return path

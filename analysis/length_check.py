@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.claim_law import information_model_claim, scaling_law_claim
+from analysis.claim_law import scaling_law_claim
+from analysis.claim_model import information_model_claim
 from analysis.claim_types import Claim, not_testable
 from analysis.claims import (
     AXES,

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from analysis.claim_law import model_optimum_at_k_c  # noqa: E402
+from analysis.claim_model import model_optimum_at_k_c  # noqa: E402
 from analysis.claims import ClaimsBlock  # noqa: E402
 from analysis.info_model import _loss  # noqa: E402
 from analysis.plots import input_blind_line, save  # noqa: E402

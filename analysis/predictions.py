@@ -31,13 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.claim_law import (
-    law_prediction,
-    model_optimum_at_k_c,
-    model_points,
-    n_star_extrapolation,
-    usable_budgets,
-)
+from analysis.claim_law import law_prediction, n_star_extrapolation, usable_budgets
+from analysis.claim_model import model_optimum_at_k_c, model_points
 from analysis.claim_types import jsonable
 from analysis.claims import LENGTH_SLICE, ClaimsBlock, budget_fits
 from analysis.info_boot import refit_on_resamples

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.claim_law import LawPrediction, decide_held_out, decide_information_model
+from analysis.claim_law import LawPrediction, decide_held_out
+from analysis.claim_model import decide_information_model
 from analysis.claims import decide_claims
 from analysis.load import validate
 from analysis.scaling import fit_power_law
