@@ -33,19 +33,21 @@ yet checked at this sweep's extremes, 400 and 48,000 (bench/lr_check.py at x0.5,
 the peak rate at the grid ends, one seed each, is the check).
 
 Expected run time: an ESTIMATE, not a measured sweep. The seed-vmapped train step (4 seeds,
-batch 32, T = 40, fused CPU kernel; `bench/sweep_throughput.py`'s timing) was timed at nine
-(N, d_m) shapes from N = 12 to 1,500 on the shared 2-core machine at load 9-10 and fitted as
-t = c0 + c1 N + c2 P_core; the points this design places were summed for N* growing as P^0.78
-from N* = 12 at 1,000 (the default sweep's measured law) and as P^0.6, with 10 % for
-evaluation and 20 s per trainer call (compilation, data, checkpoints: the default sweep's
-fastest 1,000-step calls took 32 s on an idle machine). The loaded step times were divided by
-2.5, the typical ratio to the same shapes' times at load 2-3 (docs/network.md: 1.85 for N =
-147, 2.7 for N = 38, 3.5 for N = 13). That gives 86-106 minutes of sweep (41-56 of them on the
-held-out budget) and about 1.5-2 hours for `make sweep SWEEP=law` from a fresh clone (install,
-data, report with its 50-replicate estimator study); with the least favourable ratio, 1.85,
-110-137 minutes of sweep. Variants: `steps`, `seeds`, `budgets` (the last held out), `fixed`,
-`points`, `spread`, `length`, `data`, `bin_ms`, `lr`, `batch`
-(`law.py:budgets=[1e3,2e3,4e3,8e3,1.6e4,5e4]`).
+batch 32, T = 40, fused CPU kernel; `bench/sweep_throughput.py`'s timing) was timed at seven
+(N, d_m) shapes from N = 40 to 600 on the 2-core machine while nearly idle (load 1.0-1.6):
+0.031 s (N 40, d_m 4) to 0.224 s (N 522, d_m 3), fitted as t = 0.040 + 0.021 N/100 + 0.019
+P_core/1e4 s. Two short trainer calls (`bench/lr_check.py`: 30.5 s for 20 steps at N = 40,
+56.8 s for 100 steps at N = 245) put each call's compilation, data and checkpoints at about 15 s
+and its five evaluations at about 160 steps' worth. Summed over the points this design places
+when N* grows as P^0.78 from N* = 12 at 1,000 (the default sweep's measured law) or as P^0.6,
+with the 2-seed length points at 0.55x the 4-seed step (timed: 0.44x at N = 245, 0.64x at
+N = 40): 87-94 minutes of sweep (24-29 of them on the held-out budget, 16 on the axis slices and
+their ends), about 1 h 40 min for `make sweep SWEEP=law` from a fresh clone (install, data,
+report with its 50-replicate estimator study). The same shapes timed at load 9-10 were 2-5x
+slower.
+
+Variants: `steps`, `seeds`, `budgets` (the last held out), `fixed`, `points`, `spread`,
+`length`, `data`, `bin_ms`, `lr`, `batch` (`law.py:budgets=[1e3,2e3,4e3,8e3,1.6e4,5e4]`).
 """
 
 from __future__ import annotations
