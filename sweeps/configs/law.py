@@ -36,13 +36,14 @@ Expected run time: an ESTIMATE, not a measured sweep. The seed-vmapped train ste
 batch 32, T = 40, fused CPU kernel; `bench/sweep_throughput.py`'s timing) was timed at seven
 (N, d_m) shapes from N = 40 to 600 on the 2-core machine while nearly idle (load 1.0-1.6):
 0.031 s (N 40, d_m 4) to 0.224 s (N 522, d_m 3), fitted as t = 0.040 + 0.021 N/100 + 0.019
-P_core/1e4 s. Two short trainer calls (`bench/lr_check.py`: 30.5 s for 20 steps at N = 40,
-56.8 s for 100 steps at N = 245) put each call's compilation, data and checkpoints at about 15 s
-and its five evaluations at about 160 steps' worth. Summed over the points this design places
+P_core/1e4 s. Short trainer calls (`bench/lr_check.py`: 30.5 s for 20 steps at N = 40, 56.8 s
+for 100 steps at N = 245; a length point of `law:steps=4` through the sweep engine, 24 s for 8
+steps at N = 8) put each call's compilation, data and checkpoints at about 22 s and its five
+evaluations at about 160 steps' worth. Summed over the points this design places
 when N* grows as P^0.78 from N* = 12 at 1,000 (the default sweep's measured law) or as P^0.6,
 with the 2-seed length points at 0.55x the 4-seed step (timed: 0.44x at N = 245, 0.64x at
-N = 40): 87-94 minutes of sweep (24-29 of them on the held-out budget, 16 on the axis slices and
-their ends), about 1 h 40 min for `make sweep SWEEP=law` from a fresh clone (install, data,
+N = 40): 93-100 minutes of sweep (25-30 of them on the held-out budget, 17 on the axis slices
+and their ends), about 1 h 45 min for `make sweep SWEEP=law` from a fresh clone (install, data,
 report with its 50-replicate estimator study). The same shapes timed at load 9-10 were 2-5x
 slower.
 
