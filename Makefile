@@ -13,6 +13,10 @@ SWEEP_DIR ?= sweep_runs/$(SWEEP_NAME)
 # any other sweep prepares every embedded default set.
 SWEEP_PREPARE ?= $(if $(filter default,$(SWEEP_NAME)),--only shd,)
 PYTEST_ARGS ?=
+# The suite runs in worker processes, one per core up to 4, each test file whole in one worker
+# (module fixtures are built once). Most tests wait on XLA compiles, which use one core each.
+# PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= auto
 
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
@@ -35,7 +39,7 @@ kernel: install
 	$(PY) -m elm_jax.network.fused_build
 
 test: install kernel browser fashion-mnist
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 # ruff checks import order (rule I); tests/test_layering.py that no module imports a higher layer.
 lint: install
