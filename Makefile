@@ -43,13 +43,13 @@ test: install kernel browser fashion-mnist
 
 # ruff checks import order (rule I); tests/test_layering.py that no module imports a higher layer.
 lint: install
-	$(PY) -m ruff check elm_jax sweeps analysis tests bench
-	$(PY) -m ruff format --check elm_jax sweeps analysis tests bench
+	$(PY) -m ruff check elm_jax sweeps analysis tests bench probes
+	$(PY) -m ruff format --check elm_jax sweeps analysis tests bench probes
 	$(PY) -m pytest -q -p no:randomly tests/test_layering.py
 
 format: install
-	$(PY) -m ruff check --fix elm_jax sweeps analysis tests bench
-	$(PY) -m ruff format elm_jax sweeps analysis tests bench
+	$(PY) -m ruff check --fix elm_jax sweeps analysis tests bench probes
+	$(PY) -m ruff format elm_jax sweeps analysis tests bench probes
 
 data: install fashion-mnist
 	$(PY) -m elm_jax.data.prepare
@@ -75,7 +75,7 @@ bench: install
 # Short CPU runs of the single-neuron recipes (elm_jax/configs/neuron_*.py), one JSON line each
 # (tasks whose data or task is not available print status "unavailable" and the reason).
 bench-tasks: install fashion-mnist
-	$(PY) bench/tasks.py $(BENCH_TASKS_ARGS)
+	$(PY) probes/tasks.py $(BENCH_TASKS_ARGS)
 
 # The headless browser of tests/test_explore_browser.py, installed with apt-get when missing and
 # we are root (best effort, quiet); without one that test is skipped and says why.

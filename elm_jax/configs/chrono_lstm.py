@@ -16,7 +16,7 @@ Command line:
 `chrono_lstm.py:scifar,short_cpu` is the few-minute CPU version `make bench-tasks` runs.
 
 Expected run time: GPU hours per task (an estimate, not measured; an LSTM step costs about as
-much as the neuron's). CPU (measured on 2 shared cores, `python bench/tasks.py`): on the sCIFAR
+much as the neuron's). CPU (measured on 2 shared cores, `python probes/tasks.py`): on the sCIFAR
 stand-in (T = 784) the 128-unit recipe trains about 400 steps per 10 minutes (`--full --steps
 30`, evaluation excluded); `scifar,short_cpu` (32 units, 300 steps) reaches 30.9 % validation
 accuracy (256 examples; input-blind 14.5 %, loss 1.74 against 2.28 nats) in 79 s."""

@@ -19,7 +19,7 @@ Command line:
 `neuron_listops.py:short_cpu` is the few-minute CPU version on the generated set.
 
 Expected run time: GPU several hours (an estimate, not measured: 20,000 steps at T = 1,999). CPU
-(measured on 2 shared cores, `python bench/tasks.py`): the recipe (T = 1,999) trains about 330
+(measured on 2 shared cores, `python probes/tasks.py`): the recipe (T = 1,999) trains about 330
 steps per 10 minutes (`--full --steps 30`, evaluation excluded); `short_cpu` (T = 99, d_m = 20,
 batch 32, lr 1e-2, 800 steps on listops-default) reaches 36.7 % validation accuracy (256
 examples; input-blind 19.5 %, loss 1.78 against 2.23 nats) in 28 s. With lr 5e-3, batch 16 and

@@ -14,9 +14,9 @@ own wall time (compilation and evaluation included, so an underestimate) and
 A recipe whose data or task is not available (its config check fails, or its data cannot be
 loaded) prints `"status": "unavailable"` with the reason; nothing is run for it.
 
-    python bench/tasks.py                               # every recipe (make bench-tasks)
-    python bench/tasks.py --tasks scifar,listops --steps 100
-    python bench/tasks.py --full --steps 30             # the recipes themselves: time per step
+    python probes/tasks.py                               # every recipe (make bench-tasks)
+    python probes/tasks.py --tasks scifar,listops --steps 100
+    python probes/tasks.py --full --steps 30             # the recipes themselves: time per step
 
 `--full` trains the recipe as configured (not its short version) on the short version's data
 and evaluates one batch, to time the recipe's own steps (`train_steps_per_10_min`).

@@ -1,7 +1,7 @@
 """Learning rates at a sweep's budget extremes: one vmapped trainer call per point, one seed
 per learning rate (each with its own wiring), on the sweep's own training config.
 
-    python bench/lr_check.py --sweep sweeps/configs/default.py \
+    python probes/lr_check.py --sweep sweeps/configs/default.py \
         --points 29/1/16,4/16/16,38/4/16,147/1/16 --lrs 1e-2,2e-2,4e-2,8e-2
 
 Points are N/d_m/k_c. Prints one JSON line per point: the validation curve per learning rate,

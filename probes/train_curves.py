@@ -4,8 +4,8 @@ Calibrates the seconds per training step of the chosen config (compilation exclu
 `num_train_steps` so that training fits `--minutes`, trains with `train_and_evaluate`, and prints
 JSON lines: one per validation evaluation (the curve) and a final one with the summary.
 
-    python bench/train_curves.py --task shd_adding --minutes 15 --workdir runs/curve_shd
-    python bench/train_curves.py --task enwik8 --minutes 15 --workdir runs/curve_enwik8
+    python probes/train_curves.py --task shd_adding --minutes 15 --workdir runs/curve_shd
+    python probes/train_curves.py --task enwik8 --minutes 15 --workdir runs/curve_enwik8
 
 Expected run time: `--minutes` plus data loading, compilation and the final test evaluation.
 """

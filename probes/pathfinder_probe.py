@@ -1,6 +1,6 @@
 """Is there a cue in the generated Pathfinder-style images short of tracing the contour?
 
-    python bench/pathfinder_probe.py --names pathfinder32_default,pathfinder32_easy_default
+    python probes/pathfinder_probe.py --names pathfinder32_default,pathfinder32_easy_default
 
 For each cached set (built first when absent, docs/data.md) fits an L2 logistic regression on
 the training split and scores it on validation and test, for a few feature sets: hand features

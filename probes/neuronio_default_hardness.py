@@ -5,7 +5,7 @@ the LIF-like neuron) on `neuronio_default` (built first when absent) for `--step
 then scores the final parameters on the held-out test simulations: spike AUC (the trainer's,
 from logit histograms) and soma RMSE in mV, beside the input-blind figures (AUC 0.5).
 
-    python bench/neuronio_default_hardness.py --steps 3000 [--lr 3e-3] [--data-dir DIR]
+    python probes/neuronio_default_hardness.py --steps 3000 [--lr 3e-3] [--data-dir DIR]
 
 One line per model: {"model", "d_m", "params", "steps", "wall_s", "test_auc", "test_soma_rmse_mv",
 "val_auc", "input_blind"}.

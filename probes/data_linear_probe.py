@@ -3,9 +3,9 @@
 Multinomial logistic regression (L2, L-BFGS) on log spike counts binned at `--bin-ms` and pooled
 over groups of `--pool` neighbouring channels, evaluated on held-out speakers.
 
-    python bench/data_linear_probe.py --default [--data-dir DIR]     # embedded SHD default
-    python bench/data_linear_probe.py --train A.h5 --test B.h5       # any SHD-format pair
-    python bench/data_linear_probe.py --fsdd OUT.h5                  # from audio_to_shd output:
+    python probes/data_linear_probe.py --default [--data-dir DIR]     # embedded SHD default
+    python probes/data_linear_probe.py --train A.h5 --test B.h5       # any SHD-format pair
+    python probes/data_linear_probe.py --fsdd OUT.h5                  # from audio_to_shd output:
                                                                      # leave-one-speaker-out
 """
 
