@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.claim_law import scaling_law_claim
-from analysis.claim_types import DECISIONS, Claim, decide_sign, jsonable, not_testable, num
+from analysis.claim_types import DECISIONS, Claim, decide_sign, not_testable, num
 from analysis.parabola import (
     LEVEL,
     ParabolaFit,
@@ -48,6 +48,7 @@ from analysis.parabola import (
 )
 from analysis.scaling import FitError
 from analysis.seedboot import SeedTable, learned, seed_table
+from elm_jax.files import jsonable
 
 __all__ = [
     "AXES",

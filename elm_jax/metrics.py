@@ -17,6 +17,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from elm_jax.files import finite_or_none, write_text_atomic
+
 LN2 = math.log(2.0)
 
 
@@ -24,27 +26,6 @@ def zeros(num_seeds: int) -> dict[str, jnp.ndarray]:
     """Empty accumulator for `num_seeds` seeds."""
     z = jnp.zeros((num_seeds,), jnp.float32)
     return {"loss_sum": z, "correct_sum": z, "count": z}
-
-
-def finite_or_none(x: Any) -> float | None:
-    """A float for JSON, or None where it is NaN/inf: results never hold non-finite numbers."""
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def jsonable(x: Any) -> Any:
-    """`x` with NumPy scalars and arrays as Python values and non-finite floats as None."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return finite_or_none(x)
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    return x
 
 
 def summarize(acc: Mapping[str, Any], task: str) -> dict[str, list[float | None]]:
@@ -74,15 +55,6 @@ def metric_name(task: str) -> str:
     return {"lm": "bpc", "neuronio": "auc"}.get(task, "accuracy")
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Writes JSON to a temp file and renames it over `path` (never half-written)."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 class JsonLinesWriter:
     """Appends one JSON object per line; `truncate_after(step)` drops lines a resume will redo."""
 
@@ -102,10 +74,7 @@ class JsonLinesWriter:
                     continue  # a line cut by a kill
                 if rec.get("step", 0) <= step:
                     kept.append(json.dumps(rec, sort_keys=True))
-        tmp = f"{self.path}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write("".join(k + "\n" for k in kept))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(k + "\n" for k in kept))
 
     def write(self, record: Mapping[str, Any]) -> None:
         with open(self.path, "a") as f:

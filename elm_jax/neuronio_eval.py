@@ -45,7 +45,7 @@ from elm_jax.data.neuronio_tasks import (
     WINDOW_MS,
     find_split_files,
 )
-from elm_jax.metrics import finite_or_none
+from elm_jax.files import finite_or_none
 from elm_jax.neuron import convert
 from elm_jax.neuronio_metrics import SOMA_MV_PER_UNIT, roc_auc
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from elm_jax.metrics import finite_or_none
+from elm_jax.files import finite_or_none
 
 HIST_BINS = 4096
 HIST_RANGE = 16.0

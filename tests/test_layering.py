@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "elm_jax.cli",
             "elm_jax.runtime",
             "elm_jax.provenance",
+            "elm_jax.files",
             "elm_jax.metrics",
             "elm_jax.neuronio_metrics",
             "elm_jax.parallel",

@@ -1,12 +1,9 @@
-"""Shared helpers of the data layer: cache locations, atomic writes, checksums, named errors."""
+"""Shared helpers of the data layer: cache locations, checksums, named errors."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterator
 
 ENV_DATA_DIR = "ELM_DATA_DIR"
 
@@ -54,41 +51,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of a bytes object."""
     return hashlib.sha256(data).hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_path(final_path: str | os.PathLike) -> Iterator[str]:
-    """Yields a temporary path next to `final_path`; renames it into place only on success.
-
-    An interrupted or failing writer leaves neither a half-written `final_path` nor the
-    temporary file behind (os.replace is atomic on one filesystem).
-    """
-    final_path = os.fspath(final_path)
-    directory = os.path.dirname(final_path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(final_path) + "-", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; give the usual mode
-        os.replace(tmp, final_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
-def current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(final_path: str | os.PathLike, data: bytes) -> None:
-    """Writes `data` to `final_path` atomically (temporary file, then rename)."""
-    with atomic_path(final_path) as tmp, open(tmp, "wb") as handle:
-        handle.write(data)
 
 
 def file_record(path: str | os.PathLike) -> dict:

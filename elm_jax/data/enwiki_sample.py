@@ -21,13 +21,13 @@ from elm_jax.data.common import (
     ChecksumError,
     DataCorruptError,
     DataNotFoundError,
-    atomic_write_bytes,
     cache_dir,
     file_record,
     sha256_bytes,
     sha256_file,
 )
 from elm_jax.data.enwik8 import ByteDataset
+from elm_jax.files import write_bytes_atomic
 
 GENSIM_REQUIREMENT = "gensim==4.4.0"
 MEMBER = (
@@ -122,7 +122,7 @@ def prepare_enwiki_sample(data_dir: str | None = None, wheel_path: str | None = 
     else:
         with tempfile.TemporaryDirectory() as tmp:
             text = extract_from_wheel(download_wheel(tmp))
-    atomic_write_bytes(path, text)
+    write_bytes_atomic(path, text)
     return path
 
 

@@ -22,8 +22,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 import zipfile
 
@@ -35,10 +33,10 @@ from elm_jax.data.common import (
     DataCorruptError,
     DataNotFoundError,
     cache_dir,
-    current_umask,
     file_record,
     sha256_file,
 )
+from elm_jax.files import atomic_folder
 
 GENERATOR_VERSION = 1
 ARRAYS = ("tokens", "lengths", "labels")
@@ -120,10 +118,7 @@ def _build(final: str, params: listops.ListOpsParams) -> None:
     start = time.time()
     splits = listops.generate(params)
     seconds = time.time() - start
-    tmp = tempfile.mkdtemp(
-        prefix=".tmp-" + os.path.basename(final) + "-", dir=os.path.dirname(final)
-    )
-    try:
+    with atomic_folder(final, "manifest.json") as tmp:
         files = {}
         for split, arrays in splits.items():
             path = os.path.join(tmp, split + ".npz")
@@ -142,14 +137,6 @@ def _build(final: str, params: listops.ListOpsParams) -> None:
         }
         with open(os.path.join(tmp, "manifest.json"), "w") as handle:
             json.dump(manifest, handle, indent=1)
-        os.chmod(tmp, 0o777 & ~current_umask())
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not os.path.isdir(final):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def statistics(arrays: dict[str, np.ndarray]) -> dict:

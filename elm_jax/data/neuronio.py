@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from elm_jax.data.common import DataCorruptError, atomic_path
+from elm_jax.data.common import DataCorruptError
+from elm_jax.files import atomic_path
 
 NUM_SEGMENTS = 639
 NUM_CHANNELS = 2 * NUM_SEGMENTS  # excitatory segments first, then inhibitory

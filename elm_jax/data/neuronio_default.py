@@ -26,16 +26,15 @@ import json
 import multiprocessing
 import os
 import resource
-import shutil
-import tempfile
 import time
 
 import numpy as np
 
 from elm_jax.data import neuronio_sim as sim
-from elm_jax.data.common import DataCorruptError, cache_dir, current_umask, file_record
+from elm_jax.data.common import DataCorruptError, cache_dir, file_record
 from elm_jax.data.neuronio import Simulations, check_arrays, synapse_signs
 from elm_jax.data.neuronio_tasks import NeuronIODataset
+from elm_jax.files import atomic_folder
 
 GENERATOR_VERSION = 1
 SOURCE = "neuronio-default"
@@ -172,8 +171,7 @@ def _build(final: str, cfg: DefaultConfig, workers: int | None) -> str:
     start, cpu_start = time.time(), _cpu_seconds()
     results = simulate(cfg, mechanisms, workers)
     seconds, cpu_seconds = time.time() - start, _cpu_seconds() - cpu_start
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(final) + "-", dir=parent)
-    try:
+    with atomic_folder(final, MANIFEST) as tmp:
         files, stats = {}, {}
         for split, chunks in _file_names(cfg).items():
             indices = [j for _, chunk in chunks for j in chunk]
@@ -203,14 +201,6 @@ def _build(final: str, cfg: DefaultConfig, workers: int | None) -> str:
         }
         with open(os.path.join(tmp, MANIFEST), "w") as handle:
             json.dump(manifest, handle, indent=1)
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not os.path.isfile(os.path.join(final, MANIFEST)):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -24,10 +24,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+
+from elm_jax.files import atomic_folder
 
 os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no X display warning on import
 
@@ -212,10 +213,7 @@ def compile_mechanisms(folder: str) -> str:
         raise SimulatorError(
             "nrnivmodl not found: install NEURON with `pip install -e '.[neuronio-sim]'`"
         )
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-mechanisms-", dir=parent)
-    try:
+    with atomic_folder(os.path.abspath(folder), "ampa_nmda.mod") as tmp:
         with open(os.path.join(tmp, "ampa_nmda.mod.src"), "w") as handle:
             handle.write(NMDA_MOD)
         os.rename(os.path.join(tmp, "ampa_nmda.mod.src"), os.path.join(tmp, "ampa_nmda.mod"))
@@ -226,13 +224,6 @@ def compile_mechanisms(folder: str) -> str:
                 + result.stdout[-2000:]
                 + result.stderr[-2000:]
             )
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not os.path.isfile(os.path.join(folder, "ampa_nmda.mod")):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -23,8 +23,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 import zipfile
 
@@ -34,11 +32,11 @@ from elm_jax.data.common import (
     ChecksumError,
     DataCorruptError,
     DataNotFoundError,
-    current_umask,
     file_record,
     sha256_file,
 )
 from elm_jax.data.pathfinder import GENERATOR_VERSION, PathfinderConfig, generate
+from elm_jax.files import atomic_folder
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SIZES = {
@@ -87,14 +85,8 @@ def build_generated(
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.isfile(os.path.join(final, "manifest.json")):
             return final
-        tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(final) + "-",
-                               dir=os.path.dirname(final))  # fmt: skip
-        try:
+        with atomic_folder(final, "manifest.json") as tmp:
             _write_generated(tmp, cfg, sizes, seed)
-            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
-            os.rename(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

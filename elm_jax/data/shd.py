@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import h5py
 import numpy as np
 
-from elm_jax.data.common import DataCorruptError, atomic_path
+from elm_jax.data.common import DataCorruptError
+from elm_jax.files import atomic_path
 
 NUM_CHANNELS = 700
 NUM_CLASSES = 20

@@ -13,15 +13,14 @@ import fcntl
 import json
 import os
 import resource
-import shutil
-import tempfile
 import time
 
 import numpy as np
 
-from elm_jax.data.common import cache_dir, current_umask
+from elm_jax.data.common import cache_dir
 from elm_jax.data.shd import write_shd
 from elm_jax.data.synth_shd import GENERATOR_VERSION, SynthConfig, generate, speaker_table
+from elm_jax.files import atomic_folder
 
 FILES = ("shd_train.h5", "shd_test.h5")
 
@@ -85,12 +84,10 @@ def _complete(folder: str) -> bool:
 
 
 def _build(final: str, cfg: SynthConfig, workers: int | None) -> str:
-    parent = os.path.dirname(final)
     start, cpu_start, load_start = time.time(), _cpu_seconds(), os.getloadavg()[0]
     utterances = generate(cfg, workers=workers)
     seconds, cpu_seconds = time.time() - start, _cpu_seconds() - cpu_start
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(final) + "-", dir=parent)
-    try:
+    with atomic_folder(final, "generator.json") as tmp:
         for split, name in zip(("train", "test"), FILES, strict=True):
             items = utterances[split]
             write_shd(os.path.join(tmp, name), [i["times"] for i in items], [i["units"] for i in items],
@@ -109,12 +106,4 @@ def _build(final: str, cfg: SynthConfig, workers: int | None) -> str:
         }
         with open(os.path.join(tmp, "generator.json"), "w") as handle:
             json.dump(meta, handle, indent=1)
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0700
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not os.path.isdir(final):  # lost a race only if someone else finished first
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final

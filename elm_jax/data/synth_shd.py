@@ -27,6 +27,7 @@ import tempfile
 import numpy as np
 
 from elm_jax.data.cochlea import CochleaConfig, encode_batch
+from elm_jax.files import atomic_path
 
 GENERATOR_VERSION = 2
 ENGLISH = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -227,9 +228,8 @@ def _main(job: str, index: str, out: str) -> None:
     with open(job, "rb") as handle:
         speakers, cfg = pickle.load(handle)
     items = synthesise_speaker(speakers[int(index)], cfg)
-    with open(out + ".tmp", "wb") as handle:
+    with atomic_path(out) as tmp, open(tmp, "wb") as handle:
         pickle.dump(items, handle)
-    os.replace(out + ".tmp", out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from elm_jax import data, parallel, provenance
+from elm_jax import data, files, parallel, provenance
 from elm_jax import metrics as metrics_lib
 from elm_jax.budget.cost import cost
 from elm_jax.checkpoint import Checkpointer
@@ -168,7 +168,7 @@ class Run:
         is_writer = jax.process_index() == 0
         if is_writer:
             os.makedirs(workdir, exist_ok=True)
-            metrics_lib.write_json_atomic(config_path, plain)
+            files.write_json_atomic(config_path, plain)
         spec = StepSpec.create(model_cfg, optim_cfg, carry_state=cfg.data.carry_train_state)
         return cls(cfg, workdir, spec, lrs, mesh, ds, is_writer)
 
@@ -365,7 +365,7 @@ class Run:
     ) -> None:
         ckpt.save(step, state)
         if self.is_writer:
-            metrics_lib.write_json_atomic(
+            files.write_json_atomic(
                 self._path(PROGRESS_FILE), {"step": step, "wall_s": clock.elapsed()}
             )
         if self._writers is not None:  # curves up to a checkpoint survive any kill
@@ -390,7 +390,7 @@ class Run:
                 for k in ("best_val", "best_metric", "best_step", "diverged_step")
             }
         )
-        finite = metrics_lib.finite_or_none
+        finite = files.finite_or_none
         results = []
         for i, seed in enumerate(self.cfg.seeds):
             div = int(host["diverged_step"][i])
@@ -498,9 +498,9 @@ class Run:
             "provenance": provenance.collect(),  # versions, git commit, backend, device
             "input_blind": self._input_blind(),
         }
-        summary = metrics_lib.jsonable(summary)
+        summary = files.jsonable(summary)
         if self.is_writer:
-            metrics_lib.write_json_atomic(self._path(SUMMARY_FILE), summary)
+            files.write_json_atomic(self._path(SUMMARY_FILE), summary)
         return summary
 
 
