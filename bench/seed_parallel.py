@@ -31,7 +31,7 @@ from elm_jax.train.steps import StepSpec, init_state, train_step
 def fixed_batch(spec: StepSpec, num_seeds: int, batch_size: int, seq_len: int) -> dict:
     rng = np.random.default_rng(0)
     m = spec.model
-    if m.task == "lm":
+    if m.task_kind.token_inputs:
         x = rng.integers(0, 256, size=(num_seeds, batch_size, seq_len + 1)).astype(np.int32)
         return {"inputs": x[..., :-1], "labels": x[..., 1:]}
     inputs = rng.poisson(0.05, size=(num_seeds, batch_size, seq_len, m.input_dim)).astype(

@@ -22,6 +22,7 @@ from elm_jax.configs.common import base_config
 from elm_jax.configs.merge import field_problems, merge_config, resolve_fields
 from elm_jax.models import ModelConfig
 from elm_jax.optim import OptimConfig, seed_learning_rates
+from elm_jax.tasks import kind_names
 
 T = TypeVar("T")
 
@@ -93,10 +94,10 @@ def config_problems(
         else:
             _attempt(problems, "config.data.", lambda: data.check_options(name, **options))
             problems += _fit_problems(name, data.static_info(name), model)
-    if model is not None and full.data.carry_train_state and model.task != "lm":
+    if model is not None and full.data.carry_train_state and not model.task_kind.streams:
         problems.append(
-            f"config.data.carry_train_state=True needs config.model.task='lm' (got "
-            f"{model.task!r}); set it to False"
+            "config.data.carry_train_state=True needs config.model.task="
+            f"{kind_names(lambda kind: kind.streams)} (got {model.task!r}); set it to False"
         )
     if problems or cfg is None or model is None or optim is None or lrs is None:
         return problems, None

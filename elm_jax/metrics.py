@@ -1,13 +1,13 @@
 """Metrics: sums accumulated on device, JSON lines at log time, a progress bar on a terminal.
 
 Accumulators are pytrees of per-seed sums `[r]` ("loss_sum", "correct_sum", "count") that the
-jitted steps add to; the host reads them only when it logs (no sync per step, as in clu).
+jitted steps add to; the host reads them only when it logs (no sync per step, as in clu), and
+the task kind turns them into figures (`elm_jax.tasks`: `summarize`, `metric_name`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -15,44 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 
-from elm_jax.files import finite_or_none, write_text_atomic
-
-LN2 = math.log(2.0)
+from elm_jax.files import write_text_atomic
 
 
 def zeros(num_seeds: int) -> dict[str, jnp.ndarray]:
     """Empty accumulator for `num_seeds` seeds."""
     z = jnp.zeros((num_seeds,), jnp.float32)
     return {"loss_sum": z, "correct_sum": z, "count": z}
-
-
-def summarize(acc: Mapping[str, Any], task: str) -> dict[str, list[float | None]]:
-    """Per-seed means from accumulated sums: `loss` in nats, and `accuracy` or `bpc`.
-
-    NeuronIO (task "neuronio"): `loss`, `auc` and `soma_rmse` (elm_jax.neuronio_metrics).
-    """
-    if task == "neuronio":
-        # Here: elm_jax.neuronio_metrics imports this module at its top.
-        from elm_jax.neuronio_metrics import summarize as neuronio_summarize
-
-        return neuronio_summarize(acc)
-    loss_sum = np.asarray(acc["loss_sum"], np.float64)
-    count = np.maximum(np.asarray(acc["count"], np.float64), 1.0)
-    loss = loss_sum / count
-    out: dict[str, list[float | None]] = {"loss": [finite_or_none(v) for v in loss]}
-    if task == "lm":
-        out["bpc"] = [finite_or_none(v / LN2) for v in loss]
-    else:
-        acc_ = np.asarray(acc["correct_sum"], np.float64) / count
-        out["accuracy"] = [finite_or_none(v) for v in acc_]
-    return out
-
-
-def metric_name(task: str) -> str:
-    """The validation metric of a task: "bpc" (lm), "auc" (neuronio) or "accuracy"."""
-    return {"lm": "bpc", "neuronio": "auc"}.get(task, "accuracy")
 
 
 class JsonLinesWriter:

@@ -47,7 +47,7 @@ from elm_jax.data.neuronio_tasks import (
 )
 from elm_jax.files import finite_or_none
 from elm_jax.neuron import convert
-from elm_jax.neuronio_metrics import SOMA_MV_PER_UNIT, roc_auc
+from elm_jax.tasks.neuronio import SOMA_MV_PER_UNIT, roc_auc
 
 CHECKPOINT_STATE = "neuronio_best_model_state.pt"
 

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from elm_jax.budget.cost import cost, count_params, elm_k_e
 from elm_jax.models import ModelConfig, build_model
+from elm_jax.tasks import task_kind
 
 TASK_SHAPES: dict[str, dict[str, Any]] = {
     "shd_adding": {"task": "classification", "input_dim": 700, "num_classes": 19},
@@ -178,7 +178,8 @@ def enumerate_points(
         raise ValueError(f"arch={arch!r} is invalid: must be one of elm, lstm, gru, leaky")
     if isinstance(d_tree, bool) or int(d_tree) != d_tree or d_tree < 1:
         raise ValueError(f"d_tree={d_tree!r} is invalid: must be an integer >= 1")
-    d_ext = shape["input_dim"] if shape["task"] == "classification" else embed_dim
+    kind = task_kind(shape["task"])
+    d_ext = kind.external_dim(shape["input_dim"], embed_dim)
     key = "P_core" if budget_kind == "core" else "P_total"
     make = lambda n, dm, kc: _make_cfg(  # noqa: E731
         arch, task, n, dm, kc, d_tree, mlp_num_layers, learn_memory_tau, embed_dim
@@ -208,7 +209,7 @@ def enumerate_points(
             )
     # ELM cost is affine in N: size(N) = fixed + N * (k_e + k_c + per-neuron io).
     n_cls = shape["num_classes"]
-    enc = shape["input_dim"] * embed_dim if shape["task"] == "lm" else 0
+    enc = kind.encoder_params(shape["input_dim"], embed_dim)
     fixed = 0 if budget_kind == "core" else n_cls + enc
     io_per_neuron = 0 if budget_kind == "core" else n_cls
 
@@ -373,9 +374,6 @@ def random_sweep(
 def verify_point(point: Point) -> dict[str, int]:
     """Builds the point's model with shapes only (`jax.eval_shape`) and counts its leaves."""
     cfg = point.model_config()
-    if cfg.task == "classification":
-        x = jax.ShapeDtypeStruct((1, 1, cfg.input_dim), jnp.float32)
-    else:
-        x = jax.ShapeDtypeStruct((1, 1), jnp.int32)
+    x = jax.ShapeDtypeStruct(*cfg.task_kind.input_spec(cfg.input_dim))
     shapes = jax.eval_shape(build_model(cfg).init, jax.random.PRNGKey(0), x)
     return count_params(shapes, cfg)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from elm_jax.data.common import DataCorruptError, DataNotFoundError, file_record
+from elm_jax.tasks.next_byte import NEXT_BYTE
 
 ENWIK8_BYTES = 100_000_000
 ENWIK8_FILES = ("enwik8.zip", "enwik8")
@@ -77,7 +78,7 @@ class ByteDataset:
         self.info = {
             "name": name,
             "source": source,
-            "task": "lm",
+            "task": NEXT_BYTE.name,
             "input_dim": 256,
             "num_classes": 256,
             "seq_len": self.seq_len,
@@ -89,10 +90,7 @@ class ByteDataset:
     def input_blind(self, split: str, max_examples: int | None = None) -> dict:
         """{"loss", "metric"} of predicting every byte of a split from the split's own unigram
         frequencies, ignoring all context: the entropy in nats and in bits per character."""
-        counts = np.bincount(self.split(split)[:max_examples], minlength=256)
-        p = counts[counts > 0] / counts.sum()
-        loss = float(-(p * np.log(p)).sum())
-        return {"loss": loss, "metric": loss / np.log(2.0)}
+        return NEXT_BYTE.input_blind(self.split(split)[:max_examples])
 
     def split(self, split: str) -> np.ndarray:
         """The bytes of one split ("train", "validation" or "test") as a uint8 view."""

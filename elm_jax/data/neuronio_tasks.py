@@ -5,7 +5,7 @@ Axis letters: b batch, t time step (1 ms), i input channel (1278), k simulation.
 Batches hold `inputs [b, t, 1278]` float32 (+1 / -1 / 0, `elm_jax.data.neuronio`) and
 `labels [b, t, 3]` float32: the spike target (0/1), the soma target ((min(v, -55) + 67.7) / 10)
 and the step weight (0 in the burn-in and where an evaluation window runs past the end of a
-simulation, else 1). The loss and metrics (`elm_jax.neuronio_metrics`) use only weighted steps.
+simulation, else 1). The loss and metrics (`elm_jax.tasks.neuronio`) use only weighted steps.
 
 * Training (`train_batch`, deterministic in (step, seed)): as the reference's loader, a
   training file is drawn and then used for `file_load_fraction · k·T / (b·500)` batches (0.3,
@@ -31,6 +31,7 @@ import numpy as np
 
 from elm_jax.data.common import DataNotFoundError, file_record
 from elm_jax.data.neuronio import NUM_CHANNELS, Simulations, check_arrays, read_simulations
+from elm_jax.tasks.neuronio import NEURONIO
 
 WINDOW_MS = 500
 BURN_IN_MS = 150
@@ -174,7 +175,7 @@ class NeuronIODataset:
         self.info = {
             "name": name,
             "source": source,
-            "task": "neuronio",
+            "task": NEURONIO.name,
             "input_dim": NUM_CHANNELS,
             "num_classes": 2,
             "seq_len": WINDOW_MS,
@@ -258,35 +259,23 @@ class NeuronIODataset:
         return self._train_stats
 
     def input_blind(self, split: str, max_examples: int | None = None) -> dict:
-        """Loss and metrics of predicting the training spike rate and mean soma at every step.
-
-        {"loss": 0.5 BCE + 0.5 MSE, "metric": the AUC of a constant (0.5), "bce", "mse" (of the
-        soma target) and "soma_rmse" (mV)},
-        over the weighted steps of the first `max_examples` evaluation windows of `split`.
-        """
+        """Loss and metrics of predicting the training spike rate and mean soma at every step
+        (`elm_jax.tasks.neuronio.input_blind`: "loss", "metric" = 0.5, "bce", "mse",
+        "soma_rmse"), over the weighted steps of the first `max_examples` evaluation windows of
+        `split`."""
         rate, soma_mean = self.train_statistics()
-        rate = min(max(rate, 1e-7), 1 - 1e-7)
-        totals = np.zeros(3)  # bce, squared error, count
+        return NEURONIO.input_blind(self._eval_labels(split, max_examples), rate, soma_mean)
+
+    def _eval_labels(self, split: str, max_examples: int | None) -> Iterator[np.ndarray]:
+        """Labels [b, t, 3] of the first `max_examples` evaluation windows of `split`, per file."""
         seen = 0
         for sims, rows, starts in self._eval_rows(split):
             if max_examples is not None:
                 rows, starts = rows[: max_examples - seen], starts[: max_examples - seen]
             if len(rows) == 0:
                 break
-            labels = window_labels(sims, rows, starts, BURN_IN_MS)["labels"].astype(np.float64)
-            y, v, w = labels[..., 0], labels[..., 1], labels[..., 2]
-            bce = -(y * np.log(rate) + (1 - y) * np.log1p(-rate))
-            totals += [(bce * w).sum(), ((v - soma_mean) ** 2 * w).sum(), w.sum()]
+            yield window_labels(sims, rows, starts, BURN_IN_MS)["labels"]
             seen += len(rows)
-        count = max(totals[2], 1.0)
-        bce, mse = totals[0] / count, totals[1] / count
-        return {
-            "loss": float(0.5 * bce + 0.5 * mse),
-            "metric": 0.5,
-            "bce": float(bce),
-            "mse": float(mse),
-            "soma_rmse": float(np.sqrt(mse) * 10.0),
-        }
 
 
 def load_neuronio(name: str, data_dir: str | None, **options) -> NeuronIODataset:

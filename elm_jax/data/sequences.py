@@ -27,7 +27,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from elm_jax.data.shd_tasks import _check_positive, _check_rate, epoch_rows, prior_baseline
+from elm_jax.data.shd_tasks import _check_positive, _check_rate, epoch_rows
+from elm_jax.tasks.classification import CLASSIFICATION
 
 VALIDATION_FRACTION = 0.1
 SPLIT_SEED = 0
@@ -130,7 +131,7 @@ class SequenceDataset:
         self.info = {
             "name": name,
             "source": source,
-            "task": "classification",
+            "task": CLASSIFICATION.name,
             "input_dim": int(input_dim),
             "num_classes": self.num_classes,
             "seq_len": int(seq_len),
@@ -192,7 +193,7 @@ class SequenceDataset:
 
     def input_blind(self, split: str, max_examples: int | None = None) -> dict:
         """{"loss", "metric"} of predicting the label prior of exactly the examples evaluated."""
-        return prior_baseline(self.label_prior(split, max_examples))
+        return CLASSIFICATION.input_blind(self.label_prior(split, max_examples))
 
     def encode(self, split: str, rows: np.ndarray) -> np.ndarray:
         """Inputs [b, t, input_dim] float32 of `rows` of a split (one-hot for tokens)."""

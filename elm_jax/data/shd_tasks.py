@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from elm_jax.data.shd import NUM_CHANNELS, BinnedSpikes, SpikeData, bin_spike_data, check_bin_ms
+from elm_jax.tasks.classification import CLASSIFICATION
 
 VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -52,14 +53,6 @@ def eval_pairs(num_samples: int, num_batches: int, pair_batch: int = EVAL_PAIR_B
     return out
 
 
-def prior_baseline(prior: np.ndarray) -> dict:
-    """{"loss", "metric"} of an input-blind classifier that outputs the label prior `prior`:
-    cross-entropy = its entropy in nats, accuracy = its largest class probability."""
-    p = np.asarray(prior, np.float64)
-    nonzero = p[p > 0]
-    return {"loss": float(-(nonzero * np.log(nonzero)).sum()), "metric": float(p.max())}
-
-
 def adding_label(label_first: np.ndarray, label_second: np.ndarray) -> np.ndarray:
     """SHD-Adding label `(l1 % 10) + (l2 % 10)` in 0..18 (the spoken digits' sum)."""
     return (np.asarray(label_first) % 10 + np.asarray(label_second) % 10).astype(np.int32)
@@ -89,7 +82,6 @@ def _check_positive(name: str, value: int) -> int:
 class _SpikeTask:
     """Shared state: the train/validation/test splits binned at `bin_ms`."""
 
-    task_name = ""
     num_classes = 0
 
     def __init__(
@@ -124,7 +116,7 @@ class _SpikeTask:
         self.info = {
             "name": name,
             "source": source,
-            "task": "classification",
+            "task": CLASSIFICATION.name,
             "input_dim": NUM_CHANNELS,
             "num_classes": self.num_classes,
             "seq_len": self.seq_len,
@@ -189,11 +181,12 @@ class _SpikeTask:
         return np.bincount(labels, minlength=self.num_classes) / max(len(labels), 1)
 
     def input_blind(self, split: str, max_examples: int | None = None) -> dict:
-        """The input-blind baseline of a split: predicting its label prior (see `prior_baseline`)."""
+        """The input-blind baseline of a split: predicting its label prior
+        (`elm_jax.tasks.classification`)."""
         self._rows(split)
         if split == "train":
-            return prior_baseline(self.label_prior("train"))
-        return prior_baseline(self.label_prior(split, max_examples))
+            return CLASSIFICATION.input_blind(self.label_prior("train"))
+        return CLASSIFICATION.input_blind(self.label_prior(split, max_examples))
 
     def _batch(self, split: str, rows: np.ndarray, rng: np.random.Generator | None = None) -> dict:
         raise NotImplementedError
@@ -214,7 +207,6 @@ class _SpikeTask:
 class SHDDataset(_SpikeTask):
     """SHD, 20 classes: one digit per example, inputs [b, 1000/bin_ms, 700] spike counts."""
 
-    task_name = "shd"
     num_classes = 20
 
     @property
@@ -251,7 +243,6 @@ class SHDAddingDataset(_SpikeTask):
     so pairs are fresh every epoch and a resumed run sees exactly the same batches.
     """
 
-    task_name = "shd_adding"
     num_classes = 19
 
     @property

@@ -87,7 +87,7 @@ class _Logs:
     jsonl: metrics_lib.JsonLinesWriter
     progress: metrics_lib.Progress
     timer: metrics_lib.Timer
-    metric: str  # "accuracy" | "bpc"
+    metric: str  # the task kind's metric_name: "accuracy" | "bpc" | "auc"
     input_blind: dict | None
     steps_since_log: int = 0
 
@@ -158,7 +158,7 @@ class Run:
                 )
 
         if cfg.data.carry_train_state and not (
-            model_cfg.task == "lm" and callable(getattr(ds, "split", None))
+            model_cfg.task_kind.streams and callable(getattr(ds, "split", None))
         ):
             raise ValueError(
                 "config.data.carry_train_state=True needs a language-modelling dataset with a "
@@ -278,7 +278,7 @@ class Run:
         jsonl = metrics_lib.JsonLinesWriter(self._path(METRICS_FILE))
         if self.is_writer:
             jsonl.truncate_after(step)
-        metric = metrics_lib.metric_name(self.spec.model.task)
+        metric = self.spec.model.task_kind.metric_name
         total = self.cfg.num_train_steps
         progress = metrics_lib.Progress(total, step, enabled=None if self.is_writer else False)
         self._writers = self._open_writers(step, metric)
@@ -335,7 +335,7 @@ class Run:
         dt = logs.timer.lap()
         done = logs.steps_since_log
         rec = {"step": step, "split": "train", "seconds": round(clock.elapsed(), 3)}
-        rec.update(metrics_lib.summarize(acc, self.spec.model.task))
+        rec.update(self.spec.model.task_kind.summarize(acc))
         rec["steps_per_s"] = done / dt
         rec["examples_per_s"] = done * self.cfg.data.batch_size * len(self.cfg.seeds) / dt
         logs.steps_since_log = 0
@@ -379,7 +379,7 @@ class Run:
         carry a winner's curse). A diverged seed keeps its last finite parameters, so its final
         figures are those of the step before it diverged.
         """
-        d, metric = self.cfg.data, metrics_lib.metric_name(self.spec.model.task)
+        d, metric = self.cfg.data, self.spec.model.task_kind.metric_name
         test = self._evaluate(state, "best_params", "test", d.test_max_batches)
         if val is None:  # resumed after the last step: nothing was evaluated in the loop
             val = self._evaluate(state, "params", "validation", d.val_max_batches)
@@ -459,7 +459,7 @@ class Run:
         out = {}
         for split, cap in (("validation", d.val_max_batches), ("test", d.test_max_batches)):
             examples = None
-            if cap is not None and self.spec.model.task in ("classification", "neuronio"):
+            if cap is not None and not self.spec.model.task_kind.streams:
                 examples = cap * d.eval_batch_size
             out[split] = baseline(split, max_examples=examples)
         return out
@@ -484,7 +484,7 @@ class Run:
                 "d_m": m.num_memory,
                 "k_c": m.synapses_per_neuron,
                 "d_tree": m.num_branches,
-                "embed_dim": m.embed_dim if m.task == "lm" else None,
+                "embed_dim": m.embed_dim if m.task_kind.token_inputs else None,
                 "task": m.task,
                 # The ELM recurrence's implementation this process ran ("cpu_fused" or "xla").
                 "kernel": kernel_ran(m.kernel, m.mlp_num_layers + 1) if m.arch == "elm" else None,
@@ -494,7 +494,7 @@ class Run:
             "steps": int(steps),
             "wall_s": float(wall_s),
             "seeds": [dataclasses.asdict(r) for r in seeds],
-            "metric_name": metrics_lib.metric_name(m.task),
+            "metric_name": m.task_kind.metric_name,
             "provenance": provenance.collect(),  # versions, git commit, backend, device
             "input_blind": self._input_blind(),
         }

@@ -1,6 +1,11 @@
-"""The NeuronIO loss and metrics of the ELM paper (pure functions).
+"""NeuronIO: a neuron's spike and soma voltage at every 1 ms step, with the ELM paper's metrics.
 
-Axis letters: b batch, t time step, o output (0: spike logit, 1: soma prediction), k bin.
+Axis letters: r seed replica, b batch, t time step, i input channel, o output (0: spike logit,
+1: soma prediction), k bin.
+
+Inputs [b, t, i] float (+1 / -1 / 0 synaptic events), labels [b, t, 3] float (the spike, the
+soma target and the step's weight: 0 in the burn-in; elm_jax.data.neuronio_tasks), outputs
+[b, t, 2].
 
 * Loss: 0.5 · BCE(spike logit, spike target) + 0.5 · MSE(soma prediction, soma target), the
   means taken over the weighted steps (the weight channel of the labels: 0 in the burn-in).
@@ -11,16 +16,21 @@ Axis letters: b batch, t time step, o output (0: spike logit, 1: soma prediction
   (`HIST_BINS` bins over [-HIST_RANGE, HIST_RANGE]); `auc_from_histograms` is exact up to the
   pairs that fall into one bin, which it counts as ties.
 * Soma RMSE in mV: the scaled RMSE times 10 (the reference reports mV).
+* Input-blind baseline: the training spike rate and mean soma target at every step.
 """
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import optax
 
 from elm_jax.files import finite_or_none
+from elm_jax.tasks.base import TaskKind
+
+if TYPE_CHECKING:
+    import jax
 
 HIST_BINS = 4096
 HIST_RANGE = 16.0
@@ -36,6 +46,9 @@ def loss_sums(
     steps), "bce_sum", "se_sum", "correct_sum" (0: NeuronIO has no accuracy), and the logit
     histograms "pos_hist" / "neg_hist" [HIST_BINS] of spike and non-spike steps.
     """
+    import jax.numpy as jnp  # here: the data layer imports this module without jax
+    import optax
+
     logits = outputs[..., 0].astype(jnp.float32)
     soma = outputs[..., 1].astype(jnp.float32)
     spike, target, weight = labels[..., 0], labels[..., 1], labels[..., 2]
@@ -64,6 +77,8 @@ def loss_sums(
 
 def logit_bins(logits: jax.Array) -> jax.Array:
     """The histogram bin (0..HIST_BINS-1) of each logit; the two end bins take the overflow."""
+    import jax.numpy as jnp  # here: the data layer imports this module without jax
+
     scaled = (logits + HIST_RANGE) * (HIST_BINS / (2 * HIST_RANGE))
     return jnp.clip(jnp.floor(scaled), 0, HIST_BINS - 1).astype(jnp.int32)
 
@@ -104,7 +119,7 @@ def roc_auc(targets: np.ndarray, scores: np.ndarray) -> float:
     return float(u / (n_pos * n_neg))
 
 
-def summarize(acc: dict, num_seeds: int | None = None) -> dict[str, list[float | None]]:
+def summarize(acc: Mapping[str, Any]) -> dict[str, list[float | None]]:
     """Per-seed "loss", "auc" (from the histograms), "soma_rmse" (mV) from summed `acc` [r, ...]."""
     count = np.maximum(np.asarray(acc["count"], np.float64), 1.0)
     loss = np.asarray(acc["loss_sum"], np.float64) / count
@@ -125,3 +140,57 @@ def soma_rmse_mv(target_mv: np.ndarray, pred_mv: np.ndarray) -> float:
     """Root mean squared soma error in mV."""
     d = np.asarray(pred_mv, np.float64) - np.asarray(target_mv, np.float64)
     return float(np.sqrt(np.mean(d * d)))
+
+
+def input_blind(
+    label_windows: Iterable[np.ndarray], spike_rate: float, soma_mean: float
+) -> dict[str, float]:
+    """Loss and metrics of predicting `spike_rate` and the soma target `soma_mean` at every step.
+
+    {"loss": 0.5 BCE + 0.5 MSE, "metric": the AUC of a constant (0.5), "bce", "mse" (of the
+    soma target) and "soma_rmse" (mV)}, over the weighted steps of `label_windows` (arrays
+    [b, t, 3] of labels).
+    """
+    rate = min(max(spike_rate, 1e-7), 1 - 1e-7)
+    totals = np.zeros(3)  # bce, squared error, count
+    for labels in label_windows:
+        labels = np.asarray(labels).astype(np.float64)
+        y, v, w = labels[..., 0], labels[..., 1], labels[..., 2]
+        bce = -(y * np.log(rate) + (1 - y) * np.log1p(-rate))
+        totals += [(bce * w).sum(), ((v - soma_mean) ** 2 * w).sum(), w.sum()]
+    count = max(totals[2], 1.0)
+    bce, mse = totals[0] / count, totals[1] / count
+    return {
+        "loss": float(0.5 * bce + 0.5 * mse),
+        "metric": 0.5,
+        "bce": float(bce),
+        "mse": float(mse),
+        "soma_rmse": float(np.sqrt(mse) * SOMA_MV_PER_UNIT),
+    }
+
+
+class NeuronIO(TaskKind):
+    """The NeuronIO kind (module docstring): its loss, metrics and baseline are the functions
+    of this module."""
+
+    name = "neuronio"
+    metric_name = "auc"
+
+    def loss_sums(
+        self, outputs: jax.Array, labels: jax.Array, mask: jax.Array | None = None
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """`loss_sums` of this module."""
+        return loss_sums(outputs, labels, mask)
+
+    def summarize(self, acc: Mapping[str, Any]) -> dict[str, list[float | None]]:
+        """`summarize` of this module: "loss", "auc" and, in evaluation, "soma_rmse"."""
+        return summarize(acc)
+
+    def input_blind(
+        self, label_windows: Iterable[np.ndarray], spike_rate: float, soma_mean: float
+    ) -> dict[str, float]:
+        """`input_blind` of this module."""
+        return input_blind(label_windows, spike_rate, soma_mean)
+
+
+NEURONIO = NeuronIO()
