@@ -38,9 +38,11 @@ class CheckedConfig:
 
 
 def data_options(data_cfg: Any) -> dict[str, Any]:
-    """The `elm_jax.data.load` options the trainer passes for `config.data`."""
+    """The `elm_jax.data.load` options the trainer passes for `config.data`: the bin width to
+    binned spike data, else the sequence length."""
     options: dict[str, Any] = {}
-    if str(data_cfg.name).startswith("shd"):
+    entry = data.DATASETS.get(str(data_cfg.name))
+    if entry is not None and entry.binned:
         options["bin_ms"] = data_cfg.bin_ms
     else:
         options["seq_len"] = data_cfg.seq_len

@@ -23,20 +23,26 @@ import jax
 import numpy as np
 
 from elm_jax import data, parallel
+from elm_jax.config_check import data_options
 from elm_jax.configs import enwik8, shd_adding
 from elm_jax.runtime import enable_compilation_cache
 from elm_jax.train.loop import train_and_evaluate
 
 
-def make_config(task: str, variant: str | None):
-    if task == "shd_adding":
-        c = shd_adding.get_config(variant or "N=16,d_m=8,k_c=16")
-        c.data.name = "shd_adding_default"
-        c.data.batch_size = 32
-    else:
-        c = enwik8.get_config(variant)
-        c.data.name = "enwiki_sample"
+def _shd_adding(variant: str | None):
+    c = shd_adding.get_config(variant or "N=16,d_m=8,k_c=16")
+    c.data.name = "shd_adding_default"
+    c.data.batch_size = 32
     return c
+
+
+def _enwik8(variant: str | None):
+    c = enwik8.get_config(variant)
+    c.data.name = "enwiki_sample"
+    return c
+
+
+CONFIGS = {"shd_adding": _shd_adding, "enwik8": _enwik8}  # --task -> its config
 
 
 def seconds_per_step(config, dataset) -> float:
@@ -65,7 +71,7 @@ def seconds_per_step(config, dataset) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", choices=("shd_adding", "enwik8"), required=True)
+    ap.add_argument("--task", choices=tuple(CONFIGS), required=True)
     ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--variant", default=None)
@@ -73,16 +79,11 @@ def main() -> None:
     args = ap.parse_args()
     enable_compilation_cache()
 
-    config = make_config(args.task, args.variant)
-    options = (
-        {"bin_ms": config.data.bin_ms}
-        if args.task == "shd_adding"
-        else {"seq_len": config.data.seq_len}
-    )
-    if config.data.input_dropout:
-        options["input_dropout"] = config.data.input_dropout
+    config = CONFIGS[args.task](args.variant)
     t0 = time.time()
-    dataset = data.load(config.data.name, data_dir=config.data.data_dir, **options)
+    dataset = data.load(
+        config.data.name, data_dir=config.data.data_dir, **data_options(config.data)
+    )
     load_s = time.time() - t0
     sps = seconds_per_step(config, dataset)
     # Leave room for the periodic validations and checkpoints (about a tenth of the budget).

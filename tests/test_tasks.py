@@ -1,4 +1,4 @@
-"""The task kinds: their losses against NumPy, their figures, and one table of names."""
+"""The task kinds: their losses against NumPy, their figures, and the tables of their names."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from elm_jax.data.registry import DATASETS
 from elm_jax.models import ModelConfig
 from elm_jax.tasks import CLASSIFICATION, KINDS, NEURONIO, NEXT_BYTE, kind_names, task_kind
 
@@ -100,3 +101,17 @@ def test_one_table_names_the_kinds_and_a_model_config_reads_its_kind_from_it():
     for bad in ("regression", ["lm"], None):
         with pytest.raises(ValueError, match="must be one of .'classification', 'lm', 'neuronio'"):
             task_kind(bad)
+
+
+def test_every_dataset_names_a_kind_whose_model_fits_its_sizes():
+    for entry in DATASETS.values():
+        cfg = ModelConfig(task=entry.task, input_dim=entry.input_dim, num_classes=entry.num_classes)
+        assert cfg.task_kind is entry.kind
+    assert [name for name, entry in DATASETS.items() if entry.binned] == [
+        "shd", "shd_adding", "shd_default", "shd_adding_default",
+    ]  # fmt: skip
+    streams = [name for name, entry in DATASETS.items() if entry.kind.streams]
+    assert streams == ["enwik8", "enwiki_sample"]
+    assert DATASETS["shd_adding"].example_length(bin_ms=10.0, seq_len=512) == 200
+    assert DATASETS["pathfinder128_easy"].example_length(bin_ms=10.0, seq_len=512) == 128 * 128
+    assert DATASETS["neuronio"].example_length(bin_ms=10.0, seq_len=512) is None

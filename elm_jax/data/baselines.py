@@ -19,7 +19,7 @@ import json
 import sys
 
 from elm_jax import cli
-from elm_jax.data import DATASET_NAMES, load
+from elm_jax.data import DATASET_NAMES, DATASETS, load
 from elm_jax.tasks import task_kind
 
 DEFAULTS = ("shd_default", "shd_adding_default", "enwiki_sample")
@@ -28,7 +28,8 @@ EVAL_SPLITS = ("validation", "test")
 
 def baselines(name: str, data_dir: str | None = None, bin_ms: float = 10.0) -> list[dict]:
     """[{"dataset", "source", "split", "examples", "loss", "metric", "metric_name"}, ...]."""
-    options = {"bin_ms": bin_ms} if name.startswith("shd") else {}
+    entry = DATASETS.get(name)
+    options = {"bin_ms": bin_ms} if entry is not None and entry.binned else {}
     ds = load(name, data_dir=data_dir, **options)
     info = ds.info
     metric = task_kind(info["task"]).metric_name

@@ -17,7 +17,7 @@ Axis letters: n example, b batch, t time step, v vocabulary value (one-hot chann
 f feature.
 
 To serve a new dataset name through `elm_jax.data.load(name)` and `static_info(name)`, write
-a loader that returns a `SequenceDataset` and add one entry to `elm_jax.data.registry.TASKS`
+a loader that returns a `SequenceDataset` and add one entry to `elm_jax.data.registry.DATASETS`
 (its docstring shows the entry).
 """
 

@@ -142,11 +142,12 @@ def prepare(builder_cls: type, manual_dir: str, out_dir: str) -> tfds.core.Datas
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", choices=("shd", "enwik8"))
+    builders = {"shd": ElmShd, "enwik8": ElmEnwik8}
+    parser.add_argument("dataset", choices=tuple(builders))
     parser.add_argument("manual_dir")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
-    builder = prepare(ElmShd if args.dataset == "shd" else ElmEnwik8, args.manual_dir, args.out_dir)
+    builder = prepare(builders[args.dataset], args.manual_dir, args.out_dir)
     print(builder.data_dir)
     return 0
 
