@@ -19,7 +19,7 @@ import time
 import numpy as np
 import scipy.optimize
 
-from elm_jax.data.shd import bin_spike_data, read_shd
+from elm_jax.data.shd.files import bin_spike_data, read_shd
 
 
 def features(path_or_data, bin_ms: float, pool: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     start = time.time()
     if args.default:
-        from elm_jax.data.shd_default import build_shd_default
+        from elm_jax.data.shd.default import build_shd_default
 
         folder = build_shd_default(args.data_dir)
         args.train, args.test = (os.path.join(folder, f) for f in ("shd_train.h5", "shd_test.h5"))

@@ -12,8 +12,9 @@ import pytest
 from train_helpers import write_tiny_shd
 
 from elm_jax import data
-from elm_jax.data import enwik8, enwiki_sample, shd_default
+from elm_jax.data import enwik8, enwiki_sample
 from elm_jax.data.common import DataCorruptError, DataNotFoundError
+from elm_jax.data.shd import default as shd_default
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from elm_jax import data
-from elm_jax.data import shd, shd_tasks
 from elm_jax.data.common import DataCorruptError, DataNotFoundError
+from elm_jax.data.shd import files as shd
+from elm_jax.data.shd import tasks as shd_tasks
 from elm_jax.tasks.classification import CLASSIFICATION
 
 

@@ -21,10 +21,10 @@ from elm_jax.data.common import (
 )
 from elm_jax.data.enwik8 import ByteDataset
 from elm_jax.data.registry import DATASETS, PASSED_OPTIONS
-from elm_jax.data.shd import check_bin_ms
-from elm_jax.data.shd_tasks import SHDAddingDataset, SHDDataset
-from elm_jax.data.shd_tasks import _check_positive as check_positive_int
-from elm_jax.data.shd_tasks import _check_rate as check_rate
+from elm_jax.data.shd.files import check_bin_ms
+from elm_jax.data.shd.tasks import SHDAddingDataset, SHDDataset
+from elm_jax.data.shd.tasks import _check_positive as check_positive_int
+from elm_jax.data.shd.tasks import _check_rate as check_rate
 
 __all__ = [
     "DATASETS",

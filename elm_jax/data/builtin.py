@@ -16,8 +16,8 @@ import warnings
 from elm_jax.data.common import DataNotFoundError, file_record
 from elm_jax.data.enwik8 import ENWIK8_HOWTO, ByteDataset, load_enwik8
 from elm_jax.data.enwiki_sample import load_enwiki_sample
-from elm_jax.data.shd import read_shd
-from elm_jax.data.shd_tasks import SHDAddingDataset, SHDDataset
+from elm_jax.data.shd.files import read_shd
+from elm_jax.data.shd.tasks import SHDAddingDataset, SHDDataset
 
 SHD_HOWTO = (
     "Download shd_train.h5.gz and shd_test.h5.gz from https://zenkelab.org/datasets/ (Cramer et "
@@ -120,7 +120,7 @@ def _load_spikes(
     fallback = None
     if paths is None:
         # Only for the embedded default: its generator (speech synthesis) is slow to import.
-        from elm_jax.data.shd_default import build_shd_default
+        from elm_jax.data.shd.default import build_shd_default
 
         if not force_default and data_dir is not None:
             raise DataNotFoundError(

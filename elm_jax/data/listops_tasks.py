@@ -22,7 +22,7 @@ import numpy as np
 from elm_jax.data import listops, listops_files
 from elm_jax.data.common import DataNotFoundError, file_record
 from elm_jax.data.sequences import SequenceDataset
-from elm_jax.data.shd_tasks import _check_positive
+from elm_jax.data.shd.tasks import _check_positive
 
 NUM_CHANNELS = listops.VOCAB_SIZE - 1  # the 15 real tokens; padding encodes as zeros
 FRONT_PAD = NUM_CHANNELS

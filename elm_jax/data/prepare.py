@@ -20,7 +20,7 @@ from elm_jax import cli
 from elm_jax.data import listops_files, listops_tasks
 from elm_jax.data.common import cache_dir, resolve_data_dir
 from elm_jax.data.enwiki_sample import DECOMPRESSED_SHA256, prepare_enwiki_sample
-from elm_jax.data.shd_default import build_shd_default
+from elm_jax.data.shd.default import build_shd_default
 
 
 def prepare(

@@ -7,7 +7,7 @@ features `[n, t, f]` used as they are. The label belongs to the last step (the t
 classification loss reads the last step's logits), so a task whose sequences have different
 lengths pads them at the *front* (`pad_token` encodes as a zero vector).
 
-It speaks the same protocol as the SHD tasks (`elm_jax.data.shd_tasks`, docs/interfaces.md):
+It speaks the same protocol as the SHD tasks (`elm_jax.data.shd.tasks`, docs/interfaces.md):
 `train_batch(step, batch_size, seed)`, `eval_batches(split, batch_size)` with a "mask",
 `num_examples`, `labels`, `label_prior`, `input_blind` (the label prior of exactly the
 examples evaluated) and `info` with the same fields. Without an explicit validation set, a
@@ -27,7 +27,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from elm_jax.data.shd_tasks import _check_positive, _check_rate, epoch_rows
+from elm_jax.data.core import Dataset
+from elm_jax.data.shd.tasks import _check_positive, _check_rate, epoch_rows
 from elm_jax.tasks.classification import CLASSIFICATION
 
 VALIDATION_FRACTION = 0.1
@@ -70,7 +71,7 @@ def _check_examples(field: str, inputs: np.ndarray, labels: np.ndarray) -> tuple
     return inputs, labels
 
 
-class SequenceDataset:
+class SequenceDataset(Dataset):
     """Train / validation / test sequences with one class label each, batched on request.
 
     train, test: `(inputs, labels)` with inputs tokens `[n, t]` (integers in 0..vocab_size-1,

@@ -26,8 +26,8 @@ from elm_jax.data.enwik8 import (
     read_enwik8_bytes,
     split_bounds,
 )
-from elm_jax.data.shd import read_shd
-from elm_jax.data.shd_tasks import validation_mask
+from elm_jax.data.shd.files import read_shd
+from elm_jax.data.shd.tasks import validation_mask
 
 SHD_CITATION = """@article{cramer2020heidelberg, title={The Heidelberg Spiking Data Sets for the
 Systematic Evaluation of Spiking Neural Networks}, author={Cramer, Benjamin and Stradmann, Yannik

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from elm_jax.data.shd import NUM_CHANNELS, BinnedSpikes, SpikeData, bin_spike_data, check_bin_ms
+from elm_jax.data.core import Dataset
+from elm_jax.data.shd.files import (
+    NUM_CHANNELS,
+    BinnedSpikes,
+    SpikeData,
+    bin_spike_data,
+    check_bin_ms,
+)
 from elm_jax.tasks.classification import CLASSIFICATION
 
 VALIDATION_FRACTION = 0.2
@@ -79,7 +86,7 @@ def _check_positive(name: str, value: int) -> int:
     return int(value)
 
 
-class _SpikeTask:
+class _SpikeTask(Dataset):
     """Shared state: the train/validation/test splits binned at `bin_ms`."""
 
     num_classes = 0

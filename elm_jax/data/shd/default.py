@@ -1,4 +1,4 @@
-"""Builds and caches the embedded SHD default (see synth_shd) as SHD-format files.
+"""Builds and caches the embedded SHD default (see elm_jax.data.shd.synthetic) as SHD-format files.
 
 The cache folder is `<cache>/shd_default/<key>/` where `key` hashes the generator version and
 all its parameters; it holds `shd_train.h5`, `shd_test.h5` and `generator.json` (parameters,
@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from elm_jax.data.common import cache_dir
-from elm_jax.data.shd import write_shd
-from elm_jax.data.synth_shd import GENERATOR_VERSION, SynthConfig, generate, speaker_table
+from elm_jax.data.shd.files import write_shd
+from elm_jax.data.shd.synthetic import GENERATOR_VERSION, SynthConfig, generate, speaker_table
 from elm_jax.files import atomic_folder
 
 FILES = ("shd_train.h5", "shd_test.h5")

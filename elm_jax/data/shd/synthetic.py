@@ -182,7 +182,7 @@ def synthesise_speaker(spk: dict, cfg: SynthConfig) -> list[dict]:
 
 
 def _run_speakers(speakers: list[dict], cfg: SynthConfig, workers: int) -> list[list[dict]]:
-    """Synthesises each speaker in its own fresh `python -m elm_jax.data.synth_shd` process.
+    """Synthesises each speaker in its own fresh `python -m elm_jax.data.shd.synthetic` process.
 
     Subprocesses rather than a multiprocessing pool: a fresh process per speaker is what makes
     espeak-ng deterministic, and unlike `spawn` it never re-imports the caller's main script.
@@ -196,7 +196,7 @@ def _run_speakers(speakers: list[dict], cfg: SynthConfig, workers: int) -> list[
             while pending and len(running) < workers:
                 k = pending.pop(0)
                 out = os.path.join(tmp, f"speaker{k}.pkl")
-                cmd = [sys.executable, "-m", "elm_jax.data.synth_shd", job, str(k), out]
+                cmd = [sys.executable, "-m", "elm_jax.data.shd.synthetic", job, str(k), out]
                 with open(out + ".err", "wb") as err:  # a file: a full pipe could block the child
                     running.append((k, out, subprocess.Popen(cmd, stderr=err)))
             k, out, proc = running.pop(0)
