@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from neuronio_fakes import fake_experiment, write_fake_dataset, write_pickle
 
-from elm_jax.data import neuronio
 from elm_jax.data.common import DataCorruptError, DataNotFoundError
-from elm_jax.data.neuronio_tasks import (
+from elm_jax.data.neuronio import files as neuronio
+from elm_jax.data.neuronio.tasks import (
     NeuronIODataset,
     eval_windows,
     find_split_files,

@@ -120,15 +120,15 @@ DATASETS: dict[str, DatasetEntry] = {
         num_classes=10,
         options=("seq_len",),
     ),
-    # NeuronIO (elm_jax/data/neuronio_tasks.py): the released simulations from the data
+    # NeuronIO (elm_jax/data/neuronio/tasks.py): the released simulations from the data
     # directory; 1278 signed input channels, outputs (spike logit, soma) at every 1 ms step.
     "neuronio": DatasetEntry(
-        "elm_jax.data.neuronio_tasks:load_neuronio", input_dim=1278, num_classes=2, task="neuronio"
+        "elm_jax.data.neuronio.tasks:load_neuronio", input_dim=1278, num_classes=2, task="neuronio"
     ),
-    # The NeuronIO-style default (elm_jax/data/neuronio_default.py): simulated with NEURON on
+    # The NeuronIO-style default (elm_jax/data/neuronio/default.py): simulated with NEURON on
     # first use and cached, in the same windows; a labelled stand-in, not the Hay L5PC data.
     "neuronio_default": DatasetEntry(
-        "elm_jax.data.neuronio_default:load_neuronio_default",
+        "elm_jax.data.neuronio.default:load_neuronio_default",
         input_dim=1278,
         num_classes=2,
         task="neuronio",

@@ -4,7 +4,7 @@ Axis letters: r seed replica, b batch, t time step, i input channel, o output (0
 1: soma prediction), k bin.
 
 Inputs [b, t, i] float (+1 / -1 / 0 synaptic events), labels [b, t, 3] float (the spike, the
-soma target and the step's weight: 0 in the burn-in; elm_jax.data.neuronio_tasks), outputs
+soma target and the step's weight: 0 in the burn-in; elm_jax.data.neuronio.tasks), outputs
 [b, t, 2].
 
 * Loss: 0.5 · BCE(spike logit, spike target) + 0.5 · MSE(soma prediction, soma target), the

@@ -2,7 +2,7 @@
 
 Axis letters: b batch, t time step (1 ms), i input channel (1278), k simulation.
 
-Batches hold `inputs [b, t, 1278]` float32 (+1 / -1 / 0, `elm_jax.data.neuronio`) and
+Batches hold `inputs [b, t, 1278]` float32 (+1 / -1 / 0, `elm_jax.data.neuronio.files`) and
 `labels [b, t, 3]` float32: the spike target (0/1), the soma target ((min(v, -55) + 67.7) / 10)
 and the step weight (0 in the burn-in and where an evaluation window runs past the end of a
 simulation, else 1). The loss and metrics (`elm_jax.tasks.neuronio`) use only weighted steps.
@@ -30,7 +30,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from elm_jax.data.common import DataNotFoundError, file_record
-from elm_jax.data.neuronio import NUM_CHANNELS, Simulations, check_arrays, read_simulations
+from elm_jax.data.core import Dataset
+from elm_jax.data.neuronio.files import NUM_CHANNELS, Simulations, check_arrays, read_simulations
 from elm_jax.tasks.neuronio import NEURONIO
 
 WINDOW_MS = 500
@@ -130,7 +131,7 @@ def _join(parts: list[dict], batch_size: int) -> dict:
     return batch
 
 
-class NeuronIODataset:
+class NeuronIODataset(Dataset):
     """NeuronIO windows from simulation files or in-memory `Simulations` (module docstring).
 
     `splits` maps "train", "validation", "test" to file paths or `Simulations`; files are read

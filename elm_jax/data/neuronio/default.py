@@ -1,9 +1,9 @@
 """The offline NeuronIO-style default `neuronio_default`: simulations built and cached on first use.
 
-A labelled stand-in for NeuronIO, never the Hay L5PC data: `elm_jax.data.neuronio_sim` drives
+A labelled stand-in for NeuronIO, never the Hay L5PC data: `elm_jax.data.neuronio.synthetic` drives
 NEURON's reconstructed pyramidal cell with 639 excitatory and 639 inhibitory Poisson inputs.
 Each simulation is written in the layout of the real data's preprocessed arrays
-(`elm_jax.data.neuronio.Simulations`: inputs [k, t, 1278] int8 with +1 / -1 / 0, spikes and
+(`elm_jax.data.neuronio.files.Simulations`: inputs [k, t, 1278] int8 with +1 / -1 / 0, spikes and
 soma_mv [k, t] float32), so the NeuronIO windows, loss and metrics apply unchanged.
 
 Cache: `<cache>/neuronio_default/<key>/` (`key` hashes the generator version, the simulation
@@ -30,10 +30,10 @@ import time
 
 import numpy as np
 
-from elm_jax.data import neuronio_sim as sim
 from elm_jax.data.common import DataCorruptError, cache_dir, file_record
-from elm_jax.data.neuronio import Simulations, check_arrays, synapse_signs
-from elm_jax.data.neuronio_tasks import NeuronIODataset
+from elm_jax.data.neuronio import synthetic as sim
+from elm_jax.data.neuronio.files import Simulations, check_arrays, synapse_signs
+from elm_jax.data.neuronio.tasks import NeuronIODataset
 from elm_jax.files import atomic_folder
 
 GENERATOR_VERSION = 1
