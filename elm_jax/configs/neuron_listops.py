@@ -4,7 +4,7 @@ ELM neuron.
 Paper figure (docs/science.md §1 / the neuron paper's LRA table): the ELM neuron reaches 46.8 % test
 accuracy on ListOps. Input: 15 one-hot tokens (digits, the four operators, the closing
 bracket), front-padded to 1,999 steps so the closing bracket is the last step (LRA's length
-limit; elm_jax/data/listops_tasks.py). Not given in our sources; our choice: d_m = 100, τ_m
+limit; elm_jax/data/listops/tasks.py). Not given in our sources; our choice: d_m = 100, τ_m
 fixed, log-spaced over 1–2000 steps, one synapse per input, v2 neuron, Adamax lr 5e-3 with
 cosine decay, batch 32, 20,000 steps.
 

@@ -9,7 +9,7 @@ first `load(name)` only, so the table itself costs nothing.
 To add a dataset name, append one entry to `DATASETS`:
 
     "listops": DatasetEntry(
-        "elm_jax.data.listops:load_listops", input_dim=..., num_classes=10,
+        "elm_jax.data.listops.tasks:load_listops", input_dim=..., num_classes=10,
         options=("num_train",),   # load() options the loader takes, beyond input_dropout
         task="classification",    # its task kind: a key of elm_jax.tasks.KINDS
     ),
@@ -107,15 +107,15 @@ DATASETS: dict[str, DatasetEntry] = {
         num_classes=10,
         example_steps=784,
     ),
-    # ListOps (elm_jax/data/listops_tasks.py): 15 tokens one-hot, front-padded to seq_len.
+    # ListOps (elm_jax/data/listops/tasks.py): 15 tokens one-hot, front-padded to seq_len.
     "listops": DatasetEntry(
-        "elm_jax.data.listops_tasks:load_listops",
+        "elm_jax.data.listops.tasks:load_listops",
         input_dim=15,
         num_classes=10,
         options=("seq_len",),
     ),
     "listops_default": DatasetEntry(
-        "elm_jax.data.listops_tasks:load_listops_default",
+        "elm_jax.data.listops.tasks:load_listops_default",
         input_dim=15,
         num_classes=10,
         options=("seq_len",),

@@ -1,7 +1,7 @@
 """The ListOps datasets served by `elm_jax.data.load`: `listops` (LRA files) and `listops_default`.
 
 Both are `SequenceDataset`s of 15 one-hot channels (the digits 0-9, `[MAX [MIN [MED [SM`, `]`;
-token id k of `elm_jax.data.listops` is channel k - 1) and 10 classes. Expressions are padded
+token id k of `elm_jax.data.listops.synthetic` is channel k - 1) and 10 classes. Expressions are padded
 at the front to `seq_len` steps with a token that encodes as the zero vector, so the last real
 token (the closing `]`) is the last step, the one the classifier reads. An expression longer
 than `seq_len` keeps its first `seq_len` tokens, as LRA's input pipeline does
@@ -19,15 +19,16 @@ import warnings
 
 import numpy as np
 
-from elm_jax.data import listops, listops_files
 from elm_jax.data.common import DataNotFoundError, file_record
+from elm_jax.data.listops import files as listops_files
+from elm_jax.data.listops import synthetic
 from elm_jax.data.sequences import SequenceDataset
 from elm_jax.data.shd.tasks import _check_positive
 
-NUM_CHANNELS = listops.VOCAB_SIZE - 1  # the 15 real tokens; padding encodes as zeros
+NUM_CHANNELS = synthetic.VOCAB_SIZE - 1  # the 15 real tokens; padding encodes as zeros
 FRONT_PAD = NUM_CHANNELS
 LRA_MAX_LENGTH = 2000  # LRA's generator keeps length < 2000
-DEFAULT_PARAMS = listops.ListOpsParams(
+DEFAULT_PARAMS = synthetic.ListOpsParams(
     max_depth=10, max_args=10, min_length=10, max_length=100,
     num_train=20_000, num_validation=2_000, num_test=2_000, seed=0,
 )  # fmt: skip
@@ -61,12 +62,12 @@ def _dataset(name, source, splits, seq_len, files, extra, input_dropout) -> Sequ
             "them whole",
             stacklevel=3,
         )
-    examples = {s: (padded[s], splits[s]["labels"]) for s in listops.SPLITS}
+    examples = {s: (padded[s], splits[s]["labels"]) for s in synthetic.SPLITS}
     info = {"padding": "front", "truncated": truncated,
-            "tokens": list(listops.VOCAB[1:]), **extra}  # fmt: skip
+            "tokens": list(synthetic.VOCAB[1:]), **extra}  # fmt: skip
     return SequenceDataset(
         examples["train"], examples["test"], validation=examples["validation"],
-        num_classes=listops.NUM_CLASSES, vocab_size=NUM_CHANNELS, pad_token=FRONT_PAD,
+        num_classes=synthetic.NUM_CLASSES, vocab_size=NUM_CHANNELS, pad_token=FRONT_PAD,
         input_dropout=input_dropout, name=name, source=source, files=files, extra_info=info,
     )  # fmt: skip
 
@@ -78,7 +79,7 @@ def load_listops_default(
     folder = listops_files.build_default(data_dir, DEFAULT_PARAMS)
     splits, manifest, records = listops_files.read_default(folder)
     extra = {"generator": manifest["params"], "generator_version": manifest["generator_version"],
-             "length": {s: manifest["statistics"][s]["length"] for s in listops.SPLITS}}  # fmt: skip
+             "length": {s: manifest["statistics"][s]["length"] for s in synthetic.SPLITS}}  # fmt: skip
     seq_len = DEFAULT_PARAMS.max_length - 1 if seq_len is None else seq_len
     return _dataset(name, "listops-default", splits, seq_len, records, extra, input_dropout)
 
@@ -95,5 +96,5 @@ def load_listops(
     paths = listops_files.find_lra_files(data_dir)
     splits = {split: listops_files.read_lra_tsv(path) for split, path in paths.items()}
     seq_len = LRA_MAX_LENGTH - 1 if seq_len is None else seq_len
-    files = [file_record(paths[s]) for s in listops.SPLITS]
+    files = [file_record(paths[s]) for s in synthetic.SPLITS]
     return _dataset(name, "listops-lra", splits, seq_len, files, {}, input_dropout)

@@ -27,7 +27,6 @@ import zipfile
 
 import numpy as np
 
-from elm_jax.data import listops
 from elm_jax.data.common import (
     ChecksumError,
     DataCorruptError,
@@ -36,6 +35,7 @@ from elm_jax.data.common import (
     file_record,
     sha256_file,
 )
+from elm_jax.data.listops import synthetic
 from elm_jax.files import atomic_folder
 
 GENERATOR_VERSION = 1
@@ -50,13 +50,13 @@ LRA_HOWTO = (
 )
 
 
-def params_key(params: listops.ListOpsParams) -> str:
+def params_key(params: synthetic.ListOpsParams) -> str:
     """Cache folder name: the generator version and a hash of every parameter."""
     text = json.dumps(dataclasses.asdict(params), sort_keys=True)
     return f"v{GENERATOR_VERSION}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-def default_dir(data_dir: str | None, params: listops.ListOpsParams) -> str:
+def default_dir(data_dir: str | None, params: synthetic.ListOpsParams) -> str:
     """Folder of the cached default generated with `params`."""
     return os.path.join(cache_dir(data_dir), "listops_default", params_key(params))
 
@@ -92,16 +92,16 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
 
 def check_tokens(where: str, tokens: np.ndarray, lengths: np.ndarray, labels: np.ndarray) -> None:
     """Token ids in 0..15, padding exactly after each length, labels 0..9."""
-    if tokens.size and int(tokens.max()) >= listops.VOCAB_SIZE:
+    if tokens.size and int(tokens.max()) >= synthetic.VOCAB_SIZE:
         raise DataCorruptError(f"{where}: token id {int(tokens.max())}; valid 0..15")
-    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < listops.NUM_CLASSES):
+    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < synthetic.NUM_CLASSES):
         raise DataCorruptError(f"{where}: labels span {labels.min()}..{labels.max()}; valid 0..9")
     real = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
-    if np.any((tokens != listops.PAD) != real):
+    if np.any((tokens != synthetic.PAD) != real):
         raise DataCorruptError(f"{where}: padding does not match the lengths")
 
 
-def build_default(data_dir: str | None, params: listops.ListOpsParams) -> str:
+def build_default(data_dir: str | None, params: synthetic.ListOpsParams) -> str:
     """Folder of the cached default for `params`, generated first when absent (one builder)."""
     final = default_dir(data_dir, params)
     if os.path.isfile(os.path.join(final, "manifest.json")):
@@ -114,9 +114,9 @@ def build_default(data_dir: str | None, params: listops.ListOpsParams) -> str:
     return final
 
 
-def _build(final: str, params: listops.ListOpsParams) -> None:
+def _build(final: str, params: synthetic.ListOpsParams) -> None:
     start = time.time()
-    splits = listops.generate(params)
+    splits = synthetic.generate(params)
     seconds = time.time() - start
     with atomic_folder(final, "manifest.json") as tmp:
         files = {}
@@ -130,7 +130,7 @@ def _build(final: str, params: listops.ListOpsParams) -> None:
             "generator_version": GENERATOR_VERSION,
             "key": params_key(params),
             "params": dataclasses.asdict(params),
-            "vocab": list(listops.VOCAB),
+            "vocab": list(synthetic.VOCAB),
             "files": files,
             "statistics": {split: statistics(arrays) for split, arrays in splits.items()},
             "generation_seconds": round(seconds, 1),
@@ -142,7 +142,7 @@ def _build(final: str, params: listops.ListOpsParams) -> None:
 def statistics(arrays: dict[str, np.ndarray]) -> dict:
     """Label counts and token-length quantiles of one split."""
     lengths = arrays["lengths"]
-    counts = np.bincount(arrays["labels"], minlength=listops.NUM_CLASSES)
+    counts = np.bincount(arrays["labels"], minlength=synthetic.NUM_CLASSES)
     return {
         "num_examples": int(len(lengths)),
         "label_counts": [int(c) for c in counts],
@@ -192,17 +192,17 @@ def parse_expression(source: str) -> tuple[list[int], int]:
             continue
         if value is not None:
             raise ValueError(f"token {token!r} after the complete expression")
-        if token not in listops.TOKEN_IDS:
-            raise ValueError(f"unknown token {token!r}; valid: {' '.join(listops.VOCAB[1:])} ( )")
-        ids.append(listops.TOKEN_IDS[token])
-        if token in listops.OPERATORS:
+        if token not in synthetic.TOKEN_IDS:
+            raise ValueError(f"unknown token {token!r}; valid: {' '.join(synthetic.VOCAB[1:])} ( )")
+        ids.append(synthetic.TOKEN_IDS[token])
+        if token in synthetic.OPERATORS:
             stack.append((token, []))
             continue
-        if token == listops.END:
+        if token == synthetic.END:
             if not stack or not stack[-1][1]:
                 raise ValueError("']' without an open operator and its arguments")
             operator, args = stack.pop()
-            result = listops.apply_operator(operator, args)
+            result = synthetic.apply_operator(operator, args)
         else:
             result = int(token)
         if stack:
@@ -244,7 +244,7 @@ def _parse_row(path: str, number: int, line: str) -> tuple[list[int], int]:
         label = int(target)
     except ValueError:
         raise DataCorruptError(f"{path}:{number}: Target {target!r} is not an integer") from None
-    if not 0 <= label < listops.NUM_CLASSES:
+    if not 0 <= label < synthetic.NUM_CLASSES:
         raise DataCorruptError(f"{path}:{number}: Target {label}; valid 0..9")
     try:
         ids, value = parse_expression(source)
