@@ -24,9 +24,9 @@ import numpy as np
 from scipy import ndimage, optimize
 
 from elm_jax.data.common import cache_dir
-from elm_jax.data.pathfinder import MARKER_LEVEL, connect_radius, preset
-from elm_jax.data.pathfinder_files import DEFAULT_SIZES, SPLITS, build_generated, read_generated
-from elm_jax.data.pathfinder_tasks import parse_name
+from elm_jax.data.pathfinder.files import DEFAULT_SIZES, SPLITS, build_generated, read_generated
+from elm_jax.data.pathfinder.synthetic import MARKER_LEVEL, connect_radius, preset
+from elm_jax.data.pathfinder.tasks import parse_name
 
 HAND_FEATURES = ("distance", "row_gap", "col_gap", "box_ink", "box_ink_fraction", "line_ink",
                  "ink_near_first", "ink_near_second", "total_ink")  # fmt: skip

@@ -134,11 +134,11 @@ DATASETS: dict[str, DatasetEntry] = {
         task="neuronio",
     ),
     # Pathfinder 32x32 (16 grey levels one-hot) and Path-X 128x128 (8 levels), pixel by pixel
-    # (elm_jax/data/pathfinder_tasks.py): the LRA release from the data directory at three
+    # (elm_jax/data/pathfinder/tasks.py): the LRA release from the data directory at three
     # contour lengths (hard = LRA's, _medium, _easy); `_default` = the generated stand-in.
     **{
         f"pathfinder{size}{level}{default}": DatasetEntry(
-            "elm_jax.data.pathfinder_tasks:load_pathfinder",
+            "elm_jax.data.pathfinder.tasks:load_pathfinder",
             input_dim=levels,
             num_classes=2,
             example_steps=size * size,

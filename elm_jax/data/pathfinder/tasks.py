@@ -18,8 +18,7 @@ import warnings
 import numpy as np
 
 from elm_jax.data.common import DataNotFoundError, cache_dir
-from elm_jax.data.pathfinder import preset
-from elm_jax.data.pathfinder_files import (
+from elm_jax.data.pathfinder.files import (
     DEFAULT_SIZES,
     LRA_HOWTO,
     build_generated,
@@ -27,6 +26,7 @@ from elm_jax.data.pathfinder_files import (
     read_generated,
     read_lra,
 )
+from elm_jax.data.pathfinder.synthetic import preset
 from elm_jax.data.seq_images import grey_levels
 from elm_jax.data.sequences import SequenceDataset
 

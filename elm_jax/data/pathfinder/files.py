@@ -1,6 +1,6 @@
 """Pathfinder on disk: the generated stand-in's cache, and the LRA release folders when present.
 
-Generated sets (`elm_jax.data.pathfinder`) live in `<cache>/pathfinder_style/<key>/`, where
+Generated sets (`elm_jax.data.pathfinder.synthetic`) live in `<cache>/pathfinder_style/<key>/`, where
 `key` hashes the generator version, its parameters, the split sizes and the seed. The folder
 holds `train.npz`, `validation.npz`, `test.npz` (`images` [n, H, W] uint8, `labels` [n] uint8,
 `markers` [n, 2, 2] int16) and `manifest.json` (parameters, seed, sizes, each file's sha256,
@@ -35,7 +35,7 @@ from elm_jax.data.common import (
     file_record,
     sha256_file,
 )
-from elm_jax.data.pathfinder import GENERATOR_VERSION, PathfinderConfig, generate
+from elm_jax.data.pathfinder.synthetic import GENERATOR_VERSION, PathfinderConfig, generate
 from elm_jax.files import atomic_folder
 
 SPLITS = ("train", "validation", "test")
