@@ -97,12 +97,15 @@ DATASETS: dict[str, DatasetEntry] = {
         _BUILTIN + "load_shd_adding_default", num_classes=19, **_SHD_ADDING
     ),
     "enwiki_sample": DatasetEntry(_BUILTIN + "load_bytes_default", **_BYTES),
-    # Sequential images (elm_jax/data/seq_images.py): 16 grey levels one-hot, 10 classes.
+    # Sequential images (elm_jax/data/seq_images/): 16 grey levels one-hot, 10 classes.
     "scifar": DatasetEntry(
-        "elm_jax.data.seq_images:load_scifar", input_dim=16, num_classes=10, example_steps=1024
+        "elm_jax.data.seq_images.tasks:load_scifar",
+        input_dim=16,
+        num_classes=10,
+        example_steps=1024,
     ),
     "scifar_default": DatasetEntry(
-        "elm_jax.data.seq_images:load_fashion_mnist",
+        "elm_jax.data.seq_images.tasks:load_fashion_mnist",
         input_dim=16,
         num_classes=10,
         example_steps=784,

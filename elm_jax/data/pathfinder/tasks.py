@@ -27,7 +27,7 @@ from elm_jax.data.pathfinder.files import (
     read_lra,
 )
 from elm_jax.data.pathfinder.synthetic import preset
-from elm_jax.data.seq_images import grey_levels
+from elm_jax.data.seq_images.files import grey_levels
 from elm_jax.data.sequences import SequenceDataset
 
 NAME_PATTERN = re.compile(r"^pathfinder(32|128)(_easy|_medium)?(_default)?$")

@@ -1,4 +1,4 @@
-"""Sequential images: an image read pixel by pixel, 16 grey levels one-hot, label at the last step.
+"""Sequential images, reading the files: an image read pixel by pixel, 16 grey levels one-hot, label at the last step.
 
 Two datasets (docs/data.md):
 
@@ -26,8 +26,7 @@ import zlib
 
 import numpy as np
 
-from elm_jax.data.common import DataCorruptError, DataNotFoundError, file_record
-from elm_jax.data.sequences import SequenceDataset
+from elm_jax.data.common import DataCorruptError, DataNotFoundError
 
 NUM_LEVELS = 16
 NUM_CLASSES = 10
@@ -41,7 +40,6 @@ FASHION_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-FASHION_SOURCE = "fashion-mnist (stand-in for sCIFAR)"
 CIFAR_HOWTO = (
     "Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and name "
     "its folder (or the file itself) as the data directory (config data.data_dir or "
@@ -130,24 +128,6 @@ def read_fashion_split(images_path: str, labels_path: str) -> tuple[np.ndarray, 
     return grey_levels(images.reshape(len(images), -1)), labels.astype(np.int64)
 
 
-def load_fashion_mnist(name: str, data_dir: str | None, **options) -> SequenceDataset:
-    """Sequential Fashion-MNIST (784 steps, 16 levels one-hot): the labelled sCIFAR stand-in."""
-    paths = find_fashion_files(data_dir)
-    if paths is None:
-        searched = [] if data_dir is None else [data_dir, os.path.join(data_dir, "fashion-mnist")]
-        searched = ", ".join([*searched, FASHION_SYSTEM_DIR])
-        raise DataNotFoundError(
-            f"{name}: Fashion-MNIST not found (searched {searched}); {FASHION_HOWTO}"
-        )
-    train = read_fashion_split(*paths["train"])
-    test = read_fashion_split(*paths["test"])
-    files = [file_record(p) for split in ("train", "test") for p in paths[split]]
-    return SequenceDataset(
-        train, test, num_classes=NUM_CLASSES, vocab_size=NUM_LEVELS, name=name,
-        source=FASHION_SOURCE, files=files, extra_info={"stand_in_for": "scifar"}, **options,
-    )  # fmt: skip
-
-
 # --- CIFAR-10 (python pickles in a tar.gz) -----------------------------------------------------
 
 
@@ -194,13 +174,3 @@ def read_cifar_archive(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         raise DataCorruptError(f"{path}: not a readable tar.gz archive ({err})") from err
     train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     return {"train": train, "test": test}
-
-
-def load_scifar(name: str, data_dir: str | None, **options) -> SequenceDataset:
-    """Sequential CIFAR-10 (1,024 steps, 16 grey levels one-hot) from the user's archive."""
-    path = find_cifar_archive(data_dir)
-    splits = read_cifar_archive(path)
-    return SequenceDataset(
-        splits["train"], splits["test"], num_classes=NUM_CLASSES, vocab_size=NUM_LEVELS,
-        name=name, source="cifar10", files=[file_record(path)], **options,
-    )  # fmt: skip
