@@ -19,7 +19,7 @@ from elm_jax.data.common import (
     DataNotFoundError,
     resolve_data_dir,
 )
-from elm_jax.data.enwik8 import ByteDataset
+from elm_jax.data.enwik8.tasks import ByteDataset
 from elm_jax.data.registry import DATASETS, PASSED_OPTIONS
 from elm_jax.data.shd.files import check_bin_ms
 from elm_jax.data.shd.tasks import SHDAddingDataset, SHDDataset

@@ -14,8 +14,9 @@ import os
 import warnings
 
 from elm_jax.data.common import DataNotFoundError, file_record
-from elm_jax.data.enwik8 import ENWIK8_HOWTO, ByteDataset, load_enwik8
-from elm_jax.data.enwiki_sample import load_enwiki_sample
+from elm_jax.data.enwik8.default import load_enwiki_sample
+from elm_jax.data.enwik8.files import ENWIK8_HOWTO, load_enwik8
+from elm_jax.data.enwik8.tasks import ByteDataset
 from elm_jax.data.shd.files import read_shd
 from elm_jax.data.shd.tasks import SHDAddingDataset, SHDDataset
 

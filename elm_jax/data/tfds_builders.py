@@ -19,13 +19,13 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from elm_jax.data import SHD_HOWTO, load_real_shd
-from elm_jax.data.enwik8 import (
+from elm_jax.data.enwik8.files import (
     ENWIK8_BYTES,
     ENWIK8_HOWTO,
     find_enwik8,
     read_enwik8_bytes,
-    split_bounds,
 )
+from elm_jax.data.enwik8.tasks import split_bounds
 from elm_jax.data.shd.files import read_shd
 from elm_jax.data.shd.tasks import validation_mask
 

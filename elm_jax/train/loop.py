@@ -25,7 +25,7 @@ from elm_jax.checkpoint import Checkpointer
 from elm_jax.config_check import check_config, data_options
 from elm_jax.configs.common import to_plain
 from elm_jax.configs.merge import config_diff
-from elm_jax.data.lm_stream import stream_train_batch
+from elm_jax.data.enwik8.stream import stream_train_batch
 from elm_jax.network.fused import kernel_ran
 from elm_jax.optim import unit_schedule
 from elm_jax.train.steps import StepSpec, TrainState, evaluate, init_state, train_step, update_best

@@ -26,7 +26,7 @@ from elm_jax.data.common import (
     sha256_bytes,
     sha256_file,
 )
-from elm_jax.data.enwik8 import ByteDataset
+from elm_jax.data.enwik8.tasks import ByteDataset
 from elm_jax.files import write_bytes_atomic
 
 GENSIM_REQUIREMENT = "gensim==4.4.0"
