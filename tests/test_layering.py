@@ -3,7 +3,8 @@
 
 Layers, lowest first (CONTRIBUTING.md habit 1): shared infrastructure → pure math (`ops`) → the
 neuron and network math (no Flax) → Flax modules → task kinds → task models and the converter →
-data → budgets → configs → jitted train steps → the run loop → command lines → sweeps →
+data (the interface and shared helpers → one package per benchmark → the dataset table → data
+commands) → budgets → configs → jitted train steps → the run loop → command lines → sweeps →
 analysis. Every import counts, including those inside functions. A module may import from its
 own layer or below, and no chain of imports may lead back to where it started (a cycle within a
 layer is a missing layer). A new top-level module must be given a layer here.
@@ -54,7 +55,21 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("flax modules", ("elm_jax.neuron.layers", "elm_jax.network.layers", "elm_jax.baselines")),
     ("task kinds", ("elm_jax.tasks.*",)),
     ("models", ("elm_jax.models", "elm_jax.neuron.convert")),
-    ("data", ("elm_jax.data.*",)),
+    ("data core", ("elm_jax.data.core", "elm_jax.data.common", "elm_jax.data.cochlea")),
+    (
+        "data benchmarks",
+        (
+            "elm_jax.data.sequences",
+            "elm_jax.data.shd.*",
+            "elm_jax.data.neuronio.*",
+            "elm_jax.data.listops.*",
+            "elm_jax.data.pathfinder.*",
+            "elm_jax.data.seq_images.*",
+            "elm_jax.data.enwik8.*",
+        ),
+    ),
+    ("data table", ("elm_jax.data", "elm_jax.data.registry", "elm_jax.data.builtin")),
+    ("data commands", ("elm_jax.data.*",)),  # prepare, baselines, audio_to_shd, tfds_builders
     ("budgets", ("elm_jax.budget", "elm_jax.budget.cost", "elm_jax.budget.enumeration")),
     ("configs", ("elm_jax.configs.*", "elm_jax.config_check")),
     ("train steps", ("elm_jax.train", "elm_jax.train.steps")),

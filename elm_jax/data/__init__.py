@@ -1,6 +1,12 @@
-"""Benchmark data: SHD, SHD-Adding and Enwik8, with embedded defaults built offline.
+"""Benchmark data: SHD, SHD-Adding, Enwik8, NeuronIO, ListOps, Pathfinder and sequential
+images, with embedded defaults built offline.
 
-`load(name, data_dir=None, **options) -> Dataset` is the one entry point (docs/interfaces.md).
+`load(name, data_dir=None, **options) -> Dataset` is the one entry point (docs/interfaces.md);
+every dataset class implements `elm_jax.data.core.Dataset`. Layout: one package per benchmark
+(`shd`, `neuronio`, `listops`, `pathfinder`, `enwik8`, `seq_images`) of `files` (reading the
+real files), `tasks` (the dataset classes), `synthetic` (the generator) and `default` (the
+embedded default) where it has them; `common` holds the shared helpers, `sequences` the dataset
+class of token and feature sequences, `registry` the table of names.
 Real files are looked for in `data_dir`, else `$ELM_DATA_DIR`. When a directory is named and
 the files are not in it, `load` raises DataNotFoundError (it never swaps in other data); only
 when no directory is named do `shd`, `shd_adding` and `enwik8` fall back to their embedded
