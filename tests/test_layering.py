@@ -49,6 +49,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "elm_jax.network.scan",
             "elm_jax.network.fused_build",
             "elm_jax.network.fused",
+            "elm_jax.network.pallas_gpu_kernel",
+            "elm_jax.network.pallas_gpu",
             "elm_jax.network.dynamics",
         ),
     ),
