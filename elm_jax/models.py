@@ -29,12 +29,12 @@ import jax.numpy as jnp
 from elm_jax import tasks
 from elm_jax.baselines import ChronoLSTMLayer, GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
 from elm_jax.network.dynamics import zero_carry
-from elm_jax.network.fused import KERNELS
+from elm_jax.network.fused import KERNELS, kernel_ran
 from elm_jax.network.layers import ELMNetwork
 from elm_jax.network.wiring import validate_wiring_args
 from elm_jax.neuron.config import NeuronConfig
 from elm_jax.neuron.layers import ELMNeuron
-from elm_jax.ops import check_memory_tau_bounds
+from elm_jax.ops import check_memory_tau_bounds, elm_macs_per_neuron
 
 Array = jax.Array
 
@@ -90,7 +90,9 @@ class ModelConfig:
     layout: str = "auto"
     remat_chunk: int = 10
     # The ELM network recurrence's implementation (elm_jax.network.fused.KERNELS): "auto" runs
-    # the fused CPU kernel on a CPU when it is built and covers the config, the XLA scan else.
+    # the fused CPU kernel on a CPU when it is built and covers the config, the Pallas kernel
+    # on an NVIDIA GPU when it covers the config, the XLA scan else; "xla", "cpu_fused" and
+    # "gpu_pallas" force one.
     kernel: str = "auto"
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
@@ -343,6 +345,18 @@ class TaskModel(nn.Module):
         y, carry = build_core(cfg)(e, carry)
         logits = nn.Dense(cfg.num_classes, name="decoder")(y)
         return logits, carry
+
+
+def elm_kernel_ran(cfg: ModelConfig) -> str | None:
+    """What the ELM recurrence of ``cfg`` runs on the default backend: "cpu_fused", "gpu_pallas"
+    or "xla" (None for other architectures), for the records of a run."""
+    if cfg.arch != "elm":
+        return None
+    macs = elm_macs_per_neuron(
+        num_memory=cfg.num_memory, synapses_per_neuron=0, hidden_size=cfg.mlp_hidden_size,
+        num_branches=cfg.num_branches, mlp_num_layers=cfg.mlp_num_layers,
+    )  # fmt: skip
+    return kernel_ran(cfg.kernel, cfg.mlp_num_layers + 1, neuron_macs=macs)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

@@ -26,7 +26,7 @@ from elm_jax.config_check import check_config, data_options
 from elm_jax.configs.common import to_plain
 from elm_jax.configs.merge import config_diff
 from elm_jax.data.enwik8.stream import stream_train_batch
-from elm_jax.network.fused import kernel_ran
+from elm_jax.models import elm_kernel_ran
 from elm_jax.optim import unit_schedule
 from elm_jax.train.steps import StepSpec, TrainState, evaluate, init_state, train_step, update_best
 from elm_jax.writers import MetricWriters, seed_hparams
@@ -486,8 +486,9 @@ class Run:
                 "d_tree": m.num_branches,
                 "embed_dim": m.embed_dim if m.task_kind.token_inputs else None,
                 "task": m.task,
-                # The ELM recurrence's implementation this process ran ("cpu_fused" or "xla").
-                "kernel": kernel_ran(m.kernel, m.mlp_num_layers + 1) if m.arch == "elm" else None,
+                # The ELM recurrence's implementation this process ran ("cpu_fused",
+                # "gpu_pallas" or "xla").
+                "kernel": elm_kernel_ran(m),
             },
             "cost": dataclasses.asdict(cost(m)),
             "data": self.dataset.info,
