@@ -8,8 +8,11 @@ lowers to Triton for cuda.
 
 Compared: `ELMNetwork(kernel="gpu_pallas")` against `ELMNetwork(kernel="xla")` (itself tested
 against the NumPy per-step loop and plain autodiff in tests/test_network.py) on random
-parameters, inputs and initial state, with a loss that reads every output and the final state
-(so the cotangents of y and of the final branch, memory and output all flow back), jitted.
+parameters and branch time constants, inputs and initial state, with a loss that reads every
+output and the final state (so the cotangents of y and of the final branch, memory and output
+all flow back), jitted. The gradients are those of every weight the kernel reads (through the
+parameters and tau_b: decays, gain, MLP, readout, synaptic weights), of the input and of the
+initial state.
 Tolerances are float32's: 2e-5 on values; each gradient to 2e-4 of its largest magnitude (sums
 over up to T * batch terms in another order); the differences seen are about 1e-7. Interpret
 mode compiles slowly, so each case combines several options and the shapes are small; every
@@ -61,19 +64,29 @@ def _setup(net: ELMNetwork, batch: int, steps: int, seed: int = 0):
         variables["params"],
     )
     n, m, d = net.num_neurons, net.num_memory, net.num_branches
+    constants = {**variables["constants"], "tau_b": jnp.asarray(rng.uniform(2, 8, (n, d)))}
     carry = {
         "branch": jnp.asarray(rng.standard_normal((batch, n, d)), jnp.float32),
         "memory": jnp.asarray(rng.standard_normal((batch, n, m)), jnp.float32),
         "output": jnp.asarray(rng.standard_normal((batch, n)), jnp.float32),
     }
-    return {**variables, "params": params}, e, carry
+    return {**variables, "params": params, "constants": constants}, e, carry
+
+
+def _split(variables):
+    """(the weights differentiated: the parameters and the branch time constants tau_b, which
+    are constants of the model but give the branch decay's gradient; the other variables)."""
+    consts = {k: v for k, v in variables.items() if k != "params"}
+    return {"params": variables["params"], "tau_b": consts["constants"]["tau_b"]}, consts
 
 
 def _loss(net: ELMNetwork):
     """A loss of every output and the final state; the outputs come back as aux."""
 
-    def loss(params, consts, e, carry):
-        y, out = net.apply({"params": params, **consts}, e, carry)
+    def loss(weights, consts, e, carry):
+        constants = {**consts["constants"], "tau_b": weights["tau_b"]}
+        variables = {**consts, "params": weights["params"], "constants": constants}
+        y, out = net.apply(variables, e, carry)
         value = (
             jnp.sum(jnp.sin(y) * jnp.arange(1, y.shape[-1] + 1, dtype=y.dtype))
             + jnp.sum(jnp.cos(out["branch"]))
@@ -129,10 +142,9 @@ def _compare(kw: dict, batch: int, steps: int, *, seed: int = 0, seeds: int = 0)
     label = f"{kw}, batch {batch}, T {steps}"
     if not seeds:
         variables, e, carry = _setup(ref_net, batch, steps, seed)
-        params = variables["params"]
-        consts = {k: v for k, v in variables.items() if k != "params"}
-        want = jax.jit(_value_and_grad(ref_net))(params, consts, e, carry)
-        have = jax.jit(_value_and_grad(net))(params, consts, e, carry)
+        weights, consts = _split(variables)
+        want = jax.jit(_value_and_grad(ref_net))(weights, consts, e, carry)
+        have = jax.jit(_value_and_grad(net))(weights, consts, e, carry)
         _check(have, want, label)
         return
     setups = [_setup(_net(wiring_seed=s, **kw), batch, steps, seed + s) for s in range(seeds)]
@@ -140,15 +152,14 @@ def _compare(kw: dict, batch: int, steps: int, *, seed: int = 0, seeds: int = 0)
     variables = stack(*[v for v, _, _ in setups])
     e = jnp.stack([x for _, x, _ in setups])
     carry = stack(*[c for _, _, c in setups])
-    params = variables["params"]
-    consts = {k: v for k, v in variables.items() if k != "params"}
+    weights, consts = _split(variables)
     sources = consts["constants"]["synapse_source"]
     assert not np.array_equal(sources[0], sources[1])
-    have = jax.jit(jax.vmap(_value_and_grad(net)))(params, consts, e, carry)
+    have = jax.jit(jax.vmap(_value_and_grad(net)))(weights, consts, e, carry)
     want_one = jax.jit(_value_and_grad(ref_net))
     for s in range(seeds):
         pick = lambda tree, s=s: jax.tree_util.tree_map(lambda a: a[s], tree)  # noqa: E731
-        want = want_one(pick(params), pick(consts), e[s], pick(carry))
+        want = want_one(pick(weights), pick(consts), e[s], pick(carry))
         _check(pick(have), want, f"{label}, seed {s} of {seeds} under vmap")
 
 
