@@ -145,7 +145,12 @@ def _call(dims: Dims, kernel, name: str, **kw):
 
 
 def _weight_specs(dims: Dims):
-    return [_whole(s) for s in dims.weight_shapes()] + [_whole((dims.k, dims.lanes))] * 2
+    flat = [_whole(dims.flat_shape(s)) for s in dims.weight_shapes()]
+    return flat + [_whole((dims.k, dims.lanes))] * 2
+
+
+def _as_rows(dims: Dims, weights):
+    return [a.reshape(dims.flat_shape(a.shape)) for a in weights]
 
 
 def _forward(dims: Dims, flat, wiring, e, s0, y0):
@@ -175,7 +180,7 @@ def _forward(dims: Dims, flat, wiring, e, s0, y0):
         ],
         input_output_aliases={num_weight_refs(dims): 0},
     )
-    return call(*flat, *wiring, pool, s0)
+    return call(*_as_rows(dims, flat), *wiring, pool, s0)
 
 
 def _pool_fan_in(dims: Dims, w_syn, wiring):
@@ -226,7 +231,9 @@ def _backward(dims: Dims, flat, wiring, pool, ckpt, g_ys, g_final):
             sds(dims.bp, dims.d * dims.lanes),  # one step's branch cotangents (scratch)
         ],
     )
-    g_pool, g_s0, d_rows, _, _ = call(*flat, *wiring, pool, ckpt, g_ys, g_final, *csr)
+    g_pool, g_s0, d_rows, _, _ = call(
+        *_as_rows(dims, flat), *wiring, pool, ckpt, g_ys, g_final, *csr
+    )
     return g_pool, g_s0, d_rows.reshape(programs, rows, dims.lanes).sum(axis=0)
 
 

@@ -60,6 +60,11 @@ class Dims(NamedTuple):
         return ((d, np_), (m, np_), (m, np_), (d, h0, np_), (m, h0, np_), (h0, np_), *rest,
                 (m, np_), (1, np_), (self.k, np_))  # fmt: skip
 
+    @staticmethod
+    def flat_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+        """How the kernel takes a weight of ``shape``: ``[rows, lanes]``."""
+        return int(np.prod(shape[:-1])), shape[-1]
+
     def grad_rows(self) -> tuple[int, ...]:
         """First row of each weight in the gradient buffer ``[rows, lanes]``, and the total."""
         starts = [0]
@@ -79,30 +84,29 @@ def barrier(dims: Dims) -> None:
         plgpu.debug_barrier()
 
 
-def _rows(ref):
-    """A weight ref ``[a, lanes]`` or ``[a, c, lanes]`` as nested lists of ``[1, lanes]`` rows."""
-    if len(ref.shape) == 2:
-        return [ref[pl.ds(x, 1), :] for x in range(ref.shape[0])]
-    # Static slices only (not ref[x, ...]): the interpreter reads them without index arithmetic.
-    return [
-        [ref[pl.ds(x, 1), pl.ds(y, 1), :].reshape(1, ref.shape[2]) for y in range(ref.shape[1])]
-        for x in range(ref.shape[0])
-    ]
+def _rows(ref, shape: tuple[int, ...]):
+    """A weight of ``shape`` ``[a, lanes]`` or ``[a, c, lanes]``, passed flat as ``[a * c,
+    lanes]``, as (nested) lists of ``[1, lanes]`` rows. Static slices only: the interpreter
+    reads them without index arithmetic."""
+    rows = [ref[pl.ds(r, 1), :] for r in range(ref.shape[0])]
+    if len(shape) == 2:
+        return rows
+    return [rows[x * shape[1] : (x + 1) * shape[1]] for x in range(shape[0])]
 
 
 class _Weights:
     """The weights as a program holds them: every per-neuron weight as ``[1, lanes]`` rows,
     loaded once and kept on chip for the whole sequence; the synapses' (read at a loop index)
-    as refs. In `Dims.weight_shapes` order, then the wiring."""
+    as refs. In `Dims.weight_shapes` order (each flat, `Dims.flat_shape`), then the wiring."""
 
     def __init__(self, dims: Dims, refs):
-        it = iter(refs)
-        self.kb, self.km, self.gain, self.kbr, self.kmem, self.bias0 = (
-            _rows(next(it)) for _ in range(6)
-        )
-        self.layers = [(_rows(next(it)), _rows(next(it))) for _ in dims.sizes[1:]]
-        self.wy, self.by = _rows(next(it)), _rows(next(it))
-        self.wsyn, self.src, self.branch = next(it), next(it), next(it)
+        shapes = dims.weight_shapes()
+        weights = zip(refs[: len(shapes) - 1], shapes[:-1], strict=True)
+        rows = [_rows(ref, shape) for ref, shape in weights]
+        self.kb, self.km, self.gain, self.kbr, self.kmem, self.bias0 = rows[:6]
+        self.layers = list(zip(rows[6:-2:2], rows[7:-2:2], strict=True))
+        self.wy, self.by = rows[-2:]
+        self.wsyn, self.src, self.branch = refs[len(shapes) - 1 : len(shapes) + 2]
 
 
 def num_weight_refs(dims: Dims) -> int:
