@@ -133,12 +133,14 @@ def _check(have, want, label: str) -> None:
     )
 
 
-def _compare(kw: dict, batch: int, steps: int, *, seed: int = 0, seeds: int = 0) -> None:
+def _compare(
+    kw: dict, batch: int, steps: int, *, seed: int = 0, seeds: int = 0, interpret: bool = True
+) -> None:
     """The kernel against the XLA path on one network, or with ``seeds`` > 0 under `jax.vmap`
     over that many seeds (parameters, wiring, input and state all batched; the grid gains a
     seed axis), each seed against its own unbatched XLA run."""
     ref_net = _net(kernel="xla", **kw)
-    net = _net(kernel="gpu_pallas", pallas_interpret=True, **kw)
+    net = _net(kernel="gpu_pallas", pallas_interpret=interpret, **kw)
     label = f"{kw}, batch {batch}, T {steps}"
     if not seeds:
         variables, e, carry = _setup(ref_net, batch, steps, seed)
@@ -193,13 +195,27 @@ def test_pallas_kernel_equals_xla_path_in_values_and_every_gradient(case):
     _compare(kw, batch=batch, steps=steps, seed=batch + steps, seeds=seeds)
 
 
+@pytest.mark.skipif(
+    jax.default_backend() != "gpu",
+    reason="no GPU: the compiled kernel runs on an NVIDIA GPU only (the interpreter checks it here)",
+)
+@pytest.mark.parametrize("case", ["d_m 3, vmap over seeds", "d_m 1, all recurrent, batch 33"])
+def test_pallas_kernel_compiled_for_the_gpu_equals_xla_path(case):
+    """On an NVIDIA GPU (``JAX_PLATFORMS=cuda pytest tests/test_pallas.py -k compiled``; the
+    conftest picks the CPU otherwise): the Triton-compiled kernel against the XLA path, which
+    runs its products in full float32 here (not TF32)."""
+    kw, batch, steps, seeds = CASES[case]
+    with jax.default_matmul_precision("highest"):
+        _compare(kw, batch=batch, steps=steps, seed=batch + steps, seeds=seeds, interpret=False)
+
+
 def test_forced_pallas_kernel_on_a_cpu_without_interpret_mode_fails_in_one_line():
     """kernel="gpu_pallas" runs on cuda only: on a CPU, without the interpreter, the step
     refuses to lower, naming the kernel, the platform and what to use instead."""
     net = _net(kernel="gpu_pallas")
     variables, e, carry = _setup(_net(kernel="xla"), 2, 3)
-    with pytest.raises(NotImplementedError) as info:
-        jax.jit(net.apply)(variables, e, carry)
+    with pytest.raises(NotImplementedError) as info:  # lowered for the CPU on any machine
+        jax.jit(net.apply).trace(variables, e, carry).lower(lowering_platforms=("cpu",))
     message = str(info.value)
     assert "\n" not in message.strip(), message
     assert pallas_gpu.KERNEL_NAME in message and "cpu" in message, message
