@@ -14,9 +14,10 @@ all flow back), jitted. The gradients are those of every weight the kernel reads
 parameters and tau_b: decays, gain, MLP, readout, synaptic weights), of the input and of the
 initial state.
 Tolerances are float32's: 2e-5 on values; each gradient to 2e-4 of its largest magnitude (sums
-over up to T * batch terms in another order); the differences seen are about 1e-7. Interpret
-mode compiles slowly, so each case combines several options and the shapes are small; every
-case prints its largest differences.
+over up to T * batch terms in another order); the differences seen are about 1e-7. float64 is
+checked against plain autodiff of the step to 1e-12. Interpret mode compiles slowly, so each
+case combines several options and the shapes are small; every case prints its largest
+differences.
 """
 
 from __future__ import annotations
@@ -193,6 +194,34 @@ CASES = {
 def test_pallas_kernel_equals_xla_path_in_values_and_every_gradient(case):
     kw, batch, steps, seeds = CASES[case]
     _compare(kw, batch=batch, steps=steps, seed=batch + steps, seeds=seeds)
+
+
+def test_pallas_kernel_float64_equals_plain_autodiff_to_1e12():
+    """`run_pallas` itself in double precision, against plain autodiff of the step: values and
+    the gradient of every weight it takes (each `NetworkWeights` leaf, the synaptic weights),
+    of the input and of the initial state, to 1e-12 (float32's tolerances above could hide a
+    small error in the math; this could not). Two hidden layers, half the synapses recurrent."""
+    from test_fused import _f64_case, _f64_loss, _f64_reference  # the CPU kernel's f64 case
+
+    with jax.enable_x64(True):
+        case = _f64_case(n=4, m=2, layers=2, batch=3, steps=7)
+
+        def run(*args):
+            return pallas_gpu.run_pallas(*args, remat_chunk=3, interpret=True)
+
+        (out, y), (ref_out, ref_y) = jax.jit(run)(*case), _f64_reference(*case)
+        assert y.dtype == jnp.float64
+        for have, want in [(y, ref_y), *((out[k], ref_out[k]) for k in ref_out)]:
+            np.testing.assert_allclose(np.asarray(have), np.asarray(want), rtol=1e-12, atol=1e-12)
+        g = jax.jit(jax.grad(_f64_loss(run), argnums=(0, 1, 2, 3)))(*case)
+        g_ref = jax.grad(_f64_loss(_f64_reference), argnums=(0, 1, 2, 3))(*case)
+        leaves, leaves_ref = jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(g_ref)
+        assert len(leaves) == len(leaves_ref) == 17
+        for have, want in zip(leaves, leaves_ref, strict=True):
+            assert have.dtype == jnp.float64
+            np.testing.assert_allclose(np.asarray(have), np.asarray(want), rtol=1e-12, atol=1e-12)
+        worst = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(leaves, leaves_ref, strict=True))
+        print(f"\nfloat64: gradients max abs diff {worst:.2e}")
 
 
 @pytest.mark.skipif(
