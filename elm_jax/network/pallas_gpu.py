@@ -55,10 +55,11 @@ KERNEL_NAME = "elm_network_pallas_gpu"
 TRITON_TARGET = "__gpu$xla.gpu.triton"  # the custom call target of a Triton kernel in XLA
 MAX_MAPS = 8  # affine maps of the per-neuron MLP (as the CPU kernel)
 # Multiply-adds of one neuron's MLP and readout per step (`elm_jax.ops.elm_macs_per_neuron`
-# without the synapses) the kernel unrolls. Its code, and the time to trace, lower and compile
-# it, grow with them: about 10 jaxpr equations per multiply-add, lowered at about 2 ms each on
-# the 2-core test machine, so d_m = 16 at the default width (1,168) took about 40 s to trace
-# and lower, d_m = 24 (2,520) over 3 minutes. 1,024 covers d_m <= 12 at the default width.
+# without the synapses) the kernels unroll. Their code, and the time to trace, lower and compile
+# them, grow with them: about 13 jaxpr equations per multiply-add over the two kernels, traced
+# and lowered at a few ms each on the (loaded) 2-core test machine: a train step took about
+# 40 s at d_m = 16 (1,168) and 2 minutes at d_m = 24 (2,520). 1,024 covers d_m <= 12 at the
+# default width.
 MAX_NEURON_MACS = 1024
 TILE_ELEMENTS = 256  # a program's [batch block, neurons] tile aims at this many elements
 NUM_WARPS = 4
