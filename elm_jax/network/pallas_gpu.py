@@ -36,9 +36,10 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+from jax.core import ShapedArray
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
-from jax.extend.core import Primitive, jaxpr_as_fun
+from jax.extend.core import Primitive
 from jax.interpreters import batching, mlir
 
 from elm_jax.network.pallas_gpu_kernel import (
@@ -80,31 +81,37 @@ def coverage_problem(num_maps: int, neuron_macs: int) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The cuda-only guard. An identity-like primitive around the kernel's pallas_call: it lowers only
-# into a module that can run on cuda, and there lowers the call for cuda alone (a multi-platform
-# module would otherwise lower the call for every platform, and Pallas refuses the CPU).
+# The cuda-only guard. A primitive that stands for the kernel's pallas_call (``fun``) with its
+# output shapes: it lowers only into a module that can run on cuda, and there lowers the call
+# for cuda alone (a multi-platform module would otherwise lower the call for every platform,
+# and Pallas refuses the CPU). The kernel is traced only then, so a CPU step with
+# kernel="auto", whose cuda branch is never lowered, does not pay for tracing it.
 
 _cuda_only = Primitive(f"{KERNEL_NAME}_cuda_only")
 _cuda_only.multiple_results = True
+_cuda_only.def_abstract_eval(lambda *args, fun, out_avals: out_avals)
+
+
+def _bind_cuda_only(fun, out_avals, *args):
+    return _cuda_only.bind(*args, fun=fun, out_avals=tuple(out_avals))
+
+
 # Called outside jit, it is jitted: lowering applies the guard.
 _cuda_only.def_impl(
-    lambda *args, jaxpr: jax.jit(lambda *a: _cuda_only.bind(*a, jaxpr=jaxpr))(*args)
+    lambda *args, fun, out_avals: jax.jit(functools.partial(_bind_cuda_only, fun, out_avals))(*args)
 )
-_cuda_only.def_abstract_eval(lambda *args, jaxpr: jaxpr.out_avals)
 
 
-def _bind_cuda_only(fun, *args):
-    return _cuda_only.bind(*args, jaxpr=jax.make_jaxpr(fun)(*args))
-
-
-def _cuda_only_batch(args, dims, *, jaxpr):
+def _cuda_only_batch(args, dims, *, fun, out_avals):
+    size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
     args = [a if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims, strict=True)]
     axes = [None if d is None else 0 for d in dims]
-    outs = _bind_cuda_only(jax.vmap(jaxpr_as_fun(jaxpr), in_axes=axes), *args)
+    batched = [ShapedArray((size, *a.shape), a.dtype) for a in out_avals]
+    outs = _bind_cuda_only(jax.vmap(fun, in_axes=axes), batched, *args)
     return outs, [0] * len(outs)
 
 
-def _cuda_only_lowering(ctx, *args, jaxpr):
+def _cuda_only_lowering(ctx, *args, fun, out_avals):
     platforms = tuple(ctx.module_context.platforms)
     if "cuda" not in platforms:
         raise NotImplementedError(
@@ -113,7 +120,7 @@ def _cuda_only_lowering(ctx, *args, jaxpr):
             "interpret mode to check it on a CPU"
         )
     cuda = ctx.replace(module_context=ctx.module_context.replace(platforms=("cuda",)))
-    return mlir.lower_fun(jaxpr_as_fun(jaxpr), multiple_results=True)(cuda, *args)
+    return mlir.lower_fun(fun, multiple_results=True)(cuda, *args)
 
 
 batching.primitive_batchers[_cuda_only] = _cuda_only_batch
@@ -133,16 +140,20 @@ def _batch_block(dims: Dims, *rest) -> pl.BlockSpec:
     return pl.BlockSpec((dims.bb, *rest), lambda g: (g, *(0,) * len(rest)))
 
 
-def _call(dims: Dims, kernel, name: str, **kw):
+def _call(dims: Dims, kernel, name: str, *, out_shape, **kw):
     call = pl.pallas_call(
         functools.partial(kernel, dims),
         grid=(dims.bp // dims.bb,),
         interpret=dims.interpret,
         compiler_params=plgpu.CompilerParams(num_warps=NUM_WARPS),
         name=name,
+        out_shape=out_shape,
         **kw,
     )
-    return call if dims.interpret else functools.partial(_bind_cuda_only, call)
+    if dims.interpret:
+        return call
+    avals = [ShapedArray(s.shape, s.dtype) for s in out_shape]
+    return functools.partial(_bind_cuda_only, call, avals)
 
 
 def _weight_specs(dims: Dims):
