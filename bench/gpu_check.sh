@@ -80,7 +80,10 @@ step devices 15 "$PYTHON" -c 'import json, jax; print(json.dumps({"bench": "devi
 # 2. A device subset of the tests: the network against its references; on the GPU also the
 # Pallas kernel compiled for it against the XLA path, and the lowering test on the real device.
 if [ "$CPU" = 1 ]; then TEST_SELECT="rematerialised or invalid_layout"; else TEST_SELECT="numpy_per_step_loop or custom_gradient or remat or layout"; fi
-step tests 60 "$PYTHON" -m pytest -x -q -p no:cacheprovider \
+# (tests/conftest.py picks the CPU unless JAX_PLATFORMS is set: on the GPU machine set it to cuda.)
+TEST_PLATFORM=cuda
+[ "$CPU" = 1 ] && TEST_PLATFORM=cpu
+step tests 60 env JAX_PLATFORMS="$TEST_PLATFORM" "$PYTHON" -m pytest -x -q -p no:cacheprovider \
   tests/test_network.py -k "$TEST_SELECT" -o log_cli=false
 if [ "$CPU" != 1 ]; then
   step pallas_tests 70 env JAX_PLATFORMS=cuda "$PYTHON" -m pytest -q -p no:cacheprovider -rs \
