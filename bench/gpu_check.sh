@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Device check for a lent GPU machine, in under 10 minutes: CUDA jax, a device subset of the
 # tests (the network against its references, the Pallas kernel compiled for the GPU against the
-# XLA path, the cross-platform lowering test on the real device), and the neuron, network
+# XLA path, the cross-platform lowering test under the GPU build of jaxlib), and the neuron, network
 # (XLA path, Pallas kernel and the same-budget LSTM in one run), seed-parallel and
 # sweep-throughput benchmarks as JSON lines.
 #
@@ -78,7 +78,8 @@ fi
 step devices 15 "$PYTHON" -c 'import json, jax; print(json.dumps({"bench": "devices", "backend": jax.default_backend(), "devices": [d.device_kind for d in jax.devices()], "jax": jax.__version__}))'
 
 # 2. A device subset of the tests: the network against its references; on the GPU also the
-# Pallas kernel compiled for it against the XLA path, and the lowering test on the real device.
+# Pallas kernel compiled for it against the XLA path, and the lowering test under the GPU build
+# of jaxlib (it lowers; it runs nothing).
 if [ "$CPU" = 1 ]; then TEST_SELECT="rematerialised or invalid_layout"; else TEST_SELECT="numpy_per_step_loop or custom_gradient or remat or layout"; fi
 # (tests/conftest.py picks the CPU unless JAX_PLATFORMS is set: on the GPU machine set it to cuda.)
 TEST_PLATFORM=cuda

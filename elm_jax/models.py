@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from elm_jax import tasks
 from elm_jax.baselines import ChronoLSTMLayer, GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
 from elm_jax.network.dynamics import zero_carry
-from elm_jax.network.fused import KERNELS, kernel_ran
+from elm_jax.network.fused import KERNELS, resolve_kernel
 from elm_jax.network.layers import ELMNetwork
 from elm_jax.network.wiring import validate_wiring_args
 from elm_jax.neuron.config import NeuronConfig
@@ -356,7 +356,7 @@ def elm_kernel_ran(cfg: ModelConfig) -> str | None:
         num_memory=cfg.num_memory, synapses_per_neuron=0, hidden_size=cfg.mlp_hidden_size,
         num_branches=cfg.num_branches, mlp_num_layers=cfg.mlp_num_layers,
     )  # fmt: skip
-    return kernel_ran(cfg.kernel, cfg.mlp_num_layers + 1, neuron_macs=macs)
+    return resolve_kernel(cfg.kernel, cfg.mlp_num_layers + 1, neuron_macs=macs)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

@@ -23,14 +23,14 @@ from elm_jax.data.common import (
     ChecksumError,
     DataCorruptError,
     DataNotFoundError,
+    check_positive_int,
+    check_rate,
     resolve_data_dir,
 )
 from elm_jax.data.enwik8.tasks import ByteDataset
 from elm_jax.data.registry import DATASETS, PASSED_OPTIONS
 from elm_jax.data.shd.files import check_bin_ms
 from elm_jax.data.shd.tasks import SHDAddingDataset, SHDDataset
-from elm_jax.data.shd.tasks import _check_positive as check_positive_int
-from elm_jax.data.shd.tasks import _check_rate as check_rate
 
 __all__ = [
     "DATASETS",

@@ -27,8 +27,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from elm_jax.data.common import EpochTrainBatches, check_positive_int, check_rate
 from elm_jax.data.core import Dataset
-from elm_jax.data.shd.tasks import _check_positive, _check_rate, epoch_rows
 from elm_jax.tasks.classification import CLASSIFICATION
 
 VALIDATION_FRACTION = 0.1
@@ -71,7 +71,7 @@ def _check_examples(field: str, inputs: np.ndarray, labels: np.ndarray) -> tuple
     return inputs, labels
 
 
-class SequenceDataset(Dataset):
+class SequenceDataset(EpochTrainBatches, Dataset):
     """Train / validation / test sequences with one class label each, batched on request.
 
     train, test: `(inputs, labels)` with inputs tokens `[n, t]` (integers in 0..vocab_size-1,
@@ -100,8 +100,8 @@ class SequenceDataset(Dataset):
         files: list[dict] | None = None,
         extra_info: dict | None = None,
     ) -> None:
-        self.num_classes = _check_positive("num_classes", num_classes)
-        self.input_dropout = _check_rate(input_dropout)
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        self.input_dropout = check_rate(input_dropout)
         train_x, train_y = _check_examples("train", *train)
         test_x, test_y = _check_examples("test", *test)
         if validation is None:
@@ -156,7 +156,7 @@ class SequenceDataset(Dataset):
                     "[n, t] only; valid for features [n, t, f]: None"
                 )
             return None
-        vocab_size = _check_positive("vocab_size", vocab_size)
+        vocab_size = check_positive_int("vocab_size", vocab_size)
         if pad_token is not None and not 0 <= pad_token <= vocab_size:
             raise ValueError(f"pad_token={pad_token!r} is invalid; valid: 0..{vocab_size} or None")
         table = np.zeros((vocab_size + 1, vocab_size), np.float32)
@@ -210,18 +210,9 @@ class SequenceDataset(Dataset):
             inputs = np.where(keep, inputs / (1.0 - self.input_dropout), 0.0).astype(np.float32)
         return {"inputs": inputs, "labels": self.labels(split)[rows].astype(np.int32)}
 
-    def train_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
-        """Training rows of batch `step`: epoch e walks a permutation drawn from (seed, e)."""
-        return epoch_rows(step, batch_size, seed, self.num_examples("train"))
-
-    def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
-        """Training batch `step`, deterministic in (step, seed), input dropout applied."""
-        rows = self.train_indices(step, batch_size, seed)
-        return self._batch("train", rows, rng=np.random.default_rng([int(seed), int(step), 1]))
-
     def eval_batches(self, split: str, batch_size: int) -> Iterator[dict]:
         """Fixed-order batches of a split; the last is padded and "mask" [b] marks real rows."""
-        batch_size = _check_positive("batch_size", batch_size)
+        batch_size = check_positive_int("batch_size", batch_size)
         n = self.num_examples(split)
         for first in range(0, n, batch_size):
             take = np.arange(first, first + batch_size)

@@ -132,12 +132,6 @@ def resolve_kernel(
     return "xla"
 
 
-def kernel_ran(kernel: str, num_maps: int, *, neuron_macs: int = 0) -> str:
-    """What a step of this configuration runs on the default backend: "cpu_fused",
-    "gpu_pallas" or "xla" (for the records of a run)."""
-    return resolve_kernel(kernel, num_maps, neuron_macs=neuron_macs)
-
-
 # The kernel's CPU-only guard: an identity on the kernel's input that lowers only into a module
 # that can run on a CPU. An FFI call lowers for any platform (XLA looks its target up only when
 # it compiles for the device), so without this a step forced onto the kernel (kernel="cpu_fused")

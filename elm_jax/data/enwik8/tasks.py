@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from elm_jax.data.common import check_positive_int
 from elm_jax.data.core import Dataset
 from elm_jax.tasks.next_byte import NEXT_BYTE
 
@@ -27,12 +28,6 @@ def split_bounds(num_bytes: int, fractions: tuple[float, float] = (0.9, 0.05)) -
         "validation": (train_end, valid_end),
         "test": (valid_end, num_bytes),
     }
-
-
-def _check_positive(name: str, value: int) -> int:
-    if not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class ByteDataset(Dataset):
@@ -55,7 +50,7 @@ class ByteDataset(Dataset):
     ) -> None:
         if data.dtype != np.uint8 or data.ndim != 1:
             raise ValueError(f"data must be a 1-D uint8 array, got {data.dtype} {data.shape}")
-        self.seq_len = _check_positive("seq_len", seq_len)
+        self.seq_len = check_positive_int("seq_len", seq_len)
         self.data = data
         self.bounds = split_bounds(len(data))
         for split, (start, stop) in self.bounds.items():
@@ -90,7 +85,7 @@ class ByteDataset(Dataset):
 
     def window_starts(self, step: int, batch_size: int, seed: int) -> np.ndarray:
         """Start offsets (within the training split) of the windows of training batch `step`."""
-        batch_size = _check_positive("batch_size", batch_size)
+        batch_size = check_positive_int("batch_size", batch_size)
         rng = np.random.default_rng([int(seed), int(step)])
         train = self.bounds["train"]
         return rng.integers(0, train[1] - train[0] - self.seq_len, size=batch_size)
@@ -108,7 +103,7 @@ class ByteDataset(Dataset):
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[dict]:
         """Fixed non-overlapping windows of the split; last batch padded, "mask" [b] marks real rows."""
-        batch_size = _check_positive("batch_size", batch_size)
+        batch_size = check_positive_int("batch_size", batch_size)
         data = self.split(split)
         num_windows = (len(data) - 1) // self.seq_len
         for first in range(0, num_windows, batch_size):
@@ -127,8 +122,8 @@ class ByteDataset(Dataset):
         stream. "mask" [b, t] is 0 on padding, so every byte after the first is predicted exactly
         once; "reset" is True on the first chunk (start from the initial state).
         """
-        batch_size = _check_positive("batch_size", batch_size)
-        chunk_len = _check_positive("chunk_len", chunk_len)
+        batch_size = check_positive_int("batch_size", batch_size)
+        chunk_len = check_positive_int("chunk_len", chunk_len)
         data = self.split(split)
         num_targets = len(data) - 1
         stream_len = -(-num_targets // batch_size)

@@ -19,11 +19,10 @@ import warnings
 
 import numpy as np
 
-from elm_jax.data.common import DataNotFoundError, file_record
+from elm_jax.data.common import DataNotFoundError, check_positive_int, file_record
 from elm_jax.data.listops import files as listops_files
 from elm_jax.data.listops import synthetic
 from elm_jax.data.sequences import SequenceDataset
-from elm_jax.data.shd.tasks import _check_positive
 
 NUM_CHANNELS = synthetic.VOCAB_SIZE - 1  # the 15 real tokens; padding encodes as zeros
 FRONT_PAD = NUM_CHANNELS
@@ -50,7 +49,7 @@ def front_padded(arrays: dict, seq_len: int) -> tuple[np.ndarray, int]:
 
 
 def _dataset(name, source, splits, seq_len, files, extra, input_dropout) -> SequenceDataset:
-    seq_len = _check_positive("seq_len", seq_len)
+    seq_len = check_positive_int("seq_len", seq_len)
     padded, truncated = {}, {}
     for split, arrays in splits.items():
         padded[split], truncated[split] = front_padded(arrays, seq_len)

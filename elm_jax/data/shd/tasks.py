@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from elm_jax.data.common import EpochTrainBatches, check_positive_int, check_rate
 from elm_jax.data.core import Dataset
 from elm_jax.data.shd.files import (
     NUM_CHANNELS,
@@ -65,27 +66,6 @@ def adding_label(label_first: np.ndarray, label_second: np.ndarray) -> np.ndarra
     return (np.asarray(label_first) % 10 + np.asarray(label_second) % 10).astype(np.int32)
 
 
-def epoch_rows(step: int, batch_size: int, seed: int, num_train: int) -> np.ndarray:
-    """Rows of training batch `step`: epoch e walks a permutation of num_train drawn from (seed, e)."""
-    batch_size = _check_positive("batch_size", batch_size)
-    per_epoch = max(1, num_train // batch_size)
-    epoch, within = divmod(int(step), per_epoch)
-    perm = np.random.default_rng([int(seed), epoch]).permutation(num_train)
-    return perm[np.arange(within * batch_size, (within + 1) * batch_size) % num_train]
-
-
-def _check_rate(rate: float) -> float:
-    if not 0.0 <= float(rate) < 1.0:
-        raise ValueError(f"input_dropout must be in [0, 1), got {rate!r}")
-    return float(rate)
-
-
-def _check_positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class _SpikeTask(Dataset):
     """Shared state: the train/validation/test splits binned at `bin_ms`."""
 
@@ -104,8 +84,8 @@ class _SpikeTask(Dataset):
         batches_per_epoch: int = DEFAULT_BATCHES_PER_EPOCH,
     ) -> None:
         self.bin_ms = check_bin_ms(bin_ms)
-        self.input_dropout = _check_rate(input_dropout)
-        self.batches_per_epoch = _check_positive("batches_per_epoch", batches_per_epoch)
+        self.input_dropout = check_rate(input_dropout)
+        self.batches_per_epoch = check_positive_int("batches_per_epoch", batches_per_epoch)
         in_validation = validation_mask(train.num_samples)
         # Splits index into the files' samples (no copies): split -> (file, sample rows).
         self.files_data = {"train": train, "test": test}
@@ -200,7 +180,7 @@ class _SpikeTask(Dataset):
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[dict]:
         """Fixed-order batches of a split; the last is padded and "mask" [b] marks real rows."""
-        batch_size = _check_positive("batch_size", batch_size)
+        batch_size = check_positive_int("batch_size", batch_size)
         self._rows(split)
         rows = self._eval_rows(split)
         for first in range(0, len(rows), batch_size):
@@ -211,7 +191,7 @@ class _SpikeTask(Dataset):
             yield batch
 
 
-class SHDDataset(_SpikeTask):
+class SHDDataset(EpochTrainBatches, _SpikeTask):
     """SHD, 20 classes: one digit per example, inputs [b, 1000/bin_ms, 700] spike counts."""
 
     num_classes = 20
@@ -231,15 +211,6 @@ class SHDDataset(_SpikeTask):
         inputs = np.zeros((len(rows), self.seq_len, NUM_CHANNELS), np.float32)
         self._dense_into(inputs, split, rows, rng=rng)
         return {"inputs": inputs, "labels": self.labels(split)[rows].astype(np.int32)}
-
-    def train_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
-        """Training-split rows of batch `step`: epoch e walks a permutation drawn from (seed, e)."""
-        return epoch_rows(step, batch_size, seed, self.num_examples("train"))
-
-    def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
-        """Training batch `step`, deterministic in (step, seed), input dropout applied."""
-        rows = self.train_indices(step, batch_size, seed)
-        return self._batch("train", rows, rng=np.random.default_rng([int(seed), int(step), 1]))
 
 
 class SHDAddingDataset(_SpikeTask):
@@ -286,7 +257,7 @@ class SHDAddingDataset(_SpikeTask):
         self, step: int, batch_size: int, seed: int
     ) -> tuple[np.ndarray, np.random.Generator]:
         """Pairs [b, 2] of training batch `step` (2B indices with replacement; j with B + j)."""
-        batch_size = _check_positive("batch_size", batch_size)
+        batch_size = check_positive_int("batch_size", batch_size)
         epoch, within = divmod(int(step), self.batches_per_epoch)
         rng = np.random.default_rng([int(seed), epoch, within])
         idx = rng.integers(0, self.num_examples("train"), size=2 * batch_size)
