@@ -13,6 +13,10 @@ SWEEP_DIR ?= sweep_runs/$(SWEEP_NAME)
 # any other sweep prepares every embedded default set.
 SWEEP_PREPARE ?= $(if $(filter default law,$(SWEEP_NAME)),--only shd,)
 PYTEST_ARGS ?=
+# The suite runs in worker processes, one per core up to 4, each test file whole in one worker
+# (module fixtures are built once). Most tests wait on XLA compiles, which use one core each.
+# PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= auto
 
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
@@ -35,17 +39,17 @@ kernel: install
 	$(PY) -m elm_jax.network.fused_build
 
 test: install kernel browser fashion-mnist
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 # ruff checks import order (rule I); tests/test_layering.py that no module imports a higher layer.
 lint: install
-	$(PY) -m ruff check elm_jax sweeps analysis tests bench
-	$(PY) -m ruff format --check elm_jax sweeps analysis tests bench
+	$(PY) -m ruff check elm_jax sweeps analysis tests bench probes
+	$(PY) -m ruff format --check elm_jax sweeps analysis tests bench probes
 	$(PY) -m pytest -q -p no:randomly tests/test_layering.py
 
 format: install
-	$(PY) -m ruff check --fix elm_jax sweeps analysis tests bench
-	$(PY) -m ruff format elm_jax sweeps analysis tests bench
+	$(PY) -m ruff check --fix elm_jax sweeps analysis tests bench probes
+	$(PY) -m ruff format elm_jax sweeps analysis tests bench probes
 
 data: install fashion-mnist
 	$(PY) -m elm_jax.data.prepare
@@ -72,7 +76,7 @@ bench: install
 # Short CPU runs of the single-neuron recipes (elm_jax/configs/neuron_*.py), one JSON line each
 # (tasks whose data or task is not available print status "unavailable" and the reason).
 bench-tasks: install fashion-mnist
-	$(PY) bench/tasks.py $(BENCH_TASKS_ARGS)
+	$(PY) probes/tasks.py $(BENCH_TASKS_ARGS)
 
 # The headless browser of tests/test_explore_browser.py, installed with apt-get when missing and
 # we are root (best effort, quiet); without one that test is skipped and says why.

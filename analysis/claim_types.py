@@ -19,6 +19,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from analysis.parabola import ParabolaFit
 
+from elm_jax.files import jsonable
+
 DECISIONS = ("supported", "contradicted", "not_testable")
 
 
@@ -53,23 +55,6 @@ class Claim:
 def num(v) -> float | None:
     """A finite float, or None (written as JSON null)."""
     return None if v is None or not math.isfinite(float(v)) else float(v)
-
-
-def jsonable(obj):
-    """``obj`` with NumPy values turned into JSON types (NaN -> None)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return num(obj)
-    return obj
 
 
 def not_testable(name: str, reason: str, n: int = 0, **details) -> Claim:

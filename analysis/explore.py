@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +39,7 @@ from analysis.pareto import budget_optima
 from analysis.scaling import BootstrapResult, FitError, PowerLawFit, bootstrap, fit_power_law
 from analysis.seedboot import input_blind
 from elm_jax import cli
+from elm_jax.files import write_text_atomic
 
 BUDGET_KINDS = ("core", "total")
 #: Loss columns the page can show (final_*: evaluated at the last step, when the table has them).
@@ -343,12 +342,7 @@ def write_explorer(
 def write_page(page: str, out: str | Path) -> Path:
     """Write ``page`` to ``out`` (temporary file, then rename)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".html.tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    write_text_atomic(out, page)
     return out
 
 

@@ -32,6 +32,7 @@ from scipy.optimize import least_squares, minimize
 from analysis.info_allocation import constrained_optimum
 from analysis.load import ok_points, require_single
 from analysis.scaling import FitError, one_blas_thread
+from elm_jax.data.registry import DATASETS
 
 PARAMETER_NAMES = ("a", "alpha", "beta", "rho", "c", "L0", "Linf")
 PARAMETER_MEANINGS = {
@@ -400,20 +401,20 @@ def fit(
     )
 
 
-#: D_ext of the classification tasks (identity encoder: one channel per input, docs/science.md §3).
-_D_EXT_BY_TASK = {"shd_adding": 700, "shd": 700}
-
-
 def external_channels(points: pd.DataFrame) -> int | None:
-    """D_ext of the points' task: 700 for SHD; for byte LMs from ``P_io = 256 D + 256 (N + 1)``
-    (embedding plus decoder); None when unknown or inconsistent."""
+    """D_ext of the points' task (a dataset name, elm_jax.data.registry): the input channels when
+    the encoder is the identity (700 for SHD, docs/science.md §3); for embedded tokens the
+    embedding width, from ``P_io = V D + C (N + 1)`` (embedding of the V = input_dim values plus
+    the decoder over C = num_classes); None when unknown or inconsistent."""
     tasks = points["task"].unique() if "task" in points.columns else []
-    if len(tasks) != 1:
+    if len(tasks) != 1 or tasks[0] not in DATASETS:
         return None
-    if tasks[0] in _D_EXT_BY_TASK:
-        return _D_EXT_BY_TASK[tasks[0]]
-    if tasks[0] == "enwik8" and "P_io" in points.columns:
-        d = (points["P_io"].to_numpy(float) - 256.0 * (points["N"].to_numpy(float) + 1)) / 256.0
+    dataset = DATASETS[tasks[0]]
+    if not dataset.kind.token_inputs:
+        return dataset.input_dim
+    if "P_io" in points.columns:
+        decoder = dataset.num_classes * (points["N"].to_numpy(float) + 1)
+        d = (points["P_io"].to_numpy(float) - decoder) / dataset.input_dim
         if len(d) and np.all(d == d[0]) and d[0] >= 1:
             return int(d[0])
     return None

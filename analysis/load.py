@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sweeps.store import COLUMNS as _STORE_COLUMNS
-from sweeps.store import SCHEMA_VERSION, describe_changes
+from sweeps.store import SCHEMA_VERSION, SweepStore, describe_changes
 
 # Whole-number columns that must read back as integers; the other integer columns of the store
 # may come back as floats (NaN where a field means nothing, e.g. d_m of a baseline).
@@ -240,14 +240,11 @@ def validate(df: pd.DataFrame, source: str = "results") -> pd.DataFrame:
 
 def _read_manifest(sweep_dir: Path) -> dict | None:
     """The sweep definition a directory records (manifest.json), None when it has none."""
-    path = sweep_dir / "manifest.json"
-    if not path.is_file():
-        return None
+    store = SweepStore(str(sweep_dir))
     try:
-        with open(path) as f:
-            return json.load(f)
+        return store.read_manifest()
     except (ValueError, UnicodeDecodeError) as err:
-        raise SchemaError(f"{path}: not valid JSON ({err})") from err
+        raise SchemaError(f"{store.manifest_path}: not valid JSON ({err})") from err
 
 
 def _check_one_sweep_per_name(sweep_dirs: Sequence[Path]) -> None:

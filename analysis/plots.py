@@ -6,8 +6,6 @@ Inputs are the frames and fit results of :mod:`analysis.pipeline`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +18,7 @@ import pandas as pd  # noqa: E402
 from analysis.info_model import InfoModel  # noqa: E402
 from analysis.pareto import pareto_front  # noqa: E402
 from analysis.scaling import BootstrapResult, LogLinearFit, PowerLawFit  # noqa: E402
+from elm_jax.files import atomic_path  # noqa: E402
 
 LOSS_LABEL = {
     "val_loss": "validation loss (nats, best checkpoint)",
@@ -37,17 +36,11 @@ X_LABEL = {
 def save(fig: plt.Figure, path: str | Path) -> Path:
     """Write ``fig`` to ``path`` atomically (temp file, then rename) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

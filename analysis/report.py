@@ -17,7 +17,6 @@ import html
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from analysis.load import SchemaError, load_sweeps
 from analysis.pipeline import Analysis, analyse
 from analysis.seedboot import input_blind
 from elm_jax import cli
+from elm_jax.files import write_text_atomic
 
 _CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:0.6em 0;font-size:0.9em}td,th{border:1px solid #bbb;padding:2px 7px}
@@ -335,11 +335,7 @@ def build_report(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".html.tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(page)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_text_atomic(path, page)
     return path
 
 

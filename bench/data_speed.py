@@ -15,7 +15,7 @@ import time
 import warnings
 
 from elm_jax import data
-from elm_jax.data.shd import bin_spike_data
+from elm_jax.data.shd.files import bin_spike_data
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--kernel",
         default="auto",
-        help="comma list of model.kernel values to time (auto, xla, cpu_fused)",
+        help="comma list of model.kernel values to time (auto, xla, cpu_fused, gpu_pallas)",
     )
     p.add_argument(
         "--remat-chunk",
@@ -188,7 +188,7 @@ def bench_one(cfg, args, label: str, machine: float) -> dict:
     import jax
 
     from elm_jax.budget.cost import cost
-    from elm_jax.network.fused import kernel_ran
+    from elm_jax.models import elm_kernel_ran
 
     model, tx, step = train_step_fn(cfg, args.seeds)
     step_args = step_inputs(cfg, model, tx, args.batch, args.seq_len, args.seeds)
@@ -216,7 +216,7 @@ def bench_one(cfg, args, label: str, machine: float) -> dict:
         "P_total": c.P_total,
         "connectivity": cfg.connectivity if cfg.arch == "elm" else None,
         "layout": cfg.layout if cfg.arch == "elm" else None,
-        "kernel": kernel_ran(cfg.kernel, cfg.mlp_num_layers + 1) if cfg.arch == "elm" else None,
+        "kernel": elm_kernel_ran(cfg),
         "remat_chunk": cfg.remat_chunk if cfg.arch == "elm" else None,
         "seeds": args.seeds,
         "threads": args.threads or "default",

@@ -20,8 +20,8 @@ import jax
 import numpy as np
 
 from elm_jax.configs import neuronio_routing
-from elm_jax.data.neuronio import Simulations, synapse_signs
-from elm_jax.data.neuronio_tasks import NeuronIODataset
+from elm_jax.data.neuronio.files import Simulations, synapse_signs
+from elm_jax.data.neuronio.tasks import NeuronIODataset
 from elm_jax.train.loop import train_and_evaluate
 
 

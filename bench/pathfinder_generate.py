@@ -15,9 +15,9 @@ import os
 import time
 
 from elm_jax.data.common import cache_dir
-from elm_jax.data.pathfinder import preset
-from elm_jax.data.pathfinder_files import DEFAULT_SIZES, build_generated, read_generated
-from elm_jax.data.pathfinder_tasks import parse_name
+from elm_jax.data.pathfinder.files import DEFAULT_SIZES, build_generated, read_generated
+from elm_jax.data.pathfinder.synthetic import preset
+from elm_jax.data.pathfinder.tasks import parse_name
 
 
 def main() -> None:

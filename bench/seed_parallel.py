@@ -22,16 +22,19 @@ import numpy as np
 from elm_jax import parallel
 from elm_jax.configs import enwik8, shd_adding
 from elm_jax.configs.merge import resolve_config
+from elm_jax.data.registry import DATASETS
 from elm_jax.models import ModelConfig
 from elm_jax.optim import OptimConfig
 from elm_jax.runtime import enable_compilation_cache
 from elm_jax.train.steps import StepSpec, init_state, train_step
 
+CONFIGS = {"shd_adding": shd_adding, "enwik8": enwik8}  # --task -> its config module
+
 
 def fixed_batch(spec: StepSpec, num_seeds: int, batch_size: int, seq_len: int) -> dict:
     rng = np.random.default_rng(0)
     m = spec.model
-    if m.task == "lm":
+    if m.task_kind.token_inputs:
         x = rng.integers(0, 256, size=(num_seeds, batch_size, seq_len + 1)).astype(np.int32)
         return {"inputs": x[..., :-1], "labels": x[..., 1:]}
     inputs = rng.poisson(0.05, size=(num_seeds, batch_size, seq_len, m.input_dim)).astype(
@@ -56,19 +59,18 @@ def time_steps(spec, seeds, batch, mesh, steps) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=4)
-    ap.add_argument("--task", choices=("shd_adding", "enwik8"), default="shd_adding")
+    ap.add_argument("--task", choices=tuple(CONFIGS), default="shd_adding")
     ap.add_argument("--variant", default=None)
     ap.add_argument("--steps", type=int, default=30)
     args = ap.parse_args()
     enable_compilation_cache()
 
-    module = shd_adding if args.task == "shd_adding" else enwik8
-    cfg = resolve_config(module.get_config(args.variant or "N=16,d_m=8,k_c=16"))
+    cfg = resolve_config(CONFIGS[args.task].get_config(args.variant or "N=16,d_m=8,k_c=16"))
     spec = StepSpec.create(
         ModelConfig.from_dict(cfg.model.to_dict()),
         OptimConfig.from_dict(cfg.optim.to_dict(), cfg.num_train_steps),
     )
-    seq_len = cfg.data.seq_len if args.task == "enwik8" else int(2 * 1000 / cfg.data.bin_ms)
+    seq_len = DATASETS[cfg.data.name].example_length(cfg.data.bin_ms, cfg.data.seq_len)
     b = cfg.data.batch_size
     device = jax.devices()[0]
     mesh = parallel.make_mesh(1, [device])

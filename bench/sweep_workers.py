@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def write_random_shd(directory: str, num_train: int = 64, num_test: int = 24) -> None:
     """Small SHD-format files: random spikes in [0, 1) s, labels 0..19."""
-    from elm_jax.data.shd import write_shd
+    from elm_jax.data.shd.files import write_shd
 
     rng = np.random.default_rng(0)
     for name, count in (("shd_train", num_train), ("shd_test", num_test)):

@@ -22,6 +22,7 @@ from elm_jax.configs.common import base_config
 from elm_jax.configs.merge import field_problems, merge_config, resolve_fields
 from elm_jax.models import ModelConfig
 from elm_jax.optim import OptimConfig, seed_learning_rates
+from elm_jax.tasks import kind_names
 
 T = TypeVar("T")
 
@@ -37,9 +38,11 @@ class CheckedConfig:
 
 
 def data_options(data_cfg: Any) -> dict[str, Any]:
-    """The `elm_jax.data.load` options the trainer passes for `config.data`."""
+    """The `elm_jax.data.load` options the trainer passes for `config.data`: the bin width to
+    binned spike data, else the sequence length."""
     options: dict[str, Any] = {}
-    if str(data_cfg.name).startswith("shd"):
+    entry = data.DATASETS.get(str(data_cfg.name))
+    if entry is not None and entry.binned:
         options["bin_ms"] = data_cfg.bin_ms
     else:
         options["seq_len"] = data_cfg.seq_len
@@ -93,10 +96,10 @@ def config_problems(
         else:
             _attempt(problems, "config.data.", lambda: data.check_options(name, **options))
             problems += _fit_problems(name, data.static_info(name), model)
-    if model is not None and full.data.carry_train_state and model.task != "lm":
+    if model is not None and full.data.carry_train_state and not model.task_kind.streams:
         problems.append(
-            f"config.data.carry_train_state=True needs config.model.task='lm' (got "
-            f"{model.task!r}); set it to False"
+            "config.data.carry_train_state=True needs config.model.task="
+            f"{kind_names(lambda kind: kind.streams)} (got {model.task!r}); set it to False"
         )
     if problems or cfg is None or model is None or optim is None or lrs is None:
         return problems, None

@@ -1,13 +1,13 @@
 """Metrics: sums accumulated on device, JSON lines at log time, a progress bar on a terminal.
 
 Accumulators are pytrees of per-seed sums `[r]` ("loss_sum", "correct_sum", "count") that the
-jitted steps add to; the host reads them only when it logs (no sync per step, as in clu).
+jitted steps add to; the host reads them only when it logs (no sync per step, as in clu), and
+the task kind turns them into figures (`elm_jax.tasks`: `summarize`, `metric_name`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -15,72 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 
-LN2 = math.log(2.0)
+from elm_jax.files import write_text_atomic
 
 
 def zeros(num_seeds: int) -> dict[str, jnp.ndarray]:
     """Empty accumulator for `num_seeds` seeds."""
     z = jnp.zeros((num_seeds,), jnp.float32)
     return {"loss_sum": z, "correct_sum": z, "count": z}
-
-
-def finite_or_none(x: Any) -> float | None:
-    """A float for JSON, or None where it is NaN/inf: results never hold non-finite numbers."""
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def jsonable(x: Any) -> Any:
-    """`x` with NumPy scalars and arrays as Python values and non-finite floats as None."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return finite_or_none(x)
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    return x
-
-
-def summarize(acc: Mapping[str, Any], task: str) -> dict[str, list[float | None]]:
-    """Per-seed means from accumulated sums: `loss` in nats, and `accuracy` or `bpc`.
-
-    NeuronIO (task "neuronio"): `loss`, `auc` and `soma_rmse` (elm_jax.neuronio_metrics).
-    """
-    if task == "neuronio":
-        # Here: elm_jax.neuronio_metrics imports this module at its top.
-        from elm_jax.neuronio_metrics import summarize as neuronio_summarize
-
-        return neuronio_summarize(acc)
-    loss_sum = np.asarray(acc["loss_sum"], np.float64)
-    count = np.maximum(np.asarray(acc["count"], np.float64), 1.0)
-    loss = loss_sum / count
-    out: dict[str, list[float | None]] = {"loss": [finite_or_none(v) for v in loss]}
-    if task == "lm":
-        out["bpc"] = [finite_or_none(v / LN2) for v in loss]
-    else:
-        acc_ = np.asarray(acc["correct_sum"], np.float64) / count
-        out["accuracy"] = [finite_or_none(v) for v in acc_]
-    return out
-
-
-def metric_name(task: str) -> str:
-    """The validation metric of a task: "bpc" (lm), "auc" (neuronio) or "accuracy"."""
-    return {"lm": "bpc", "neuronio": "auc"}.get(task, "accuracy")
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Writes JSON to a temp file and renames it over `path` (never half-written)."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 class JsonLinesWriter:
@@ -102,10 +44,7 @@ class JsonLinesWriter:
                     continue  # a line cut by a kill
                 if rec.get("step", 0) <= step:
                     kept.append(json.dumps(rec, sort_keys=True))
-        tmp = f"{self.path}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write("".join(k + "\n" for k in kept))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(k + "\n" for k in kept))
 
     def write(self, record: Mapping[str, Any]) -> None:
         with open(self.path, "a") as f:

@@ -8,6 +8,9 @@
 * ``task="neuronio"`` (NeuronIO): as classification, with ``num_classes = 2`` outputs at every
   step (spike logit, soma) and a loss at every step after the burn-in.
 
+The task's object (``ModelConfig.task_kind``, elm_jax.tasks) decides the encoder and checks the
+inputs; its loss and metrics are the trainer's.
+
 Every model is called as ``logits, carry = model.apply(variables, inputs, carry=None)``.
 Variables: ``params/encoder`` (lm only), ``params/core``, ``params/decoder`` and, for the ELM
 network, ``constants/core`` (wiring, fixed time constants).
@@ -23,14 +26,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from elm_jax import tasks
 from elm_jax.baselines import ChronoLSTMLayer, GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
 from elm_jax.network.dynamics import zero_carry
-from elm_jax.network.fused import KERNELS
+from elm_jax.network.fused import KERNELS, resolve_kernel
 from elm_jax.network.layers import ELMNetwork
 from elm_jax.network.wiring import validate_wiring_args
 from elm_jax.neuron.config import NeuronConfig
 from elm_jax.neuron.layers import ELMNeuron
-from elm_jax.ops import check_memory_tau_bounds
+from elm_jax.ops import check_memory_tau_bounds, elm_macs_per_neuron
 
 Array = jax.Array
 
@@ -38,8 +42,6 @@ ARCHS = ("elm", "lstm", "gru", "leaky", "elm_neuron")
 # arch "elm_neuron": synapse routings of the reference neuron (docs/science.md §2; "none": one
 # per input).
 ROUTINGS = ("none", "random_routing", "neuronio_routing")
-# "neuronio": float inputs like "classification", a loss at every step (elm_jax.neuronio_metrics).
-TASKS = ("classification", "lm", "neuronio")
 CONNECTIVITIES = ("auto", "gather", "dense")
 LAYOUTS = ("auto", "neuron_major", "neuron_minor")
 TIME_UNITS = ("steps", "ms")
@@ -88,7 +90,9 @@ class ModelConfig:
     layout: str = "auto"
     remat_chunk: int = 10
     # The ELM network recurrence's implementation (elm_jax.network.fused.KERNELS): "auto" runs
-    # the fused CPU kernel on a CPU when it is built and covers the config, the XLA scan else.
+    # the fused CPU kernel on a CPU when it is built and covers the config, the Pallas kernel
+    # on an NVIDIA GPU when it covers the config, the XLA scan else; "xla", "cpu_fused" and
+    # "gpu_pallas" force one.
     kernel: str = "auto"
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
@@ -117,8 +121,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"arch={self.arch!r} is invalid: must be one of {ARCHS}")
-        if self.task not in TASKS:
-            raise ValueError(f"task={self.task!r} is invalid: must be one of {TASKS}")
+        tasks.task_kind(self.task)  # ValueError naming the valid tasks
         for name in _INT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -175,11 +178,7 @@ class ModelConfig:
             raise ValueError(
                 f"remat_chunk={self.remat_chunk!r} is invalid: must be 0 (off) or >= 1 steps"
             )
-        if self.task == "lm" and self.num_classes != self.input_dim:
-            raise ValueError(
-                f"num_classes={self.num_classes} is invalid for task='lm': must equal "
-                f"input_dim={self.input_dim} (next-token prediction)"
-            )
+        self.task_kind.check_sizes(self.input_dim, self.num_classes)
         if self.arch == "elm_neuron":
             neuron_config_of(self)  # raises ValueError naming the field
         if self.chrono_t_max is not None and (
@@ -207,9 +206,14 @@ class ModelConfig:
         return (float(self.memory_tau_init_min), float(self.memory_tau_init_max))
 
     @property
+    def task_kind(self) -> tasks.TaskKind:
+        """The object of `task` (elm_jax.tasks): shapes, loss, metrics, input-blind baseline."""
+        return tasks.task_kind(self.task)
+
+    @property
     def external_dim(self) -> int:
         """D_ext: width of the encoded input (input_dim for classification, embed_dim for lm)."""
-        return self.embed_dim if self.task == "lm" else self.input_dim
+        return self.task_kind.external_dim(self.input_dim, self.embed_dim)
 
     @property
     def hidden_size(self) -> int:
@@ -256,8 +260,9 @@ def neuron_config_of(cfg: ModelConfig) -> NeuronConfig:
         )
         if value != want
     ]
-    if cfg.task not in ("classification", "neuronio"):
-        problems.append(f"task={cfg.task!r} (must be 'classification' or 'neuronio')")
+    if cfg.task_kind.token_inputs:
+        feature_kinds = tasks.kind_names(lambda kind: not kind.token_inputs)
+        problems.append(f"task={cfg.task!r} (must be {feature_kinds})")
     if problems:
         raise ValueError(f"arch='elm_neuron' is one classifying neuron: {', '.join(problems)}")
     routed = cfg.routing != "none"
@@ -330,25 +335,28 @@ class TaskModel(nn.Module):
     def __call__(self, inputs: Array, carry: Any = None) -> tuple[Array, Any]:
         """``inputs [b, t, input_dim]`` float or ``[b, t]`` int -> ``(logits [b, t, C], carry)``."""
         cfg = self.cfg
-        if cfg.task != "lm":
-            if inputs.ndim != 3 or inputs.shape[-1] != cfg.input_dim:
-                raise ValueError(
-                    f"inputs shape {inputs.shape} is invalid for {cfg.task}: expected "
-                    f"[batch, time, {cfg.input_dim}]"
-                )
-            e = inputs.astype(jnp.float32)
-        else:
-            if inputs.ndim != 2 or not jnp.issubdtype(inputs.dtype, jnp.integer):
-                raise ValueError(
-                    f"inputs shape {inputs.shape} dtype {inputs.dtype} is invalid for lm: "
-                    "expected integer tokens [batch, time]"
-                )
+        cfg.task_kind.check_inputs(inputs, cfg.input_dim)
+        if cfg.task_kind.token_inputs:
             e = nn.Embed(cfg.input_dim, cfg.embed_dim, name="encoder")(inputs)
+        else:
+            e = inputs.astype(jnp.float32)
         if cfg.arch == "elm_neuron":  # the neuron's own readout is the classifier
             return build_core(cfg)(e), {}
         y, carry = build_core(cfg)(e, carry)
         logits = nn.Dense(cfg.num_classes, name="decoder")(y)
         return logits, carry
+
+
+def elm_kernel_ran(cfg: ModelConfig) -> str | None:
+    """What the ELM recurrence of ``cfg`` runs on the default backend: "cpu_fused", "gpu_pallas"
+    or "xla" (None for other architectures), for the records of a run."""
+    if cfg.arch != "elm":
+        return None
+    macs = elm_macs_per_neuron(
+        num_memory=cfg.num_memory, synapses_per_neuron=0, hidden_size=cfg.mlp_hidden_size,
+        num_branches=cfg.num_branches, mlp_num_layers=cfg.mlp_num_layers,
+    )  # fmt: skip
+    return resolve_kernel(cfg.kernel, cfg.mlp_num_layers + 1, neuron_macs=macs)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

@@ -5,7 +5,7 @@
 
 CKPT is an `.npz` written by the command line `elm_jax.neuron.convert` (a released `neuronio_best_model_state.pt`
 converted with its `model_config.json`), a reference `.pt` (converted on the fly; needs the
-`torch` extra), or a folder holding either. DIR is a NeuronIO folder (`elm_jax.data.neuronio_tasks.
+`torch` extra), or a folder holding either. DIR is a NeuronIO folder (`elm_jax.data.neuronio.tasks.
 find_split_files`); `--split` picks its files.
 
 The protocol, per file (axis letters: k simulation, t 1 ms step):
@@ -36,8 +36,13 @@ import numpy as np
 
 from elm_jax import cli
 from elm_jax.cli import UsageError
-from elm_jax.data.neuronio import SOMA_BIAS_MV, SOMA_THRESHOLD_MV, Simulations, read_simulations
-from elm_jax.data.neuronio_tasks import (
+from elm_jax.data.neuronio.files import (
+    SOMA_BIAS_MV,
+    SOMA_THRESHOLD_MV,
+    Simulations,
+    read_simulations,
+)
+from elm_jax.data.neuronio.tasks import (
     BURN_IN_MS,
     IGNORE_START_MS,
     MAX_EVAL_SPIKES,
@@ -45,9 +50,9 @@ from elm_jax.data.neuronio_tasks import (
     WINDOW_MS,
     find_split_files,
 )
-from elm_jax.metrics import finite_or_none
+from elm_jax.files import finite_or_none
 from elm_jax.neuron import convert
-from elm_jax.neuronio_metrics import SOMA_MV_PER_UNIT, roc_auc
+from elm_jax.tasks.neuronio import SOMA_MV_PER_UNIT, roc_auc
 
 CHECKPOINT_STATE = "neuronio_best_model_state.pt"
 

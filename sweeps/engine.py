@@ -110,13 +110,22 @@ def resolve_train_fn(train_fn: str | TrainFn) -> TrainFn:
 
 def dataset_label(task: str, config: Any, summary: Mapping[str, Any] | None) -> str:
     """The results table's `dataset`: the source actually used, plus `@<bin>ms` for SHD."""
+    from elm_jax.data.registry import DATASETS  # here: importing the engine reads no data module
+
     info = (summary or {}).get("data") or {}
     source = info.get("source") or str(config.data.get("name", ""))
-    if task.startswith("shd"):
+    if task in DATASETS and DATASETS[task].binned:
         bin_ms = config.data.get("bin_ms", None)
         if bin_ms is not None:
             return f"{source}@{float(bin_ms):g}ms"
     return source
+
+
+def _metric_name(task: str) -> str:
+    """The metric of a sweep task (a dataset name) when no trainer summary names it."""
+    from elm_jax.data.registry import DATASETS  # here: importing the engine reads no data module
+
+    return DATASETS[task].kind.metric_name
 
 
 def _nan(value: Any) -> float:
@@ -238,8 +247,7 @@ def trial_record(
         **{f"final_{k}": _nan(seed_entry.get(f"final_{k}")) for k in _SPLIT_FIGURES},
         **{f"input_blind_{k}": _nan(blind.get(k)) for k in _SPLIT_FIGURES},
         "wiring_seed": _wiring_seed(seed_entry, task, trial),
-        "metric_name": summary.get("metric_name")
-        or ("bpc" if task.task == "enwik8" else "accuracy"),
+        "metric_name": summary.get("metric_name") or _metric_name(task.task),
         "wall_s": _nan(summary.get("wall_s")),
         "group_id": task.group_id,
         "diverged_step": seed_entry.get("diverged_step"),

@@ -196,7 +196,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--kernel",
-        choices=("auto", "xla", "cpu_fused"),
+        choices=("auto", "xla", "cpu_fused", "gpu_pallas"),
         default=None,
         help="the ELM recurrence's implementation for every trial (default: the config's, auto)",
     )

@@ -86,8 +86,8 @@ COLUMNS: dict[str, str] = {
     "git_dirty": "boolean",
     "backend": "string",
     "device_kind": "string",
-    # The ELM recurrence's implementation the trial ran (elm_jax.network.fused): "cpu_fused" or
-    # "xla"; "" for baselines and in older tables.
+    # The ELM recurrence's implementation the trial ran (elm_jax.network.fused): "cpu_fused",
+    # "gpu_pallas" or "xla"; "" for baselines and in older tables.
     "kernel": "string",
 }
 STATUSES = ("ok", "diverged", "failed")

@@ -27,9 +27,9 @@ class Stopped(Exception):
 
 def _record_writes(log: list[str]) -> None:
     """Wraps the trainer's file writers so that each call from this process is logged."""
-    from elm_jax import metrics
+    from elm_jax import files, metrics
 
-    write_json, write_line = metrics.write_json_atomic, metrics.JsonLinesWriter.write
+    write_json, write_line = files.write_json_atomic, metrics.JsonLinesWriter.write
     truncate = metrics.JsonLinesWriter.truncate_after
 
     def json_atomic(path, *args, **kwargs):
@@ -44,7 +44,7 @@ def _record_writes(log: list[str]) -> None:
         log.append(f"{os.path.basename(self.path)}:truncate")
         return truncate(self, *args, **kwargs)
 
-    metrics.write_json_atomic = json_atomic
+    files.write_json_atomic = json_atomic
     metrics.JsonLinesWriter.write = line
     metrics.JsonLinesWriter.truncate_after = truncated
 

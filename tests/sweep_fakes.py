@@ -165,7 +165,7 @@ def write_tiny_shd(directory: str, num_train: int = 64, num_test: int = 24, seed
     """
     import numpy as np
 
-    from elm_jax.data.shd import write_shd
+    from elm_jax.data.shd.files import write_shd
 
     rng = np.random.default_rng(seed)
     os.makedirs(directory, exist_ok=True)

@@ -11,12 +11,12 @@ import pytest
 from elm_jax.budget import cli as budget_cli
 from elm_jax.budget.cost import cost, count_params, elm_k_e
 from elm_jax.budget.enumeration import (
-    TASK_SHAPES,
     EmptyEnumerationError,
     axis_sweep,
     enumerate_points,
     random_sweep,
 )
+from elm_jax.data import static_info
 from elm_jax.models import ModelConfig, build_model
 
 TASKS = ("shd_adding", "shd", "enwik8")
@@ -25,7 +25,7 @@ TASKS = ("shd_adding", "shd", "enwik8")
 def _cfg(arch, task, n, d_m=2, k_c=8, d_tree=4, **kw):
     return ModelConfig(
         arch=arch, num_neurons=n, num_memory=d_m, synapses_per_neuron=k_c, num_branches=d_tree,
-        embed_dim=kw.pop("embed_dim", 16), **TASK_SHAPES[task], **kw,
+        embed_dim=kw.pop("embed_dim", 16), **static_info(task), **kw,
     )  # fmt: skip
 
 
@@ -104,7 +104,7 @@ def test_enumerated_points_are_within_tolerance_and_satisfy_the_budget_identity(
     points = enumerate_points(value, task, budget_kind=kind, tolerance=tol)
     assert len(points) >= 10
     key = "P_core" if kind == "core" else "P_total"
-    d_ext = TASK_SHAPES[task]["input_dim"] if task != "enwik8" else 64
+    d_ext = static_info(task)["input_dim"] if task != "enwik8" else 64
     for p in points:
         assert abs(getattr(p, key) - value) <= tol * value
         assert p.P_core == p.N * (p.k_e + p.k_c)

@@ -153,6 +153,7 @@ def test_cases_cover_every_entry_point():
     assert modules == {
         "elm_jax.main",
         "sweeps.run",
+        "sweeps.merge",
         "elm_jax.budget",
         "analysis.report",
         "elm_jax.neuron.convert",

@@ -9,7 +9,10 @@ import pytest
 import scipy.io.wavfile
 
 from elm_jax import data
-from elm_jax.data import audio_to_shd, cochlea, shd, shd_default, synth_shd
+from elm_jax.data import audio_to_shd, cochlea
+from elm_jax.data.shd import default as shd_default
+from elm_jax.data.shd import files as shd
+from elm_jax.data.shd import synthetic as synth_shd
 
 TINY = synth_shd.SynthConfig(repetitions=1, train_variants=("m1", "f2"), test_variants=("m3",))
 

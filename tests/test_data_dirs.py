@@ -12,8 +12,10 @@ import pytest
 from train_helpers import write_tiny_shd
 
 from elm_jax import data
-from elm_jax.data import enwik8, enwiki_sample, shd_default
 from elm_jax.data.common import DataCorruptError, DataNotFoundError
+from elm_jax.data.enwik8 import default as enwiki_sample
+from elm_jax.data.enwik8 import tasks as byte_tasks
+from elm_jax.data.shd import default as shd_default
 
 
 @pytest.fixture
@@ -91,7 +93,7 @@ def test_default_used_without_a_dir_or_by_name(shd_files, tmp_path, monkeypatch)
     sample = np.frombuffer(bytes(range(256)) * 40, dtype=np.uint8)
 
     def fake_sample(data_dir=None, *, seq_len=512):
-        return enwik8.ByteDataset(sample, name="enwiki_sample", source="enwiki-sample",
+        return byte_tasks.ByteDataset(sample, name="enwiki_sample", source="enwiki-sample",
                                   seq_len=seq_len)  # fmt: skip
 
     monkeypatch.setattr(enwiki_sample, "load_enwiki_sample", fake_sample)

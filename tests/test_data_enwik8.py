@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from elm_jax import data
-from elm_jax.data import enwik8, enwiki_sample, prepare
+from elm_jax.data import prepare
 from elm_jax.data.common import ChecksumError, DataCorruptError, DataNotFoundError
+from elm_jax.data.enwik8 import default as enwiki_sample
+from elm_jax.data.enwik8 import files as enwik8_files
+from elm_jax.data.enwik8 import tasks as byte_tasks
 
 SIZE = 20_000
 
@@ -21,14 +24,14 @@ def fake_bytes(size: int = SIZE) -> bytes:
     return np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes()
 
 
-def fake_dataset(seq_len: int = 32) -> enwik8.ByteDataset:
-    return enwik8.ByteDataset(
+def fake_dataset(seq_len: int = 32) -> byte_tasks.ByteDataset:
+    return byte_tasks.ByteDataset(
         np.frombuffer(fake_bytes(), np.uint8), name="t", source="t", seq_len=seq_len
     )
 
 
 def test_split_bounds_are_90M_5M_5M_for_enwik8():
-    assert enwik8.split_bounds(10**8) == {
+    assert byte_tasks.split_bounds(10**8) == {
         "train": (0, 90_000_000), "validation": (90_000_000, 95_000_000), "test": (95_000_000, 100_000_000)
     }  # fmt: skip
 
@@ -36,7 +39,7 @@ def test_split_bounds_are_90M_5M_5M_for_enwik8():
 def test_fake_file_split_boundaries_exact(tmp_path):
     raw = fake_bytes()
     (tmp_path / "enwik8").write_bytes(raw)
-    ds = enwik8.load_enwik8(str(tmp_path), seq_len=16, expected_bytes=SIZE)
+    ds = enwik8_files.load_enwik8(str(tmp_path), seq_len=16, expected_bytes=SIZE)
     assert ds.split("train").tobytes() == raw[:18_000]
     assert ds.split("validation").tobytes() == raw[18_000:19_000]
     assert ds.split("test").tobytes() == raw[19_000:]
@@ -48,7 +51,7 @@ def test_zip_reads_same_bytes_as_raw(tmp_path):
     raw = fake_bytes()
     with zipfile.ZipFile(tmp_path / "enwik8.zip", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("enwik8", raw)
-    ds = enwik8.load_enwik8(str(tmp_path), expected_bytes=SIZE)
+    ds = enwik8_files.load_enwik8(str(tmp_path), expected_bytes=SIZE)
     assert ds.data.tobytes() == raw
 
 
@@ -91,7 +94,7 @@ def test_eval_batches_fixed_windows_and_padding_mask():
 def test_wrong_size_enwik8_raises(tmp_path):
     (tmp_path / "enwik8").write_bytes(fake_bytes(1000))
     with pytest.raises(DataCorruptError, match="exactly 100000000 bytes, found 1000"):
-        enwik8.load_enwik8(str(tmp_path))
+        enwik8_files.load_enwik8(str(tmp_path))
     with pytest.raises(DataCorruptError, match="found 1000"):
         data.load("enwik8", data_dir=str(tmp_path))
 
@@ -99,16 +102,16 @@ def test_wrong_size_enwik8_raises(tmp_path):
 def test_corrupt_or_wrong_zip_raises(tmp_path):
     (tmp_path / "enwik8.zip").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DataCorruptError, match="not a readable zip"):
-        enwik8.load_enwik8(str(tmp_path), expected_bytes=SIZE)
+        enwik8_files.load_enwik8(str(tmp_path), expected_bytes=SIZE)
     with zipfile.ZipFile(tmp_path / "enwik8.zip", "w") as z:
         z.writestr("other", b"x")
     with pytest.raises(DataCorruptError, match="no member 'enwik8'"):
-        enwik8.load_enwik8(str(tmp_path), expected_bytes=SIZE)
+        enwik8_files.load_enwik8(str(tmp_path), expected_bytes=SIZE)
 
 
 def test_missing_enwik8_names_paths_and_source(tmp_path):
     with pytest.raises(DataNotFoundError, match=r"enwik8\.zip.*mattmahoney"):
-        enwik8.load_enwik8(str(tmp_path))
+        enwik8_files.load_enwik8(str(tmp_path))
 
 
 def test_seq_len_validation():
@@ -166,7 +169,7 @@ def test_real_sample_via_pip_download_matches_pins(tmp_path, capsys):
 def test_input_blind_baseline_is_each_splits_unigram_entropy_in_bits_per_character():
     rng = np.random.default_rng(0)
     raw = rng.choice(np.frombuffer(b"aab c", np.uint8), size=20_000).astype(np.uint8)
-    ds = enwik8.ByteDataset(raw, name="t", source="t", seq_len=8)
+    ds = byte_tasks.ByteDataset(raw, name="t", source="t", seq_len=8)
     for split in ("train", "validation", "test"):
         counts = np.bincount(ds.split(split), minlength=256)
         p = counts[counts > 0] / counts.sum()

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from elm_jax import data
-from elm_jax.data import listops, listops_files, listops_tasks
 from elm_jax.data.common import ChecksumError, DataCorruptError, DataNotFoundError
+from elm_jax.data.listops import files as listops_files
+from elm_jax.data.listops import synthetic as listops
+from elm_jax.data.listops import tasks as listops_tasks
 
 SMALL = dict(max_depth=6, max_args=5, min_length=10, max_length=120)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 from neuronio_fakes import fake_experiment, write_fake_dataset, write_pickle
 
-from elm_jax.data import neuronio
 from elm_jax.data.common import DataCorruptError, DataNotFoundError
-from elm_jax.data.neuronio_tasks import (
+from elm_jax.data.neuronio import files as neuronio
+from elm_jax.data.neuronio.tasks import (
     NeuronIODataset,
     eval_windows,
     find_split_files,
@@ -195,3 +196,18 @@ def test_load_by_name_reads_the_named_directory_and_never_substitutes(tmp_path, 
         data.load("neuronio")
     with pytest.raises(ValueError, match="takes no data options"):
         data.load("neuronio", data_dir=str(tmp_path), input_dropout=0.5)
+
+
+def test_the_baselines_command_reports_neuronio_auc_of_its_evaluation_splits(tmp_path, capsys):
+    from elm_jax.data import baselines
+
+    write_fake_dataset(str(tmp_path), num_sims=2, seconds=1.2)
+    assert baselines.main(["neuronio", "--data-dir", str(tmp_path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ds = NeuronIODataset(find_split_files(str(tmp_path)))
+    assert [row["split"] for row in rows] == ["validation", "test"]
+    for row in rows:
+        want = ds.input_blind(row["split"])
+        assert row["metric_name"] == "auc" and row["metric"] == 0.5
+        assert row["loss"] == pytest.approx(want["loss"], abs=1e-6)
+        assert row["soma_rmse"] == pytest.approx(want["soma_rmse"], abs=1e-6)

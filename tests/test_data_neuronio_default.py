@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from elm_jax.data import neuronio_default as nd
-from elm_jax.data import neuronio_sim as ns
 from elm_jax.data.common import DataCorruptError
-from elm_jax.data.neuronio import NUM_CHANNELS, read_simulations
+from elm_jax.data.neuronio import default as nd
+from elm_jax.data.neuronio import synthetic as ns
+from elm_jax.data.neuronio.files import NUM_CHANNELS, read_simulations
 
 SHORT = ns.SimParams(duration_ms=300)
 TINY = nd.DefaultConfig(params=SHORT, seed=3, split_sizes=(("train", 2), ("validation", 1),

@@ -13,10 +13,10 @@ from PIL import Image
 from scipy import ndimage
 
 from elm_jax import data
-from elm_jax.data import pathfinder_tasks
 from elm_jax.data.common import ChecksumError, DataCorruptError, DataNotFoundError
-from elm_jax.data.pathfinder import PathfinderConfig, connect_radius, generate, preset
-from elm_jax.data.pathfinder_files import build_generated, read_generated
+from elm_jax.data.pathfinder import tasks as pathfinder_tasks
+from elm_jax.data.pathfinder.files import build_generated, read_generated
+from elm_jax.data.pathfinder.synthetic import PathfinderConfig, connect_radius, generate, preset
 
 TINY_SIZES = {"train": 12, "validation": 4, "test": 4}
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from elm_jax import data
-from elm_jax.data import seq_images
 from elm_jax.data.common import DataCorruptError, DataNotFoundError
+from elm_jax.data.seq_images import files as seq_images
 
 
 def _write_idx(path, array, gz=True):

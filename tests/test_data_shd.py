@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from elm_jax import data
-from elm_jax.data import shd, shd_tasks
 from elm_jax.data.common import DataCorruptError, DataNotFoundError
+from elm_jax.data.shd import files as shd
+from elm_jax.data.shd import tasks as shd_tasks
+from elm_jax.tasks.classification import CLASSIFICATION
 
 
 def random_samples(num: int, seed: int, max_spikes: int = 300):
@@ -236,7 +238,7 @@ def test_input_blind_baselines_come_from_each_splits_own_labels(shd_dir):
 def test_balanced_digits_give_the_triangular_adding_baseline():
     # docs/science.md §4: 2.794 nats and 10 % accuracy, not ln 19 = 2.944 and 1/19.
     tri = np.convolve(np.full(10, 0.1), np.full(10, 0.1))
-    got = shd_tasks.prior_baseline(tri)
+    got = CLASSIFICATION.input_blind(tri)
     assert got["loss"] == pytest.approx(2.794, abs=5e-4) and got["metric"] == pytest.approx(0.1)
 
 

@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from elm_jax.data import shd, tfds_builders
-from elm_jax.data.shd_tasks import validation_mask
+from elm_jax.data import tfds_builders
+from elm_jax.data.shd import files as shd
+from elm_jax.data.shd.tasks import validation_mask
 
 
 def test_shd_builder_round_trips_spikes(tmp_path):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from elm_jax import data
-from elm_jax.data import shd
 from elm_jax.data.common import DataCorruptError, DataNotFoundError
+from elm_jax.data.shd import files as shd
 
 SPLITS = ("shd_train", "shd_test")
 

@@ -21,7 +21,7 @@ for kernel in ("auto", "cpu_fused", "auto"):
     e = jnp.ones((2, 4, 5))
     y, _ = net.apply(net.init(jax.random.PRNGKey(0), e), e)
     assert y.shape == (2, 4, 3) and bool(jnp.all(jnp.isfinite(y)))
-print("RAN", fused.resolve_kernel("auto", 2), fused.kernel_ran("cpu_fused", 2))
+print("RAN", fused.resolve_kernel("auto", 2), fused.resolve_kernel("cpu_fused", 2))
 """
 
 

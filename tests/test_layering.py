@@ -1,11 +1,14 @@
-"""The package layering: no module imports from a layer above its own (run by `make lint` too).
+"""The package layering: no module imports from a layer above its own, and no import cycles
+(run by `make lint` too).
 
 Layers, lowest first (CONTRIBUTING.md habit 1): shared infrastructure → pure math (`ops`) → the
-neuron and network math (no Flax) → Flax modules → task models and the converter → data →
-budgets → configs → jitted train steps → the run loop → command lines → sweeps → analysis → the
-sweep drivers (`sweeps.run`, `sweeps.sequential`: a sequential sweep reads the analysis). Every
-import counts, including those inside functions. A module may import from its own layer or
-below. A new top-level module must be given a layer here.
+neuron and network math (no Flax) → Flax modules → task kinds → task models and the converter →
+data (the interface and shared helpers → one package per benchmark → the dataset table → data
+commands) → budgets → configs → jitted train steps → the run loop → command lines → sweeps →
+analysis → the sweep drivers (`sweeps.run`, `sweeps.sequential`: a sequential sweep reads the
+analysis). Every import counts, including those inside functions. A module may import from its
+own layer or below, and no chain of imports may lead back to where it started (a cycle within a
+layer is a missing layer). A new top-level module must be given a layer here.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "elm_jax.cli",
             "elm_jax.runtime",
             "elm_jax.provenance",
+            "elm_jax.files",
             "elm_jax.metrics",
-            "elm_jax.neuronio_metrics",
             "elm_jax.parallel",
             "elm_jax.checkpoint",
             "elm_jax.writers",
@@ -47,12 +50,29 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "elm_jax.network.scan",
             "elm_jax.network.fused_build",
             "elm_jax.network.fused",
+            "elm_jax.network.pallas_gpu_kernel",
+            "elm_jax.network.pallas_gpu",
             "elm_jax.network.dynamics",
         ),
     ),
     ("flax modules", ("elm_jax.neuron.layers", "elm_jax.network.layers", "elm_jax.baselines")),
+    ("task kinds", ("elm_jax.tasks.*",)),
     ("models", ("elm_jax.models", "elm_jax.neuron.convert")),
-    ("data", ("elm_jax.data.*",)),
+    ("data core", ("elm_jax.data.core", "elm_jax.data.common", "elm_jax.data.cochlea")),
+    (
+        "data benchmarks",
+        (
+            "elm_jax.data.sequences",
+            "elm_jax.data.shd.*",
+            "elm_jax.data.neuronio.*",
+            "elm_jax.data.listops.*",
+            "elm_jax.data.pathfinder.*",
+            "elm_jax.data.seq_images.*",
+            "elm_jax.data.enwik8.*",
+        ),
+    ),
+    ("data table", ("elm_jax.data", "elm_jax.data.registry", "elm_jax.data.builtin")),
+    ("data commands", ("elm_jax.data.*",)),  # prepare, baselines, audio_to_shd, tfds_builders
     ("budgets", ("elm_jax.budget", "elm_jax.budget.cost", "elm_jax.budget.enumeration")),
     ("configs", ("elm_jax.configs.*", "elm_jax.config_check")),
     ("train steps", ("elm_jax.train", "elm_jax.train.steps")),
@@ -121,6 +141,65 @@ def upward_imports(module: str, source: str, known: set[str]) -> list[str]:
     return problems
 
 
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package modules it imports (anywhere in the file, itself excluded)."""
+    files = module_files()
+    known = set(files)
+    return {
+        module: {m for _, m in imported_modules(path.read_text(encoding="utf-8"), known)
+                 if m in known and m != module}
+        for module, path in files.items()
+    }  # fmt: skip
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (a list of modules, the first repeated at the end) per strongly connected
+    group of `graph` with more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while not group or group[-1] != v:
+                group.append(stack.pop())
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return [_cycle_through(group, graph) for group in groups]
+
+
+def _cycle_through(group: list[str], graph: dict[str, set[str]]) -> list[str]:
+    """A shortest import path from the group's first module back to itself, within the group."""
+    start, members = group[0], set(group)
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for v in frontier:
+            for w in sorted(graph.get(v, ()) & members):
+                if w == start:
+                    return [*paths[v], start]
+                if w not in paths:
+                    paths[w] = [*paths[v], w]
+                    nxt.append(w)
+        frontier = nxt
+    return group  # unreachable for a strongly connected group
+
+
 def test_every_module_has_a_layer():
     unmapped = [m for m in module_files() if layer_of(m) is None]
     assert not unmapped, f"modules without a layer (add them to LAYERS in {__file__}): {unmapped}"
@@ -133,6 +212,20 @@ def test_no_module_imports_from_a_higher_layer():
     for module, path in files.items():
         problems += upward_imports(module, path.read_text(encoding="utf-8"), known)
     assert not problems, "upward imports:\n" + "\n".join(problems)
+
+
+def test_the_import_graph_has_no_cycles():
+    cycles = import_cycles(import_graph())
+    assert not cycles, "import cycles (move the shared code down a layer):\n" + "\n".join(
+        " -> ".join(cycle) for cycle in cycles
+    )
+
+
+def test_a_cycle_is_reported_as_the_path_back_to_its_start():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e", "d"}}
+    assert import_cycles(graph) == [["a", "b", "c", "a"]]
+    assert import_cycles({"x": {"y"}, "y": {"x"}}) == [["x", "y", "x"]]
+    assert import_cycles({"x": {"y"}, "y": set()}) == []
 
 
 @pytest.mark.parametrize(

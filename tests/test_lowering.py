@@ -8,8 +8,11 @@ is traced once through the trainer's own `init_state` (shapes only, `jax.eval_sh
 to StableHLO for "cuda" and "tpu". Neither module may call the ELM network's fused CPU kernel
 (`elm_jax.network.fused`: FFI targets registered for the CPU only); the CPU lowering of an ELM
 step must call it (kernel="auto" picks it per platform with `jax.lax.platform_dependent`), and
-kernel="xla" never. Forcing kernel="cpu_fused" onto an accelerator must not pass. A multi-platform
-`jax.export` of one step carries the kernel in its CPU branch and runs here.
+kernel="xla" never. Likewise the Pallas GPU kernel (`elm_jax.network.pallas_gpu`, a Triton
+custom call): the cuda lowering of an ELM step calls it exactly where it covers the
+configuration, no other platform's module ever does. Forcing either kernel onto another
+platform must not pass. A multi-platform `jax.export` of one step carries each kernel in its
+own platform's branch and runs here.
 
 Nothing is compiled for an accelerator (there is none); lowering is what a CPU machine can check.
 Shapes are tiny (batch 2, T 5): lowering does not depend on them beyond the program's structure.
@@ -35,13 +38,15 @@ from elm_jax import parallel
 from elm_jax.budget.enumeration import enumerate_points
 from elm_jax.configs.merge import resolve_config
 from elm_jax.models import ModelConfig
-from elm_jax.network import fused, fused_build
+from elm_jax.network import fused, fused_build, pallas_gpu
+from elm_jax.ops import elm_macs_per_neuron
 from elm_jax.optim import OptimConfig
 from elm_jax.train.steps import StepSpec, eval_step, eval_stream_step, init_state, train_step
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ACCELERATORS = ("cuda", "tpu")
 CPU_ONLY_TARGETS = (fused.FORWARD_TARGET, fused.BACKWARD_TARGET)
+CUDA_ONLY_TARGETS = (pallas_gpu.TRITON_TARGET,)
 SEEDS, BATCH, STEPS = (0, 1), 2, 5
 # `stablehlo.custom_call @target(...)` (pretty form) and `call_target_name = "target"` /
 # `custom_call_target = "target"` (generic and HLO forms).
@@ -60,6 +65,20 @@ def custom_call_targets(module_text: str) -> set[str]:
 def assert_no_cpu_only_custom_calls(module_text: str, platform: str) -> None:
     found = sorted(custom_call_targets(module_text) & set(CPU_ONLY_TARGETS))
     assert not found, f"the {platform} module calls the CPU-only custom call targets {found}"
+
+
+def assert_no_cuda_only_custom_calls(module_text: str, platform: str) -> None:
+    found = sorted(custom_call_targets(module_text) & set(CUDA_ONLY_TARGETS))
+    assert not found, f"the {platform} module calls the cuda-only custom call targets {found}"
+
+
+def pallas_covers(model: ModelConfig) -> bool:
+    """Whether kernel="auto" takes the Pallas kernel on cuda for this model."""
+    macs = elm_macs_per_neuron(
+        num_memory=model.num_memory, synapses_per_neuron=0, hidden_size=model.mlp_hidden_size,
+        num_branches=model.num_branches, mlp_num_layers=model.mlp_num_layers,
+    )  # fmt: skip
+    return pallas_gpu.coverage_problem(model.mlp_num_layers + 1, macs) is None
 
 
 def require_fused_kernel() -> None:
@@ -209,6 +228,22 @@ def test_train_step_lowers_for_cuda_and_tpu_without_cpu_only_custom_calls(name):
         text = _lowered_text(name, platform)
         assert "func.func public @main" in text
         assert_no_cpu_only_custom_calls(text, platform)
+    assert_no_cuda_only_custom_calls(_lowered_text(name, "tpu"), "tpu")
+
+
+@pytest.mark.parametrize("name", ELM_CASES)
+def test_elm_train_step_for_cuda_with_kernel_auto_calls_the_pallas_kernel_where_it_covers(name):
+    """Its forward and its backward, one Triton call each; configurations it does not cover
+    (too large an MLP) lower to the XLA path."""
+    assert pallas_covers(CASES["budget-balanced"][0])
+    assert not pallas_covers(CASES["budget-few_complex"][0])
+    text = _lowered_text(name, "cuda")
+    calls = len(_TARGET_PATTERNS[0].findall(text))
+    if pallas_covers(CASES[name][0]):
+        assert custom_call_targets(text) >= set(CUDA_ONLY_TARGETS)
+        assert calls == 2 and '"elm_network_forward"' in text and '"elm_network_backward"' in text
+    else:
+        assert_no_cuda_only_custom_calls(text, "cuda")
 
 
 @pytest.mark.parametrize("name", ["config-shd_adding", "elm-neuronio", "elm-lm-carried"])
@@ -225,6 +260,10 @@ def test_elm_eval_steps_lower_for_cuda_and_tpu_without_cpu_only_custom_calls(nam
     for platform in ACCELERATORS:
         text = traced.lower(lowering_platforms=(platform,)).as_text()
         assert_no_cpu_only_custom_calls(text, platform)
+        if platform == "tpu":
+            assert_no_cuda_only_custom_calls(text, platform)
+        else:  # on cuda, the Pallas forward only
+            assert '"elm_network_forward"' in text and '"elm_network_backward"' not in text
     # On a CPU the same program runs the fused forward (no backward: nothing is differentiated).
     cpu_targets = custom_call_targets(traced.lower(lowering_platforms=("cpu",)).as_text())
     assert cpu_targets & set(CPU_ONLY_TARGETS) == expected_on_cpu() - {fused.BACKWARD_TARGET}
@@ -252,6 +291,8 @@ def test_data_parallel_step_sharded_over_8_fake_devices_lowers_for_cuda_and_tpu(
             assert_no_cpu_only_custom_calls(text, platform)
         else:
             assert custom_call_targets(text) & set(CPU_ONLY_TARGETS) == expected_on_cpu()
+        if platform != "cuda":
+            assert_no_cuda_only_custom_calls(text, platform)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,6 +309,7 @@ def test_elm_train_step_lowered_for_cpu_with_kernel_auto_calls_the_fused_kernel(
 def test_elm_train_step_with_kernel_xla_calls_no_fused_kernel_on_any_platform(name):
     for platform in ("cpu", *ACCELERATORS):
         assert_no_cpu_only_custom_calls(_lowered_text(name, platform, "xla"), platform)
+        assert_no_cuda_only_custom_calls(_lowered_text(name, platform, "xla"), platform)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,23 +338,49 @@ def test_forced_cpu_fused_kernel_cannot_be_exported_for_an_accelerator(platform)
     assert "elm_network_fused_kernel_cpu_only" in message and platform in message, message
 
 
+def test_forced_pallas_kernel_lowers_for_cuda_without_cpu_only_custom_calls():
+    text = _lowered_text("elm-classification", "cuda", "gpu_pallas")
+    assert custom_call_targets(text) >= set(CUDA_ONLY_TARGETS)
+    assert_no_cpu_only_custom_calls(text, "cuda")
+
+
+@pytest.mark.parametrize("platform", ("cpu", "tpu"))
+def test_forced_pallas_kernel_lowered_for_another_platform_is_rejected(platform):
+    """kernel="gpu_pallas" cannot reach a cpu/tpu module: lowering it raises (the kernel's
+    cuda-only guard, `elm_jax.network.pallas_gpu._cuda_only`), naming the kernel and the
+    platform."""
+    with pytest.raises(NotImplementedError) as info:
+        _lowered_text("elm-classification", platform, "gpu_pallas")
+    message = str(info.value)
+    assert pallas_gpu.KERNEL_NAME in message and platform in message, message
+
+
 # ---------------------------------------------------------------------------------------------
 # One exported program for every platform.
 
 
-def _waivers() -> list:
-    """The fused kernel's FFI targets have no cross-version compatibility guarantee, so an
-    export that contains them must waive jax's check for them by name."""
-    return [export.DisabledSafetyCheck.custom_call(target) for target in CPU_ONLY_TARGETS]
+def _waivers(targets=CPU_ONLY_TARGETS + CUDA_ONLY_TARGETS) -> list:
+    """The kernels' custom call targets (the fused kernel's FFI targets, Triton's) have no
+    cross-version compatibility guarantee, so an export that contains them must waive jax's
+    check for them by name."""
+    return [export.DisabledSafetyCheck.custom_call(target) for target in targets]
 
 
-def test_export_for_cuda_and_tpu_with_kernel_auto_needs_no_custom_call_waiver():
+def test_export_for_cuda_and_tpu_with_kernel_auto_needs_the_triton_waiver_only():
+    """The cuda branch calls the Pallas kernel: exporting refuses it unless waived; with the
+    Triton waiver alone the export holds it and no CPU kernel."""
     spec = _spec("elm-classification")
     state = _abstract_state(spec, _one_device_mesh())
-    exporter = export.export(train_step, platforms=list(ACCELERATORS))
+    with pytest.raises(ValueError, match="custom calls whose targets have no compatibility"):
+        export.export(train_step, platforms=list(ACCELERATORS))(state, _batch(spec), spec=spec)
+    exporter = export.export(
+        train_step, platforms=list(ACCELERATORS), disabled_checks=_waivers(CUDA_ONLY_TARGETS)
+    )
     exported = exporter(state, _batch(spec), spec=spec)
     assert exported.platforms == ACCELERATORS
-    assert_no_cpu_only_custom_calls(exported.mlir_module(), "/".join(ACCELERATORS))
+    text = exported.mlir_module()
+    assert_no_cpu_only_custom_calls(text, "/".join(ACCELERATORS))
+    assert custom_call_targets(text) >= set(CUDA_ONLY_TARGETS)
 
 
 def test_multi_platform_export_without_a_waiver_is_refused_naming_the_cpu_kernel():
@@ -326,7 +394,7 @@ def test_multi_platform_export_without_a_waiver_is_refused_naming_the_cpu_kernel
     assert fused.FORWARD_TARGET in str(info.value)
 
 
-def test_multi_platform_export_of_an_elm_step_has_the_fused_kernel_in_its_cpu_branch_and_runs():
+def test_multi_platform_export_of_an_elm_step_has_each_kernel_in_its_platforms_branch_and_runs():
     require_fused_kernel()
     spec = _spec("elm-classification")
     mesh = _one_device_mesh()
@@ -336,7 +404,7 @@ def test_multi_platform_export_of_an_elm_step_has_the_fused_kernel_in_its_cpu_br
     )
     assert exported.platforms == platforms
     text = exported.mlir_module()
-    assert set(CPU_ONLY_TARGETS) <= custom_call_targets(text)
+    assert set(CPU_ONLY_TARGETS) | set(CUDA_ONLY_TARGETS) <= custom_call_targets(text)
     # One module for all three: the platform is an argument, the kernel sits in a case branch.
     assert re.search(r"@main\(%arg0: tensor<i32> \{jax.global_constant = \"_platform_index\"", text)
     assert "stablehlo.case" in text

@@ -13,7 +13,7 @@ from neuronio_fakes import fake_experiment, write_fake_dataset, write_pickle
 from test_neuronio_metrics import pairwise_auc
 
 from elm_jax import neuronio_eval
-from elm_jax.data import neuronio
+from elm_jax.data.neuronio import files as neuronio
 
 CHECKPOINT = os.path.join(os.path.dirname(__file__), "data", "neuronio_num_memory_1.npz")
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from elm_jax import neuronio_metrics as nm
+from elm_jax.tasks import neuronio as nm
 
 
 def pairwise_auc(y: np.ndarray, s: np.ndarray) -> float:

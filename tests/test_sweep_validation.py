@@ -9,7 +9,7 @@ from train_helpers import lm_config
 
 from elm_jax import config_check
 from elm_jax import data as data_lib
-from elm_jax.data import shd_default
+from elm_jax.data.shd import default as shd_default
 from elm_jax.train.loop import train_and_evaluate
 from sweeps import engine
 from sweeps import run as sweep_run

@@ -18,7 +18,7 @@ from elm_jax import data, parallel
 from elm_jax.budget.cost import cost
 from elm_jax.configs import smoke
 from elm_jax.configs.merge import resolve_config
-from elm_jax.data.lm_stream import stream_train_batch
+from elm_jax.data.enwik8.stream import stream_train_batch
 from elm_jax.models import ModelConfig, build_model, initial_carry
 from elm_jax.optim import OptimConfig, make_optimizer, set_learning_rate, unit_schedule
 from elm_jax.train.loop import train_and_evaluate

@@ -1,7 +1,7 @@
 """Tiny real datasets and configs for the trainer tests (no downloads, no embedded defaults).
 
 Bytes: an in-memory `elm_jax.data.ByteDataset`. Spikes: a tiny SHD-format pair of files written
-with `elm_jax.data.shd.write_shd` and read back through `elm_jax.data.load(..., data_dir=...)`.
+with `elm_jax.data.shd.files.write_shd` and read back through `elm_jax.data.load(..., data_dir=...)`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import orbax.checkpoint as ocp
 
 from elm_jax.configs import smoke
 from elm_jax.data import ByteDataset
-from elm_jax.data.shd import write_shd
+from elm_jax.data.shd.files import write_shd
 
 TEXT = (
     b"<page><title>Anarchism</title><text>Anarchism is a political philosophy and movement "

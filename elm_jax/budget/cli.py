@@ -13,7 +13,8 @@ import json
 from collections.abc import Sequence
 
 from elm_jax import cli
-from elm_jax.budget.enumeration import BUDGET_KINDS, TASK_SHAPES, enumerate_points, verify_point
+from elm_jax.budget.enumeration import BUDGET_KINDS, enumerate_points, verify_point
+from elm_jax.data.registry import DATASETS
 
 
 def _int_list(text: str) -> list[int]:
@@ -41,7 +42,7 @@ def _main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     pts = sub.add_parser("points", help="enumerate the architecture points of one budget")
     pts.add_argument("--budget", type=float, required=True)
-    pts.add_argument("--task", required=True, choices=sorted(TASK_SHAPES))
+    pts.add_argument("--task", required=True, choices=sorted(DATASETS))
     pts.add_argument("--arch", default="elm", choices=["elm", "lstm", "gru", "leaky"])
     pts.add_argument("--budget-kind", default="core", choices=BUDGET_KINDS)
     pts.add_argument("--tolerance", type=float, default=0.05)

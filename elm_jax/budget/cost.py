@@ -64,7 +64,7 @@ def elm_k_e(
 def io_params(cfg: ModelConfig) -> int:
     """Encoder + decoder parameters of ``cfg``."""
     decoder = cfg.num_neurons * cfg.num_classes + cfg.num_classes
-    encoder = cfg.input_dim * cfg.embed_dim if cfg.task == "lm" else 0
+    encoder = cfg.task_kind.encoder_params(cfg.input_dim, cfg.embed_dim)
     return encoder + decoder
 
 

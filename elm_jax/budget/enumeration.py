@@ -4,7 +4,8 @@
 `axis_sweep` moves one of N, k_e, k_c from a centre point with the others fixed, and
 `random_sweep` draws points over a budget range. Each `Point` carries its exact cost
 (`elm_jax.budget.cost`) and builds its `ModelConfig`. Its fields use the paper's symbols (N, d_m,
-k_c, k_e, d_tree): they are the results table's columns.
+k_c, k_e, d_tree): they are the results table's columns. A point's `task` is a dataset name,
+whose sizes and task kind are its entry of `elm_jax.data.registry.DATASETS`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from elm_jax.budget.cost import cost, count_params, elm_k_e
+from elm_jax.data.registry import DATASETS, DatasetEntry
 from elm_jax.models import ModelConfig, build_model
 
-TASK_SHAPES: dict[str, dict[str, Any]] = {
-    "shd_adding": {"task": "classification", "input_dim": 700, "num_classes": 19},
-    "shd": {"task": "classification", "input_dim": 700, "num_classes": 20},
-    "enwik8": {"task": "lm", "input_dim": 256, "num_classes": 256},
-}
 BUDGET_KINDS = ("core", "total")
 DEFAULT_D_M = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 _K_C_MULTIPLES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -71,7 +67,7 @@ class Point:
             mlp_num_layers=self.mlp_num_layers,
             learn_memory_tau=self.learn_memory_tau,
             embed_dim=self.embed_dim,
-            **TASK_SHAPES[self.task],
+            **_dataset(self.task).static_info(),
         )
         if self.arch != "elm":
             values["num_branches"] = 4
@@ -84,10 +80,11 @@ class Point:
         return {k: getattr(self, k) for k in keys}
 
 
-def _task_shapes(task: str) -> dict[str, Any]:
-    if task not in TASK_SHAPES:
-        raise ValueError(f"task={task!r} is invalid: must be one of {sorted(TASK_SHAPES)}")
-    return TASK_SHAPES[task]
+def _dataset(task: str) -> DatasetEntry:
+    """The registry entry of a budget's `task`: a dataset name (elm_jax.data.registry)."""
+    if not isinstance(task, str) or task not in DATASETS:
+        raise ValueError(f"task={task!r} is invalid: must be one of {sorted(DATASETS)}")
+    return DATASETS[task]
 
 
 def _point(cfg: ModelConfig, task: str, budget: float | None, budget_kind: str) -> Point:
@@ -134,7 +131,7 @@ def _make_cfg(arch, task, n, d_m, k_c, d_tree, l_mlp, learn_tau, embed_dim) -> M
         mlp_num_layers=l_mlp,
         learn_memory_tau=learn_tau,
         embed_dim=embed_dim,
-        **_task_shapes(task),
+        **_dataset(task).static_info(),
     )
 
 
@@ -167,7 +164,7 @@ def enumerate_points(
     (``range(4, 65, 4)`` for a range). Raises ValueError on invalid input and
     `EmptyEnumerationError` naming the constraint that left nothing.
     """
-    shape = _task_shapes(task)
+    dataset = _dataset(task)
     if budget_kind not in BUDGET_KINDS:
         raise ValueError(f"budget_kind={budget_kind!r} is invalid: must be one of {BUDGET_KINDS}")
     if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
@@ -178,7 +175,7 @@ def enumerate_points(
         raise ValueError(f"arch={arch!r} is invalid: must be one of elm, lstm, gru, leaky")
     if isinstance(d_tree, bool) or int(d_tree) != d_tree or d_tree < 1:
         raise ValueError(f"d_tree={d_tree!r} is invalid: must be an integer >= 1")
-    d_ext = shape["input_dim"] if shape["task"] == "classification" else embed_dim
+    d_ext = dataset.kind.external_dim(dataset.input_dim, embed_dim)
     key = "P_core" if budget_kind == "core" else "P_total"
     make = lambda n, dm, kc: _make_cfg(  # noqa: E731
         arch, task, n, dm, kc, d_tree, mlp_num_layers, learn_memory_tau, embed_dim
@@ -207,8 +204,8 @@ def enumerate_points(
                 f"k_c={kc} in the grid is invalid: must be a multiple of d_tree={d_tree}"
             )
     # ELM cost is affine in N: size(N) = fixed + N * (k_e + k_c + per-neuron io).
-    n_cls = shape["num_classes"]
-    enc = shape["input_dim"] * embed_dim if shape["task"] == "lm" else 0
+    n_cls = dataset.num_classes
+    enc = dataset.kind.encoder_params(dataset.input_dim, embed_dim)
     fixed = 0 if budget_kind == "core" else n_cls + enc
     io_per_neuron = 0 if budget_kind == "core" else n_cls
 
@@ -373,9 +370,6 @@ def random_sweep(
 def verify_point(point: Point) -> dict[str, int]:
     """Builds the point's model with shapes only (`jax.eval_shape`) and counts its leaves."""
     cfg = point.model_config()
-    if cfg.task == "classification":
-        x = jax.ShapeDtypeStruct((1, 1, cfg.input_dim), jnp.float32)
-    else:
-        x = jax.ShapeDtypeStruct((1, 1), jnp.int32)
+    x = jax.ShapeDtypeStruct(*cfg.task_kind.input_spec(cfg.input_dim))
     shapes = jax.eval_shape(build_model(cfg).init, jax.random.PRNGKey(0), x)
     return count_params(shapes, cfg)

@@ -16,7 +16,7 @@ Command line:
 `chrono_lstm.py:scifar,short_cpu` is the few-minute CPU version `make bench-tasks` runs.
 
 Expected run time: GPU hours per task (an estimate, not measured; an LSTM step costs about as
-much as the neuron's). CPU (measured on 2 shared cores, `python bench/tasks.py`): on the sCIFAR
+much as the neuron's). CPU (measured on 2 shared cores, `python probes/tasks.py`): on the sCIFAR
 stand-in (T = 784) the 128-unit recipe trains about 400 steps per 10 minutes (`--full --steps
 30`, evaluation excluded); `scifar,short_cpu` (32 units, 300 steps) reaches 30.9 % validation
 accuracy (256 examples; input-blind 14.5 %, loss 1.74 against 2.28 nats) in 79 s."""
@@ -24,38 +24,28 @@ accuracy (256 examples; input-blind 14.5 %, loss 1.74 against 2.28 nats) in 79 s
 from __future__ import annotations
 
 import importlib
-import re
 
 import ml_collections
 
 from elm_jax.configs.common import apply_variant
 from elm_jax.configs.variant import VariantError, split_items
+from elm_jax.data.registry import DATASETS
 
 TASKS = ("shd", "shd_adding", "scifar", "pathfinder", "pathfinder_x", "listops")
-# Sequence lengths in steps of the image and token tasks (SHD: from the bin width).
-# Pathfinder's, from the image size in the name (pathfinder32_easy_default: 32 x 32 pixels).
-SEQ_LEN = {"scifar": 1024, "scifar_default": 784}
-PATHFINDER_NAME = re.compile(r"pathfinder(\d+)(_|$)")
 
 
 def sequence_length(c: ml_collections.ConfigDict) -> int:
     """T_max of the config's data: the steps of one example."""
     name = c.data.name
-    if name.startswith("shd"):
-        digits = 2 if name.startswith("shd_adding") else 1
-        return int(round(digits * 1000 / c.data.bin_ms))
-    if name.startswith("listops"):
-        return int(c.data.seq_len)
-    pathfinder = PATHFINDER_NAME.match(name)
-    if pathfinder:
-        return int(pathfinder.group(1)) ** 2
-    if name not in SEQ_LEN:
+    lengths = {n: e.example_length(c.data.bin_ms, c.data.seq_len) for n, e in DATASETS.items()}
+    steps = lengths.get(name)
+    if steps is None:
+        known = [n for n, length in lengths.items() if length is not None]
         raise VariantError(
             f"data.name={name!r} has no known sequence length for chrono_t_max; give "
-            "model.chrono_t_max=STEPS, or use shd*, listops*, pathfinder<S>* or one of "
-            f"{', '.join(SEQ_LEN)}"
+            f"model.chrono_t_max=STEPS, or use one of {', '.join(known)}"
         )
-    return SEQ_LEN[name]
+    return steps
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -12,6 +12,7 @@ from typing import Any
 import ml_collections
 
 from elm_jax.configs.common import base_config
+from elm_jax.tasks import task_kind
 from elm_jax.writers import check_wandb_mode
 
 
@@ -90,7 +91,11 @@ def _resolve_time_unit(cfg: ml_collections.ConfigDict) -> None:
     (docs/science.md §4), so a change of bin size keeps the physical timescales."""
     if cfg.model.time_unit != "ms":
         return
-    if cfg.model.task != "classification":
+    try:
+        binned = task_kind(cfg.model.task).binned_inputs
+    except ValueError:  # an unknown task: the model check names it
+        binned = False
+    if not binned:
         raise ValueError(
             "config.model.time_unit='ms' needs binned spike data (SHD, SHD-Adding) with "
             f"data.bin_ms; task {cfg.model.task!r} has no bin width: use time_unit='steps'"

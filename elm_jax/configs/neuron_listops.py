@@ -4,7 +4,7 @@ ELM neuron.
 Paper figure (docs/science.md §1 / the neuron paper's LRA table): the ELM neuron reaches 46.8 % test
 accuracy on ListOps. Input: 15 one-hot tokens (digits, the four operators, the closing
 bracket), front-padded to 1,999 steps so the closing bracket is the last step (LRA's length
-limit; elm_jax/data/listops_tasks.py). Not given in our sources; our choice: d_m = 100, τ_m
+limit; elm_jax/data/listops/tasks.py). Not given in our sources; our choice: d_m = 100, τ_m
 fixed, log-spaced over 1–2000 steps, one synapse per input, v2 neuron, Adamax lr 5e-3 with
 cosine decay, batch 32, 20,000 steps.
 
@@ -19,7 +19,7 @@ Command line:
 `neuron_listops.py:short_cpu` is the few-minute CPU version on the generated set.
 
 Expected run time: GPU several hours (an estimate, not measured: 20,000 steps at T = 1,999). CPU
-(measured on 2 shared cores, `python bench/tasks.py`): the recipe (T = 1,999) trains about 330
+(measured on 2 shared cores, `python probes/tasks.py`): the recipe (T = 1,999) trains about 330
 steps per 10 minutes (`--full --steps 30`, evaluation excluded); `short_cpu` (T = 99, d_m = 20,
 batch 32, lr 1e-2, 800 steps on listops-default) reaches 36.7 % validation accuracy (256
 examples; input-blind 19.5 %, loss 1.78 against 2.23 nats) in 28 s. With lr 5e-3, batch 16 and

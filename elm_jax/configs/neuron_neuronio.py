@@ -22,7 +22,7 @@ Command line:
 `neuron_neuronio.py:short_cpu` is the short CPU version on the simulated stand-in.
 
 Expected run time: GPU about a day (an estimate, not measured: 350,000 steps at T = 500 with
-1,278 inputs). CPU (measured on 2 shared cores, `python bench/tasks.py`): `short_cpu` (d_m = 15,
+1,278 inputs). CPU (measured on 2 shared cores, `python probes/tasks.py`): `short_cpu` (d_m = 15,
 batch 8, 300 steps on neuronio-default) trains about 8,000 steps per 10 minutes (evaluation
 excluded; the whole run took 530 s with data loading and evaluation on a loaded machine) and
 reaches validation spike AUC 0.531 against the input-blind 0.5 (loss 0.0269 against 0.0302):

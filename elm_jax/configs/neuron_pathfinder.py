@@ -21,12 +21,12 @@ short version, batch 16 and 300 steps, was at chance).
 
 Expected run time: GPU a few hours (an estimate, not measured: 20,000 steps at T = 1024). CPU
 (measured on 2 shared cores, one of them used): `short_cpu` took 389 s through `elm_jax.main`
-and 431 s through `python bench/tasks.py` (about 8,500 training steps per 10 minutes) and
+and 431 s through `python probes/tasks.py` (about 8,500 training steps per 10 minutes) and
 reached 56.8 % validation and 59.0 % test accuracy against the input-blind 50.2 % and 51.0 %
 of the same 1,024 images (loss 0.671 and 0.662 against 0.693 nats). At the generator's easy
 level (`short_cpu,data.name=pathfinder32_easy_default,steps=3000`, 260 s) it reaches 59.2 %
 and 58.8 % (loss 0.620, 0.628). What it can use short of tracing the contour:
-`bench/pathfinder_probe.py` finds the steps between the two markers alone worth 61 % / 59 %
+`probes/pathfinder_probe.py` finds the steps between the two markers alone worth 61 % / 59 %
 (hard) and 71 % / 70 % (easy) to a logistic regression (docs/data.md)."""
 
 from __future__ import annotations

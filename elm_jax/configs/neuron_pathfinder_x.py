@@ -18,7 +18,7 @@ Command line:
 step is 16,384 time steps).
 
 Expected run time: GPU about a day (an estimate, not measured: 20,000 steps at T = 16,384). CPU
-(measured on 2 shared cores, `python bench/tasks.py`): `short_cpu` (d_m = 10, batch 8, 20 steps
+(measured on 2 shared cores, `python probes/tasks.py`): `short_cpu` (d_m = 10, batch 8, 20 steps
 on the generated pathfinder128_default) trains about 730 steps per 10 minutes (evaluation
 excluded; the first run also builds the data, 533 s in all) and is at the input-blind level
 after its 20 steps (62.5 % of 32 examples, the input-blind 62.5 %; loss 0.684 against 0.662

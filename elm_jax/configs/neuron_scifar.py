@@ -17,7 +17,7 @@ Command line:
 
 `neuron_scifar.py:short_cpu` is the few-minute CPU version on the stand-in (`make bench-tasks`).
 Expected run time: GPU a few hours (an estimate, not measured: 20,000 steps at T = 1024). CPU
-(measured on 2 shared cores, `python bench/tasks.py`): the recipe trains about 1,100 steps per
+(measured on 2 shared cores, `python probes/tasks.py`): the recipe trains about 1,100 steps per
 10 minutes on the stand-in (T = 784; `--full --steps 30`, evaluation excluded); `short_cpu` (d_m
 = 20, batch 16, 300 steps) reaches 39.5 % validation accuracy on fashion-mnist (stand-in for
 sCIFAR) (256 examples; input-blind 14.5 %, loss 1.59 against 2.28 nats) in 28 s."""

@@ -13,7 +13,7 @@ Command line:
 
 `neuron_shd.py:short_cpu` is the few-minute CPU version `make bench-tasks` runs.
 Expected run time: GPU minutes (an estimate, not measured: 8,140 steps of one neuron at T =
-100). CPU (measured on 2 shared cores, `python bench/tasks.py`): the recipe trains about 35,000
+100). CPU (measured on 2 shared cores, `python probes/tasks.py`): the recipe trains about 35,000
 steps per 10 minutes (`--full --steps 30`, training speed of the last logged interval,
 evaluation excluded), so its 8,140 steps fit; `short_cpu` (50 ms bins, d_m = 20, 300 steps on
 shd-default) reaches 64.5 % validation accuracy (256 examples; input-blind 6.6 %, loss 1.31

@@ -17,7 +17,7 @@ Command line:
 `neuron_shd_adding.py:short_cpu` is the few-minute CPU version `make bench-tasks` runs.
 
 Expected run time: GPU a few hours (an estimate, not measured: 20,000 steps at T = 1000). CPU
-(measured on 2 shared cores, `python bench/tasks.py`): the recipe (T = 1000) trains about 2,100
+(measured on 2 shared cores, `python probes/tasks.py`): the recipe (T = 1000) trains about 2,100
 steps per 10 minutes (`--full --steps 30`, evaluation excluded), a tenth of its 20,000;
 `short_cpu` (50 ms bins, d_m = 40, batch 32, no dropout, 1,500 steps on shd-default) reaches
 20.7 % validation accuracy (256 pairs; input-blind 14.1 %, loss 2.17 against 2.68 nats) in 54 s.

@@ -6,7 +6,7 @@ checkpoints (`model_config.json`, `train_config.json`): 1278 inputs routed to 45
 fixed tau_m log-spaced over 1-150 ms, lambda = 5, tau_s = 5 ms, one MLP hidden layer of
 2·d_m; Adam, learning rate 5e-4 with cosine decay to 0 over 35 epochs of 10,000 batches of 8
 windows of 500 ms (350,000 steps), the loss 0.5 BCE + 0.5 MSE after a 150 ms burn-in
-(`elm_jax.neuronio_metrics`). Validation every epoch on the first validation file (32 batches
+(`elm_jax.tasks.neuronio`). Validation every epoch on the first validation file (32 batches
 of 64 windows); the best checkpoint is chosen on the validation loss (the authors' script
 chose it on the validation soma RMSE).
 

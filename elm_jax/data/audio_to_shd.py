@@ -23,7 +23,7 @@ import scipy.io.wavfile
 
 from elm_jax import cli
 from elm_jax.data.cochlea import CochleaConfig, encode_batch
-from elm_jax.data.shd import write_shd
+from elm_jax.data.shd.files import write_shd
 
 FSDD_PATTERN = re.compile(r"^(\d+)_([A-Za-z0-9-]+)_(\d+)\.wav$")
 

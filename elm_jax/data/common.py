@@ -1,12 +1,11 @@
-"""Shared helpers of the data layer: cache locations, atomic writes, checksums, named errors."""
+"""Shared helpers of the data layer: cache locations, checksums, named errors."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterator
+
+import numpy as np
 
 ENV_DATA_DIR = "ELM_DATA_DIR"
 
@@ -56,42 +55,45 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_path(final_path: str | os.PathLike) -> Iterator[str]:
-    """Yields a temporary path next to `final_path`; renames it into place only on success.
-
-    An interrupted or failing writer leaves neither a half-written `final_path` nor the
-    temporary file behind (os.replace is atomic on one filesystem).
-    """
-    final_path = os.fspath(final_path)
-    directory = os.path.dirname(final_path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(final_path) + "-", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; give the usual mode
-        os.replace(tmp, final_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
-def current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(final_path: str | os.PathLike, data: bytes) -> None:
-    """Writes `data` to `final_path` atomically (temporary file, then rename)."""
-    with atomic_path(final_path) as tmp, open(tmp, "wb") as handle:
-        handle.write(data)
-
-
 def file_record(path: str | os.PathLike) -> dict:
     """{"path", "sha256", "bytes"} of a file, for `Dataset.info["files"]`."""
     path = os.fspath(path)
     return {"path": path, "sha256": sha256_file(path), "bytes": os.path.getsize(path)}
+
+
+def check_positive_int(name: str, value: int) -> int:
+    """`value` as an int; ValueError naming `name` unless it is a positive integer (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_rate(rate: float) -> float:
+    """An input-dropout rate in [0, 1) as a float; ValueError otherwise."""
+    if not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"input_dropout must be in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def epoch_rows(step: int, batch_size: int, seed: int, num_train: int) -> np.ndarray:
+    """Rows of training batch `step`: epoch e walks a permutation of num_train drawn from (seed, e)."""
+    batch_size = check_positive_int("batch_size", batch_size)
+    per_epoch = max(1, num_train // batch_size)
+    epoch, within = divmod(int(step), per_epoch)
+    perm = np.random.default_rng([int(seed), epoch]).permutation(num_train)
+    return perm[np.arange(within * batch_size, (within + 1) * batch_size) % num_train]
+
+
+class EpochTrainBatches:
+    """Training batches that walk the training split epoch by epoch (`epoch_rows`), for a
+    dataset class that defines `num_examples(split)` and `_batch(split, rows, rng)` (which
+    applies input dropout when given `rng`)."""
+
+    def train_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
+        """Training rows of batch `step`: epoch e walks a permutation drawn from (seed, e)."""
+        return epoch_rows(step, batch_size, seed, self.num_examples("train"))
+
+    def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
+        """Training batch `step`, deterministic in (step, seed), input dropout applied."""
+        rows = self.train_indices(step, batch_size, seed)
+        return self._batch("train", rows, rng=np.random.default_rng([int(seed), int(step), 1]))

@@ -17,10 +17,11 @@ import sys
 import time
 
 from elm_jax import cli
-from elm_jax.data import listops_files, listops_tasks
 from elm_jax.data.common import cache_dir, resolve_data_dir
-from elm_jax.data.enwiki_sample import DECOMPRESSED_SHA256, prepare_enwiki_sample
-from elm_jax.data.shd_default import build_shd_default
+from elm_jax.data.enwik8.default import DECOMPRESSED_SHA256, prepare_enwiki_sample
+from elm_jax.data.listops import files as listops_files
+from elm_jax.data.listops import tasks as listops_tasks
+from elm_jax.data.shd.default import build_shd_default
 
 
 def prepare(

@@ -7,7 +7,7 @@ features `[n, t, f]` used as they are. The label belongs to the last step (the t
 classification loss reads the last step's logits), so a task whose sequences have different
 lengths pads them at the *front* (`pad_token` encodes as a zero vector).
 
-It speaks the same protocol as the SHD tasks (`elm_jax.data.shd_tasks`, docs/interfaces.md):
+It speaks the same protocol as the SHD tasks (`elm_jax.data.shd.tasks`, docs/interfaces.md):
 `train_batch(step, batch_size, seed)`, `eval_batches(split, batch_size)` with a "mask",
 `num_examples`, `labels`, `label_prior`, `input_blind` (the label prior of exactly the
 examples evaluated) and `info` with the same fields. Without an explicit validation set, a
@@ -17,7 +17,7 @@ Axis letters: n example, b batch, t time step, v vocabulary value (one-hot chann
 f feature.
 
 To serve a new dataset name through `elm_jax.data.load(name)` and `static_info(name)`, write
-a loader that returns a `SequenceDataset` and add one entry to `elm_jax.data.registry.TASKS`
+a loader that returns a `SequenceDataset` and add one entry to `elm_jax.data.registry.DATASETS`
 (its docstring shows the entry).
 """
 
@@ -27,7 +27,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from elm_jax.data.shd_tasks import _check_positive, _check_rate, epoch_rows, prior_baseline
+from elm_jax.data.common import EpochTrainBatches, check_positive_int, check_rate
+from elm_jax.data.core import Dataset
+from elm_jax.tasks.classification import CLASSIFICATION
 
 VALIDATION_FRACTION = 0.1
 SPLIT_SEED = 0
@@ -69,7 +71,7 @@ def _check_examples(field: str, inputs: np.ndarray, labels: np.ndarray) -> tuple
     return inputs, labels
 
 
-class SequenceDataset:
+class SequenceDataset(EpochTrainBatches, Dataset):
     """Train / validation / test sequences with one class label each, batched on request.
 
     train, test: `(inputs, labels)` with inputs tokens `[n, t]` (integers in 0..vocab_size-1,
@@ -98,8 +100,8 @@ class SequenceDataset:
         files: list[dict] | None = None,
         extra_info: dict | None = None,
     ) -> None:
-        self.num_classes = _check_positive("num_classes", num_classes)
-        self.input_dropout = _check_rate(input_dropout)
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        self.input_dropout = check_rate(input_dropout)
         train_x, train_y = _check_examples("train", *train)
         test_x, test_y = _check_examples("test", *test)
         if validation is None:
@@ -130,7 +132,7 @@ class SequenceDataset:
         self.info = {
             "name": name,
             "source": source,
-            "task": "classification",
+            "task": CLASSIFICATION.name,
             "input_dim": int(input_dim),
             "num_classes": self.num_classes,
             "seq_len": int(seq_len),
@@ -154,7 +156,7 @@ class SequenceDataset:
                     "[n, t] only; valid for features [n, t, f]: None"
                 )
             return None
-        vocab_size = _check_positive("vocab_size", vocab_size)
+        vocab_size = check_positive_int("vocab_size", vocab_size)
         if pad_token is not None and not 0 <= pad_token <= vocab_size:
             raise ValueError(f"pad_token={pad_token!r} is invalid; valid: 0..{vocab_size} or None")
         table = np.zeros((vocab_size + 1, vocab_size), np.float32)
@@ -192,7 +194,7 @@ class SequenceDataset:
 
     def input_blind(self, split: str, max_examples: int | None = None) -> dict:
         """{"loss", "metric"} of predicting the label prior of exactly the examples evaluated."""
-        return prior_baseline(self.label_prior(split, max_examples))
+        return CLASSIFICATION.input_blind(self.label_prior(split, max_examples))
 
     def encode(self, split: str, rows: np.ndarray) -> np.ndarray:
         """Inputs [b, t, input_dim] float32 of `rows` of a split (one-hot for tokens)."""
@@ -208,18 +210,9 @@ class SequenceDataset:
             inputs = np.where(keep, inputs / (1.0 - self.input_dropout), 0.0).astype(np.float32)
         return {"inputs": inputs, "labels": self.labels(split)[rows].astype(np.int32)}
 
-    def train_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
-        """Training rows of batch `step`: epoch e walks a permutation drawn from (seed, e)."""
-        return epoch_rows(step, batch_size, seed, self.num_examples("train"))
-
-    def train_batch(self, step: int, batch_size: int, seed: int) -> dict:
-        """Training batch `step`, deterministic in (step, seed), input dropout applied."""
-        rows = self.train_indices(step, batch_size, seed)
-        return self._batch("train", rows, rng=np.random.default_rng([int(seed), int(step), 1]))
-
     def eval_batches(self, split: str, batch_size: int) -> Iterator[dict]:
         """Fixed-order batches of a split; the last is padded and "mask" [b] marks real rows."""
-        batch_size = _check_positive("batch_size", batch_size)
+        batch_size = check_positive_int("batch_size", batch_size)
         n = self.num_examples(split)
         for first in range(0, n, batch_size):
             take = np.arange(first, first + batch_size)

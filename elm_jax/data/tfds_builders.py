@@ -19,15 +19,15 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from elm_jax.data import SHD_HOWTO, load_real_shd
-from elm_jax.data.enwik8 import (
+from elm_jax.data.enwik8.files import (
     ENWIK8_BYTES,
     ENWIK8_HOWTO,
     find_enwik8,
     read_enwik8_bytes,
-    split_bounds,
 )
-from elm_jax.data.shd import read_shd
-from elm_jax.data.shd_tasks import validation_mask
+from elm_jax.data.enwik8.tasks import split_bounds
+from elm_jax.data.shd.files import read_shd
+from elm_jax.data.shd.tasks import validation_mask
 
 SHD_CITATION = """@article{cramer2020heidelberg, title={The Heidelberg Spiking Data Sets for the
 Systematic Evaluation of Spiking Neural Networks}, author={Cramer, Benjamin and Stradmann, Yannik
@@ -142,11 +142,12 @@ def prepare(builder_cls: type, manual_dir: str, out_dir: str) -> tfds.core.Datas
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset", choices=("shd", "enwik8"))
+    builders = {"shd": ElmShd, "enwik8": ElmEnwik8}
+    parser.add_argument("dataset", choices=tuple(builders))
     parser.add_argument("manual_dir")
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
-    builder = prepare(ElmShd if args.dataset == "shd" else ElmEnwik8, args.manual_dir, args.out_dir)
+    builder = prepare(builders[args.dataset], args.manual_dir, args.out_dir)
     print(builder.data_dir)
     return 0
 

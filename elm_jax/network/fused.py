@@ -13,10 +13,13 @@ The C++ sources are in ``kernel/``; `elm_jax.network.fused_build` compiles them 
 installed jaxlib. Vectorised (``jax.vmap``, e.g. over seeds) calls run every group of the mapped
 axes and every batch tile as a task on XLA's CPU thread pool.
 
-Kernel choice (`KERNELS`): ``"xla"`` is the `lax.scan` path; ``"cpu_fused"`` this kernel
-(CPU only: lowering it for another platform raises, see `_cpu_only`); ``"auto"`` this kernel where the step runs on
-a CPU and the kernel is built and covers the configuration, the XLA path on other platforms (one
-program, chosen per platform at lowering by `jax.lax.platform_dependent`).
+Kernel choice (`KERNELS`, `resolve_kernel`): ``"xla"`` is the `lax.scan` path; ``"cpu_fused"``
+this kernel (CPU only: lowering it for another platform raises, see `_cpu_only`);
+``"gpu_pallas"`` the Pallas kernel of `elm_jax.network.pallas_gpu` (NVIDIA GPUs only, guarded
+the same way); ``"auto"`` this kernel where the step runs on a CPU and the kernel is built and
+covers the configuration, the Pallas kernel on cuda where it covers the configuration, the XLA
+path on other platforms (one program, chosen per platform at lowering by
+`jax.lax.platform_dependent`).
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import batching, mlir
 
-from elm_jax.network import fused_build
+from elm_jax.network import fused_build, pallas_gpu
 from elm_jax.network.scan import NetworkWeights
 
 Array = jax.Array
-KERNELS = ("auto", "xla", "cpu_fused")
+KERNELS = ("auto", "xla", "cpu_fused", "gpu_pallas")
 LANES = 8  # sequences per SIMD tile (kernel/elm_network_types.h)
 MAX_MAPS = 8  # affine maps of the per-neuron MLP the kernel takes
 FORWARD_TARGET, BACKWARD_TARGET = "elm_network_forward", "elm_network_backward"
@@ -85,25 +88,48 @@ def coverage_problem(num_maps: int) -> str | None:
     return None
 
 
-def resolve_kernel(kernel: str, num_maps: int) -> str:
-    """The implementation ``kernel`` (`KERNELS`) runs: ``"xla"`` where the fused kernel is not
-    built or does not cover the configuration (logged once, with the reason) and for ``"auto"``
-    when the default backend is not the CPU; else ``kernel`` itself."""
+def default_platform() -> str:
+    """The default backend's platform as `jax.lax.platform_dependent` names it: "cpu", "cuda",
+    "rocm", "tpu", ..."""
+    backend = jax.default_backend()
+    if backend != "gpu":
+        return backend
+    return "rocm" if "rocm" in jax.devices()[0].client.platform_version.lower() else "cuda"
+
+
+def resolve_kernel(
+    kernel: str, num_maps: int, *, neuron_macs: int = 0, platform: str | None = None
+) -> str:
+    """The implementation ``kernel`` (`KERNELS`) runs on ``platform`` (None: the default
+    backend's): "xla", "cpu_fused" or "gpu_pallas".
+
+    A forced kernel is itself, or "xla" where it does not cover the configuration or (the CPU
+    kernel) is not built, logged once with the reason. "auto" is the CPU kernel on a CPU and the
+    Pallas kernel on cuda under the same conditions, "xla" on other platforms. ``neuron_macs``:
+    multiply-adds of one neuron's MLP and readout per step (the Pallas kernel's coverage,
+    `elm_jax.network.pallas_gpu.coverage_problem`).
+    """
     if kernel not in KERNELS:
         raise ValueError(f"kernel={kernel!r} is invalid: must be one of {KERNELS}")
-    if kernel == "xla" or (kernel == "auto" and jax.default_backend() != "cpu"):
+    if kernel == "xla":
         return "xla"
-    problem = coverage_problem(num_maps)
-    if problem is not None:
-        log_once(f"kernel={kernel!r}: the fused CPU kernel does not cover {problem}; XLA runs")
-        return "xla"
-    return kernel if available() else "xla"  # available() logs why not, once
-
-
-def kernel_ran(kernel: str, num_maps: int) -> str:
-    """What a step of this configuration runs on the default backend: "cpu_fused" or "xla"
-    (for the records of a run)."""
-    return "xla" if resolve_kernel(kernel, num_maps) == "xla" else "cpu_fused"
+    platform = platform or default_platform()
+    # "auto" resolved for a platform the process does not run on (the CPU lowering a cuda
+    # branch) is not worth a warning.
+    say = log_once if kernel != "auto" or platform == default_platform() else (lambda _: None)
+    if kernel == "cpu_fused" or (kernel == "auto" and platform == "cpu"):
+        problem = coverage_problem(num_maps)
+        if problem is not None:
+            say(f"kernel={kernel!r}: the fused CPU kernel does not cover {problem}; XLA runs")
+            return "xla"
+        return "cpu_fused" if available() else "xla"  # available() logs why not, once
+    if kernel == "gpu_pallas" or (kernel == "auto" and platform == "cuda"):
+        problem = pallas_gpu.coverage_problem(num_maps, neuron_macs)
+        if problem is not None:
+            say(f"kernel={kernel!r}: the Pallas GPU kernel does not cover {problem}; XLA runs")
+            return "xla"
+        return "gpu_pallas"
+    return "xla"
 
 
 # The kernel's CPU-only guard: an identity on the kernel's input that lowers only into a module

@@ -18,7 +18,8 @@ from elm_jax.network.dynamics import (
     run_network,
     zero_carry,
 )
-from elm_jax.network.fused import resolve_kernel, run_fused
+from elm_jax.network.fused import default_platform, resolve_kernel, run_fused
+from elm_jax.network.pallas_gpu import run_pallas
 from elm_jax.network.scan import LAYOUTS, NetworkWeights
 from elm_jax.network.wiring import choose_connectivity, make_wiring, num_recurrent_synapses
 from elm_jax.ops import (
@@ -88,8 +89,11 @@ class ELMNetwork(nn.Module):
     than 0 for few complex and balanced networks (docs/performance-log.md).
 
     ``kernel``: the recurrence's implementation, ``"auto"`` (the fused CPU kernel on a CPU when
-    it is built and covers the configuration, the XLA scan otherwise), ``"xla"`` or
-    ``"cpu_fused"`` (`elm_jax.network.fused`; same values and gradients up to float rounding).
+    it is built and covers the configuration, the Pallas kernel on an NVIDIA GPU when it covers
+    the configuration, the XLA scan otherwise), ``"xla"``, ``"cpu_fused"``
+    (`elm_jax.network.fused`) or ``"gpu_pallas"`` (`elm_jax.network.pallas_gpu`); same values
+    and gradients up to float rounding. ``pallas_interpret``: run ``"gpu_pallas"`` in Pallas's
+    interpreter, on any platform (slow; for checking it without a GPU).
     """
 
     num_neurons: int
@@ -105,6 +109,7 @@ class ELMNetwork(nn.Module):
     layout: str = "auto"
     remat_chunk: int = 10
     kernel: str = "auto"
+    pallas_interpret: bool = False
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
     memory_tau_min: float = 1.0
@@ -255,13 +260,35 @@ class ELMNetwork(nn.Module):
         def on_cpu_kernel(weights, carry, e, w_s):
             return run_fused(weights, carry, e, w_s, source, branch, remat_chunk=self.remat_chunk)
 
-        kernel = resolve_kernel(self.kernel, 1 + len(rest))
-        if kernel == "xla":
-            return_carry, y = on_xla(weights, carry, e, w_s)
-        elif kernel == "cpu_fused":
-            return_carry, y = on_cpu_kernel(weights, carry, e, w_s)
-        else:  # one program: the fused kernel where it runs on a CPU, XLA's scan elsewhere
+        def on_gpu_kernel(weights, carry, e, w_s):
+            return run_pallas(
+                weights, carry, e, w_s, source, branch, remat_chunk=self.remat_chunk,
+                interpret=self.pallas_interpret,
+            )  # fmt: skip
+
+        implementations = {"xla": on_xla, "cpu_fused": on_cpu_kernel, "gpu_pallas": on_gpu_kernel}
+        num_maps = 1 + len(rest)
+        macs = elm_macs_per_neuron(
+            num_memory=self.num_memory, synapses_per_neuron=0, hidden_size=self.hidden_size,
+            num_branches=d, mlp_num_layers=self.mlp_num_layers,
+        )  # fmt: skip
+        if self.kernel != "auto":
+            run = implementations[resolve_kernel(self.kernel, num_maps, neuron_macs=macs)]
+            return_carry, y = run(weights, carry, e, w_s)
+            return y, return_carry
+        # One program: each platform's kernel where it covers the configuration, XLA's scan
+        # elsewhere. The CPU branch only where the process runs on a CPU (nothing is built on
+        # an accelerator).
+        platforms = ("cpu", "cuda") if default_platform() == "cpu" else ("cuda",)
+        branches = {}
+        for platform in platforms:
+            choice = resolve_kernel("auto", num_maps, neuron_macs=macs, platform=platform)
+            if choice != "xla":
+                branches[platform] = implementations[choice]
+        if branches:
             return_carry, y = jax.lax.platform_dependent(
-                weights, carry, e, w_s, cpu=on_cpu_kernel, default=on_xla
+                weights, carry, e, w_s, **branches, default=on_xla
             )
+        else:
+            return_carry, y = on_xla(weights, carry, e, w_s)
         return y, return_carry

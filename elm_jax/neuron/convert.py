@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from elm_jax import cli
+from elm_jax.files import atomic_path
 from elm_jax.neuron.config import VERSIONS, NeuronConfig
 from elm_jax.neuron.layers import ELMNeuron
 
@@ -175,15 +175,8 @@ def save_npz(
     arrays = _flatten(variables)
     arrays["config_json"] = np.asarray(json.dumps(dict(config), sort_keys=True))
     arrays["version"] = np.asarray(version)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load_npz(path: str) -> tuple[ELMNeuron, dict[str, Any]]:

@@ -18,15 +18,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from elm_jax import data, parallel, provenance
+from elm_jax import data, files, parallel, provenance
 from elm_jax import metrics as metrics_lib
 from elm_jax.budget.cost import cost
 from elm_jax.checkpoint import Checkpointer
 from elm_jax.config_check import check_config, data_options
 from elm_jax.configs.common import to_plain
 from elm_jax.configs.merge import config_diff
-from elm_jax.data.lm_stream import stream_train_batch
-from elm_jax.network.fused import kernel_ran
+from elm_jax.data.enwik8.stream import stream_train_batch
+from elm_jax.models import elm_kernel_ran
 from elm_jax.optim import unit_schedule
 from elm_jax.train.steps import StepSpec, TrainState, evaluate, init_state, train_step, update_best
 from elm_jax.writers import MetricWriters, seed_hparams
@@ -87,7 +87,7 @@ class _Logs:
     jsonl: metrics_lib.JsonLinesWriter
     progress: metrics_lib.Progress
     timer: metrics_lib.Timer
-    metric: str  # "accuracy" | "bpc"
+    metric: str  # the task kind's metric_name: "accuracy" | "bpc" | "auc"
     input_blind: dict | None
     steps_since_log: int = 0
 
@@ -158,7 +158,7 @@ class Run:
                 )
 
         if cfg.data.carry_train_state and not (
-            model_cfg.task == "lm" and callable(getattr(ds, "split", None))
+            model_cfg.task_kind.streams and callable(getattr(ds, "split", None))
         ):
             raise ValueError(
                 "config.data.carry_train_state=True needs a language-modelling dataset with a "
@@ -168,7 +168,7 @@ class Run:
         is_writer = jax.process_index() == 0
         if is_writer:
             os.makedirs(workdir, exist_ok=True)
-            metrics_lib.write_json_atomic(config_path, plain)
+            files.write_json_atomic(config_path, plain)
         spec = StepSpec.create(model_cfg, optim_cfg, carry_state=cfg.data.carry_train_state)
         return cls(cfg, workdir, spec, lrs, mesh, ds, is_writer)
 
@@ -278,7 +278,7 @@ class Run:
         jsonl = metrics_lib.JsonLinesWriter(self._path(METRICS_FILE))
         if self.is_writer:
             jsonl.truncate_after(step)
-        metric = metrics_lib.metric_name(self.spec.model.task)
+        metric = self.spec.model.task_kind.metric_name
         total = self.cfg.num_train_steps
         progress = metrics_lib.Progress(total, step, enabled=None if self.is_writer else False)
         self._writers = self._open_writers(step, metric)
@@ -335,7 +335,7 @@ class Run:
         dt = logs.timer.lap()
         done = logs.steps_since_log
         rec = {"step": step, "split": "train", "seconds": round(clock.elapsed(), 3)}
-        rec.update(metrics_lib.summarize(acc, self.spec.model.task))
+        rec.update(self.spec.model.task_kind.summarize(acc))
         rec["steps_per_s"] = done / dt
         rec["examples_per_s"] = done * self.cfg.data.batch_size * len(self.cfg.seeds) / dt
         logs.steps_since_log = 0
@@ -365,7 +365,7 @@ class Run:
     ) -> None:
         ckpt.save(step, state)
         if self.is_writer:
-            metrics_lib.write_json_atomic(
+            files.write_json_atomic(
                 self._path(PROGRESS_FILE), {"step": step, "wall_s": clock.elapsed()}
             )
         if self._writers is not None:  # curves up to a checkpoint survive any kill
@@ -379,7 +379,7 @@ class Run:
         carry a winner's curse). A diverged seed keeps its last finite parameters, so its final
         figures are those of the step before it diverged.
         """
-        d, metric = self.cfg.data, metrics_lib.metric_name(self.spec.model.task)
+        d, metric = self.cfg.data, self.spec.model.task_kind.metric_name
         test = self._evaluate(state, "best_params", "test", d.test_max_batches)
         if val is None:  # resumed after the last step: nothing was evaluated in the loop
             val = self._evaluate(state, "params", "validation", d.val_max_batches)
@@ -390,7 +390,7 @@ class Run:
                 for k in ("best_val", "best_metric", "best_step", "diverged_step")
             }
         )
-        finite = metrics_lib.finite_or_none
+        finite = files.finite_or_none
         results = []
         for i, seed in enumerate(self.cfg.seeds):
             div = int(host["diverged_step"][i])
@@ -459,7 +459,7 @@ class Run:
         out = {}
         for split, cap in (("validation", d.val_max_batches), ("test", d.test_max_batches)):
             examples = None
-            if cap is not None and self.spec.model.task in ("classification", "neuronio"):
+            if cap is not None and not self.spec.model.task_kind.streams:
                 examples = cap * d.eval_batch_size
             out[split] = baseline(split, max_examples=examples)
         return out
@@ -484,23 +484,24 @@ class Run:
                 "d_m": m.num_memory,
                 "k_c": m.synapses_per_neuron,
                 "d_tree": m.num_branches,
-                "embed_dim": m.embed_dim if m.task == "lm" else None,
+                "embed_dim": m.embed_dim if m.task_kind.token_inputs else None,
                 "task": m.task,
-                # The ELM recurrence's implementation this process ran ("cpu_fused" or "xla").
-                "kernel": kernel_ran(m.kernel, m.mlp_num_layers + 1) if m.arch == "elm" else None,
+                # The ELM recurrence's implementation this process ran ("cpu_fused",
+                # "gpu_pallas" or "xla").
+                "kernel": elm_kernel_ran(m),
             },
             "cost": dataclasses.asdict(cost(m)),
             "data": self.dataset.info,
             "steps": int(steps),
             "wall_s": float(wall_s),
             "seeds": [dataclasses.asdict(r) for r in seeds],
-            "metric_name": metrics_lib.metric_name(m.task),
+            "metric_name": m.task_kind.metric_name,
             "provenance": provenance.collect(),  # versions, git commit, backend, device
             "input_blind": self._input_blind(),
         }
-        summary = metrics_lib.jsonable(summary)
+        summary = files.jsonable(summary)
         if self.is_writer:
-            metrics_lib.write_json_atomic(self._path(SUMMARY_FILE), summary)
+            files.write_json_atomic(self._path(SUMMARY_FILE), summary)
         return summary
 
 

@@ -30,7 +30,7 @@ import optax
 from flax import struct
 
 from elm_jax import metrics as metrics_lib
-from elm_jax import neuronio_metrics, parallel
+from elm_jax import parallel
 from elm_jax.models import build_model, initial_carry
 from elm_jax.network.wiring import make_wiring
 from elm_jax.optim import OptimConfig, make_optimizer, set_learning_rate
@@ -74,26 +74,6 @@ def _build_model(model_cfg: Any) -> Any:
     return build_model(model_cfg)
 
 
-def _loss_sums(
-    logits: jax.Array, labels: jax.Array, mask: jax.Array | None, task: str
-) -> tuple[jax.Array, dict]:
-    """Mean cross-entropy (nats) and the metric sums of one seed's batch."""
-    if task == "neuronio":  # spike and soma at every step, labels [b, t, 3]
-        return neuronio_metrics.loss_sums(logits, labels, mask)
-    if task == "classification":
-        logits = logits[:, -1]  # [b, o]: the classifier reads the last step
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
-    correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-    weight = jnp.ones_like(ce) if mask is None else jnp.broadcast_to(mask, ce.shape)
-    count = weight.sum()
-    sums = {
-        "loss_sum": (ce * weight).sum(),
-        "correct_sum": (correct * weight).sum(),
-        "count": count,
-    }
-    return sums["loss_sum"] / jnp.maximum(count, 1.0), sums
-
-
 def _where_tree(pred: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
@@ -109,7 +89,7 @@ def _train_one_seed(
     def loss_fn(params):
         variables = {"params": params, **state.extra}
         logits, carry = model.apply(variables, batch["inputs"], carry=carry_in)
-        loss, sums = _loss_sums(logits, batch["labels"], None, spec.model.task)
+        loss, sums = spec.model.task_kind.loss_sums(logits, batch["labels"])
         return loss, (sums, carry)
 
     (loss, (sums, carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -149,7 +129,7 @@ def eval_step(
 
     def one(p, e):
         logits, _ = model.apply({"params": p, **e}, batch["inputs"])
-        return _loss_sums(logits, batch["labels"], batch["mask"], spec.model.task)[1]
+        return spec.model.task_kind.loss_sums(logits, batch["labels"], batch["mask"])[1]
 
     return jax.vmap(one)(params, extra)
 
@@ -158,12 +138,13 @@ def eval_step(
 def eval_stream_step(
     params: Any, extra: Any, carry: Any, batch: Mapping[str, jax.Array], *, spec: StepSpec
 ) -> tuple[Any, dict[str, jax.Array]]:
-    """One contiguous LM chunk [b, t] for every seed, carrying the state [r, b, ...] across chunks."""
+    """One contiguous chunk [b, t] of a stream for every seed (a task kind that `streams`),
+    carrying the state [r, b, ...] across chunks."""
     model = _build_model(spec.model)
 
     def one(p, e, c):
         logits, c = model.apply({"params": p, **e}, batch["inputs"], carry=c)
-        return c, _loss_sums(logits, batch["labels"], batch["mask"], "lm")[1]
+        return c, spec.model.task_kind.loss_sums(logits, batch["labels"], batch["mask"])[1]
 
     return jax.vmap(one)(params, extra, carry)
 
@@ -197,10 +178,7 @@ def init_state(
     """
     model = _build_model(spec.model)
     tx = make_optimizer(spec.optim)
-    if spec.model.task == "lm":
-        dummy = jnp.zeros((1, 1), jnp.int32)
-    else:
-        dummy = jnp.zeros((1, 1, spec.model.input_dim), jnp.float32)
+    dummy = jnp.zeros(*spec.model.task_kind.input_spec(spec.model.input_dim))
 
     def one(seed, lr):
         # Initialisation uses stream 0 of the seed's key; nothing else in training is random.
@@ -267,12 +245,12 @@ def evaluate(
     max_batches: int | None,
 ) -> dict[str, list[float | None]]:
     """Per-seed loss and metric of `state.<params_key>` ("params" or "best_params") on `split`
-    (LM: contiguous, carried state)."""
+    (a task kind that `streams`: contiguous chunks, carried state)."""
     params, extra = getattr(state, params_key), state.extra
     num_seeds = int(state.step.shape[0])
     eval_sharding = parallel.eval_batch_sharding(mesh)
     total = None
-    if spec.model.task == "lm":
+    if spec.model.task_kind.streams:
         carry0 = initial_carry(spec.model, batch_size)
         carry_sharding = parallel.train_batch_sharding(mesh)
         carry = None
@@ -298,7 +276,7 @@ def evaluate(
             total = sums if total is None else jax.tree.map(jnp.add, total, sums)
     if total is None:
         raise ValueError(f"the {split} split of {dataset.info.get('name')} yielded no batches")
-    return metrics_lib.summarize(parallel.fetch(total), spec.model.task)
+    return spec.model.task_kind.summarize(parallel.fetch(total))
 
 
 __all__ = [

@@ -24,7 +24,7 @@ two decades: the `science` sweep); a fourth budget does not fit in 30 minutes (1
 many-simple point, N ~ 300, would take about 10 minutes: an estimate, twice N = 147's 5).
 
 Why these choices (measured on 2 CPU cores; docs/sweeps.md has the figures and commands):
-* learning rate: checked at the budget extremes with `python bench/lr_check.py --points
+* learning rate: checked at the budget extremes with `python probes/lr_check.py --points
   29/1/16,4/16/16,38/4/16,147/1/16,8/4/16 --lrs 5e-3,1e-2,2e-2,4e-2,8e-2,1.6e-1` (one seed per
   rate). Final validation losses, 5e-3 / 1e-2 / 2e-2 / 4e-2 / 8e-2 / 1.6e-1: N = 29, d_m = 1:
   2.75 / 2.70 / 2.60 / 2.55-2.63 / 2.63 / 2.64; N = 4, d_m = 16: 2.72 / 2.65 / 2.67 / 2.58-2.64

@@ -29,14 +29,14 @@ each axis slice, trained again at 2,000 steps with seeds 0 and 1; the report say
 whether the decision holds at both lengths.
 
 Learning rate: the default sweep's 4e-2, checked there at its budget extremes (1e3, 5e3); not
-yet checked at this sweep's extremes, 400 and 48,000 (bench/lr_check.py at x0.5, x1 and x2 of
+yet checked at this sweep's extremes, 400 and 48,000 (probes/lr_check.py at x0.5, x1 and x2 of
 the peak rate at the grid ends, one seed each, is the check).
 
 Expected run time: an ESTIMATE, not a measured sweep. The seed-vmapped train step (4 seeds,
 batch 32, T = 40, fused CPU kernel; `bench/sweep_throughput.py`'s timing) was timed at seven
 (N, d_m) shapes from N = 40 to 600 on the 2-core machine while nearly idle (load 1.0-1.6):
 0.031 s (N 40, d_m 4) to 0.224 s (N 522, d_m 3), fitted as t = 0.040 + 0.021 N/100 + 0.019
-P_core/1e4 s. Short trainer calls (`bench/lr_check.py`: 30.5 s for 20 steps at N = 40, 56.8 s
+P_core/1e4 s. Short trainer calls (`probes/lr_check.py`: 30.5 s for 20 steps at N = 40, 56.8 s
 for 100 steps at N = 245; a length point of `law:steps=4` through the sweep engine, 24 s for 8
 steps at N = 8) put each call's compilation, data and checkpoints at about 22 s and its five
 evaluations at about 160 steps' worth. Summed over the points this design places

@@ -17,7 +17,7 @@ Slices (k_c = 16 unless varied; the default sweep's design, scaled up):
 
 4 seeds, 25 ms bins (T = 80), batch 32, Adamax with peak learning rate 4e-2 and cosine decay
 (the default sweep's, checked at its budget extremes at 1,000 steps and 50 ms bins, where 1e-2
-lost 0.05-0.2 nats everywhere; not re-checked at these shapes: run `python bench/lr_check.py
+lost 0.05-0.2 nats everywhere; not re-checked at these shapes: run `python probes/lr_check.py
 --sweep sweeps/configs/science.py --points ...` first on the GPU), points within 5 % of budget,
 4,000 steps, validation on the first 2,048 official pairs, test on the first 4,096.
 77 trainer calls (P_core and P_total slices share the points they have in common), 344
