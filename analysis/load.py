@@ -40,7 +40,7 @@ def _dtype_family(column: str, store_dtype: str) -> str:
 
 #: Numeric columns a results table may lack (last-step losses, the input-blind baseline of each
 #: split, the wiring seed, the convergence check; added over time): tables written without them
-#: still load, with these columns NaN, and the claim tests (analysis.claims) say what they fell
+#: still load, with these columns NaN, and the claim tests (analysis.claims.decide) say what they fell
 #: back to.
 OPTIONAL_COLUMNS = (
     "final_val_loss",

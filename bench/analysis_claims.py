@@ -2,7 +2,7 @@
 
     python bench/analysis_claims.py [--n-boot 200] [--budgets 7] [--seeds 3] [--repeats 1]
 
-The table is `analysis.synthetic.tradeoff_trials` (budget, axis and random slices; 10 d_m
+The table is `analysis.synthetic.trials.tradeoff_trials` (budget, axis and random slices; 10 d_m
 values per budget); the time covers seed tables, the seeds-only bootstrap, every parabola and
 the scaling-law refits (the largest part).
 """
@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
-from analysis.claims import decide_claims
+from analysis.claims.decide import decide_claims
 from analysis.load import validate
-from analysis.synthetic import tradeoff_trials
+from analysis.synthetic.trials import tradeoff_trials
 
 
 def main() -> None:

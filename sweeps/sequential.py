@@ -7,12 +7,12 @@ which the last is held out. Its ``get_sweep`` returns what is known before anyth
 axis slices, and the axis slices' ends again at the longer training); this module adds, as
 records arrive:
 
-* each later budget's points, placed by :func:`analysis.placement.place_budget` around the N*
+* each later budget's points, placed by :func:`analysis.claims.placement.place_budget` around the N*
   that the claim-3 law of the budgets done extrapolates to it (the fixed wide grid again while
   fewer than two budgets have an optimum), once every trial of every smaller budget has a
   record;
 * before the held-out budget's points join the sweep, ``predictions.json``
-  (:mod:`analysis.predictions`), written once and never rewritten;
+  (:mod:`analysis.claims.predictions`), written once and never rewritten;
 * each budget's two best points again at the longer training (the ``length`` slice), once the
   budget's own trials all have records.
 
@@ -37,10 +37,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.claims.placement import budget_optima, place_budget
+from analysis.claims.predictions import (
+    FILENAME,
+    PredictionError,
+    make_predictions,
+    write_predictions,
+)
 from analysis.load import validate
-from analysis.placement import budget_optima, place_budget
-from analysis.predictions import FILENAME, PredictionError, make_predictions, write_predictions
-from analysis.seedboot import seed_table
+from analysis.stats.seedboot import seed_table
 from sweeps import store as store_lib
 from sweeps.points import SweepPoint, make_trials, point_from_budget
 from sweeps.slices import budget_slice, length_point

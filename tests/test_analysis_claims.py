@@ -8,12 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.claims import CLAIM_NAMES, DECISIONS, decide_claims, write_claims_json
+from analysis.claims.decide import CLAIM_NAMES, DECISIONS, decide_claims, write_claims_json
 from analysis.load import validate
-from analysis.parabola import fit_budget_parabola
-from analysis.scaling import FitError
-from analysis.seedboot import learned, seed_table
-from analysis.synthetic import INPUT_BLIND, exact_law_surface, power_law_surface, tradeoff_trials
+from analysis.stats.parabola import fit_budget_parabola
+from analysis.stats.scaling import FitError
+from analysis.stats.seedboot import learned, seed_table
+from analysis.synthetic.trials import (
+    INPUT_BLIND,
+    exact_law_surface,
+    power_law_surface,
+    tradeoff_trials,
+)
 
 N_BOOT = 100
 #: decided on a planted surface that is an exact power law in P (the information model, another
@@ -191,7 +196,7 @@ def test_parabola_refuses_several_budgets_or_too_few_points():
 
 
 def test_report_opens_with_the_claims_and_writes_claims_json(tmp_path):
-    from analysis.report import build_report
+    from analysis.report.build import build_report
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()

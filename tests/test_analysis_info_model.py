@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from analysis import info_model
+from analysis.info import model as info_model
 from analysis.load import aggregate_seeds
-from analysis.pipeline import compare_held_out
-from analysis.scaling import FitError
-from analysis.synthetic import PLANTED, k_e_of, planted_loss, planted_theta, synthetic_trials
+from analysis.report.pipeline import compare_held_out
+from analysis.stats.scaling import FitError
+from analysis.synthetic.trials import PLANTED, k_e_of, planted_loss, planted_theta, synthetic_trials
 
 BUDGETS = (1e3, 3e3, 1e4, 3e4, 1e5)
 
@@ -115,7 +115,7 @@ def test_optimum_rejects_impossible_budgets():
 def test_analytic_jacobian_matches_finite_differences():
     from scipy.optimize import approx_fprime
 
-    from analysis.info_model import _log_loss_jacobian, _loss
+    from analysis.info.model import _log_loss_jacobian, _loss
 
     rng = np.random.default_rng(0)
     N, ke, kc = (
@@ -162,7 +162,7 @@ def test_c_is_not_identifiable_when_snr_is_large_and_is_then_fixed_at_one_nat():
 
 
 def test_profile_and_bootstrap_intervals_cover_the_planted_parameters():
-    from analysis.info_boot import bootstrap_parameters
+    from analysis.info.boot import bootstrap_parameters
 
     trials = synthetic_trials(
         budgets=BUDGETS, k_c_values=(16, 32, 64), noise=0.01, seeds=(0, 1, 2), rng_seed=3

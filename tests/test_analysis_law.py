@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.claim_law import LawPrediction, decide_held_out
-from analysis.claim_model import decide_information_model
-from analysis.claims import decide_claims
+from analysis.claims.decide import decide_claims
+from analysis.claims.law import LawPrediction, decide_held_out
+from analysis.claims.model import decide_information_model
 from analysis.load import validate
-from analysis.scaling import fit_power_law
-from analysis.scaling_batch import fit_power_law_fast, refit_power_law
-from analysis.synthetic import info_model_surface, k_e_of, tradeoff_trials
+from analysis.stats.scaling import fit_power_law
+from analysis.stats.scaling_batch import fit_power_law_fast, refit_power_law
+from analysis.synthetic.trials import info_model_surface, k_e_of, tradeoff_trials
 
 P_FIT = np.array([1e3, 2.4e3, 5.6e3, 1.3e4, 3.2e4])
 
@@ -180,14 +180,14 @@ def test_fast_fit_reaches_the_scalar_fits_objective():
 
 
 def length_table(delta_fn, loss_fn=None, rng_seed=5):
-    from analysis.synthetic import exact_law_surface, length_trials
+    from analysis.synthetic.trials import exact_law_surface, length_trials
 
     trials = tradeoff_trials(loss_fn or exact_law_surface, seeds=(0, 1, 2, 3), rng_seed=rng_seed)
     return validate(length_trials(trials, delta_fn, noise=0.001, rng_seed=rng_seed))
 
 
 def test_a_uniform_gain_from_longer_training_leaves_every_decision_as_it_was():
-    from analysis.length_check import check_length
+    from analysis.claims.length import check_length
 
     trials = length_table(lambda N, k_e, k_c: -0.03)
     [block] = decide_claims(trials, n_boot=60, information_model=False)
@@ -204,7 +204,7 @@ def test_a_uniform_gain_from_longer_training_leaves_every_decision_as_it_was():
 
 
 def test_longer_training_that_favours_few_neurons_can_overturn_monotone_n():
-    from analysis.length_check import check_length
+    from analysis.claims.length import check_length
 
     # at 2x the loss rises with log N by more than the 1x slope falls: the N axis turns around
     trials = length_table(lambda N, k_e, k_c: 0.5 * np.log(N))
@@ -218,7 +218,7 @@ def test_longer_training_that_favours_few_neurons_can_overturn_monotone_n():
 
 
 def test_the_planted_law_of_the_estimator_study_has_its_calibrated_optimum():
-    from analysis.synthetic_law import PlantedLaw
+    from analysis.synthetic.law import PlantedLaw
 
     law = PlantedLaw.calibrated()
     assert law.n_star(1e3) == pytest.approx(12.0) and law.n_star_slope == pytest.approx(0.78)
@@ -237,7 +237,7 @@ def test_the_planted_law_of_the_estimator_study_has_its_calibrated_optimum():
 
 
 def test_the_estimator_study_simulates_the_law_sweeps_design():
-    from analysis.synthetic_law import Design, PlantedLaw, simulate, study
+    from analysis.synthetic.law import Design, PlantedLaw, simulate, study
 
     design = Design.from_sweep("law")
     trials = simulate(PlantedLaw.calibrated(), design, 0.022, np.random.default_rng(0))

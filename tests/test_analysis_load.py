@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import info_model
+from analysis.info import model as info_model
 from analysis.load import (
     MixedDataError,
     SchemaError,
@@ -18,9 +18,9 @@ from analysis.load import (
     split_by_dataset,
     validate,
 )
-from analysis.pareto import budget_optima
-from analysis.scaling import bootstrap
-from analysis.synthetic import synthetic_trials
+from analysis.stats.pareto import budget_optima
+from analysis.stats.scaling import bootstrap
+from analysis.synthetic.trials import synthetic_trials
 
 
 @pytest.fixture(scope="module")

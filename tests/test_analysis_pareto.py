@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from analysis.load import aggregate_seeds
-from analysis.pareto import budget_optima, pareto_front, pareto_mask
-from analysis.synthetic import synthetic_trials
+from analysis.stats.pareto import budget_optima, pareto_front, pareto_mask
+from analysis.synthetic.trials import synthetic_trials
 
 
 def brute_force_mask(x, y):

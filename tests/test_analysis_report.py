@@ -7,9 +7,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from analysis.pipeline import analyse
-from analysis.report import build_report, main
-from analysis.synthetic import synthetic_trials
+from analysis.report.build import build_report, main
+from analysis.report.pipeline import analyse
+from analysis.synthetic.trials import synthetic_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep_small"
@@ -107,7 +107,7 @@ def test_command_line_names_the_problem_for_a_bad_sweep_directory(tmp_path, caps
 
 
 def test_points_not_better_than_the_input_blind_baseline_are_named(tmp_path):
-    from analysis.claims_report import baseline_section, points_vs_baseline
+    from analysis.report.claims import baseline_section, points_vs_baseline
 
     trials = synthetic_trials(seeds=(0, 1, 2), n_diverged=0)
     blind = float(trials["final_val_loss"].median())  # half the points at or above it
@@ -132,7 +132,7 @@ def test_points_not_better_than_the_input_blind_baseline_are_named(tmp_path):
 
 
 def test_convergence_section_names_points_still_falling(tmp_path):
-    from analysis.claims_report import convergence_frame, convergence_section
+    from analysis.report.claims import convergence_frame, convergence_section
 
     trials = synthetic_trials(seeds=(0, 1, 2), n_diverged=0)
     assert "no validation history" in convergence_section(

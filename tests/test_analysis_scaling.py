@@ -6,15 +6,15 @@ import pandas as pd
 import pytest
 
 from analysis.load import aggregate_seeds, validate
-from analysis.pareto import budget_optima
-from analysis.scaling import (
+from analysis.stats.pareto import budget_optima
+from analysis.stats.scaling import (
     FitError,
     bootstrap,
     fit_log_linear,
     fit_power_law,
     leave_largest_out,
 )
-from analysis.synthetic import _row
+from analysis.synthetic.trials import _row
 
 E, A, ALPHA = 0.8, 30.0, 0.45
 BUDGETS = np.geomspace(1e3, 1e6, 7)

@@ -1,4 +1,4 @@
-"""The Pareto explorer page (analysis.explore) in a real headless Chromium, and its command line.
+"""The Pareto explorer page (analysis.explore.views) in a real headless Chromium, and its command line.
 
 The sweep is the synthetic fixture plus an input-blind baseline column and a copy of its budget
 1000 slice counted on P_total, so that every control of the page has something to show. The
@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from headless_browser import HeadlessBrowser, find_browser
 
-from analysis import explore
+from analysis.explore import views as explore
 from analysis.load import aggregate_seeds, load_sweeps
-from analysis.pareto import budget_optima
-from analysis.report import build_report
-from analysis.scaling import fit_power_law
+from analysis.report.build import build_report
+from analysis.stats.pareto import budget_optima
+from analysis.stats.scaling import fit_power_law
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep_small"

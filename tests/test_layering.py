@@ -1,14 +1,16 @@
-"""The package layering: no module imports from a layer above its own, and no import cycles
-(run by `make lint` too).
+"""The package layering: no module imports from a layer above its own, and no import cycles (run by
+`make lint` too).
 
 Layers, lowest first (CONTRIBUTING.md habit 1): shared infrastructure → pure math (`ops`) → the
 neuron and network math (no Flax) → Flax modules → task kinds → task models and the converter →
 data (the interface and shared helpers → one package per benchmark → the dataset table → data
 commands) → budgets → configs → jitted train steps → the run loop → command lines → sweeps →
-analysis → the sweep drivers (`sweeps.run`, `sweeps.sequential`: a sequential sweep reads the
-analysis). Every import counts, including those inside functions. A module may import from its
-own layer or below, and no chain of imports may lead back to where it started (a cycle within a
-layer is a missing layer). A new top-level module must be given a layer here.
+analysis (loading → shared statistics → the information model → the claims → planted surfaces →
+the report and the explorer) → the sweep drivers (`sweeps.run`, `sweeps.sequential`: a
+sequential sweep reads the analysis). Every import counts, including those inside functions. A
+module may import from its own layer or below, and no chain of imports may lead back to where it
+started (a cycle within a layer is a missing layer). A new top-level module must be given a
+layer here.
 """
 
 from __future__ import annotations
@@ -82,7 +84,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("elm_jax.main", "elm_jax.budget.cli", "elm_jax.budget.__main__", "elm_jax.neuronio_eval"),
     ),
     ("sweeps", ("sweeps.*",)),
-    ("analysis", ("analysis.*",)),
+    ("analysis: loading", ("analysis", "analysis.load")),
+    ("analysis: statistics", ("analysis.stats", "analysis.stats.*")),
+    ("analysis: information model", ("analysis.info", "analysis.info.*")),
+    ("analysis: claims", ("analysis.claims", "analysis.claims.*")),
+    ("analysis: planted surfaces", ("analysis.synthetic", "analysis.synthetic.*")),
+    (
+        "analysis: report and explorer",
+        ("analysis.report", "analysis.report.*", "analysis.explore", "analysis.explore.*"),
+    ),
     # A sequential sweep places each budget from the analysis of the budgets before it.
     ("sweep drivers", ("sweeps.run", "sweeps.sequential")),
 )

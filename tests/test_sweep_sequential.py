@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.claims.placement import budget_optima, grid_candidates, place_budget
+from analysis.claims.predictions import PredictionError, make_predictions, write_predictions
 from analysis.load import load_sweeps
-from analysis.placement import budget_optima, grid_candidates, place_budget
-from analysis.predictions import PredictionError, make_predictions, write_predictions
 from sweeps import run
 from sweeps.configs import law
 
@@ -169,9 +169,9 @@ def test_a_sequential_sweep_refuses_flags_that_would_change_its_placement(
 def test_the_report_scores_the_written_predictions_and_checks_the_training_length(
     law_dir, tmp_path
 ):
-    from analysis.claims import decide_claims
-    from analysis.law_report import law_section
-    from analysis.predictions import read_predictions
+    from analysis.claims.decide import decide_claims
+    from analysis.claims.predictions import read_predictions
+    from analysis.report.law import law_section
 
     trials = load_sweeps(law_dir)
     blocks = decide_claims(trials, n_boot=50)

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 import sweep_fakes
 
-from analysis import report
 from analysis.load import SchemaError, load_sweeps
+from analysis.report import build as report
 from sweeps import backends, engine, merge, run, shard
 from sweeps.points import group_id, make_trials
 

@@ -14,7 +14,7 @@ Sequential (sweeps/sequential.py; docs/sweeps.md): P_core budgets 400, 950, 2,30
 2.08 decades above the smallest), trained in this order. 400 and 950 take the fixed wide grid
 (d_m in 1, 2, 3, 4, 6, 8, 12, 16, up to 5 points, k_c = 16, within 8 %); every later budget
 takes 5 points at k_c = 16, evenly in log N over x2.83 either side of the N* that the claim-3
-law of the budgets before it extrapolates (analysis/placement.py). Not x4: on the estimator
+law of the budgets before it extrapolates (analysis/claims/placement.py). Not x4: on the estimator
 study's planted surface the N* slope's intervals then covered the truth in 62 % of replicates
 (the parabola's vertex is biased over a 16x range), at x2.83 in 92 % (docs/analysis.md).
 Before 48,000 trains, `predictions.json` records the law's L*(48,000), the extrapolated N*, the

@@ -15,10 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import plots_law
-from analysis.claims import ClaimsBlock
-from analysis.length_check import check_length
-from analysis.predictions import FILENAME, PredictionError, read_predictions, score_predictions
+from analysis.claims.decide import ClaimsBlock
+from analysis.claims.length import check_length
+from analysis.claims.predictions import (
+    FILENAME,
+    PredictionError,
+    read_predictions,
+    score_predictions,
+)
+from analysis.report import plots_law
 
 
 def _fmt(v) -> str:
@@ -89,7 +94,7 @@ def _predictions_html(sweep_dirs: Sequence[str | Path], block: ClaimsBlock) -> s
 
 
 def _study_html(sweep: str, replicates: int, seed: int) -> str:
-    from analysis import synthetic_law
+    from analysis.synthetic import law as synthetic_law
 
     try:
         design = synthetic_law.Design.from_sweep(sweep)
@@ -107,7 +112,7 @@ def _study_html(sweep: str, replicates: int, seed: int) -> str:
     return (
         f"<h4>Estimator study of this design ({replicates} replicates per surface, 50 resamples)"
         "</h4><p>The sweep's design simulated on a planted power law and on a surface whose L* "
-        "saturates beyond the largest fitted budget (<code>python -m analysis.synthetic_law "
+        "saturates beyond the largest fitted budget (<code>python -m analysis.synthetic.law "
         f"--sweep {html.escape(sweep)}</code> runs 200; docs/analysis.md has its table).</p>"
         + _frame(table)
     )

@@ -13,7 +13,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from analysis.info_model import PARAMETER_NAMES, _loss
+from analysis.info.model import PARAMETER_NAMES, _loss
 from analysis.load import SCHEMA_VERSION
 
 #: A planted parameter set with an interior optimum that moves with P between 1e3 and 1e6.
@@ -26,7 +26,7 @@ def k_e_of(d_m: int, d_tree: int = 4) -> int:
 
 
 def planted_theta(params: dict[str, float]) -> np.ndarray:
-    """Optimiser coordinates (see analysis.info_model) of a named parameter set."""
+    """Optimiser coordinates (see analysis.info.model) of a named parameter set."""
     p = {n: float(params[n]) for n in PARAMETER_NAMES}
     return np.array(
         [

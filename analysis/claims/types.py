@@ -1,7 +1,7 @@
 """The decided claim (docs/science.md §8): a statistic, its interval, the decision and the reason;
 and a block of them (one data set and budget kind) as ``claims.json`` records it.
 
-Shared by :mod:`analysis.claims`, :mod:`analysis.claim_law` and :mod:`analysis.claim_model`;
+Shared by :mod:`analysis.claims.decide`, :mod:`analysis.claims.law` and :mod:`analysis.claims.model`;
 :meth:`Claim.to_json` is the ``claims.json`` entry (docs/analysis.md).
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from analysis.parabola import ParabolaFit
+    from analysis.stats.parabola import ParabolaFit
 
 from elm_jax.files import jsonable
 

@@ -1,7 +1,7 @@
 """Figures of a sweep analysis (matplotlib, Agg backend), each written atomically to a file.
 
 Every figure carries a title, axis labels with units and a legend, so it reads without the code.
-Inputs are the frames and fit results of :mod:`analysis.pipeline`.
+Inputs are the frames and fit results of :mod:`analysis.report.pipeline`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.info_model import InfoModel  # noqa: E402
-from analysis.pareto import pareto_front  # noqa: E402
-from analysis.scaling import BootstrapResult, LogLinearFit, PowerLawFit  # noqa: E402
+from analysis.info.model import InfoModel  # noqa: E402
+from analysis.stats.pareto import pareto_front  # noqa: E402
+from analysis.stats.scaling import BootstrapResult, LogLinearFit, PowerLawFit  # noqa: E402
 from elm_jax.files import atomic_path  # noqa: E402
 
 LOSS_LABEL = {

@@ -1,5 +1,5 @@
 """Figures of the report's "Scaling law" section (docs/science.md §8, claim 4), from one
-:class:`analysis.claims.ClaimsBlock`; every loss axis shows the input-blind loss.
+:class:`analysis.claims.decide.ClaimsBlock`; every loss axis shows the input-blind loss.
 
 * :func:`plot_law`: the budgets' parabola L* with intervals, the law fitted on the fitted
   budgets with its band, its prediction of the held-out budget, the naive prediction and the
@@ -21,12 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from analysis.claim_model import model_optimum_at_k_c  # noqa: E402
-from analysis.claims import ClaimsBlock  # noqa: E402
-from analysis.info_model import _loss  # noqa: E402
-from analysis.plots import input_blind_line, save  # noqa: E402
-from analysis.scaling_batch import refit_power_law  # noqa: E402
-from analysis.synthetic import planted_theta  # noqa: E402
+from analysis.claims.decide import ClaimsBlock  # noqa: E402
+from analysis.claims.model import model_optimum_at_k_c  # noqa: E402
+from analysis.info.model import _loss  # noqa: E402
+from analysis.report.plots import input_blind_line, save  # noqa: E402
+from analysis.stats.scaling_batch import refit_power_law  # noqa: E402
+from analysis.synthetic.trials import planted_theta  # noqa: E402
 
 
 class _Model:

@@ -16,21 +16,21 @@ import base64
 import html
 import os
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis import explore, plots
-from analysis.claims import decide_claims, write_claims_json
-from analysis.claims_report import baseline_section, claims_section, convergence_section
-from analysis.info_model import PARAMETER_MEANINGS, PARAMETER_NAMES
-from analysis.law_report import law_section
+from analysis.claims.decide import decide_claims, write_claims_json
+from analysis.explore import views as explore
+from analysis.info.model import PARAMETER_MEANINGS, PARAMETER_NAMES
 from analysis.load import SchemaError, load_sweeps
-from analysis.pipeline import Analysis, analyse
-from analysis.seedboot import input_blind
+from analysis.report import plots
+from analysis.report.claims import baseline_section, claims_section, convergence_section
+from analysis.report.law import law_section
+from analysis.report.pipeline import Analysis, analyse
+from analysis.stats.seedboot import input_blind
 from elm_jax import cli
 from elm_jax.files import write_text_atomic
 
@@ -401,7 +401,3 @@ def _non_negative_int(text: str) -> int:
     if not text.strip().isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
     return int(text)
-
-
-if __name__ == "__main__":
-    sys.exit(cli.run(main, prog="analysis.report"))

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, minimize
 
-from analysis.info_allocation import constrained_optimum
+from analysis.info.allocation import constrained_optimum
 from analysis.load import ok_points, require_single
-from analysis.scaling import FitError, one_blas_thread
+from analysis.stats.scaling import FitError, one_blas_thread
 from elm_jax.data.registry import DATASETS
 
 PARAMETER_NAMES = ("a", "alpha", "beta", "rho", "c", "L0", "Linf")
@@ -140,7 +140,7 @@ class InfoModel:
         """Predicted best ``(N, k_e, k_c)`` with ``N (k_e + k_c) = P``.
 
         By default, when the model knows the sweep's d_tree (every fitted model does), the search
-        is constrained as the network is (:func:`analysis.info_allocation.constrained_optimum`):
+        is constrained as the network is (:func:`analysis.info.allocation.constrained_optimum`):
         k_e only from an integer d_m, and ``k_c <= D_ext + N`` when D_ext is known. Explicit
         ``candidates`` or ranges give the unconstrained searches below.
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import info_model
-from analysis.info_boot import bootstrap_parameters
-from analysis.info_model import InfoModel
+from analysis.info import model as info_model
+from analysis.info.boot import bootstrap_parameters
+from analysis.info.model import InfoModel
 from analysis.load import aggregate_seeds, not_ok_trials, ok_points, require_single
-from analysis.pareto import budget_optima, pareto_front
-from analysis.scaling import (
+from analysis.stats.pareto import budget_optima, pareto_front
+from analysis.stats.scaling import (
     BootstrapResult,
     FitError,
     LogLinearFit,

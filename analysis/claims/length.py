@@ -16,7 +16,7 @@ log(axis value) to an axis slice: the line through the two points' deltas. So at
   unchanged): its vertex, N*, k_e* and L* move accordingly;
 
 and every claim is decided again on these figures with the same rules and resamples
-(:mod:`analysis.claims`). A budget or axis without two length points is left out at 2x. The
+(:mod:`analysis.claims.decide`). A budget or axis without two length points is left out at 2x. The
 decision *holds* when it is the same at both lengths.
 """
 
@@ -27,10 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.claim_law import scaling_law_claim
-from analysis.claim_model import information_model_claim
-from analysis.claim_types import Claim, not_testable
-from analysis.claims import (
+from analysis.claims.decide import (
     AXES,
     LENGTH_SLICE,
     ClaimsBlock,
@@ -40,7 +37,10 @@ from analysis.claims import (
     _moves_claim,
     budget_fits,
 )
-from analysis.seedboot import SPLITS, input_blind, loss_columns
+from analysis.claims.law import scaling_law_claim
+from analysis.claims.model import information_model_claim
+from analysis.claims.types import Claim, not_testable
+from analysis.stats.seedboot import SPLITS, input_blind, loss_columns
 
 
 @dataclass(frozen=True)

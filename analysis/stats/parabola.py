@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.scaling import FitError
-from analysis.seedboot import SeedTable, seed_table
+from analysis.stats.scaling import FitError
+from analysis.stats.seedboot import SeedTable, seed_table
 
 MIN_POINTS = 4
 LEVEL = 0.95
@@ -163,7 +163,7 @@ def fit_from_resamples(
 ) -> ParabolaFit:
     """The parabola of the points ``index`` of ``table`` (one budget), using shared resamples.
 
-    ``correction`` (the training-length check, :mod:`analysis.length_check`) adds a line in
+    ``correction`` (the training-length check, :mod:`analysis.claims.length`) adds a line in
     log N to each split's parabola: ``{split: (intercept, slope, intercept_b, slope_b)}`` with
     the estimate and its [B] resamples, and ``"df"``: the seed degrees of freedom it adds; the
     curvature is unchanged.

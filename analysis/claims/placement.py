@@ -21,7 +21,7 @@ already done extrapolates to it:
 Everything is a deterministic function of the trial records of the budgets done (point
 estimates, no resampling), so a resumed or re-run sweep places the same points.
 :func:`grid_candidates` enumerates the networks of a budget without JAX (the simulation of
-:mod:`analysis.synthetic_law`); the sweep enumerates them with ``elm_jax.budget``, which gives
+:mod:`analysis.synthetic.law`); the sweep enumerates them with ``elm_jax.budget``, which gives
 the same networks (tests/test_sweep_sequential.py).
 """
 
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.info_allocation import k_e_of_d_m
-from analysis.parabola import choose_k_c, parabola_coefficients, parabola_minimiser
-from analysis.scaling import FitError
-from analysis.seedboot import learned, seed_table
+from analysis.info.allocation import k_e_of_d_m
+from analysis.stats.parabola import choose_k_c, parabola_coefficients, parabola_minimiser
+from analysis.stats.scaling import FitError
+from analysis.stats.seedboot import learned, seed_table
 
 POINTS = 5
 SPREAD = 4.0

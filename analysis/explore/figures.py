@@ -1,4 +1,4 @@
-"""Plotly figures of the Pareto explorer (:mod:`analysis.explore`): frontier and tradeoff curves.
+"""Plotly figures of the Pareto explorer (:mod:`analysis.explore.views`): frontier and tradeoff curves.
 
 Each figure is built from the seed-aggregated point frame (:func:`analysis.load.aggregate_seeds`)
 of one data set and budget kind; trace names are stable (``"<arch> points"``, ``"Pareto
@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.claims import ParabolaFit, fit_budget_parabola
+from analysis.claims.decide import ParabolaFit, fit_budget_parabola
 from analysis.load import POINT_KEY
-from analysis.pareto import pareto_front
-from analysis.plots import LOSS_LABEL, X_LABEL
-from analysis.scaling import FitError
+from analysis.report.plots import LOSS_LABEL, X_LABEL
+from analysis.stats.pareto import pareto_front
+from analysis.stats.scaling import FitError
 
 #: x columns of the frontier figure and their axis titles.
 X_LABELS = {x: X_LABEL[x] for x in ("P_core", "P_total", "train_flops")}
@@ -225,7 +225,7 @@ def tradeoff_figure(
     """Loss against N at one budget (ELM points, seed sd as error bars) and its parabola.
 
     ``budget_trials`` are the trial rows of that budget, fitted with
-    :func:`analysis.claims.fit_budget_parabola`. Returns the figure and a note when no
+    :func:`analysis.claims.decide.fit_budget_parabola`. Returns the figure and a note when no
     parabola is drawn or the fit has caveats (else None).
     """
     y = f"{loss}_mean"

@@ -2,12 +2,12 @@
 
 The bootstrap refits the law once per resample, each from the full-data optimum (docs/science.md
 §7). :func:`refit_power_law` does all of them together: the same objective as
-:func:`analysis.scaling.fit_power_law` (the summed Huber loss, delta = 1e-3, of the log residuals
+:func:`analysis.stats.scaling.fit_power_law` (the summed Huber loss, delta = 1e-3, of the log residuals
 of ``log L_hat = logsumexp(a - alpha log P, e)``, alpha bounded to [0, 10]) minimised by
 iteratively reweighted Gauss-Newton steps (Huber weights ``min(1, delta / |r|)``, a small
 Levenberg damping, step halving until the objective falls), vectorised over the resamples.
 A resample whose refit does not converge is flagged, and the callers refit it with
-:func:`analysis.scaling.fit_power_law` from the same start. One scalar L-BFGS-B refit takes
+:func:`analysis.stats.scaling.fit_power_law` from the same start. One scalar L-BFGS-B refit takes
 about 30 ms on a busy 2-core machine; a batch of 200 takes about as long as a few of them.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from analysis.scaling import (
+from analysis.stats.scaling import (
     ALPHA_BOUNDS,
     HUBER_DELTA,
     PowerLawFit,
@@ -77,7 +77,7 @@ def refit_power_law(
     that is the valley along E -> 0 where the objective keeps falling by tiny amounts and the
     predictions inside the budgets do not move (the scalar fit stops somewhere in it too). With
     ``fallback`` such rows are refitted one by one with
-    :func:`analysis.scaling.fit_power_law` from the same start (slow: up to a second each).
+    :func:`analysis.stats.scaling.fit_power_law` from the same start (slow: up to a second each).
     """
     P = np.asarray(budgets, float).ravel()
     L = np.atleast_2d(np.asarray(losses, float))
@@ -169,12 +169,12 @@ def refit_power_law(
 def fit_power_law_fast(
     budgets: np.ndarray, losses: np.ndarray, delta: float = HUBER_DELTA
 ) -> PowerLawFit:
-    """:func:`analysis.scaling.fit_power_law` from its 45 starts, all iterated at once here
+    """:func:`analysis.stats.scaling.fit_power_law` from its 45 starts, all iterated at once here
     (25 steps each); the best end point is polished with L-BFGS-B (one start), so the result
     is the scalar fit's from that point. Same objective, same starts, several times faster.
 
     Raises:
-      FitError: as :func:`analysis.scaling.fit_power_law`.
+      FitError: as :func:`analysis.stats.scaling.fit_power_law`.
     """
     P = np.asarray(budgets, float).ravel()
     L = np.asarray(losses, float).ravel()

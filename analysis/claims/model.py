@@ -1,5 +1,5 @@
 """The information model's out-of-sample test (docs/science.md §8, claim ``information_model``),
-used by :mod:`analysis.claims`; the held-out budget is claim 4's (:mod:`analysis.claim_law`).
+used by :mod:`analysis.claims.decide`; the held-out budget is claim 4's (:mod:`analysis.claims.law`).
 
 **The information model** (docs/science.md §6) is fitted to every point of the block but the
 held-out budget's (and the random slice's); its optimum is searched along the held-out budget
@@ -14,13 +14,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from analysis.claim_law import n_star_extrapolation, usable_budgets
-from analysis.claim_types import Claim, not_testable
-from analysis.info_allocation import k_e_of_d_m
-from analysis.info_model import fit_arrays
-from analysis.parabola import ParabolaFit
-from analysis.scaling import FitError, one_blas_thread
-from analysis.seedboot import SeedTable
+from analysis.claims.law import n_star_extrapolation, usable_budgets
+from analysis.claims.types import Claim, not_testable
+from analysis.info.allocation import k_e_of_d_m
+from analysis.info.model import fit_arrays
+from analysis.stats.parabola import ParabolaFit
+from analysis.stats.scaling import FitError, one_blas_thread
+from analysis.stats.seedboot import SeedTable
 
 
 def io_line(table: SeedTable, budget: float, budget_kind: str) -> tuple[float, float]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import plots_claims
-from analysis.claims import ClaimsBlock
+from analysis.claims.decide import ClaimsBlock
+from analysis.report import plots_claims
 
 _COLOURS = {"supported": "#d8f0d0", "contradicted": "#f6d0d0", "not_testable": "#eeeeee"}
 

@@ -1,4 +1,4 @@
-"""Figures that show the docs/science.md §8 claims of one :class:`analysis.claims.ClaimsBlock`.
+"""Figures that show the docs/science.md §8 claims of one :class:`analysis.claims.decide.ClaimsBlock`.
 
 * :func:`plot_parabolas`: every budget's seed means (SE bars) against N, its parabola in log N,
   the vertex with its 95 % interval, and the input-blind loss;
@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis.claims import AXES, ClaimsBlock  # noqa: E402
-from analysis.plots import save  # noqa: E402
+from analysis.claims.decide import AXES, ClaimsBlock  # noqa: E402
+from analysis.report.plots import save  # noqa: E402
 
 BLIND_STYLE = {"color": "0.35", "ls": ":", "lw": 1.2}
 

@@ -4,14 +4,14 @@
         [--n-boot 100] [--seed 0]
 
 The page (plotly, its JavaScript inlined, so it works offline) shows, for each data set and
-budget kind (never pooled, as in :mod:`analysis.report`):
+budget kind (never pooled, as in :mod:`analysis.report.build`):
 
 * the seed-mean loss of every architecture point against P_core, P_total or training FLOPs,
   its Pareto frontier, and over the budget axis the fitted law ``L*(P) = E + A P^-alpha`` with
   its bootstrap band (docs/science.md §7); hovering a point gives N, d_m, k_e, k_c, the seed
   spread and the trial ids;
 * a budget selector showing that budget's tradeoff curve (loss against N) with its parabola in
-  log N (docs/science.md §8 claim 2) when :func:`analysis.claims.fit_budget_parabola` can fit one;
+  log N (docs/science.md §8 claim 2) when :func:`analysis.claims.decide.fit_budget_parabola` can fit one;
 * a toggle between budgets counted on P_core and on P_total (an option is disabled when the
   sweep has no budgets of that kind);
 * the input-blind baseline (a dashed line) when the table has ``input_blind_<loss>``.
@@ -33,11 +33,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from analysis import explore_figures as figs
+from analysis.explore import figures as figs
 from analysis.load import SchemaError, aggregate_seeds, load_sweeps, ok_points
-from analysis.pareto import budget_optima
-from analysis.scaling import BootstrapResult, FitError, PowerLawFit, bootstrap, fit_power_law
-from analysis.seedboot import input_blind
+from analysis.stats.pareto import budget_optima
+from analysis.stats.scaling import BootstrapResult, FitError, PowerLawFit, bootstrap, fit_power_law
+from analysis.stats.seedboot import input_blind
 from elm_jax import cli
 from elm_jax.files import write_text_atomic
 
@@ -377,7 +377,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli.EXIT_USAGE
     print(path)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

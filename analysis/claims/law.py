@@ -1,9 +1,9 @@
 """The ``scaling_law`` claim (docs/science.md §8, claim 4) and the information model's
-out-of-sample test, used by :mod:`analysis.claims`.
+out-of-sample test, used by :mod:`analysis.claims.decide`.
 
 The largest budget of the block is held out. ``L*(P) = E + A P^-alpha`` (docs/science.md §7) is
 fitted to the per-budget parabola optima L*(P) of the other budgets (the *fitted* budgets) and
-predicts the held-out L*; every seeds-only resample refits it (:mod:`analysis.scaling_batch`).
+predicts the held-out L*; every seeds-only resample refits it (:mod:`analysis.stats.scaling_batch`).
 The naive prediction is "no further improvement": the largest fitted budget's L*.
 
 **Claim 4 is supported** only if all of these hold:
@@ -21,7 +21,7 @@ the fall below 0), or when a ``random``-slice point lies below the law's 95 % ba
 Requirements: at least :data:`MIN_LAW_BUDGETS` budgets (the held-out one included) that learned
 and have a parabola, spanning at least :data:`MIN_DECADES` decades. The statistic is alpha of
 the law fitted on every budget, the held-out one included.
-The information model's out-of-sample test is in :mod:`analysis.claim_model`.
+The information model's out-of-sample test is in :mod:`analysis.claims.model`.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.claim_types import Claim, not_testable
-from analysis.parabola import ParabolaFit, interval
-from analysis.scaling import ALPHA_BOUNDS, FitError, one_blas_thread
-from analysis.scaling_batch import fit_power_law_fast, refit_power_law
-from analysis.seedboot import SeedTable
+from analysis.claims.types import Claim, not_testable
+from analysis.stats.parabola import ParabolaFit, interval
+from analysis.stats.scaling import ALPHA_BOUNDS, FitError, one_blas_thread
+from analysis.stats.scaling_batch import fit_power_law_fast, refit_power_law
+from analysis.stats.seedboot import SeedTable
 
 MIN_LAW_BUDGETS = 5
 MIN_DECADES = 2.0

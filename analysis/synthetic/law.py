@@ -1,14 +1,14 @@
 """The estimator study of the law sweep (docs/analysis.md): its real design simulated on planted
 surfaces, to know what claim 4 (docs/science.md §8) can decide before any compute is spent.
 
-    python -m analysis.synthetic_law [--replicates 200] [--n-boot 100] [--seed 0] [--sweep law]
+    python -m analysis.synthetic.law [--replicates 200] [--n-boot 100] [--seed 0] [--sweep law]
 
 Each replicate runs the sweep's design as the sweep runs it (``sweeps/configs/law.py``: its
 budgets in ascending order, the fixed wide grid of the first ones, every later budget placed by
-:func:`analysis.placement.place_budget` from the replicate's own results so far, 4 seeds, the
+:func:`analysis.claims.placement.place_budget` from the replicate's own results so far, 4 seeds, the
 axis slices), with seed-level noise of ``--noise`` nats (default 0.022: the seed spread behind
 the default sweep's measured axis-slope intervals, ``sweeps/configs/default.py``), then decides
-the claims with :func:`analysis.claims.decide_claims` (the information model skipped). Two
+the claims with :func:`analysis.claims.decide.decide_claims` (the information model skipped). Two
 planted surfaces, with ``x = log N`` and the per-neuron size ``s = P / N = k_e + k_c``:
 
 * ``power law``: ``L = E + a N^-u + b s^-v``; its budget optimum is exactly ``N* ~ P^(v/(u+v))``
@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.claims import decide_claims
+from analysis.claims.decide import decide_claims
+from analysis.claims.placement import budget_optima, grid_candidates, place_budget
 from analysis.load import validate
-from analysis.placement import budget_optima, grid_candidates, place_budget
-from analysis.synthetic import _row, k_e_of
+from analysis.synthetic.trials import _row, k_e_of
 from elm_jax import cli
 
 NOISE = 0.022
@@ -304,7 +304,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point: prints the table (Markdown) and one JSON line."""
-    parser = cli.ArgumentParser(prog="analysis.synthetic_law", description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(prog="analysis.synthetic.law", description=__doc__.split("\n")[0])
     parser.add_argument("--replicates", type=int, default=200, help="per planted surface")
     parser.add_argument("--n-boot", type=int, default=100, help="resamples per replicate")
     parser.add_argument("--noise", type=float, default=NOISE, help="seed sd (nats)")
@@ -347,4 +347,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, prog="analysis.synthetic_law"))
+    sys.exit(cli.run(main, prog="analysis.synthetic.law"))

@@ -4,7 +4,7 @@ Before the held-out (largest) budget of a sequential sweep trains, :func:`make_p
 computes from the fitted budgets alone, and :func:`write_predictions` writes once to
 ``predictions.json``:
 
-* the power law's L*(P_held) with its 95 % interval (:func:`analysis.claim_law.law_prediction`);
+* the power law's L*(P_held) with its 95 % interval (:func:`analysis.claims.law.law_prediction`);
 * N*(P_held) from the claim-3 law extrapolated log-linearly, with its interval;
 * the information model's optimum (N, d_m, L) at the held-out budget and k_c, with seeds-only
   intervals (the model refitted on every resample);
@@ -31,14 +31,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.claim_law import law_prediction, n_star_extrapolation, usable_budgets
-from analysis.claim_model import model_optimum_at_k_c, model_points
-from analysis.claim_types import jsonable
-from analysis.claims import LENGTH_SLICE, ClaimsBlock, budget_fits
-from analysis.info_boot import refit_on_resamples
-from analysis.info_model import fit_arrays
-from analysis.parabola import interval
-from analysis.scaling import FitError, one_blas_thread
+from analysis.claims.decide import LENGTH_SLICE, ClaimsBlock, budget_fits
+from analysis.claims.law import law_prediction, n_star_extrapolation, usable_budgets
+from analysis.claims.model import model_optimum_at_k_c, model_points
+from analysis.claims.types import jsonable
+from analysis.info.boot import refit_on_resamples
+from analysis.info.model import fit_arrays
+from analysis.stats.parabola import interval
+from analysis.stats.scaling import FitError, one_blas_thread
 
 SCHEMA = 1
 FILENAME = "predictions.json"

@@ -1,7 +1,7 @@
 """Seeds-only bootstrap intervals of the information model's parameters (docs/science.md §6, §7).
 
 Every resample keeps each ok ELM point the model was fitted to and redraws its ok seeds with
-replacement (rescaled to the unbiased spread, as :mod:`analysis.seedboot`); the model is refitted
+replacement (rescaled to the unbiased spread, as :mod:`analysis.stats.seedboot`); the model is refitted
 from the full-data optimum (one start: resamples lie close to the data). When the full fit found
 c not identifiable, c stays fixed at 1 nat in every refit, so the intervals of ln a, alpha and
 beta are in units of c.
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from analysis.info_model import (
+from analysis.info.model import (
     _LOWER,
     _UPPER,
     PARAMETER_NAMES,
@@ -22,8 +22,8 @@ from analysis.info_model import (
     _log_loss_jacobian,
     _loss,
 )
-from analysis.parabola import interval
-from analysis.scaling import one_blas_thread
+from analysis.stats.parabola import interval
+from analysis.stats.scaling import one_blas_thread
 
 
 def _point_seeds(trials: pd.DataFrame, loss: str, arch: str):

@@ -14,7 +14,7 @@ Claims (one :class:`Claim` each, per data set and budget kind):
   against log P over the budgets with an interior optimum (>= 3); supported when both intervals
   are above 0, contradicted when one is below 0.
 * ``scaling_law``: ``L*(P) = E + A P^-alpha`` (docs/science.md §7 fit) on the parabola L* of
-  >= 5 budgets spanning >= 2 decades, the largest held out (:mod:`analysis.claim_law`).
+  >= 5 budgets spanning >= 2 decades, the largest held out (:mod:`analysis.claims.law`).
   Supported only if L* falls across the fitted budgets (interval above 0), the law fitted on them
   predicts the held-out L* within max(2 SE, 25 % of the drop from the largest fitted budget) and
   better than the naive "no further improvement"; contradicted when the held-out L* lies outside
@@ -29,7 +29,7 @@ Claims (one :class:`Claim` each, per data set and budget kind):
 "inconclusive" and the interval, never supported (a flat or noise-only table cannot support a
 claim). A budget (or axis slice) whose best point is not below the input-blind loss by more than
 3 standard errors has not learned: it is left out, and a claim with nothing left is not testable.
-Intervals: the seeds-only bootstrap of :mod:`analysis.seedboot` (design fixed; final losses;
+Intervals: the seeds-only bootstrap of :mod:`analysis.stats.seedboot` (design fixed; final losses;
 diverged seeds enter as the input-blind loss), one set of resamples shared by every claim.
 """
 
@@ -38,9 +38,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.claim_law import scaling_law_claim
-from analysis.claim_model import information_model_claim
-from analysis.claim_types import (
+from analysis.claims.law import scaling_law_claim
+from analysis.claims.model import information_model_claim
+from analysis.claims.types import (
     DECISIONS,
     Claim,
     ClaimsBlock,
@@ -48,15 +48,15 @@ from analysis.claim_types import (
     not_testable,
     write_claims_json,
 )
-from analysis.parabola import (
+from analysis.stats.parabola import (
     LEVEL,
     ParabolaFit,
     fit_budget_parabola,
     fit_from_resamples,
     interval,
 )
-from analysis.scaling import FitError
-from analysis.seedboot import SeedTable, learned, seed_table
+from analysis.stats.scaling import FitError
+from analysis.stats.seedboot import SeedTable, learned, seed_table
 
 __all__ = [
     "AXES",
@@ -79,7 +79,7 @@ AXES = {
 }
 CLAIM_NAMES = (*AXES, "interior_optimum", "optimum_moves", "scaling_law", "information_model")
 #: The slice of the training-length check (docs/science.md §8): points trained again at another
-#: length; never pooled with the claims' points (analysis.length_check decides on them).
+#: length; never pooled with the claims' points (analysis.claims.length decides on them).
 LENGTH_SLICE = "length"
 MIN_AXIS_POINTS = 3
 MIN_MOVE_BUDGETS = 3
@@ -142,7 +142,7 @@ def _budget_rows(
     """Per budget of the budget slice: learned check, parabola, and its own decision.
 
     With ``corrections`` (budget -> the training-length correction of
-    :func:`analysis.parabola.fit_from_resamples`) only the budgets that have one are fitted,
+    :func:`analysis.stats.parabola.fit_from_resamples`) only the budgets that have one are fitted,
     each with its correction."""
     rows, fits = [], {}
     pts = table.points
@@ -326,7 +326,7 @@ def decide_block(
     ``trials`` holds that kind's ``budget`` slice and the axis and random slices (the axis
     slices do not depend on how budgets are counted); see :func:`decide_claims`. Rows of the
     training-length slice are left out. ``information_model=False`` skips the model's fit (its
-    claim is then not testable; the estimator study of :mod:`analysis.synthetic_law` does not
+    claim is then not testable; the estimator study of :mod:`analysis.synthetic.law` does not
     need it).
     """
     if n_boot < 20:
