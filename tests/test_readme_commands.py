@@ -22,6 +22,7 @@ docs/cli.md lists bad inputs on purpose; tests/test_cli.py checks those.
 from __future__ import annotations
 
 import argparse
+import ast
 import glob
 import importlib
 import importlib.util
@@ -116,10 +117,29 @@ def test_documented_command_works_as_written(command, tmp_path, monkeypatch, cap
         raise _Parsed(original(self, args, namespace))
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
-    module = importlib.import_module(command.module)
+    module = importlib.import_module(_entry_module(command.module))
     with pytest.raises(_Parsed) as parsed:
         module.main(command.args)
     assert isinstance(parsed.value.code, argparse.Namespace)
+
+
+def _entry_module(name: str) -> str:
+    """The module whose `main` `python -m name` runs: `name` itself, or for a package the module
+    its `__main__.py` imports `main` from."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None, f"no module {name}"
+    if spec.submodule_search_locations is None:
+        return name
+    main_path = os.path.join(spec.submodule_search_locations[0], "__main__.py")
+    assert os.path.exists(main_path), f"package {name} has no __main__.py: python -m {name} fails"
+    tree = ast.parse(open(main_path, encoding="utf-8").read())
+    sources = [
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and any(a.name == "main" for a in node.names)
+    ]
+    assert len(sources) == 1, f"{main_path} must import main from exactly one module"
+    return sources[0]
 
 
 @pytest.mark.parametrize("command", SYNOPSES, ids=_ids(SYNOPSES))
