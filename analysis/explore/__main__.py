@@ -1,4 +1,4 @@
-"""`python -m analysis.explore`: the command line of :mod:`analysis.explore.views`."""
+"""Runs the command line of `analysis.explore.views` when the package is run as a module."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""`python -m analysis.report`: the command line of :mod:`analysis.report.build`."""
+"""Runs the command line of `analysis.report.build` when the package is run as a module."""
 
 import sys
 
