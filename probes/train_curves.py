@@ -2,7 +2,8 @@
 
 Calibrates the seconds per training step of the chosen config (compilation excluded), sets
 `num_train_steps` so that training fits `--minutes`, trains with `train_and_evaluate`, and prints
-JSON lines: one per validation evaluation (the curve) and a final one with the summary.
+JSON lines: one per validation evaluation (the curve) and a final one with the summary, beside
+the input-blind baseline of each split (the loss and metric of predicting the label prior).
 
     python probes/train_curves.py --task shd_adding --minutes 15 --workdir runs/curve_shd
     python probes/train_curves.py --task enwik8 --minutes 15 --workdir runs/curve_enwik8
@@ -118,7 +119,8 @@ def main() -> None:
         "task": args.task, "data": summary["data"]["source"], "P_core": summary["cost"]["P_core"],
         "P_total": summary["cost"]["P_total"], "steps": summary["steps"], "wall_s": time.time() - t0,
         "status": summary["status"], "best_step": seed["best_step"], f"val_{metric}": seed["val_metric"],
-        f"test_{metric}": seed["test_metric"],
+        f"test_{metric}": seed["test_metric"], "val_loss": seed["val_loss"], "test_loss": seed["test_loss"],
+        "input_blind": summary["input_blind"],
     }))  # fmt: skip
     sys.stdout.flush()
 

@@ -47,20 +47,21 @@ seed per rate, 1,000 steps, final validation loss at peak 2e-2 / 4e-2 / 8e-2 (in
   sweep, 0.29-0.41 here at 48,000 (test 2.56-2.63), so the test loss improves far less with P
   than the validation loss the claims are decided on.
 
-Expected run time: an ESTIMATE, not a measured sweep. The seed-vmapped train step (4 seeds,
-batch 32, T = 40, fused CPU kernel; `bench/sweep_throughput.py`'s timing) was timed at seven
-(N, d_m) shapes from N = 40 to 600 on the 2-core machine while nearly idle (load 1.0-1.6):
-0.031 s (N 40, d_m 4) to 0.224 s (N 522, d_m 3), fitted as t = 0.040 + 0.021 N/100 + 0.019
-P_core/1e4 s. Short trainer calls (`probes/lr_check.py`: 30.5 s for 20 steps at N = 40, 56.8 s
-for 100 steps at N = 245; a length point of `law:steps=4` through the sweep engine, 24 s for 8
-steps at N = 8) put each call's compilation, data and checkpoints at about 22 s and its five
-evaluations at about 160 steps' worth. Summed over the points this design places
-when N* grows as P^0.78 from N* = 12 at 1,000 (the default sweep's measured law) or as P^0.6,
-with the 2-seed length points at 0.55x the 4-seed step (timed: 0.44x at N = 245, 0.64x at
-N = 40): 93-100 minutes of sweep (25-30 of them on the held-out budget, 17 on the axis slices
-and their ends), about 1 h 45 min for `make sweep SWEEP=law` from a fresh clone (install, data,
-report with its 50-replicate estimator study). The same shapes timed at load 9-10 were 2-5x
-slower.
+Measured run time: `make sweep SWEEP=law` from a fresh clone, on the 2-core AMD EPYC (AVX2),
+1 h 54 min 40 s wall (user CPU 2 h 44 min), all 192 trials ok: install and kernel build about
+2.5 min; the SHD default was already in the user's data cache (a machine without it adds about
+3 min); the 22 static trainer calls 28.5 min; budgets 2,300 and 5,700 with their length
+points and 15,000's points 34 min; the held-out 48,000's 5 points 26 min; the length points of
+15,000 and 48,000 (2,000 steps, 2 seeds) 20 min; table and report 3.5 min. Test runs and a
+niced smoke sweep shared the machine for about 25 of the first 60 minutes.
+
+Measured outcome (final validation loss, input-blind 2.743 nats; docs/sweeps.md has the table):
+monotone N, k_e and k_c supported; interior optimum not testable (supported at 5 of 6 budgets,
+the vertex of 400 inside its range in 94 % of resamples); the optimum moves to more neurons,
+N* slope 0.91 [0.75, 0.99] and k_e* slope 0.11 [0.01, 0.35]; claim 4 CONTRADICTED at 1,000
+steps (held-out L* 2.190 against the law's 2.101 [2.079, 2.130]; the naive 2.221 was closer)
+and supported at 2,000 steps, so the decision depends on where training stopped; the
+information model fails (its N* 193 against the held-out 441 [359, 619]).
 
 Variants: `steps`, `seeds`, `budgets` (the last held out), `fixed`, `points`, `spread`,
 `length`, `data`, `bin_ms`, `lr`, `batch` (`law.py:budgets=[1e3,2e3,4e3,8e3,1.6e4,5e4]`).
