@@ -284,6 +284,15 @@ def shard_summary(loaded: LoadedSweep, shard: shard_lib.Shard) -> list[str]:
     return shard_lib.summary(shard_lib.assign(trials, cfg.train, shard.count), shard.index)
 
 
+def _usage_error(e: ValueError) -> int:
+    """One line on stderr for a sweep that cannot be planned; its exit code (re-raised under
+    debug)."""
+    if cli.debug_requested():
+        raise e
+    print(f"sweeps.run: error: {cli.one_line(e)}", file=sys.stderr)
+    return cli.exit_code(e)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the sweep; returns the process exit code (0 when every trial has a record)."""
     args = parse_args(argv)
@@ -312,10 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logged: set = set()  # the placements of a sequential sweep already logged
         plan = plan_definition(args, loaded, root, logged)
     except ValueError as e:
-        if cli.debug_requested():
-            raise
-        print(f"sweeps.run: error: {cli.one_line(e)}", file=sys.stderr)
-        return cli.exit_code(e)
+        return _usage_error(e)
     start = time.time()
     while True:
         run_plan(args, cfg, root, plan, backend)
@@ -326,10 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             before = {t.trial_id for t in plan.trials}
             plan = plan_definition(args, loaded, root, logged)
         except ValueError as e:
-            if cli.debug_requested():
-                raise
-            print(f"sweeps.run: error: {cli.one_line(e)}", file=sys.stderr)
-            return cli.exit_code(e)
+            return _usage_error(e)
         if not plan.groups and {t.trial_id for t in plan.trials} == before:
             break
     frame = plan.store.rebuild_table(plan.sweep_trial_ids)

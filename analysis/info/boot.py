@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 from analysis.info.model import (
     _LOWER,
@@ -21,6 +20,7 @@ from analysis.info.model import (
     _fit_fixed_c,
     _log_loss_jacobian,
     _loss,
+    robust_fit,
 )
 from analysis.stats.parabola import interval
 from analysis.stats.scaling import one_blas_thread
@@ -83,16 +83,8 @@ def refit_on_resamples(
             return _log_loss_jacobian(t, N, k_e, k_c)
 
         if model.c_identifiable:
-            res = least_squares(
-                resid,
-                np.clip(theta0, _LOWER + 1e-9, _UPPER - 1e-9),
-                jac=jac,
-                bounds=(_LOWER, _UPPER),
-                loss="soft_l1",
-                f_scale=0.05,
-                x_scale="jac",
-                max_nfev=300,
-            )
+            x0 = np.clip(theta0, _LOWER + 1e-9, _UPPER - 1e-9)
+            res = robust_fit(resid, jac, x0, _LOWER, _UPPER, max_nfev=300)
             theta = res.x
         else:
             theta, _ = _fit_fixed_c(resid, jac, theta0, 0.0)

@@ -267,16 +267,7 @@ def fit_arrays(
         starts = starts[:n_starts]
     best = None
     for x0 in starts:
-        res = least_squares(
-            resid,
-            x0,
-            jac=jac,
-            bounds=(_LOWER, _UPPER),
-            loss="soft_l1",
-            f_scale=0.05,
-            x_scale="jac",
-            max_nfev=500,
-        )
+        res = robust_fit(resid, jac, x0, _LOWER, _UPPER, max_nfev=500)
         if best is None or res.cost < best.cost:
             best = res
     th = best.x
@@ -312,6 +303,22 @@ _C_INDEX = 4
 _PROFILE_OFFSETS = np.linspace(-3.0, 3.0, 13)
 
 
+def robust_fit(resid, jac, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, max_nfev: int):
+    """The model's one objective: ``soft_l1`` least squares on the log-loss residuals (scale
+    0.05), trust-region reflective within ``[lower, upper]``; the full fit, the fixed-c fits
+    and the bootstrap refits all call it, so they minimise the same thing."""
+    return least_squares(
+        resid,
+        x0,
+        jac=jac,
+        bounds=(lower, upper),
+        loss="soft_l1",
+        f_scale=0.05,
+        x_scale="jac",
+        max_nfev=max_nfev,
+    )
+
+
 def _fit_fixed_c(resid, jac, theta: np.ndarray, log_c: float):
     """Least squares over the six other parameters with log c held at ``log_c``."""
     free = np.arange(N_PARAMS) != _C_INDEX
@@ -322,14 +329,12 @@ def _fit_fixed_c(resid, jac, theta: np.ndarray, log_c: float):
         return t
 
     x0 = np.clip(theta[free], _LOWER[free] + 1e-9, _UPPER[free] - 1e-9)
-    res = least_squares(
+    res = robust_fit(
         lambda t6: resid(full(t6)),
+        lambda t6: jac(full(t6))[:, free],
         x0,
-        jac=lambda t6: jac(full(t6))[:, free],
-        bounds=(_LOWER[free], _UPPER[free]),
-        loss="soft_l1",
-        f_scale=0.05,
-        x_scale="jac",
+        _LOWER[free],
+        _UPPER[free],
         max_nfev=300,
     )
     return full(res.x), res
