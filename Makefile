@@ -10,8 +10,8 @@ SWEEP ?= sweeps/configs/default.py
 SWEEP_NAME = $(basename $(notdir $(firstword $(subst :, ,$(SWEEP)))))
 SWEEP_DIR ?= sweep_runs/$(SWEEP_NAME)
 # The default and law sweeps read only the embedded SHD default, so they build only that one;
-# any other sweep prepares every embedded default set.
-SWEEP_PREPARE ?= $(if $(filter default law,$(SWEEP_NAME)),--only shd,)
+# the enwiki sweep only enwiki-sample; any other sweep prepares every embedded default set.
+SWEEP_PREPARE ?= $(if $(filter default law,$(SWEEP_NAME)),--only shd,$(if $(filter enwiki,$(SWEEP_NAME)),--only enwiki,))
 PYTEST_ARGS ?=
 # The suite runs in worker processes, one per core up to 4, each test file whole in one worker
 # (module fixtures are built once). Most tests wait on XLA compiles, which use one core each.

@@ -227,7 +227,8 @@ def build_definition(
     length = seq.get("length", None)
     complete = True
     for i, P in enumerate(budgets):
-        own = [p for p in points if p.slice == "budget" and p.budget == P]
+        # the budget's ELM points (its simple-unit baselines are compared, never placed)
+        own = [p for p in points if p.slice == "budget" and p.budget == P and p.arch == "elm"]
         if i < fixed:
             placements.append(
                 {
@@ -240,7 +241,7 @@ def build_definition(
                 }
             )
         else:
-            before = [p for p in points if p.slice == "budget" and p.budget < P]
+            before = [p for p in points if p.slice == "budget" and p.budget < P and p.arch == "elm"]
             if not trials.done(before):
                 complete = False
                 break
@@ -293,15 +294,25 @@ def describe(config: Any) -> list[str]:
     seq = config.sequential
     budgets = [float(b) for b in seq.budgets]
     fixed = int(seq.fixed)
+    placed = budgets[fixed:]
     lines = [
         f"sequential: budgets {', '.join(f'{b:g}' for b in budgets)} ({config.budget_kind}), in "
-        f"this order; {', '.join(f'{b:g}' for b in budgets[:fixed])} on the fixed wide grid, "
-        f"the others {int(seq.points)} points at k_c = {int(seq.k_c)} within x{float(seq.spread):g}"
-        " of the N* extrapolated from the budgets before them",
-        f"held out: {budgets[-1]:g} ({budgets[-1] / budgets[-2]:.2g}x the largest fitted budget; "
-        f"fitted budgets span {math.log10(budgets[-2] / budgets[0]):.2f} decades); "
-        f"{FILENAME} is written before it trains",
+        f"this order; {', '.join(f'{b:g}' for b in budgets[:fixed])} on the fixed wide grid"
+        + (
+            f", the others {int(seq.points)} points at k_c = {int(seq.k_c)} within "
+            f"x{float(seq.spread):g} of the N* extrapolated from the budgets before them"
+            if placed
+            else ""
+        )
     ]
+    if seq.get("predictions", True):
+        lines.append(
+            f"held out: {budgets[-1]:g} ({budgets[-1] / budgets[-2]:.2g}x the largest fitted "
+            f"budget; fitted budgets span {math.log10(budgets[-2] / budgets[0]):.2f} decades); "
+            f"{FILENAME} is written before it trains"
+        )
+    if config.get("baselines", ()):
+        lines.append(f"baselines at every budget: {', '.join(config.baselines)}")
     length = seq.get("length", None)
     if length is not None:
         lines.append(

@@ -62,11 +62,10 @@ def budget_slice(
     max_points: int | None = None,
     embed_dim: int = 64,
     baseline_tolerance: float | None = None,
+    baseline_train: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[SweepPoint]:
-    """The fixed-budget slice: ELM points of the grid at `budget` (+ baselines at it).
-
-    A baseline with no network within tolerance of the budget (N is coarse for dense units on
-    700 inputs) is left out of that budget's slice with a warning, rather than failing the sweep.
+    """The fixed-budget slice: ELM points of the grid at `budget` (+ `baseline_points` at it,
+    within `baseline_tolerance` when given, each architecture with its `baseline_train`).
 
     `max_points` keeps that many ELM points spread evenly over the slice's order (from few
     complex neurons to many simple ones), always including both ends (1: the middle one).
@@ -100,16 +99,44 @@ def budget_slice(
             step = (len(found) - 1) / (max_points - 1)
             found = [found[round(i * step)] for i in range(max_points)]
     points = [point_from_budget(p, slice="budget", budget=budget) for p in found]
-    for arch in baselines:
+    return points + baseline_points(
+        budget,
+        task,
+        baselines,
+        budget_kind=budget_kind,
+        tolerance=tolerance if baseline_tolerance is None else baseline_tolerance,
+        embed_dim=embed_dim,
+        train=baseline_train,
+    )
+
+
+def baseline_points(
+    budget: float,
+    task: str,
+    archs: Sequence[str],
+    *,
+    budget_kind: str = "core",
+    tolerance: float = 0.05,
+    embed_dim: int = 64,
+    train: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[SweepPoint]:
+    """The simple-unit baselines (``archs``: lstm, gru, leaky) within tolerance of ``budget``.
+
+    ``train``: per architecture, trainer config fields by dotted name that its points set
+    (``{"gru": {"optim.learning_rate": 1e-2}}``: each unit at its own checked learning rate).
+    A baseline with no network within tolerance (N is coarse for dense units on 700 inputs) is
+    left out of that budget with a warning, rather than failing the sweep.
+    """
+    from elm_jax.budget import enumeration as budget_lib
+
+    train = dict(train or {})
+    points: list[SweepPoint] = []
+    for arch in archs:
         try:
             base = budget_lib.enumerate_points(
-                budget,
-                task,
-                arch=arch,
-                budget_kind=budget_kind,
-                tolerance=tolerance if baseline_tolerance is None else baseline_tolerance,
+                budget, task, arch=arch, budget_kind=budget_kind, tolerance=tolerance,
                 embed_dim=embed_dim,
-            )
+            )  # fmt: skip
         except ValueError as e:
             if isinstance(e, budget_lib.EmptyEnumerationError) or "below the smallest" in str(e):
                 # Dense baselines on 700 inputs are coarse in N (an LSTM unit is ~2.8k
@@ -119,7 +146,11 @@ def budget_slice(
                 )
                 continue
             raise ValueError(f"baseline {arch} at budget {budget:g} ({budget_kind}): {e}") from e
-        points += [point_from_budget(p, slice="budget", budget=budget) for p in base]
+        fields = tuple(sorted(dict(train.get(arch, {})).items()))
+        points += [
+            dataclasses.replace(point_from_budget(p, slice="budget", budget=budget), train=fields)
+            for p in base
+        ]
     return points
 
 
@@ -257,6 +288,7 @@ def standard_sweep(config: Any) -> list[SweepPoint]:
                     max_points=config.max_points,
                     embed_dim=embed_dim,
                     baseline_tolerance=config.get("baseline_tolerance", None),
+                    baseline_train=_baseline_train(config),
                     **{**common, "budget_kind": kind},
                 )
     if "axis" in config.slices:
@@ -284,6 +316,13 @@ def standard_sweep(config: Any) -> list[SweepPoint]:
     return points
 
 
+def _baseline_train(config: Any) -> dict[str, dict[str, Any]]:
+    """``config.baseline_train`` (per architecture, (dotted trainer field, value) pairs: a
+    ConfigDict takes no dotted keys) as dicts."""
+    given = config.get("baseline_train", None) or {}
+    return {str(arch): dict(fields) for arch, fields in dict(given).items()}
+
+
 def length_point(point: SweepPoint, train_config: Any, factor: int, seeds: Sequence[int]):
     """The point trained again at ``factor`` x the steps with ``seeds`` (the ``length`` slice of
     the training-length check, docs/science.md §8): its evaluation, logging and checkpoint
@@ -308,17 +347,25 @@ def axis_ends(points: Sequence[SweepPoint]) -> list[SweepPoint]:
 
 def sequential_static_points(config: Any) -> list[SweepPoint]:
     """The points of a sequential sweep known before it starts (docs/sweeps.md): the fixed
-    wide grid of its first ``config.sequential.fixed`` budgets, the axis slices, and, with
+    wide grid of its first ``config.sequential.fixed`` budgets (all of them when the sweep makes
+    no predictions), the ``config.baselines`` at every budget, the axis slices, and, with
     ``config.sequential.length``, the axis slices' ends again at the longer training. The
     driver (sweeps/sequential.py) places the other budgets as results arrive."""
     seq = config.sequential
     budgets = [float(b) for b in seq.budgets]
     if budgets != sorted(budgets) or len(set(budgets)) != len(budgets):
         raise ValueError(f"sequential.budgets={tuple(seq.budgets)}: must be strictly ascending")
-    if not 1 <= int(seq.fixed) < len(budgets):
+    predictions = bool(seq.get("predictions", True))
+    top = len(budgets) - 1 if predictions else len(budgets)
+    if not 1 <= int(seq.fixed) <= top:
+        why = (
+            "; with predictions the largest budget is placed and held out"
+            if predictions and int(seq.fixed) == len(budgets)
+            else ""
+        )
         raise ValueError(
-            f"sequential.fixed={seq.fixed}: must be in 1..{len(budgets) - 1} (the budgets on the "
-            "fixed grid; the others are placed)"
+            f"sequential.fixed={seq.fixed}: must be in 1..{top} (the budgets on the fixed grid; "
+            f"the others are placed){why}"
         )
     embed_dim = int(config.train.model.embed_dim)
     d_tree = int(config.train.model.num_branches)
@@ -331,6 +378,13 @@ def sequential_static_points(config: Any) -> list[SweepPoint]:
         points += budget_slice(
             budget, config.task, d_m=config.d_m, k_c=(int(seq.k_c),),
             max_points=config.max_points, **common,
+        )  # fmt: skip
+    for budget in budgets:
+        points += baseline_points(
+            budget, config.task, tuple(config.get("baselines", ()) or ()),
+            budget_kind=config.budget_kind,
+            tolerance=config.get("baseline_tolerance", None) or config.tolerance,
+            embed_dim=embed_dim, train=_baseline_train(config),
         )  # fmt: skip
     axes: list[SweepPoint] = []
     if "axis" in config.slices:

@@ -87,3 +87,28 @@ def test_law_sweep_holds_out_a_budget_3x_beyond_five_fitted_ones_over_1_5_decade
     length = [p for p in loaded.points if p.slice == "length"]
     assert len(length) == 6 and {p.seeds for p in length} == {(0, 1)}
     assert {dict(p.train)["num_train_steps"] for p in length} == {2000}
+
+
+def test_enwiki_sweep_has_a_parabola_per_budget_units_of_equal_budget_and_length_points():
+    loaded = run.load_sweep("enwiki")
+    config = loaded.config
+    points, budgets, axes = _slices("enwiki")
+    assert config.task == "enwik8" and config.budget_kind == "core" and len(config.seeds) >= 3
+    assert sorted(b for _, b in budgets) == sorted(config.budgets) and len(budgets) >= 3
+    for (_, budget), slice_points in budgets.items():
+        elm = [p for p in slice_points if p.arch == "elm"]
+        assert len(elm) >= 5 and len({p.k_c for p in elm}) == 1, budget
+        assert all(abs(p.P_core - budget) <= config.tolerance * budget for p in elm)
+        units = {p.arch: p for p in slice_points if p.arch != "elm"}
+        assert sorted(units) == ["gru", "lstm"], budget  # one of each at every budget
+        for arch, p in units.items():
+            assert abs(p.P_core - budget) <= config.baseline_tolerance * budget
+            assert dict(p.train) == {"optim.learning_rate": config.baseline_lr[arch]}
+    assert sorted(axes) == ["axis_N", "axis_k_c", "axis_k_e"]
+    assert all(len(v) >= 3 for v in axes.values())
+    seq = config.sequential
+    assert seq.fixed == len(seq.budgets) and not seq.predictions  # nothing placed or held out
+    length = [p for p in points if p.slice == "length"]
+    assert len(length) == 6 and {dict(p.train)["num_train_steps"] for p in length} == {
+        2 * config.train.num_train_steps
+    }

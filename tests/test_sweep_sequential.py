@@ -189,3 +189,28 @@ def test_the_report_scores_the_written_predictions_and_checks_the_training_lengt
     law = blocks[0].claims["scaling_law"]
     assert law.decision == "supported", law.note
     assert law.details["held_out_budget"] == BUDGETS[-1]
+
+
+def test_a_sweep_with_every_budget_fixed_adds_only_elm_length_points_and_predicts_nothing(
+    tmp_path,
+):
+    """The enwiki sweep: every budget on the fixed grid with its LSTM and GRU; each budget's two
+    best ELM points (never a unit) train again at 2x once it has trained; no predictions.json."""
+    code = run.main(
+        ["--sweep", "enwiki:budgets=[1e3,3e3]", "--dir", str(tmp_path), "--train-fn", FAKE,
+         "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    assert not (tmp_path / "predictions.json").exists()
+    got = placements(tmp_path)
+    assert [b["rule"] for b in got] == ["fixed wide grid"] * 2
+    trials = load_sweeps(tmp_path)
+    budget = trials[trials["slice"] == "budget"]
+    assert set(budget["arch"]) == {"elm", "lstm", "gru"}
+    for b in got:
+        elm = budget[(budget["budget"] == b["budget"]) & (budget["arch"] == "elm")]
+        assert sorted(elm["N"].unique()) == sorted(c["N"] for c in b["chosen"])
+        means = elm.groupby(["N", "d_m"])["final_val_loss"].mean().sort_values()
+        assert [(c["N"], c["d_m"]) for c in b["length_check"]] == list(means.index[:2])
+    length = trials[trials["slice"] == "length"]
+    assert set(length["arch"]) == {"elm"} and set(length["seed"]) == {0, 1}

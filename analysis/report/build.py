@@ -5,7 +5,9 @@
 
 Writes ``DIR/report.html`` (figures embedded as base64 PNG; default DIR = ``SWEEP_DIR/report``)
 and the figures as PNG files in ``DIR/figures/``. Results on different data sets (or budget
-kinds) get separate sections and are never pooled. Steps the data do not allow (too few
+kinds) get separate sections and are never pooled; with several data sets a section sets their claims
+and optima side by side, and a sweep with simple units (LSTM, GRU) at its budgets is compared
+with them. Steps the data do not allow (too few
 budgets or points for a fit) are reported as notes, not errors.
 """
 
@@ -26,7 +28,7 @@ from analysis.claims.decide import decide_claims, write_claims_json
 from analysis.explore import views as explore
 from analysis.info.model import PARAMETER_MEANINGS, PARAMETER_NAMES
 from analysis.load import SchemaError, load_sweeps
-from analysis.report import plots
+from analysis.report import compare, plots
 from analysis.report.claims import baseline_section, claims_section, convergence_section
 from analysis.report.law import law_section
 from analysis.report.pipeline import Analysis, analyse
@@ -306,7 +308,7 @@ def build_report(
     # the claim tests open the report; their intervals need at least CLAIMS_MIN_BOOT resamples
     blocks = decide_claims(trials, n_boot=max(n_boot, CLAIMS_MIN_BOOT), seed=seed)
     write_claims_json(blocks, out_dir / "claims.json")
-    body = [claims_section(blocks, fig_dir, _img)]
+    body = [claims_section(blocks, fig_dir, _img), compare.datasets_section(blocks)]
     body.append(
         law_section(
             blocks, trials, dirs, fig_dir, _img, max(n_boot, CLAIMS_MIN_BOOT), seed,
@@ -315,7 +317,11 @@ def build_report(
     )  # fmt: skip
     # the length slice (points trained again at another length) is the length check's alone
     trials = trials[trials["slice"] != "length"].reset_index(drop=True)
-    body += [baseline_section(trials, loss), convergence_section(trials)]
+    body += [
+        compare.units_section(trials),
+        baseline_section(trials, loss),
+        convergence_section(trials),
+    ]
     fits = {}
     for key, group in trials.groupby(["dataset", "budget_kind"], sort=True):
         an = analyse(group.reset_index(drop=True), loss=loss, n_boot=n_boot, seed=seed)
