@@ -91,9 +91,13 @@ def _steeper(N, k_e, k_c):
 
 
 def test_two_data_sets_side_by_side_show_each_ones_own_decisions():
-    a = tradeoff_trials(dataset="task-a", sweep="a", rng_seed=1)
-    b = tradeoff_trials(_steeper, dataset="task-b", sweep="b", rng_seed=2, axes=False)
-    blocks = decide_claims(validate(pd.concat([a, b], ignore_index=True)), n_boot=N_BOOT)
+    budgets = tuple(np.geomspace(1e3, 1e5, 4))
+    a = tradeoff_trials(dataset="task-a", sweep="a", rng_seed=1, budgets=budgets)
+    b = tradeoff_trials(_steeper, dataset="task-b", sweep="b", rng_seed=2, axes=False,
+                        budgets=budgets)  # fmt: skip
+    blocks = decide_claims(
+        validate(pd.concat([a, b], ignore_index=True)), n_boot=N_BOOT, information_model=False
+    )
     frame = compare.datasets_frame(blocks)
     assert list(frame.columns) == ["claim", "task-a", "task-b"]
     by_name = {blk.dataset: blk for blk in blocks}

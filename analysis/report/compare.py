@@ -119,7 +119,9 @@ def units_frame(trials: pd.DataFrame) -> pd.DataFrame:
     budget slice): the best ELM point of the budget, chosen on its seed-mean final validation
     loss, against the unit's point.
 
-    Columns: the ELM point (N, d_m, k_c), both seed-mean final validation and test losses with
+    Columns: the ELM point (N, d_m, k_c), the budgeted count of each (``elm_P``, ``unit_P``)
+    and their P_total (on next-byte prediction the decoder, 256 (N + 1), makes a many-simple
+    point's P_total several times a unit's of the same P_core), both seed-mean final validation and test losses with
     standard errors, the test difference ELM - unit with its 95 % interval (normal, from the
     two standard errors), the verdict on test (``beats``: the interval below 0, ``loses``:
     above, ``ties``: it holds 0; test, because validation chose the ELM point among several),
@@ -167,8 +169,10 @@ def units_frame(trials: pd.DataFrame) -> pd.DataFrame:
                     "dataset": dataset, "budget_kind": kind, "budget": budget,
                     "elm_N": int(n), "elm_d_m": int(d_m), "elm_k_c": int(k_c),
                     "elm_P": int(elm_rows[f"P_{kind}"].iloc[0]),
+                    "elm_P_total": int(elm_rows["P_total"].iloc[0]),
                     "unit": unit, "unit_N": int(u["N"].iloc[0]),
                     "unit_P": int(u[f"P_{kind}"].iloc[0]),
+                    "unit_P_total": int(u["P_total"].iloc[0]),
                     "elm_val": elm_val[0], "unit_val": u_val[0],
                     "elm_test": elm_test[0], "elm_test_se": elm_test[1],
                     "unit_test": u_test[0], "unit_test_se": u_test[1],
@@ -198,7 +202,8 @@ def units_section(trials: pd.DataFrame) -> str:
             "lies below 0, <i>loses</i> when above, <i>ties</i> when it holds 0. Seconds per "
             "step: the trainer call's wall time over its steps, compilation and evaluation "
             "included, so the ratio is what a sweep pays per point, not the train step "
-            "alone.</p>",
+            "alone. <code>elm_P</code> and <code>unit_P</code> are the budgeted count; their "
+            "P_total columns add the input and output layers, which the budget leaves out.</p>",
             frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–"),
         ]
     )
