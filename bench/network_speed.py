@@ -241,7 +241,6 @@ def main(argv=None) -> int:
 
     from elm_jax.budget.enumeration import enumerate_points
     from elm_jax.network import dynamics
-    from elm_jax.network.layers import ELMNetwork
 
     chunks = args.gather_chunk_elements
     gather_chunks = [int(v) for v in chunks.split(",")] if chunks else [None]
@@ -259,11 +258,8 @@ def main(argv=None) -> int:
         if label not in wanted:
             continue
         cfg = p.model_config()
-        net = ELMNetwork(
-            num_neurons=cfg.num_neurons, num_memory=cfg.num_memory,
-            synapses_per_neuron=cfg.synapses_per_neuron, external_dim=cfg.external_dim,
-        )  # fmt: skip
-        auto = f"{label} auto={'/'.join(net.connectivity_modes())},{net.scan_layout()}"
+        net = cfg.elm_config
+        auto = f"{label} auto={'/'.join(net.connectivity_modes)},{net.scan_layout}"
         for mode in args.connectivity.split(","):
             for layout in args.layout.split(","):
                 for chunk in args.remat_chunk.split(",") if args.remat_chunk else [None]:

@@ -43,7 +43,7 @@ CONFIGS = {
     ),
     "neuronio": dict(
         neuron=dict(num_input=1278, num_output=2, num_memory=20, num_branches=45,
-                    synapses_per_branch=100, input_to_synapse_routing="neuronio_routing",
+                    synapses_per_branch=100, routing="neuronio_routing",
                     memory_tau_max=150.0),
         batch=8, steps=500, optimizer="adam", learning_rate=5e-4, loss="spike_and_soma",
     ),
@@ -136,10 +136,12 @@ def run_config(name: str, args: argparse.Namespace) -> dict:
     import jax.numpy as jnp
     import optax
 
+    from elm_jax.neuron.config import NeuronConfig
     from elm_jax.neuron.layers import ELMNeuron
 
     spec = CONFIGS[name]
-    module = ELMNeuron(**spec["neuron"], version=args.version, unroll=args.unroll)
+    config = NeuronConfig(**spec["neuron"], neuron_version=args.version)
+    module = ELMNeuron(config, unroll=args.unroll)
     batch, steps, n_in = spec["batch"], spec["steps"], spec["neuron"]["num_input"]
     key_x, key_y, key_init = jax.random.split(jax.random.key(0), 3)
     # Sparse binary input, like spike trains.

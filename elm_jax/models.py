@@ -28,22 +28,22 @@ import jax.numpy as jnp
 
 from elm_jax import tasks
 from elm_jax.baselines import ChronoLSTMLayer, GRULayer, LeakyLayer, LSTMLayer, lstm_zero_carry
+from elm_jax.network.config import CONNECTIVITIES, NETWORK_LAYOUTS, NetworkConfig
 from elm_jax.network.dynamics import zero_carry
 from elm_jax.network.fused import KERNELS, resolve_kernel
 from elm_jax.network.layers import ELMNetwork
-from elm_jax.network.wiring import validate_wiring_args
 from elm_jax.neuron.config import NeuronConfig
 from elm_jax.neuron.layers import ELMNeuron
-from elm_jax.ops import check_memory_tau_bounds, elm_macs_per_neuron
+from elm_jax.ops import (
+    check_integer,
+    check_memory_tau_bounds,
+    check_memory_tau_init,
+    check_number,
+)
 
 Array = jax.Array
 
 ARCHS = ("elm", "lstm", "gru", "leaky", "elm_neuron")
-# arch "elm_neuron": synapse routings of the reference neuron (docs/science.md §2; "none": one
-# per input).
-ROUTINGS = ("none", "random_routing", "neuronio_routing")
-CONNECTIVITIES = ("auto", "gather", "dense")
-LAYOUTS = ("auto", "neuron_major", "neuron_minor")
 TIME_UNITS = ("steps", "ms")
 _INT_FIELDS = (
     "input_dim",
@@ -59,12 +59,17 @@ _INT_FIELDS = (
 )
 _POSITIVE_FLOATS = ("lambda_value", "memory_tau_max", "delta_t")
 # Zero is legal where the reference clamps every timescale at 1e-6 (docs/science.md §4).
-_NONNEGATIVE_FLOATS = ("tau_b_value", "memory_tau_min")
+_NONNEGATIVE_FLOATS = ("tau_b_value", "tau_s_value", "memory_tau_min")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture of one task model (plain data; validated on construction).
+
+    The ELM architectures' settings are those of the config their core module takes, under the
+    same names: `NetworkConfig` (arch "elm", `elm_jax.network.config`) and `NeuronConfig` (arch
+    "elm_neuron", `elm_jax.neuron.config`). Construction builds that config once (it validates
+    its fields; `elm_config`); this class validates the rest.
 
     Defaults: SHD-Adding classifier, ELM network with d_tree = 4 branches, d_mlp = 2 d_m, one
     hidden layer, half of the synapses recurrent, learnable tau_m, v2 dynamics with lambda = 5.
@@ -89,10 +94,7 @@ class ModelConfig:
     connectivity: str = "auto"
     layout: str = "auto"
     remat_chunk: int = 10
-    # The ELM network recurrence's implementation (elm_jax.network.fused.KERNELS): "auto" runs
-    # the fused CPU kernel on a CPU when it is built and covers the config, the Pallas kernel
-    # on an NVIDIA GPU when it covers the config, the XLA scan else; "xla", "cpu_fused" and
-    # "gpu_pallas" force one.
+    # The ELM network recurrence's implementation (NetworkConfig.kernel).
     kernel: str = "auto"
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
@@ -107,13 +109,15 @@ class ModelConfig:
     time_unit: str = "steps"
     learn_memory_tau: bool = True
     # arch "elm_neuron": one reference-port ELM neuron (docs/science.md §2) whose readout gives
-    # the logits (num_output = num_classes, no decoder); num_branches x synapses_per_branch
-    # synapses when routed (Branch-ELM: "neuronio_routing"), one synapse per input for routing
-    # "none".
+    # the logits (num_input = input_dim, num_output = num_classes, no decoder); num_branches x
+    # synapses_per_branch synapses when routed (Branch-ELM: "neuronio_routing"), one synapse
+    # (and branch) per input for routing "none". tau_s_value: the v1 neuron's synaptic
+    # timescale (v2 and the network: tau_b_value).
     routing: str = "none"
     synapses_per_branch: int = 1
     mlp_activation: str = "relu"
     neuron_version: str = "v2"
+    tau_s_value: float = 5.0
     # arch "lstm": chrono initialisation of the gate biases for dependencies of up to
     # chrono_t_max steps (Tallec & Ollivier 2018; the Chrono-LSTM); None: flax's default.
     chrono_t_max: float | None = None
@@ -122,65 +126,47 @@ class ModelConfig:
         if self.arch not in ARCHS:
             raise ValueError(f"arch={self.arch!r} is invalid: must be one of {ARCHS}")
         tasks.task_kind(self.task)  # ValueError naming the valid tasks
+        owned = set(self._elm_fields())  # validated by the ELM config built below
         for name in _INT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name}={value!r} is invalid: must be an integer")
-            # The reference neuron allows mlp_num_layers = 0: one linear layer (docs/science.md §2).
-            zero_ok = name == "wiring_seed" or (name, self.arch) == ("mlp_num_layers", "elm_neuron")
-            if value < (0 if zero_ok else 1):
-                low = 0 if zero_ok else 1
-                raise ValueError(f"{name}={value!r} is invalid: must be >= {low}")
-        if self.mlp_hidden_size is not None and (
-            not isinstance(self.mlp_hidden_size, int) or self.mlp_hidden_size < 1
+            if name not in owned:
+                check_integer(name, getattr(self, name), 0 if name == "wiring_seed" else 1)
+        if (
+            "mlp_hidden_size" not in owned
+            and self.mlp_hidden_size is not None
+            and (not isinstance(self.mlp_hidden_size, int) or self.mlp_hidden_size < 1)
         ):
             raise ValueError(
                 f"mlp_hidden_size={self.mlp_hidden_size!r} is invalid: must be None or an int >= 1"
             )
-        for name in _POSITIVE_FLOATS:
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name}={value!r} is invalid: must be a number > 0")
-        for name in _NONNEGATIVE_FLOATS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name}={value!r} is invalid: must be a number >= 0")
-        check_memory_tau_bounds(self.memory_tau_min, self.memory_tau_max)
+        for name in _POSITIVE_FLOATS + _NONNEGATIVE_FLOATS:
+            if name not in owned:
+                check_number(name, getattr(self, name), positive=name in _POSITIVE_FLOATS)
+        if "memory_tau_min" not in owned:
+            check_memory_tau_bounds(self.memory_tau_min, self.memory_tau_max)
+        if "memory_tau_init_min" not in owned:
+            check_memory_tau_init(
+                self.memory_tau_init_min, self.memory_tau_init_max, self.memory_tau_min,
+                self.memory_tau_max,
+            )  # fmt: skip
         if self.time_unit not in TIME_UNITS:
             raise ValueError(
                 f"time_unit={self.time_unit!r} is invalid: must be one of {TIME_UNITS}"
             )
-        init = (self.memory_tau_init_min, self.memory_tau_init_max)
-        if (init[0] is None) != (init[1] is None):
-            raise ValueError(
-                f"memory_tau_init_min={init[0]!r}, memory_tau_init_max={init[1]!r}: give both or "
-                "neither (neither: tau_m is initialised over [memory_tau_min, memory_tau_max])"
-            )
-        if init[0] is not None and not (
-            self.memory_tau_min <= init[0] < init[1] <= self.memory_tau_max
-        ):
-            raise ValueError(
-                f"memory_tau_init_min={init[0]!r}, memory_tau_init_max={init[1]!r} is invalid: "
-                f"must satisfy memory_tau_min={self.memory_tau_min!r} <= init_min < init_max <= "
-                f"memory_tau_max={self.memory_tau_max!r}"
-            )
-        if self.connectivity not in CONNECTIVITIES:
-            raise ValueError(
-                f"connectivity={self.connectivity!r} is invalid: must be one of {CONNECTIVITIES}"
-            )
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout={self.layout!r} is invalid: must be one of {LAYOUTS}")
-        if self.kernel not in KERNELS:
-            raise ValueError(f"kernel={self.kernel!r} is invalid: must be one of {KERNELS}")
-        if isinstance(self.remat_chunk, bool) or not isinstance(self.remat_chunk, int):
-            raise ValueError(f"remat_chunk={self.remat_chunk!r} is invalid: must be an integer")
-        if self.remat_chunk < 0:
-            raise ValueError(
-                f"remat_chunk={self.remat_chunk!r} is invalid: must be 0 (off) or >= 1 steps"
-            )
+        choices = (
+            ("connectivity", CONNECTIVITIES),
+            ("layout", NETWORK_LAYOUTS),
+            ("kernel", KERNELS),
+        )
+        for name, valid in choices:
+            if name not in owned and getattr(self, name) not in valid:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is invalid: must be one of {valid}"
+                )
+        if "remat_chunk" not in owned:
+            check_integer("remat_chunk", self.remat_chunk, 0)
         self.task_kind.check_sizes(self.input_dim, self.num_classes)
         if self.arch == "elm_neuron":
-            neuron_config_of(self)  # raises ValueError naming the field
+            self._check_single_neuron()
         if self.chrono_t_max is not None and (
             self.arch != "lstm" or not isinstance(self.chrono_t_max, (int, float))
             or not self.chrono_t_max > 2
@@ -189,21 +175,51 @@ class ModelConfig:
                 f"chrono_t_max={self.chrono_t_max!r} is invalid for arch={self.arch!r}: must be "
                 "None, or a number of steps > 2 with arch='lstm'"
             )
+        object.__setattr__(self, "_elm_config", self._build_elm_config())
+
+    def _elm_fields(self) -> dict[str, Any]:
+        """This config's fields that the ELM core config of `arch` takes (same names)."""
         if self.arch == "elm":
-            validate_wiring_args(
-                num_neurons=self.num_neurons,
-                synapses_per_neuron=self.synapses_per_neuron,
-                num_branches=self.num_branches,
-                external_dim=self.external_dim,
-                recurrent_fraction=self.recurrent_fraction,
+            core = NetworkConfig
+        elif self.arch == "elm_neuron":
+            core = NeuronConfig
+        else:
+            return {}
+        names = {f.name for f in dataclasses.fields(core)} & set(MODEL_FIELDS)
+        if self.arch == "elm_neuron" and self.routing == "none":
+            # Without routing the neuron has one synapse and one branch per input.
+            names -= {"num_branches", "synapses_per_branch"}
+        return {name: getattr(self, name) for name in sorted(names)}
+
+    def _check_single_neuron(self) -> None:
+        """What arch "elm_neuron" needs beyond its `NeuronConfig`: one neuron on features."""
+        problems = [
+            f"{name}={value!r} (must be {want!r})"
+            for name, value, want in (
+                ("num_neurons", self.num_neurons, 1),
+                ("memory_tau_init_min", self.memory_tau_init_min, None),
             )
+            if value != want
+        ]
+        if self.task_kind.token_inputs:
+            feature_kinds = tasks.kind_names(lambda kind: not kind.token_inputs)
+            problems.append(f"task={self.task!r} (must be {feature_kinds})")
+        if problems:
+            raise ValueError(f"arch='elm_neuron' is one classifying neuron: {', '.join(problems)}")
+
+    def _build_elm_config(self) -> NetworkConfig | NeuronConfig | None:
+        fields = self._elm_fields()
+        if self.arch == "elm":
+            return NetworkConfig(**fields, external_dim=self.external_dim)
+        if self.arch == "elm_neuron":
+            return NeuronConfig(**fields, num_input=self.input_dim, num_output=self.num_classes)
+        return None
 
     @property
-    def memory_tau_init(self) -> tuple[float, float] | None:
-        """(init_min, init_max) of the tau_m initialisation, or None (over the bounds)."""
-        if self.memory_tau_init_min is None:
-            return None
-        return (float(self.memory_tau_init_min), float(self.memory_tau_init_max))
+    def elm_config(self) -> NetworkConfig | NeuronConfig | None:
+        """The validated config of the ELM core, built once on construction: `NetworkConfig`
+        (arch "elm"), `NeuronConfig` (arch "elm_neuron"); None for the baselines."""
+        return self._elm_config
 
     @property
     def task_kind(self) -> tasks.TaskKind:
@@ -214,11 +230,6 @@ class ModelConfig:
     def external_dim(self) -> int:
         """D_ext: width of the encoded input (input_dim for classification, embed_dim for lm)."""
         return self.task_kind.external_dim(self.input_dim, self.embed_dim)
-
-    @property
-    def hidden_size(self) -> int:
-        """d_mlp: the MLP width (``mlp_hidden_size`` or 2 d_m)."""
-        return self.mlp_hidden_size or 2 * self.num_memory
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any] | Any) -> ModelConfig:
@@ -248,68 +259,16 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
-def neuron_config_of(cfg: ModelConfig) -> NeuronConfig:
-    """The reference neuron's `NeuronConfig` of an ``arch="elm_neuron"`` model (validated)."""
-    if cfg.routing not in ROUTINGS:
-        raise ValueError(f"routing={cfg.routing!r} is invalid: must be one of {ROUTINGS}")
-    problems = [
-        f"{name}={value!r} (must be {want!r})"
-        for name, value, want in (
-            ("num_neurons", cfg.num_neurons, 1),
-            ("memory_tau_init_min", cfg.memory_tau_init_min, None),
-        )
-        if value != want
-    ]
-    if cfg.task_kind.token_inputs:
-        feature_kinds = tasks.kind_names(lambda kind: not kind.token_inputs)
-        problems.append(f"task={cfg.task!r} (must be {feature_kinds})")
-    if problems:
-        raise ValueError(f"arch='elm_neuron' is one classifying neuron: {', '.join(problems)}")
-    routed = cfg.routing != "none"
-    return NeuronConfig(
-        num_input=cfg.input_dim, num_output=cfg.num_classes, num_memory=cfg.num_memory,
-        lambda_value=cfg.lambda_value, mlp_num_layers=cfg.mlp_num_layers,
-        mlp_hidden_size=cfg.mlp_hidden_size, mlp_activation=cfg.mlp_activation,
-        tau_b_value=cfg.tau_b_value, tau_s_value=cfg.tau_b_value,
-        memory_tau_min=cfg.memory_tau_min, memory_tau_max=cfg.memory_tau_max,
-        learn_memory_tau=cfg.learn_memory_tau,
-        num_branches=cfg.num_branches if routed else None,
-        synapses_per_branch=cfg.synapses_per_branch if routed else 1,
-        input_to_synapse_routing=cfg.routing if routed else None,
-        delta_t=cfg.delta_t, version=cfg.neuron_version,
-    )  # fmt: skip
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
 def build_core(cfg: ModelConfig) -> nn.Module:
     """The recurrent core of ``cfg``: `ELMNetwork` or a baseline layer, named ``core``."""
     d_ext = cfg.external_dim
     if cfg.arch == "elm":
-        return ELMNetwork(
-            num_neurons=cfg.num_neurons,
-            num_memory=cfg.num_memory,
-            synapses_per_neuron=cfg.synapses_per_neuron,
-            external_dim=d_ext,
-            num_branches=cfg.num_branches,
-            mlp_num_layers=cfg.mlp_num_layers,
-            mlp_hidden_size=cfg.mlp_hidden_size,
-            recurrent_fraction=cfg.recurrent_fraction,
-            wiring_seed=cfg.wiring_seed,
-            connectivity=cfg.connectivity,
-            layout=cfg.layout,
-            remat_chunk=cfg.remat_chunk,
-            kernel=cfg.kernel,
-            lambda_value=cfg.lambda_value,
-            tau_b_value=cfg.tau_b_value,
-            memory_tau_min=cfg.memory_tau_min,
-            memory_tau_max=cfg.memory_tau_max,
-            memory_tau_init=cfg.memory_tau_init,
-            learn_memory_tau=cfg.learn_memory_tau,
-            delta_t=cfg.delta_t,
-            name="core",
-        )
+        return ELMNetwork(cfg.elm_config, name="core")
     if cfg.arch == "elm_neuron":
-        fields = dataclasses.asdict(neuron_config_of(cfg))
-        return ELMNeuron(**fields, routing_seed=cfg.wiring_seed, name="core")
+        return ELMNeuron(cfg.elm_config, name="core")
     if cfg.arch == "lstm" and cfg.chrono_t_max is not None:
         return ChronoLSTMLayer(cfg.num_neurons, d_ext, float(cfg.chrono_t_max), name="core")
     if cfg.arch == "lstm":
@@ -352,11 +311,8 @@ def elm_kernel_ran(cfg: ModelConfig) -> str | None:
     or "xla" (None for other architectures), for the records of a run."""
     if cfg.arch != "elm":
         return None
-    macs = elm_macs_per_neuron(
-        num_memory=cfg.num_memory, synapses_per_neuron=0, hidden_size=cfg.mlp_hidden_size,
-        num_branches=cfg.num_branches, mlp_num_layers=cfg.mlp_num_layers,
-    )  # fmt: skip
-    return resolve_kernel(cfg.kernel, cfg.mlp_num_layers + 1, neuron_macs=macs)
+    net = cfg.elm_config
+    return resolve_kernel(net.kernel, net.mlp_num_layers + 1, neuron_macs=net.neuron_macs)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

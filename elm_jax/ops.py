@@ -71,6 +71,39 @@ def check_memory_tau_bounds(tau_min: float, tau_max: float, version: str = "v2")
         )
 
 
+def check_memory_tau_init(
+    init_min: float | None, init_max: float | None, tau_min: float, tau_max: float
+) -> None:
+    """Accepts a tau_m initialisation range (both None, or inside the bounds); else ValueError."""
+    if (init_min is None) != (init_max is None):
+        raise ValueError(
+            f"memory_tau_init_min={init_min!r}, memory_tau_init_max={init_max!r}: give both or "
+            "neither (neither: tau_m is initialised over [memory_tau_min, memory_tau_max])"
+        )
+    if init_min is not None and not (tau_min <= init_min < init_max <= tau_max):
+        raise ValueError(
+            f"memory_tau_init_min={init_min!r}, memory_tau_init_max={init_max!r} is invalid: "
+            f"must satisfy memory_tau_min={tau_min!r} <= init_min < init_max <= "
+            f"memory_tau_max={tau_max!r}"
+        )
+
+
+def check_integer(name: str, value: Any, minimum: int) -> None:
+    """ValueError naming the field unless `value` is an integer (not a bool) >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}={value!r} is invalid: must be an integer")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} is invalid: must be >= {minimum}")
+
+
+def check_number(name: str, value: Any, *, positive: bool) -> None:
+    """ValueError naming the field unless `value` is a number > 0 (`positive`) or >= 0."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not (ok and (value > 0 if positive else value >= 0)):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name}={value!r} is invalid: must be a number {bound}")
+
+
 def log_spaced_proto_tau(
     num_memory: int,
     tau_min: float,

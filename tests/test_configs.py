@@ -105,7 +105,7 @@ def test_time_in_milliseconds_sets_delta_t_to_the_bin_width(bin_ms):
     assert cfg.model.time_unit == "ms" and cfg.model.delta_t == bin_ms
     model = ModelConfig.from_dict(cfg.model.to_dict())
     assert (model.memory_tau_min, model.memory_tau_max) == (0.0, 1000.0)
-    assert model.memory_tau_init == (1.0, 150.0) and model.tau_b_value == 5.0
+    assert model.elm_config.memory_tau_init == (1.0, 150.0) and model.tau_b_value == 5.0
     # The default variant counts steps: delta_t stays 1 whatever the bins.
     assert resolve_config(shd_adding.get_config(f"bin_ms={bin_ms}")).model.delta_t == 1.0
 
@@ -126,11 +126,14 @@ def test_tau_m_initialisation_range_sits_inside_the_bounds():
     import jax.numpy as jnp
     import numpy as np
 
+    from elm_jax.network.config import NetworkConfig
     from elm_jax.network.layers import ELMNetwork
     from elm_jax.ops import scaled_sigmoid
 
-    net = ELMNetwork(num_neurons=2, num_memory=4, synapses_per_neuron=8, external_dim=6,
-                     memory_tau_min=0.0, memory_tau_max=1000.0, memory_tau_init=(1.0, 150.0))  # fmt: skip
+    net = ELMNetwork(NetworkConfig(
+        num_neurons=2, num_memory=4, synapses_per_neuron=8, external_dim=6, memory_tau_min=0.0,
+        memory_tau_max=1000.0, memory_tau_init_min=1.0, memory_tau_init_max=150.0,
+    ))  # fmt: skip
     params = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 2, 6)))["params"]
     tau = np.asarray(scaled_sigmoid(params["proto_tau_m"], 0.0, 1000.0))
     np.testing.assert_allclose(tau[0], np.logspace(0, np.log10(150.0), 4), rtol=1e-3)

@@ -37,7 +37,7 @@ def test_to_reference_inverts_from_reference_exactly(name):
     assert set(back) == set(expected)
     for key, value in expected.items():
         np.testing.assert_array_equal(back[key], value.astype(back[key].dtype), err_msg=key)
-    assert module.version == case["version"]
+    assert module.config.neuron_version == case["version"]
     assert ("proto_tau_m" in variables["params"]) == case["config"].get("learn_memory_tau", False)
 
 

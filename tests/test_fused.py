@@ -1,6 +1,6 @@
 """The fused CPU kernel of the ELM network equals the XLA path (values and every gradient).
 
-Compared: `ELMNetwork(kernel="cpu_fused")` against `ELMNetwork(kernel="xla")` (itself tested
+Compared: `NetworkConfig(kernel="cpu_fused")` against `NetworkConfig(kernel="xla")` (itself tested
 against the NumPy per-step loop and plain autodiff in tests/test_network.py) on random
 parameters, inputs and initial state, with a loss that reads every output and the final state
 (so the cotangents of y, of the final branch, memory and output all flow back). Tolerances are
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from elm_jax.network import fused, fused_build
+from elm_jax.network.config import NetworkConfig
 from elm_jax.network.dynamics import (
     external_branch_input,
     network_step,
@@ -40,19 +41,19 @@ def test_the_kernel_builds_and_registers_where_there_is_a_compiler():
 def _net(**kw) -> ELMNetwork:
     base = dict(num_neurons=6, num_memory=3, synapses_per_neuron=8, external_dim=7)
     base.update(kw)
-    return ELMNetwork(**base)
+    return ELMNetwork(NetworkConfig(**base))
 
 
 def _setup(net: ELMNetwork, batch: int, steps: int, seed: int = 0, dtype=jnp.float32):
     """Random parameters (some synaptic weights negative), input and initial carry."""
     key = jax.random.PRNGKey(seed)
-    e = jax.random.poisson(key, 0.7, (batch, steps, net.external_dim)).astype(dtype)
+    e = jax.random.poisson(key, 0.7, (batch, steps, net.config.external_dim)).astype(dtype)
     variables = net.init(key, e[:, :1])
     rng = np.random.default_rng(seed)
     params = jax.tree_util.tree_map(
         lambda x: jnp.asarray(0.6 * rng.standard_normal(x.shape), dtype), variables["params"]
     )
-    n, m, d = net.num_neurons, net.num_memory, net.num_branches
+    n, m, d = net.config.num_neurons, net.config.num_memory, net.config.num_branches
     carry = {
         "branch": jnp.asarray(rng.standard_normal((batch, n, d)), dtype),
         "memory": jnp.asarray(rng.standard_normal((batch, n, m)), dtype),
@@ -246,7 +247,7 @@ def test_uncovered_configuration_falls_back_to_xla_and_says_why(caplog):
         assert fused.resolve_kernel("cpu_fused", maps + 1) == "xla"
     assert any("does not cover an MLP of 9 affine maps" in r.message for r in caplog.records)
     _compare(dict(mlp_num_layers=maps), batch=2, steps=3)  # the fallback's values are the XLA's
-    assert net.kernel == "cpu_fused"
+    assert net.config.kernel == "cpu_fused"
 
 
 def test_kernel_name_is_checked():

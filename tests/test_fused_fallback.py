@@ -12,12 +12,13 @@ import logging
 import jax, jax.numpy as jnp
 logging.basicConfig(level=logging.WARNING, format="LOG %(message)s")
 from elm_jax.network import fused
+from elm_jax.network.config import NetworkConfig
 from elm_jax.network.layers import ELMNetwork
 assert not fused.available()
 print("REASON", fused.unavailable_reason())
 for kernel in ("auto", "cpu_fused", "auto"):
-    net = ELMNetwork(num_neurons=3, num_memory=2, synapses_per_neuron=4, external_dim=5,
-                     kernel=kernel)
+    net = ELMNetwork(NetworkConfig(num_neurons=3, num_memory=2, synapses_per_neuron=4,
+                                   external_dim=5, kernel=kernel))
     e = jnp.ones((2, 4, 5))
     y, _ = net.apply(net.init(jax.random.PRNGKey(0), e), e)
     assert y.shape == (2, 4, 3) and bool(jnp.all(jnp.isfinite(y)))

@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "elm_jax.network.pallas_gpu_kernel",
             "elm_jax.network.pallas_gpu",
             "elm_jax.network.dynamics",
+            "elm_jax.network.config",
         ),
     ),
     ("flax modules", ("elm_jax.neuron.layers", "elm_jax.network.layers", "elm_jax.baselines")),

@@ -1,5 +1,6 @@
 """ELM network layer: NumPy per-step reference, gather == dense, wiring, reduction to one neuron."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from elm_jax.network import fused, fused_build
+from elm_jax.network.config import NetworkConfig
 from elm_jax.network.layers import ELMNetwork
 from elm_jax.network.wiring import make_wiring, num_recurrent_synapses
 
@@ -20,7 +22,7 @@ def _net(**kw):
     tests/test_fused.py compares it with this path)."""
     base = dict(num_neurons=5, num_memory=3, synapses_per_neuron=8, external_dim=7, kernel="xla")
     base.update(kw)
-    return ELMNetwork(**base)
+    return ELMNetwork(NetworkConfig(**base))
 
 
 def _randomize(variables, seed=1):
@@ -40,14 +42,16 @@ def _variables(net, e, seed=1):
     """
     shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), e)
     w = make_wiring(
-        num_neurons=net.num_neurons, synapses_per_neuron=net.synapses_per_neuron,
-        num_branches=net.num_branches, external_dim=net.external_dim,
-        recurrent_fraction=net.recurrent_fraction, seed=net.wiring_seed,
+        num_neurons=net.config.num_neurons, synapses_per_neuron=net.config.synapses_per_neuron,
+        num_branches=net.config.num_branches, external_dim=net.config.external_dim,
+        recurrent_fraction=net.config.recurrent_fraction, seed=net.config.wiring_seed,
     )  # fmt: skip
     constants = {
         "synapse_source": jnp.asarray(w.source),
         "synapse_branch": jnp.asarray(w.branch),
-        "tau_b": jnp.full((net.num_neurons, net.num_branches), net.tau_b_value, jnp.float32),
+        "tau_b": jnp.full(
+            (net.config.num_neurons, net.config.num_branches), net.config.tau_b_value, jnp.float32
+        ),
     }
     assert jax.tree_util.tree_structure(constants) == jax.tree_util.tree_structure(
         shapes["constants"]
@@ -63,18 +67,21 @@ def numpy_network(variables, net, e):
     """Plain per-step, per-neuron, per-synapse loop of docs/science.md §3 in float64, with the
     reference neuron's edges (docs/science.md §4): tau_max widened to tau_min + 3e-6, every tau
     clamped at 1e-6."""
-    lambda_value, dt = net.lambda_value, net.delta_t
+    lambda_value, dt = net.config.lambda_value, net.config.delta_t
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables["params"])
     c = variables["constants"]
     src, br = np.asarray(c["synapse_source"]), np.asarray(c["synapse_branch"])
     tau_b = np.asarray(c["tau_b"], np.float64)
-    lo, hi = net.memory_tau_min, max(net.memory_tau_min + 3e-6, net.memory_tau_max)
+    lo, hi = (
+        net.config.memory_tau_min,
+        max(net.config.memory_tau_min + 3e-6, net.config.memory_tau_max),
+    )
     tau_m = np.maximum((hi - lo) / (1 + np.exp(-p["proto_tau_m"])) + lo, 1e-6)
     tau_b = np.maximum(tau_b, 1e-6)
     w_s = np.maximum(p["proto_w_s"], 0.0)
     e = np.asarray(e, np.float64)
     b_sz, t_sz, d_ext = e.shape
-    n, m, d = net.num_neurons, net.num_memory, net.num_branches
+    n, m, d = net.config.num_neurons, net.config.num_memory, net.config.num_branches
     n_layers = len(p["mlp"])
     out = np.zeros((b_sz, t_sz, n))
     for b in range(b_sz):
@@ -129,7 +136,7 @@ def test_network_matches_numpy_per_step_loop(kw, connectivity, layout, kernel):
             pytest.skip("no C++ compiler: the fused kernel cannot be built")
         assert fused.available(), fused.unavailable_reason()
     net = _net(connectivity=connectivity, layout=layout, kernel=kernel, **kw)
-    e = _inputs(2, 6, net.external_dim)
+    e = _inputs(2, 6, net.config.external_dim)
     variables = _variables(net, e)
     y, carry = jax.jit(net.apply)(variables, e)
     ref = numpy_network(variables, net, e)
@@ -146,7 +153,7 @@ def test_network_matches_numpy_per_step_loop(kw, connectivity, layout, kernel):
 )
 def test_gather_and_dense_give_equal_outputs_and_gradients(kw):
     gather, dense = _net(connectivity="gather", **kw), _net(connectivity="dense", **kw)
-    e = _inputs(3, 5, gather.external_dim, seed=2)
+    e = _inputs(3, 5, gather.config.external_dim, seed=2)
     variables = _variables(gather, e, seed=3)
 
     def loss(params, x, model):
@@ -209,17 +216,21 @@ def test_time_chunked_external_gather_equals_the_whole_sequence_and_dense(
     monkeypatch.setattr(dynamics, "BRANCH_SLOTS_MAX", slots_max)
 
     net = _net(num_neurons=6, synapses_per_neuron=12, external_dim=9)
-    e = _inputs(2, 7, net.external_dim, seed=4)
+    e = _inputs(2, 7, net.config.external_dim, seed=4)
     variables = _variables(net, e, seed=5)
     c = variables["constants"]
-    k_ext = net.synapses_per_neuron - num_recurrent_synapses(12, net.recurrent_fraction)
+    k_ext = net.config.synapses_per_neuron - num_recurrent_synapses(
+        12, net.config.recurrent_fraction
+    )
     source, branch = c["synapse_source"][:, :k_ext], c["synapse_branch"][:, :k_ext]
     w_s = jax.nn.relu(variables["params"]["proto_w_s"][:, :k_ext])
-    g = jax.random.normal(jax.random.PRNGKey(6), (7, 6, 2, net.num_branches))
+    g = jax.random.normal(jax.random.PRNGKey(6), (7, 6, 2, net.config.num_branches))
 
     def run(mode):
         def f(w, x):
-            return dynamics.external_branch_input(x, w, source, branch, net.num_branches, mode)
+            return dynamics.external_branch_input(
+                x, w, source, branch, net.config.num_branches, mode
+            )
 
         out, vjp = jax.vjp(f, w_s, e)
         return (out, *vjp(g))
@@ -309,19 +320,20 @@ def test_wiring_is_identical_in_a_fresh_process():
 
 def test_single_neuron_without_recurrence_reduces_to_elm_neuron():
     from elm_jax.neuron import layers
+    from elm_jax.neuron.config import NeuronConfig
 
     d_ext, k_c, d, m = 11, 8, 4, 3
-    net = ELMNetwork(
+    net = ELMNetwork(NetworkConfig(
         num_neurons=1, num_memory=m, synapses_per_neuron=k_c, external_dim=d_ext,
         num_branches=d, recurrent_fraction=0.0, tau_b_value=3.0,
-    )  # fmt: skip
+    ))  # fmt: skip
     e = _inputs(2, 9, d_ext, seed=4)
     v = _variables(net, e)
-    neuron = layers.ELMNeuron(
+    neuron = layers.ELMNeuron(NeuronConfig(
         num_input=d_ext, num_output=1, num_memory=m, num_branches=d,
-        synapses_per_branch=k_c // d, input_to_synapse_routing="random_routing",
-        learn_memory_tau=True, tau_b_value=3.0, version="v2",
-    )  # fmt: skip
+        synapses_per_branch=k_c // d, routing="random_routing",
+        learn_memory_tau=True, tau_b_value=3.0, neuron_version="v2",
+    ))  # fmt: skip
     nv = jax.eval_shape(neuron.init, jax.random.PRNGKey(1), e)
     p = v["params"]
     n_params = {
@@ -371,11 +383,12 @@ def test_auto_connectivity_is_dense_until_the_dense_product_would_dominate_the_s
     # Shapes of bench/network_speed.py's SHD-Adding points (P_core = 3e4, k_c = 32).
     few = _net(num_neurons=11, num_memory=24, synapses_per_neuron=32, external_dim=700)
     many = _net(num_neurons=600, num_memory=1, synapses_per_neuron=32, external_dim=700)
-    assert few.connectivity_modes() == ("dense", "dense")
-    assert many.connectivity_modes() == ("gather", "gather")
-    assert many.clone(connectivity="dense").connectivity_modes() == ("dense", "dense")
+    assert few.config.connectivity_modes == ("dense", "dense")
+    assert many.config.connectivity_modes == ("gather", "gather")
+    dense = dataclasses.replace(many.config, connectivity="dense")
+    assert dense.connectivity_modes == ("dense", "dense")
     # No recurrent synapses: nothing to gather, the (empty) recurrent part reports dense.
-    assert _net(recurrent_fraction=0.0).connectivity_modes()[1] == "dense"
+    assert _net(recurrent_fraction=0.0).config.connectivity_modes[1] == "dense"
 
 
 @pytest.mark.parametrize(
@@ -399,16 +412,16 @@ def test_custom_gradient_scan_equals_plain_autodiff(kw):
     from elm_jax.network import dynamics, layers
 
     net = _net(**kw)
-    e = _inputs(3, 7, net.external_dim, seed=5)
+    e = _inputs(3, 7, net.config.external_dim, seed=5)
     variables = _variables(net, e, seed=6)
     rng = np.random.default_rng(0)
     carry0 = jax.tree_util.tree_map(
         lambda a: jnp.asarray(0.3 * rng.standard_normal(a.shape), jnp.float32),
         dynamics.zero_carry(
             batch_size=3,
-            num_neurons=net.num_neurons,
-            num_memory=net.num_memory,
-            num_branches=net.num_branches,
+            num_neurons=net.config.num_neurons,
+            num_memory=net.config.num_memory,
+            num_branches=net.config.num_branches,
         ),
     )
 
@@ -441,7 +454,7 @@ def test_custom_gradient_scan_equals_plain_autodiff(kw):
     np.testing.assert_allclose(v_cus, v_ref, rtol=1e-5)
     flat_ref = jax.tree_util.tree_leaves_with_path(g_ref)
     flat_cus = jax.tree_util.tree_leaves(g_cus)
-    k_rec = num_recurrent_synapses(net.synapses_per_neuron, net.recurrent_fraction)
+    k_rec = num_recurrent_synapses(net.config.synapses_per_neuron, net.config.recurrent_fraction)
     assert len(flat_ref) == len(flat_cus)
     for (path, a), b in zip(flat_ref, flat_cus, strict=True):
         # Without recurrent synapses the initial output does not reach the loss, and without
@@ -449,7 +462,7 @@ def test_custom_gradient_scan_equals_plain_autodiff(kw):
         key = jax.tree_util.keystr(path)
         feeds_loss = not (
             (key == "[2]['output']" and k_rec == 0)
-            or (key == "[1]" and k_rec == net.synapses_per_neuron)
+            or (key == "[1]" and k_rec == net.config.synapses_per_neuron)
         )
         assert (np.abs(np.asarray(a)).max() > 0) == feeds_loss, jax.tree_util.keystr(path)
         np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-6, err_msg=jax.tree_util.keystr(path))
@@ -511,14 +524,15 @@ def test_time_unit_ms_reaches_the_network_the_trainer_builds(tmp_path, bin_ms):
     dataset = types.SimpleNamespace(info={"name": "in-memory", "task": "classification"})
     run = Run.prepare(config, str(tmp_path / "run"), dataset=dataset)
     core = build_core(run.spec.model)
-    assert isinstance(core, ELMNetwork) and core.delta_t == bin_ms
-    e = _inputs(2, 5, core.external_dim)
+    assert isinstance(core, ELMNetwork) and core.config.delta_t == bin_ms
+    e = _inputs(2, 5, core.config.external_dim)
     variables = _variables(core, e)
     y, _ = jax.jit(core.apply)(variables, e)
     np.testing.assert_allclose(
-        np.asarray(y), numpy_network(variables, core.clone(delta_t=bin_ms), e), rtol=2e-5, atol=2e-5
+        np.asarray(y), numpy_network(variables, core, e), rtol=2e-5, atol=2e-5
     )
-    one_step = numpy_network(variables, core.clone(delta_t=1.0), e)
+    in_steps = core.clone(config=dataclasses.replace(core.config, delta_t=1.0))
+    one_step = numpy_network(variables, in_steps, e)
     assert np.abs(np.asarray(y) - one_step).max() > 1e-3  # the test can tell the two apart
 
 
@@ -534,4 +548,4 @@ def test_time_unit_ms_reaches_the_neuron_the_trainer_builds(tmp_path):
     dataset = types.SimpleNamespace(info={"name": "in-memory", "task": "classification"})
     run = Run.prepare(config, str(tmp_path / "run"), dataset=dataset)
     assert run.cfg.model.time_unit == "ms"
-    assert build_core(run.spec.model).delta_t == run.cfg.data.bin_ms != 1.0
+    assert build_core(run.spec.model).config.delta_t == run.cfg.data.bin_ms != 1.0

@@ -14,7 +14,7 @@ from neuron_reference import forward as reference_forward
 from neuron_reference import random_state
 
 from elm_jax.neuron import convert, dynamics
-from elm_jax.neuron.config import neuronio_routing, num_params, random_routing
+from elm_jax.neuron.config import NeuronConfig, neuronio_routing, num_params, random_routing
 from elm_jax.neuron.dynamics import loop
 from elm_jax.neuron.layers import ELMNeuron
 from elm_jax.ops import scaled_sigmoid
@@ -45,6 +45,11 @@ def load_case(name: str) -> tuple[dict, dict, dict]:
         arrays = {k[len(name) + 1 :]: data[k] for k in data.files if k.startswith(name + "/")}
     state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
     return case, state, arrays
+
+
+def neuron(*, dtype=None, param_dtype=jnp.float32, **config) -> ELMNeuron:
+    """The module of the `NeuronConfig` with these fields."""
+    return ELMNeuron(NeuronConfig(**config), dtype=dtype, param_dtype=param_dtype)
 
 
 def init(module: ELMNeuron, x, seed: int = 0):
@@ -122,17 +127,17 @@ SCAN_CONFIGS = {
     "v2_neuronio": (
         "v2",
         dict(num_input=40, num_output=3, num_memory=5, num_branches=6, synapses_per_branch=9,
-             input_to_synapse_routing="neuronio_routing", learn_memory_tau=True),
+             routing="neuronio_routing", learn_memory_tau=True),
     ),
     "v1_random_two_layer_silu": (
         "v1",
         dict(num_input=20, num_output=2, num_memory=4, num_branches=5, synapses_per_branch=3,
-             input_to_synapse_routing="random_routing", mlp_num_layers=2, mlp_activation="silu"),
+             routing="random_routing", mlp_num_layers=2, mlp_activation="silu"),
     ),
     "v1_unequal_tau_s": (
         "v1",
         dict(num_input=10, num_output=2, num_memory=3, num_branches=4, synapses_per_branch=3,
-             input_to_synapse_routing="random_routing", tau_s_value=tuple(np.linspace(1.5, 9, 12)),
+             routing="random_routing", tau_s_value=tuple(np.linspace(1.5, 9, 12)),
              mlp_num_layers=0),
     ),
 }  # fmt: skip
@@ -141,7 +146,7 @@ SCAN_CONFIGS = {
 @pytest.mark.parametrize("name", list(SCAN_CONFIGS))
 def test_scan_equals_python_loop_over_step(name, x64):
     version, kwargs = SCAN_CONFIGS[name]
-    module = ELMNeuron(**kwargs, version=version, param_dtype=jnp.float64)
+    module = neuron(**kwargs, neuron_version=version, param_dtype=jnp.float64)
     x = jax.random.uniform(jax.random.key(1), (2, 12, kwargs["num_input"]), jnp.float64)
     variables = init(module, x)
     y, traces = apply(module, variables, x, return_traces=True)
@@ -198,7 +203,7 @@ def test_merging_unequal_synapse_timescales_would_be_wrong(x64):
     version, config, tau_s = NUMPY_CONFIGS["v1_unequal_tau_s_neuronio"]
     state = random_state(config, version, seed=3, tau_s=tau_s)
     _, variables = convert.from_reference(state, config, version)
-    merged = ELMNeuron(**convert.module_kwargs(config, "v1"))  # scalar tau_s: one trace per branch
+    merged = ELMNeuron(convert.neuron_config(config, "v1"))  # scalar tau_s: one trace per branch
     x = jnp.asarray(np.random.default_rng(4).uniform(0, 1, (3, 31, config["num_input"])))
     y_ref = reference_forward(state, config, version, np.asarray(x))[0]
     assert np.max(np.abs(np.asarray(apply(merged, variables, x)) - y_ref)) > 1e-6
@@ -207,7 +212,9 @@ def test_merging_unequal_synapse_timescales_would_be_wrong(x64):
 def test_gradients_of_scan_equal_gradients_of_step_loop_with_per_synapse_traces(x64):
     """The reference vectors cover gradients of the merged-trace path; this covers the other."""
     version, kwargs = SCAN_CONFIGS["v1_unequal_tau_s"]
-    module = ELMNeuron(**kwargs, version=version, learn_memory_tau=True, param_dtype=jnp.float64)
+    module = neuron(
+        **kwargs, neuron_version=version, learn_memory_tau=True, param_dtype=jnp.float64
+    )
     assert module.config.per_synapse_trace
     x = jax.random.uniform(jax.random.key(2), (2, 9, kwargs["num_input"]), jnp.float64)
     variables = init(module, x, seed=5)
@@ -234,10 +241,10 @@ def test_gradients_of_scan_equal_gradients_of_step_loop_with_per_synapse_traces(
 CUSTOM_VJP_OPTIONS = [
     (version, routing, layers, learn_tau, num_input)
     for version in ("v1", "v2")
-    for routing, num_input in ((None, 6), ("random_routing", 7))
+    for routing, num_input in (("none", 6), ("random_routing", 7))
     for layers in (1, 2)
     for learn_tau in (False, True)
-] + [(version, None, 2, True, dynamics.FUSED_INPUT_MAX + 2) for version in ("v1", "v2")]  # fmt: skip
+] + [(version, "none", 2, True, dynamics.FUSED_INPUT_MAX + 2) for version in ("v1", "v2")]  # fmt: skip
 
 
 @pytest.mark.parametrize("version,routing,layers,learn_tau,num_input", CUSTOM_VJP_OPTIONS)
@@ -246,12 +253,12 @@ def test_custom_gradients_equal_autodiff_of_step_loop(
 ):
     kwargs = dict(num_input=num_input, num_output=2, num_memory=3, mlp_num_layers=layers,
                   mlp_activation="silu" if layers == 2 else "relu", learn_memory_tau=learn_tau,
-                  input_to_synapse_routing=routing, delta_t=2.0)  # fmt: skip
-    if routing is not None:
+                  routing=routing, delta_t=2.0)  # fmt: skip
+    if routing != "none":
         kwargs.update(num_branches=3, synapses_per_branch=4)
-    module = ELMNeuron(**kwargs, version=version, param_dtype=jnp.float64)
+    module = neuron(**kwargs, neuron_version=version, param_dtype=jnp.float64)
     cfg = module.config
-    assert dynamics.fuse_input_trace(cfg) == (routing is None and num_input <= 128)
+    assert dynamics.fuse_input_trace(cfg) == (routing == "none" and num_input <= 128)
     x = jax.random.uniform(jax.random.key(3), (2, 7, num_input), jnp.float64)
     variables = init(module, x, seed=6)
     consts = {
@@ -288,7 +295,7 @@ def test_neuronio_routing_reproduces_reference_indices_and_mask():
     )
     np.testing.assert_array_equal(indices, state["input_to_synapse_indices"])
     np.testing.assert_array_equal(mask, state["valid_indices_mask"].astype(bool))
-    module = ELMNeuron(**convert.module_kwargs(c, case["version"]))
+    module = ELMNeuron(convert.neuron_config(c, case["version"]))
     variables = init(module, jnp.zeros((1, 1, c["num_input"])))
     np.testing.assert_array_equal(variables["constants"]["routing_indices"], indices)
 
@@ -305,11 +312,11 @@ def test_neuronio_routing_at_full_size_reaches_every_input_once_per_window():
 
 def test_random_routing_is_drawn_from_the_seed_and_stored_as_constants():
     kwargs = dict(num_input=30, num_output=2, num_memory=3, num_branches=10,
-                  synapses_per_branch=4, input_to_synapse_routing="random_routing")  # fmt: skip
+                  synapses_per_branch=4, routing="random_routing")  # fmt: skip
     x = jnp.zeros((1, 1, 30))
 
     def draw(seed: int, init_key: int) -> np.ndarray:
-        variables = init(ELMNeuron(**kwargs, routing_seed=seed), x, init_key)
+        variables = init(neuron(**kwargs, wiring_seed=seed), x, init_key)
         assert "routing_indices" not in variables["params"]
         assert variables["constants"]["routing_mask"].all()
         return np.asarray(variables["constants"]["routing_indices"])
@@ -323,7 +330,7 @@ def test_random_routing_is_drawn_from_the_seed_and_stored_as_constants():
 
 def count_trainable(module: ELMNeuron) -> int:
     shapes = jax.eval_shape(
-        module.init, jax.random.key(0), jnp.zeros((1, 1, module.num_input), jnp.float32)
+        module.init, jax.random.key(0), jnp.zeros((1, 1, module.config.num_input), jnp.float32)
     )
     return sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(shapes["params"]))
 
@@ -332,16 +339,16 @@ def count_trainable(module: ELMNeuron) -> int:
     "kwargs",
     [
         dict(num_input=10, num_output=3, num_memory=5),
-        dict(num_input=10, num_output=3, num_memory=5, learn_memory_tau=True, version="v1"),
+        dict(num_input=10, num_output=3, num_memory=5, learn_memory_tau=True, neuron_version="v1"),
         dict(num_input=12, num_output=1, num_memory=4, num_branches=3, synapses_per_branch=4),
         dict(num_input=7, num_output=2, num_memory=6, mlp_num_layers=3, mlp_hidden_size=9),
         dict(num_input=7, num_output=2, num_memory=6, mlp_num_layers=0),
         dict(num_input=64, num_output=2, num_memory=6, num_branches=8, synapses_per_branch=12,
-             input_to_synapse_routing="neuronio_routing", learn_memory_tau=True),
+             routing="neuronio_routing", learn_memory_tau=True),
     ],
 )  # fmt: skip
 def test_param_count_formula_equals_counted_trainable_leaves(kwargs):
-    module = ELMNeuron(**kwargs)
+    module = neuron(**kwargs)
     assert module.config.num_params == count_trainable(module)
 
 
@@ -350,7 +357,7 @@ def test_param_count_formula_equals_counted_trainable_leaves(kwargs):
 )
 def test_param_count_reproduces_neuronio_branch_elm(d_m, expected):
     kwargs = dict(num_input=1278, num_output=2, num_memory=d_m, num_branches=45,
-                  synapses_per_branch=100, input_to_synapse_routing="neuronio_routing")  # fmt: skip
+                  synapses_per_branch=100, routing="neuronio_routing")  # fmt: skip
     assert (
         num_params(
             num_input=1278, num_output=2, num_memory=d_m, num_branches=45, synapses_per_branch=100
@@ -358,12 +365,12 @@ def test_param_count_reproduces_neuronio_branch_elm(d_m, expected):
         == expected
     )
     assert 4502 + 95 * d_m + 4 * d_m**2 == expected  # docs/science.md §2 closed form
-    assert count_trainable(ELMNeuron(**kwargs)) == expected
+    assert count_trainable(neuron(**kwargs)) == expected
 
 
 def test_initialisation_follows_the_reference():
-    module = ELMNeuron(num_input=6, num_output=2, num_memory=5, memory_tau_min=2.0,
-                       memory_tau_max=200.0, w_s_value=0.25)  # fmt: skip
+    module = neuron(num_input=6, num_output=2, num_memory=5, memory_tau_min=2.0,
+                    memory_tau_max=200.0, w_s_value=0.25)  # fmt: skip
     variables = init(module, jnp.zeros((1, 1, 6)))
     np.testing.assert_array_equal(variables["params"]["proto_w_s"], np.full(6, 0.25))
     tau_m = scaled_sigmoid(variables["constants"]["proto_tau_m"], 2.0, 200.0)
@@ -376,11 +383,9 @@ def test_initialisation_follows_the_reference():
 def test_state_stays_float32_when_computing_in_bfloat16():
     kwargs = dict(num_input=16, num_output=2, num_memory=8, num_branches=4, synapses_per_branch=4)
     x = jax.random.uniform(jax.random.key(0), (2, 40, 16))
-    variables = init(ELMNeuron(**kwargs), x, 1)
-    y32, t32 = apply(ELMNeuron(**kwargs), variables, x, return_traces=True)
-    y16, t16 = apply(
-        ELMNeuron(**kwargs, dtype=jnp.bfloat16), variables, x.astype(jnp.bfloat16), True
-    )
+    variables = init(neuron(**kwargs), x, 1)
+    y32, t32 = apply(neuron(**kwargs), variables, x, return_traces=True)
+    y16, t16 = apply(neuron(**kwargs, dtype=jnp.bfloat16), variables, x.astype(jnp.bfloat16), True)
     assert t16["memory"].dtype == jnp.float32 and t16["branch"].dtype == jnp.float32
     assert y16.dtype == jnp.bfloat16
     assert_close(t16["memory"], t32["memory"], 5e-2, "bfloat16 memory")
@@ -389,31 +394,31 @@ def test_state_stays_float32_when_computing_in_bfloat16():
 @pytest.mark.parametrize(
     "kwargs, field",
     [
-        (dict(num_input=10, num_output=2, num_memory=3, num_branches=4), "input_to_synapse_routing"),
+        (dict(num_input=10, num_output=2, num_memory=3, num_branches=4), "routing"),
         (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=5.0, memory_tau_max=4.0),
          "memory_tau_min"),
         (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=5.0, memory_tau_max=5.0,
-              version="v1"), "memory_tau_max"),
+              neuron_version="v1"), "memory_tau_max"),
         (dict(num_input=10, num_output=2, num_memory=3, memory_tau_min=-1.0), "memory_tau_min"),
         (dict(num_input=10, num_output=2, num_memory=3, tau_b_value=-1.0), "tau_b_value"),
         (dict(num_input=10, num_output=2, num_memory=3, mlp_activation="gelu"), "mlp_activation"),
         (dict(num_input=10, num_output=2, num_memory=3, num_branches=2, synapses_per_branch=5,
-              input_to_synapse_routing="grid_routing"), "input_to_synapse_routing"),
-        (dict(num_input=10, num_output=2, num_memory=3, version="v3"), "version"),
+              routing="grid_routing"), "routing"),
+        (dict(num_input=10, num_output=2, num_memory=3, neuron_version="v3"), "neuron_version"),
         (dict(num_input=10, num_output=2, num_memory=0), "num_memory"),
         (dict(num_input=100, num_output=2, num_memory=3, num_branches=4, synapses_per_branch=5,
-              input_to_synapse_routing="neuronio_routing"), "synapses_per_branch"),
+              routing="neuronio_routing"), "synapses_per_branch"),
     ],
 )  # fmt: skip
 def test_bad_configuration_raises_value_error_naming_field_and_choices(kwargs, field):
     with pytest.raises(ValueError, match=field) as err:
-        ELMNeuron(**kwargs)
-    if field in ("mlp_activation", "input_to_synapse_routing", "version"):
+        neuron(**kwargs)
+    if field in ("mlp_activation", "routing", "neuron_version"):
         assert "valid choices" in str(err.value)
 
 
 def test_wrong_input_width_raises_value_error():
-    module = ELMNeuron(num_input=10, num_output=2, num_memory=3)
+    module = neuron(num_input=10, num_output=2, num_memory=3)
     variables = init(module, jnp.zeros((1, 2, 10)))
     with pytest.raises(ValueError, match="num_input=10"):
         module.apply(variables, jnp.zeros((1, 2, 11)))

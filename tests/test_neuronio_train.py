@@ -11,12 +11,12 @@ from neuronio_fakes import write_fake_dataset
 
 from elm_jax import data
 from elm_jax.configs import neuronio_linear, neuronio_routing
-from elm_jax.models import ModelConfig, neuron_config_of
+from elm_jax.models import ModelConfig
 from elm_jax.train.loop import train_and_evaluate
 
 
 def _params(config) -> int:
-    return neuron_config_of(ModelConfig.from_dict(config.model.to_dict())).num_params
+    return ModelConfig.from_dict(config.model.to_dict()).elm_config.num_params
 
 
 def test_configs_count_the_released_checkpoints_parameters():

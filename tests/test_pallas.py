@@ -1,12 +1,12 @@
 """The Pallas GPU kernel of the ELM network equals the XLA path (values and every gradient).
 
-No GPU is needed: the kernel runs in Pallas's interpreter (`ELMNetwork(pallas_interpret=True)`),
+No GPU is needed: the kernel runs in Pallas's interpreter (`ELMNetwork(config, pallas_interpret=True)`),
 which executes the same kernel code (loops, gathers, loads and stores of the program's blocks)
 with XLA on the CPU; only the barriers between a program's threads are left out (the
 interpreter runs each program's steps in order). tests/test_lowering.py checks that the kernel
 lowers to Triton for cuda.
 
-Compared: `ELMNetwork(kernel="gpu_pallas")` against `ELMNetwork(kernel="xla")` (itself tested
+Compared: `NetworkConfig(kernel="gpu_pallas")` against `NetworkConfig(kernel="xla")` (itself tested
 against the NumPy per-step loop and plain autodiff in tests/test_network.py) on random
 parameters and branch time constants, inputs and initial state, with a loss that reads every
 output and the final state (so the cotangents of y and of the final branch, memory and output
@@ -31,6 +31,7 @@ import pytest
 
 from elm_jax.models import ModelConfig
 from elm_jax.network import fused, pallas_gpu
+from elm_jax.network.config import NetworkConfig
 from elm_jax.network.layers import ELMNetwork
 from elm_jax.ops import elm_macs_per_neuron
 from sweeps import run as sweep_run
@@ -48,23 +49,23 @@ def quick_compiles():
     jax.config.update("jax_disable_most_optimizations", before)
 
 
-def _net(**kw) -> ELMNetwork:
+def _net(pallas_interpret: bool = False, **kw) -> ELMNetwork:
     base = dict(num_neurons=6, num_memory=3, synapses_per_neuron=8, external_dim=7)
     base.update(kw)
-    return ELMNetwork(**base)
+    return ELMNetwork(NetworkConfig(**base), pallas_interpret=pallas_interpret)
 
 
 def _setup(net: ELMNetwork, batch: int, steps: int, seed: int = 0):
     """Random parameters (some synaptic weights negative), input and initial carry."""
     key = jax.random.PRNGKey(seed)
-    e = jax.random.poisson(key, 0.7, (batch, steps, net.external_dim)).astype(jnp.float32)
+    e = jax.random.poisson(key, 0.7, (batch, steps, net.config.external_dim)).astype(jnp.float32)
     variables = net.init(key, e[:, :1])
     rng = np.random.default_rng(seed)
     params = jax.tree_util.tree_map(
         lambda x: jnp.asarray(0.6 * rng.standard_normal(x.shape), jnp.float32),
         variables["params"],
     )
-    n, m, d = net.num_neurons, net.num_memory, net.num_branches
+    n, m, d = net.config.num_neurons, net.config.num_memory, net.config.num_branches
     constants = {**variables["constants"], "tau_b": jnp.asarray(rng.uniform(2, 8, (n, d)))}
     carry = {
         "branch": jnp.asarray(rng.standard_normal((batch, n, d)), jnp.float32),

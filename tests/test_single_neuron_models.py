@@ -1,8 +1,6 @@
 """Task models of the paper's single-neuron recipes: arch "elm_neuron" (the reference port as a
 classifier) and the Chrono-LSTM option of the LSTM baseline."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +8,7 @@ import pytest
 
 from elm_jax.baselines import ChronoLSTMLayer
 from elm_jax.budget.cost import cost, count_params
-from elm_jax.models import ModelConfig, build_model, initial_carry, neuron_config_of
+from elm_jax.models import ModelConfig, build_model, initial_carry
 from elm_jax.neuron.layers import ELMNeuron
 
 
@@ -27,7 +25,7 @@ def test_elm_neuron_logits_are_the_reference_neurons_outputs():
     model = build_model(cfg)
     variables = model.init(jax.random.PRNGKey(0), x)
     logits, carry = model.apply(variables, x)
-    neuron = ELMNeuron(**dataclasses.asdict(neuron_config_of(cfg)))
+    neuron = ELMNeuron(cfg.elm_config)
     direct = neuron.apply(
         {"params": variables["params"]["core"], "constants": variables["constants"]["core"]}, x
     )

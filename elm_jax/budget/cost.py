@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from elm_jax.baselines import baseline_core_params, baseline_macs_per_step
-from elm_jax.models import ModelConfig, neuron_config_of
+from elm_jax.models import ModelConfig
 from elm_jax.ops import elm_macs_per_neuron
 
 
@@ -72,7 +72,7 @@ def single_neuron_cost(cfg: ModelConfig) -> Cost:
     """`Cost` of ``arch="elm_neuron"``: all of it is the one neuron (its readout is the
     classifier, no encoder or decoder); k_c its synapse weights, k_e the rest (docs/science.md
     §2)."""
-    neuron = neuron_config_of(cfg)
+    neuron = cfg.elm_config
     k_c = neuron.num_synapses
     k_e = neuron.num_params - k_c
     mlp = sum(fan_in * fan_out for fan_in, fan_out in neuron.mlp_sizes)
@@ -88,7 +88,7 @@ def cost(cfg: ModelConfig) -> Cost:
     if cfg.arch == "elm":
         shape = dict(
             num_memory=cfg.num_memory,
-            hidden_size=cfg.hidden_size,
+            hidden_size=cfg.elm_config.hidden_size,
             num_branches=cfg.num_branches,
             mlp_num_layers=cfg.mlp_num_layers,
         )

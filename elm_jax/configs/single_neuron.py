@@ -32,7 +32,6 @@ def neuron_recipe(
     learn_memory_tau: bool = False,
     mlp_activation: str = "relu",
     neuron_version: str = "v2",
-    tau_b_value: float = 5.0,
     input_dropout: float = 0.0,
     time_unit: str = "steps",
 ) -> ml_collections.ConfigDict:
@@ -48,7 +47,6 @@ def neuron_recipe(
     m.learn_memory_tau = learn_memory_tau
     m.routing, m.num_branches, m.synapses_per_branch = routing, num_branches, synapses_per_branch
     m.mlp_activation, m.neuron_version = mlp_activation, neuron_version
-    m.tau_b_value = tau_b_value
     m.time_unit = time_unit
     c.data.name = data_name
     c.data.batch_size = batch_size

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from elm_jax.network.config import NetworkConfig
 from elm_jax.network.dynamics import (
     external_branch_input,
     prepare_recurrent,
@@ -20,16 +21,9 @@ from elm_jax.network.dynamics import (
 )
 from elm_jax.network.fused import default_platform, resolve_kernel, run_fused
 from elm_jax.network.pallas_gpu import run_pallas
-from elm_jax.network.scan import LAYOUTS, NetworkWeights
-from elm_jax.network.wiring import choose_connectivity, make_wiring, num_recurrent_synapses
-from elm_jax.ops import (
-    decay,
-    effective_tau_max,
-    elm_macs_per_neuron,
-    log_spaced_proto_tau,
-    scaled_sigmoid,
-    torch_linear_uniform,
-)
+from elm_jax.network.scan import NetworkWeights
+from elm_jax.network.wiring import make_wiring
+from elm_jax.ops import decay, log_spaced_proto_tau, scaled_sigmoid, torch_linear_uniform
 
 Array = jax.Array
 
@@ -72,6 +66,7 @@ class StackedMLP(nn.Module):
 class ELMNetwork(nn.Module):
     """A recurrent layer of N ELM neurons (v2) with fixed random wiring (docs/science.md §3).
 
+    ``config``: the layer's `NetworkConfig` (validated; its docstring explains every setting).
     Called as ``y, carry = layer(e, carry)`` with ``e [b, t, external_dim]`` and returns every
     neuron's scalar output ``y [b, t, n]`` and the state after the last step.
 
@@ -82,113 +77,39 @@ class ELMNetwork(nn.Module):
       constants: synapse_source [n, s] int32, synapse_branch [n, s] int32, tau_b [n, d];
                  proto_tau_m [n, m] (when not learned)
 
-    ``layout``: the scan's layout (``"auto"`` = ``"neuron_major"``, or ``"neuron_minor"``; same
-    values and gradients). ``remat_chunk`` (default 10; 0 = off): keep only every
-    ``remat_chunk``-th state for the gradient and recompute the steps in between (a last chunk
-    takes T mod remat_chunk). Besides the memory, 10 measured 1.6-1.9x faster train steps on CPU
-    than 0 for few complex and balanced networks (docs/performance-log.md).
-
-    ``kernel``: the recurrence's implementation, ``"auto"`` (the fused CPU kernel on a CPU when
-    it is built and covers the configuration, the Pallas kernel on an NVIDIA GPU when it covers
-    the configuration, the XLA scan otherwise), ``"xla"``, ``"cpu_fused"``
-    (`elm_jax.network.fused`) or ``"gpu_pallas"`` (`elm_jax.network.pallas_gpu`); same values
-    and gradients up to float rounding. ``pallas_interpret``: run ``"gpu_pallas"`` in Pallas's
-    interpreter, on any platform (slow; for checking it without a GPU).
+    ``pallas_interpret`` (not a setting of the network): run ``kernel="gpu_pallas"`` in
+    Pallas's interpreter, on any platform (slow; for checking it without a GPU).
     """
 
-    num_neurons: int
-    num_memory: int
-    synapses_per_neuron: int
-    external_dim: int
-    num_branches: int = 4
-    mlp_num_layers: int = 1
-    mlp_hidden_size: int | None = None
-    recurrent_fraction: float = 0.5
-    wiring_seed: int = 0
-    connectivity: str = "auto"
-    layout: str = "auto"
-    remat_chunk: int = 10
-    kernel: str = "auto"
+    config: NetworkConfig
     pallas_interpret: bool = False
-    lambda_value: float = 5.0
-    tau_b_value: float = 5.0
-    memory_tau_min: float = 1.0
-    memory_tau_max: float = 1000.0
-    # tau_m initialised log-spaced over this range (inside the bounds); None: over the bounds.
-    memory_tau_init: tuple[float, float] | None = None
-    learn_memory_tau: bool = True
-    w_s_value: float = 0.5
-    delta_t: float = 1.0
-
-    @property
-    def hidden_size(self) -> int:
-        return self.mlp_hidden_size or 2 * self.num_memory
-
-    @property
-    def tau_max(self) -> float:
-        """The upper tau_m bound used (v2 widening, as in the reference neuron)."""
-        return effective_tau_max(self.memory_tau_min, self.memory_tau_max)
-
-    def connectivity_modes(self) -> tuple[str, str]:
-        """The connectivity used for the (external, recurrent) parts of the pool."""
-        if self.connectivity not in ("auto", "gather", "dense"):
-            raise ValueError(
-                f"connectivity={self.connectivity!r} is invalid: must be 'auto', 'gather' or 'dense'"
-            )
-        k_rec = num_recurrent_synapses(self.synapses_per_neuron, self.recurrent_fraction)
-        k_ext = self.synapses_per_neuron - k_rec
-        if self.connectivity != "auto":
-            return self.connectivity, self.connectivity
-        d = self.num_branches
-        macs = elm_macs_per_neuron(
-            num_memory=self.num_memory,
-            synapses_per_neuron=self.synapses_per_neuron,
-            hidden_size=self.hidden_size,
-            num_branches=d,
-            mlp_num_layers=self.mlp_num_layers,
-        )
-        ext = choose_connectivity(
-            pool_size=self.external_dim, num_synapses=k_ext, num_branches=d, neuron_macs=macs
-        )
-        rec = choose_connectivity(
-            pool_size=self.num_neurons, num_synapses=k_rec, num_branches=d, neuron_macs=macs
-        )
-        return ext, rec
-
-    def scan_layout(self) -> str:
-        """The scan's layout (`elm_jax.network.scan.LAYOUTS`). "auto" is neuron-major: on CPU
-        neuron-minor measured no faster at any benchmark point (docs/performance-log.md)."""
-        if self.layout not in ("auto", *LAYOUTS):
-            raise ValueError(
-                f"layout={self.layout!r} is invalid: must be 'auto' or one of {LAYOUTS}"
-            )
-        return "neuron_major" if self.layout == "auto" else self.layout
 
     def _variables(self):
-        n, m, d, s = self.num_neurons, self.num_memory, self.num_branches, self.synapses_per_neuron
+        cfg = self.config
+        n, m, d, s = cfg.num_neurons, cfg.num_memory, cfg.num_branches, cfg.synapses_per_neuron
         wiring = make_wiring(
             num_neurons=n,
             synapses_per_neuron=s,
             num_branches=d,
-            external_dim=self.external_dim,
-            recurrent_fraction=self.recurrent_fraction,
-            seed=self.wiring_seed,
+            external_dim=cfg.external_dim,
+            recurrent_fraction=cfg.recurrent_fraction,
+            seed=cfg.wiring_seed,
         )
         source = self.variable("constants", "synapse_source", lambda: jnp.asarray(wiring.source))
         branch = self.variable("constants", "synapse_branch", lambda: jnp.asarray(wiring.branch))
         tau_b = self.variable(
-            "constants", "tau_b", lambda: jnp.full((n, d), self.tau_b_value, jnp.float32)
+            "constants", "tau_b", lambda: jnp.full((n, d), cfg.tau_b_value, jnp.float32)
         )
-        proto_tau = log_spaced_proto_tau(m, self.memory_tau_min, self.tau_max, self.memory_tau_init)
+        proto_tau = log_spaced_proto_tau(m, cfg.memory_tau_min, cfg.tau_max, cfg.memory_tau_init)
         tau_init = lambda *_: jnp.tile(jnp.asarray(proto_tau, jnp.float32), (n, 1))  # noqa: E731
-        if self.learn_memory_tau:
+        if cfg.learn_memory_tau:
             proto_tau_m = self.param("proto_tau_m", tau_init, (n, m))
         else:
             proto_tau_m = self.variable("constants", "proto_tau_m", tau_init).value
         proto_w_s = self.param(
-            "proto_w_s", nn.initializers.constant(self.w_s_value), (n, s), jnp.float32
+            "proto_w_s", nn.initializers.constant(cfg.w_s_value), (n, s), jnp.float32
         )
-        sizes = (d + m,) + (self.hidden_size,) * self.mlp_num_layers + (m,)
+        sizes = (d + m,) + (cfg.hidden_size,) * cfg.mlp_num_layers + (m,)
         mlp = StackedMLP(n, sizes, name="mlp")()
         w_y, b_y = StackedAffine(n, m, None, name="w_y")()
         return source.value, branch.value, tau_b.value, proto_tau_m, proto_w_s, mlp, w_y, b_y
@@ -196,11 +117,9 @@ class ELMNetwork(nn.Module):
     def _run_xla(self, weights, carry, e, w_s, source, branch):
         """The recurrence on XLA's scan: the external input for all steps first, then
         `run_network` (``weights.rec`` filled in here from the recurrent synapses)."""
-        ext_mode, rec_mode = self.connectivity_modes()
-        d, n = self.num_branches, self.num_neurons
-        k_ext = self.synapses_per_neuron - num_recurrent_synapses(
-            self.synapses_per_neuron, self.recurrent_fraction
-        )
+        cfg = self.config
+        ext_mode, rec_mode = cfg.connectivity_modes
+        d, n, k_ext = cfg.num_branches, cfg.num_neurons, cfg.num_external_synapses
         if k_ext:
             ext = external_branch_input(
                 e, w_s[:, :k_ext], source[:, :k_ext], branch[:, :k_ext], d, ext_mode
@@ -208,9 +127,9 @@ class ELMNetwork(nn.Module):
         else:
             ext = jnp.zeros((e.shape[1], n, e.shape[0], d), jnp.float32)
         rec, src, mode = None, None, "none"
-        if k_ext < self.synapses_per_neuron:
+        if k_ext < cfg.synapses_per_neuron:
             rec, src = prepare_recurrent(
-                w_s[:, k_ext:], source[:, k_ext:] - self.external_dim, branch[:, k_ext:], n, d,
+                w_s[:, k_ext:], source[:, k_ext:] - cfg.external_dim, branch[:, k_ext:], n, d,
                 rec_mode,
             )  # fmt: skip
             mode = rec_mode
@@ -220,26 +139,27 @@ class ELMNetwork(nn.Module):
             ext,
             src=src,
             mode=mode,
-            layout=self.scan_layout(),
-            remat_chunk=self.remat_chunk,
+            layout=cfg.scan_layout,
+            remat_chunk=cfg.remat_chunk,
         )
 
     @nn.compact
     def __call__(self, e: Array, carry: Mapping[str, Array] | None = None):
         """``e [b, t, external_dim] -> (y [b, t, n], carry)``."""
-        if e.ndim != 3 or e.shape[-1] != self.external_dim:
+        cfg = self.config
+        if e.ndim != 3 or e.shape[-1] != cfg.external_dim:
             raise ValueError(
-                f"input shape {e.shape} is invalid: expected [batch, time, {self.external_dim}]"
+                f"input shape {e.shape} is invalid: expected [batch, time, {cfg.external_dim}]"
             )
         source, branch, tau_b, proto_tau_m, proto_w_s, mlp, w_y, b_y = self._variables()
-        d, dt, n = self.num_branches, self.delta_t, self.num_neurons
-        tau_m = scaled_sigmoid(proto_tau_m, self.memory_tau_min, self.tau_max)
+        d, dt, n = cfg.num_branches, cfg.delta_t, cfg.num_neurons
+        tau_m = scaled_sigmoid(proto_tau_m, cfg.memory_tau_min, cfg.tau_max)
         w_s = jax.nn.relu(proto_w_s)
         (k0, b0), *rest = mlp
         weights = NetworkWeights(
             kappa_b=decay(tau_b, dt)[:, None],  # [n, 1, d]: broadcasts over batch
             kappa_m=decay(tau_m, dt)[:, None],
-            memory_gain=(1.0 - decay(tau_m, dt, self.lambda_value))[:, None],
+            memory_gain=(1.0 - decay(tau_m, dt, cfg.lambda_value))[:, None],
             k_branch=k0[:, :d],
             k_memory=k0[:, d:],
             bias0=b0[:, None],
@@ -250,7 +170,7 @@ class ELMNetwork(nn.Module):
         )
         if carry is None:
             carry = zero_carry(
-                batch_size=e.shape[0], num_neurons=n, num_memory=self.num_memory, num_branches=d
+                batch_size=e.shape[0], num_neurons=n, num_memory=cfg.num_memory, num_branches=d
             )
         e = e.astype(jnp.float32)
 
@@ -258,22 +178,18 @@ class ELMNetwork(nn.Module):
             return self._run_xla(weights, carry, e, w_s, source, branch)
 
         def on_cpu_kernel(weights, carry, e, w_s):
-            return run_fused(weights, carry, e, w_s, source, branch, remat_chunk=self.remat_chunk)
+            return run_fused(weights, carry, e, w_s, source, branch, remat_chunk=cfg.remat_chunk)
 
         def on_gpu_kernel(weights, carry, e, w_s):
             return run_pallas(
-                weights, carry, e, w_s, source, branch, remat_chunk=self.remat_chunk,
+                weights, carry, e, w_s, source, branch, remat_chunk=cfg.remat_chunk,
                 interpret=self.pallas_interpret,
             )  # fmt: skip
 
         implementations = {"xla": on_xla, "cpu_fused": on_cpu_kernel, "gpu_pallas": on_gpu_kernel}
-        num_maps = 1 + len(rest)
-        macs = elm_macs_per_neuron(
-            num_memory=self.num_memory, synapses_per_neuron=0, hidden_size=self.hidden_size,
-            num_branches=d, mlp_num_layers=self.mlp_num_layers,
-        )  # fmt: skip
-        if self.kernel != "auto":
-            run = implementations[resolve_kernel(self.kernel, num_maps, neuron_macs=macs)]
+        num_maps, macs = 1 + len(rest), cfg.neuron_macs
+        if cfg.kernel != "auto":
+            run = implementations[resolve_kernel(cfg.kernel, num_maps, neuron_macs=macs)]
             return_carry, y = run(weights, carry, e, w_s)
             return y, return_carry
         # One program: each platform's kernel where it covers the configuration, XLA's scan

@@ -17,15 +17,18 @@ import numpy as np
 from elm_jax.ops import check_memory_tau_bounds, effective_tau_max, log_spaced_proto_tau
 
 ACTIVATIONS = {"relu": jax.nn.relu, "silu": jax.nn.silu}
-ROUTINGS = (None, "random_routing", "neuronio_routing")
+# "none": one synapse per input (num_branches * synapses_per_branch == num_input).
+ROUTINGS = ("none", "random_routing", "neuronio_routing")
 VERSIONS = ("v1", "v2")
 
 
 @dataclasses.dataclass(frozen=True)
 class NeuronConfig:
-    """Validated configuration of one ELM neuron (the reference's constructor arguments, with
-    `num_branches` / `synapses_per_branch` for its `num_branch` / `num_synapse_per_branch`;
-    `num_branches=None` resolves to num_input, as in the reference).
+    """Validated configuration of one ELM neuron: the reference's constructor arguments under
+    the project's names (`elm_jax.neuron.convert` translates the reference's `num_branch`,
+    `num_synapse_per_branch` and `input_to_synapse_routing`, whose None is `routing="none"`),
+    plus `neuron_version` ("v1" | "v2") and `wiring_seed` (draws `random_routing`).
+    `num_branches=None` resolves to num_input, as in the reference.
 
     `tau_s_value` (v1) may be a sequence of per-synapse timescales; when they differ within a
     branch the neuron keeps one trace per synapse (`per_synapse_trace`), otherwise the traces of a
@@ -47,9 +50,10 @@ class NeuronConfig:
     w_s_value: float = 0.5
     num_branches: int | None = None
     synapses_per_branch: int = 1
-    input_to_synapse_routing: str | None = None
+    routing: str = "none"
     delta_t: float = 1.0
-    version: str = "v2"
+    neuron_version: str = "v2"
+    wiring_seed: int = 0
 
     def __post_init__(self) -> None:
         def positive_int(field: str, value: Any, minimum: int = 1) -> None:
@@ -60,11 +64,14 @@ class NeuronConfig:
             ):
                 raise ValueError(f"{field}={value!r}: must be an integer >= {minimum}")
 
-        if self.version not in VERSIONS:
-            raise ValueError(f"version={self.version!r}: valid choices are {VERSIONS}")
+        if self.neuron_version not in VERSIONS:
+            raise ValueError(
+                f"neuron_version={self.neuron_version!r}: valid choices are {VERSIONS}"
+            )
         for field in ("num_input", "num_output", "num_memory", "synapses_per_branch"):
             positive_int(field, getattr(self, field))
         positive_int("mlp_num_layers", self.mlp_num_layers, 0)
+        positive_int("wiring_seed", self.wiring_seed, 0)
         if self.mlp_hidden_size is not None:
             positive_int("mlp_hidden_size", self.mlp_hidden_size)
         if self.num_branches is not None:
@@ -75,14 +82,12 @@ class NeuronConfig:
             raise ValueError(
                 f"mlp_activation={self.mlp_activation!r}: valid choices are {sorted(ACTIVATIONS)}"
             )
-        if self.input_to_synapse_routing not in ROUTINGS:
-            raise ValueError(
-                f"input_to_synapse_routing={self.input_to_synapse_routing!r}: "
-                f"valid choices are {ROUTINGS}"
-            )
-        check_memory_tau_bounds(self.memory_tau_min, self.memory_tau_max, self.version)
-        if not self.delta_t > 0:
-            raise ValueError(f"delta_t={self.delta_t!r}: must be > 0")
+        if self.routing not in ROUTINGS:
+            raise ValueError(f"routing={self.routing!r} is invalid: valid choices are {ROUTINGS}")
+        check_memory_tau_bounds(self.memory_tau_min, self.memory_tau_max, self.neuron_version)
+        for field in ("lambda_value", "delta_t"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"{field}={getattr(self, field)!r}: must be > 0")
         if not self.tau_b_value >= 0:
             raise ValueError(f"tau_b_value={self.tau_b_value!r}: must be >= 0")
         tau_s = np.atleast_1d(np.asarray(self.tau_s_value, dtype=np.float64))
@@ -93,14 +98,13 @@ class NeuronConfig:
                 f"tau_s_value has {tau_s.size} entries: give one number or "
                 f"num_synapses={self.num_synapses} values"
             )
-        routing = self.input_to_synapse_routing
-        if routing is None and self.num_synapses != self.num_input:
+        if self.routing == "none" and self.num_synapses != self.num_input:
             raise ValueError(
                 f"num_branches * synapses_per_branch = {self.num_synapses} != num_input = "
-                f"{self.num_input} without routing; valid choices: input_to_synapse_routing in "
+                f"{self.num_input} without routing; valid choices: routing in "
                 f"{ROUTINGS[1:]}, or num_branches * synapses_per_branch == num_input"
             )
-        if routing == "neuronio_routing":
+        if self.routing == "neuronio_routing":
             stride = math.ceil(self.num_input / self.num_branches)
             if stride > self.synapses_per_branch:
                 raise ValueError(
@@ -122,7 +126,7 @@ class NeuronConfig:
     @property
     def tau_max(self) -> float:
         """The upper timescale bound actually used (v2 of the reference widens a degenerate one)."""
-        return effective_tau_max(self.memory_tau_min, self.memory_tau_max, self.version)
+        return effective_tau_max(self.memory_tau_min, self.memory_tau_max, self.neuron_version)
 
     @property
     def tau_s_array(self) -> np.ndarray:
@@ -133,7 +137,7 @@ class NeuronConfig:
     @property
     def per_synapse_trace(self) -> bool:
         """v1 with synaptic timescales that differ inside a branch: one trace per synapse."""
-        if self.version != "v1":
+        if self.neuron_version != "v1":
             return False
         tau = self.tau_s_array.reshape(self.num_branches, self.synapses_per_branch)
         return bool(np.any(tau != tau[:, :1]))
@@ -223,14 +227,16 @@ def random_routing(
     return indices.astype(np.int32), np.ones(num_synapses, dtype=bool)
 
 
-def make_routing(cfg: NeuronConfig, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+def make_routing(cfg: NeuronConfig) -> tuple[np.ndarray, np.ndarray] | None:
     """(indices, mask) for the configured routing, or None without routing."""
-    if cfg.input_to_synapse_routing == "neuronio_routing":
+    if cfg.routing == "neuronio_routing":
         return neuronio_routing(
             num_input=cfg.num_input,
             num_branches=cfg.num_branches,
             synapses_per_branch=cfg.synapses_per_branch,
         )
-    if cfg.input_to_synapse_routing == "random_routing":
-        return random_routing(num_input=cfg.num_input, num_synapses=cfg.num_synapses, seed=seed)
+    if cfg.routing == "random_routing":
+        return random_routing(
+            num_input=cfg.num_input, num_synapses=cfg.num_synapses, seed=cfg.wiring_seed
+        )
     return None

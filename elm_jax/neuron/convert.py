@@ -3,7 +3,9 @@
 `from_reference(state_dict, config, version)` builds an `ELMNeuron` and its variables from the
 reference's state_dict (key → array) and constructor keywords; `to_reference(tree, config,
 version)` maps a variables-shaped tree (parameters, or their gradients) back to the reference's
-names. Kernels are transposed: torch.nn.Linear stores weight [out, in], Flax kernel [in, out].
+names. The reference's names live only here: `neuron_config(config, version)` translates its
+constructor keywords into a `NeuronConfig`. Kernels are transposed: torch.nn.Linear stores weight
+[out, in], Flax kernel [in, out].
 
 Command line (needs the optional extra `torch`):
 
@@ -16,6 +18,7 @@ state file, which is the default `--config`. OUT.npz holds the flattened variabl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -31,8 +34,14 @@ from elm_jax.files import atomic_path
 from elm_jax.neuron.config import VERSIONS, NeuronConfig
 from elm_jax.neuron.layers import ELMNeuron
 
-# Our constructor names -> the reference's (its configs and model_config.json use these).
-REFERENCE_NAMES = {"num_branches": "num_branch", "synapses_per_branch": "num_synapse_per_branch"}
+# NeuronConfig's names -> the reference's (its configs and model_config.json use these).
+REFERENCE_NAMES = {
+    "num_branches": "num_branch",
+    "synapses_per_branch": "num_synapse_per_branch",
+    "routing": "input_to_synapse_routing",
+}
+# NeuronConfig fields that are not constructor keywords of the reference.
+OURS_ONLY = ("neuron_version", "wiring_seed")
 # Keys the reference stores as empty float tensors when no routing is configured.
 ROUTING_KEYS = ("input_to_synapse_indices", "valid_indices_mask")
 TORCH_HINT = (
@@ -41,9 +50,10 @@ TORCH_HINT = (
 )
 
 
-def module_kwargs(config: Mapping[str, Any], version: str) -> dict[str, Any]:
-    """`ELMNeuron` keywords from the reference's constructor keywords (its names translated)."""
-    ours = set(NeuronConfig.__dataclass_fields__) - {"version"}
+def neuron_config(config: Mapping[str, Any], version: str) -> NeuronConfig:
+    """The `NeuronConfig` of the reference's constructor keywords (its names translated; its
+    `input_to_synapse_routing=None` is `routing="none"`) and `version` ("v1" | "v2")."""
+    ours = [f.name for f in dataclasses.fields(NeuronConfig) if f.name not in OURS_ONLY]
     theirs = {name: ours_ for ours_, name in REFERENCE_NAMES.items()}
     known = {REFERENCE_NAMES.get(name, name) for name in ours}
     unknown = sorted(set(config) - known)
@@ -51,19 +61,21 @@ def module_kwargs(config: Mapping[str, Any], version: str) -> dict[str, Any]:
         raise ValueError(f"config has unknown keys {unknown}: valid keys are {sorted(known)}")
     if version not in VERSIONS:
         raise ValueError(f"version={version!r}: valid choices are {VERSIONS}")
-    return {theirs.get(key, key): value for key, value in config.items()} | {"version": version}
+    kwargs = {theirs.get(key, key): value for key, value in config.items()}
+    if kwargs.get("routing", "none") is None:
+        kwargs["routing"] = "none"
+    return NeuronConfig(**kwargs, neuron_version=version)
 
 
-def _module_for(kwargs: dict[str, Any], tau_s: Any = None) -> ELMNeuron:
+def _module_for(cfg: NeuronConfig, tau_s: Any = None) -> ELMNeuron:
     """The module; a v1 `tau_s` that differs inside a branch selects per-synapse traces."""
-    cfg = NeuronConfig(**kwargs)
     if tau_s is not None:
         tau_s = np.asarray(tau_s, dtype=np.float64)
         if tau_s.shape == (cfg.num_synapses,):
             per_branch = tau_s.reshape(cfg.num_branches, -1)
             if np.any(per_branch != per_branch[:, :1]):
-                kwargs = {**kwargs, "tau_s_value": tuple(float(t) for t in tau_s)}
-    return ELMNeuron(**kwargs)
+                cfg = dataclasses.replace(cfg, tau_s_value=tuple(float(t) for t in tau_s))
+    return ELMNeuron(cfg)
 
 
 def _mlp_keys(cfg: NeuronConfig) -> list[str]:
@@ -80,12 +92,11 @@ def from_reference(
     synaptic timescales that differ inside a branch, the module keeps per-synapse traces.
     """
     state = {k: np.asarray(v) for k, v in state_dict.items()}
-    kwargs = module_kwargs(config, version)
-    cfg = NeuronConfig(**kwargs)
+    cfg = neuron_config(config, version)
     tau_key = "tau_b" if version == "v2" else "tau_s"
     needed = ["_proto_w_s", "_proto_tau_m", "w_y.weight", "w_y.bias", tau_key]
     needed += [f"{k}.{p}" for k in _mlp_keys(cfg) for p in ("weight", "bias")]
-    if cfg.input_to_synapse_routing is not None:
+    if cfg.routing != "none":
         needed += list(ROUTING_KEYS)
     missing = [k for k in needed if k not in state]
     extra = sorted(set(state) - set(needed) - set(ROUTING_KEYS))
@@ -94,7 +105,7 @@ def from_reference(
             f"state_dict does not fit a {version} neuron with this config: missing {missing}, "
             f"unexpected {extra}"
         )
-    module = _module_for(kwargs, state[tau_key] if version == "v1" else None)
+    module = _module_for(cfg, state[tau_key] if version == "v1" else None)
 
     params: dict[str, Any] = {
         "proto_w_s": state["_proto_w_s"],
@@ -109,7 +120,7 @@ def from_reference(
         params["proto_tau_m"] = state["_proto_tau_m"]
     else:
         constants["proto_tau_m"] = state["_proto_tau_m"]
-    if cfg.input_to_synapse_routing is not None:
+    if cfg.routing != "none":
         constants["routing_indices"] = state["input_to_synapse_indices"].astype(np.int32)
         constants["routing_mask"] = state["valid_indices_mask"].astype(bool)
     variables = {"params": params, "constants": constants}
@@ -131,7 +142,7 @@ def to_reference(
 
     Works for parameters and for gradients alike; only the entries present are returned.
     """
-    cfg = NeuronConfig(**module_kwargs(config, version))
+    cfg = neuron_config(config, version)
     if "params" in tree or "constants" in tree:
         flat = {**tree.get("constants", {}), **tree.get("params", {})}
     else:
@@ -194,7 +205,7 @@ def load_npz(path: str) -> tuple[ELMNeuron, dict[str, Any]]:
                 node = node.setdefault(p, {})
             node[leaf] = jnp.asarray(data[key])
     tau_s = variables.get("constants", {}).get("tau_s")
-    return _module_for(module_kwargs(config, version), tau_s), variables
+    return _module_for(neuron_config(config, version), tau_s), variables
 
 
 def _read_torch_state(path: str) -> dict[str, np.ndarray]:
@@ -252,7 +263,7 @@ def _convert(argv: list[str]) -> int:
     )
     config = _read_config(config_path)
     try:
-        NeuronConfig(**module_kwargs(config, args.version))
+        neuron_config(config, args.version)
     except (TypeError, ValueError) as err:
         raise cli.UsageError(f"--config {config_path}: {cli.one_line(err)}") from err
     state = _read_torch_state(args.input)

@@ -58,7 +58,7 @@ def input_to_branch_matrix(
 def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Prepared:
     """Decay factors, rectified weights and the input→branch map, in `state_dtype`."""
     as_state = lambda a: jnp.asarray(a, state_dtype)  # noqa: E731
-    if cfg.input_to_synapse_routing is None:
+    if cfg.routing == "none":
         syn_index = jnp.arange(cfg.num_synapses)
         mask = jnp.ones(cfg.num_synapses, state_dtype)
     else:
@@ -68,7 +68,7 @@ def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Pre
 
     tau_m = scaled_sigmoid(as_state(tree["proto_tau_m"]), cfg.memory_tau_min, cfg.tau_max)
     kappa_m = decay(tau_m, cfg.delta_t)
-    if cfg.version == "v2":
+    if cfg.neuron_version == "v2":
         memory_gain = 1.0 - decay(tau_m, cfg.delta_t, cfg.lambda_value)
         kappa_syn = decay(as_state(tree["tau_b"]), cfg.delta_t)
     else:
@@ -78,7 +78,7 @@ def prepare(tree: Mapping[str, Any], cfg: NeuronConfig, state_dtype: Any) -> Pre
             # Equal timescales inside a branch: the sum of its traces is one trace of the sum.
             kappa_syn = kappa_syn.reshape(cfg.num_branches, cfg.synapses_per_branch)[:, 0]
     in_to_branch = None
-    if cfg.input_to_synapse_routing is not None and not cfg.per_synapse_trace:
+    if cfg.routing != "none" and not cfg.per_synapse_trace:
         in_to_branch = input_to_branch_matrix(
             syn_index, syn_weight, num_input=cfg.num_input, num_branches=cfg.num_branches
         )
@@ -240,7 +240,7 @@ def first_layer_branch_part(
     kernel0, bias0 = prep.mlp[0]
     d, k = cfg.num_branches, cfg.synapses_per_branch
     kernel_b = kernel0[:d]
-    if cfg.input_to_synapse_routing is None and not cfg.per_synapse_trace:
+    if cfg.routing == "none" and not cfg.per_synapse_trace:
         state = prep.kappa_syn.dtype
         x_trace = linear_trace(x.astype(state), jnp.repeat(prep.kappa_syn, k), unroll)  # [b,t,i]
         in_kernel = prep.syn_weight[:, None].astype(cd) * jnp.repeat(kernel_b.astype(cd), k, 0)
@@ -485,11 +485,7 @@ FUSED_INPUT_MAX = 128
 
 def fuse_input_trace(cfg: NeuronConfig) -> bool:
     """Whether `scan` uses `input_memory_scan` (no routing, branch traces, narrow input)."""
-    return (
-        cfg.input_to_synapse_routing is None
-        and not cfg.per_synapse_trace
-        and cfg.num_input <= FUSED_INPUT_MAX
-    )
+    return cfg.routing == "none" and not cfg.per_synapse_trace and cfg.num_input <= FUSED_INPUT_MAX
 
 
 def scan(

@@ -39,49 +39,19 @@ def torch_linear_init(fan_in: int, fan_out: int, dtype: Any):
 class ELMNeuron(nn.Module):
     """One Expressive Leaky Memory neuron, v1 or v2 (docs/science.md §2), over whole sequences.
 
-    Takes the reference's constructor arguments, with `num_branches` and `synapses_per_branch`
-    for its `num_branch` and `num_synapse_per_branch` (`elm_jax.neuron.convert` translates
-    released configs), plus `version` ("v1" | "v2"), `dtype` (compute
-    dtype of the matrix products; None → that of the input; the recurrent state stays float32, or
-    float64 under x64), `param_dtype`, `routing_seed` (draws `random_routing`) and `unroll` (of
-    the time scan). `tau_s_value` (v1) may be a sequence of per-synapse timescales.
+    ``config``: the neuron's `NeuronConfig` (validated; `elm_jax.neuron.convert` builds it from
+    a released reference config). Besides it, only how the neuron is computed: ``dtype``
+    (compute dtype of the matrix products; None → that of the input; the recurrent state stays
+    float32, or float64 under x64), ``param_dtype`` and ``unroll`` (of the time scan).
 
     Call: `apply(variables, x [b, t, num_input])` → y [b, t, num_output]; with
     `return_traces=True` → (y, {"branch": [b, t, d], "memory": [b, t, m]}).
     """
 
-    num_input: int
-    num_output: int
-    num_memory: int = 100
-    lambda_value: float = 5.0
-    mlp_num_layers: int = 1
-    mlp_hidden_size: int | None = None
-    mlp_activation: str = "relu"
-    tau_b_value: float = 5.0
-    tau_s_value: float | tuple[float, ...] = 5.0
-    memory_tau_min: float = 1.0
-    memory_tau_max: float = 1000.0
-    learn_memory_tau: bool = False
-    w_s_value: float = 0.5
-    num_branches: int | None = None
-    synapses_per_branch: int = 1
-    input_to_synapse_routing: str | None = None
-    delta_t: float = 1.0
-    version: str = "v2"
+    config: NeuronConfig
     dtype: Any = None
     param_dtype: Any = jnp.float32
-    routing_seed: int = 0
     unroll: int = 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.config  # noqa: B018 -- validates at construction, not at the first call
-
-    @property
-    def config(self) -> NeuronConfig:
-        """The validated `NeuronConfig` of this module."""
-        names = [f.name for f in NeuronConfig.__dataclass_fields__.values()]
-        return NeuronConfig(**{name: getattr(self, name) for name in names})
 
     @nn.compact
     def __call__(
@@ -113,14 +83,14 @@ class ELMNeuron(nn.Module):
 
         tree["mlp"] = self.param("mlp", mlp_init)
         tree["w_y"] = self.param("w_y", torch_linear_init(cfg.num_memory, cfg.num_output, pdt))
-        if cfg.version == "v2":
+        if cfg.neuron_version == "v2":
             tau = lambda: jnp.full((cfg.num_branches,), cfg.tau_b_value, pdt)  # noqa: E731
             tree["tau_b"] = self.variable("constants", "tau_b", tau).value
         else:
             tau = lambda: jnp.asarray(cfg.tau_s_array, pdt)  # noqa: E731
             tree["tau_s"] = self.variable("constants", "tau_s", tau).value
-        if cfg.input_to_synapse_routing is not None:
-            indices, mask = make_routing(cfg, self.routing_seed)
+        if cfg.routing != "none":
+            indices, mask = make_routing(cfg)
             tree["routing_indices"] = self.variable(
                 "constants", "routing_indices", lambda: jnp.asarray(indices, jnp.int32)
             ).value
