@@ -158,15 +158,27 @@ class Trial:
     seed: int
 
 
+# Model fields added after sweep ids were first written, with their defaults: a field at its
+# default is left out of a trial's identity, so the trials of sweeps run before it existed keep
+# their ids (and resume); set to anything else, it enters the identity like every field.
+LATE_MODEL_FIELDS = {"tau_s_value": 5.0}
+
+
 def train_config_identity(train_config: Any) -> dict[str, Any]:
     """The part of a training config that defines a trial: everything but where things are.
 
     Left out: the seeds list (a trial has one seed) and `data.data_dir` (a location: moving
     the data must not orphan finished trials; the record's `dataset` column says what was
     actually read). Nor `logging` (where live curves are written, not what is trained). The
-    model fields stay in (the point's overrides are applied first).
+    model fields stay in (the point's overrides are applied first), except a field of
+    `LATE_MODEL_FIELDS` at its default.
     """
     plain = _plain(train_config)
+    model = plain.get("model")
+    if isinstance(model, dict):
+        for name, default in LATE_MODEL_FIELDS.items():
+            if name in model and model[name] == default:
+                model.pop(name)
     plain.pop("seeds", None)
     plain.pop("logging", None)
     if isinstance(plain.get("data"), dict):

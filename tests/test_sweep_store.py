@@ -75,6 +75,25 @@ def test_trial_ids_differ_by_seed_slice_and_training_config_but_groups_share_see
     assert not {t.trial_id for t in trials} & {t.trial_id for t in trials3}
 
 
+def test_a_late_model_field_at_its_default_leaves_the_ids_of_earlier_sweeps_unchanged():
+    from sweeps import run
+
+    loaded = run.load_sweep("tiny")
+    config, pts = loaded.config, loaded.points
+    ids = [t.trial_id for t in points_lib.make_trials(pts, config.seeds, config.train, config.task)]
+    for name, default in points_lib.LATE_MODEL_FIELDS.items():
+        assert config.train.model[name] == default  # the base config holds it, at its default
+        before = config.train.copy_and_resolve_references()
+        with before.model.unlocked():
+            del before.model[name]  # the config as it was before the field existed
+        old = points_lib.make_trials(pts, config.seeds, before, config.task)
+        assert [t.trial_id for t in old] == ids
+        changed = config.train.copy_and_resolve_references()
+        changed.model[name] = default + 1.0
+        new = points_lib.make_trials(pts, config.seeds, changed, config.task)
+        assert not {t.trial_id for t in new} & set(ids)
+
+
 def test_group_id_is_independent_of_seed_order():
     assert points_lib.group_id("k", [1, 0]) == points_lib.group_id("k", [0, 1])
     assert points_lib.group_id("k", [0]) != points_lib.group_id("k", [0, 1])
