@@ -10,7 +10,9 @@ intervals scaled alike, so a short run evaluates as often as the full one. Each 
 splits into its steady training rate (seconds per step over the logged intervals after the
 first) and the rest (start-up, compilation, data, evaluations, checkpoints). A full call is then
 that rest plus all its steps at its rate; a call not measured takes the seconds per step of a
-line through the measured calls in FLOPs per step, and the measured calls' median rest. Prints
+line through the measured calls in FLOPs per step (`--max-flops` keeps the measured calls
+below a size; a line carried far beyond the measured range is a rough guess, and the summary
+gives both ranges), and the measured calls' median rest. Prints
 one JSON line per measured call and a summary line with the sweep's estimate in hours: an
 estimate, scaled from a part, on this machine only.
 
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweep", required=True, help="a sweep name or config file, with :variant")
     p.add_argument("--calls", type=int, default=4, help="trainer calls to run (>= 2)")
     p.add_argument("--fraction", type=float, default=0.1, help="share of each call's steps run")
+    p.add_argument(
+        "--max-flops", type=float, default=None,
+        help="measure only calls up to this many FLOPs per step (the dearer ones are scaled)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     if args.calls < 2 or not 0 < args.fraction <= 1:
         p.error(
@@ -96,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = loaded.config
     calls = _calls(loaded)
     flops = np.array([float(p.flops_per_step) for p, _ in calls])
-    chosen = _spread([int(i) for i in np.argsort(flops, kind="stable")], args.calls)
+    order = [int(i) for i in np.argsort(flops, kind="stable")]
+    if args.max_flops is not None:
+        order = [i for i in order if flops[i] <= args.max_flops]
+        if len(order) < 2:
+            p.error(f"--max-flops {args.max_flops:g}: fewer than 2 calls of the sweep are below it")
+    chosen = _spread(order, args.calls)
     measured = {}
     for i in chosen:
         point, seeds = calls[i]
@@ -119,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": cfg.name, "calls": len(calls), "measured_calls": len(measured),
         "fraction": args.fraction, "measured_part_s": round(sum(m["wall_s"] for m in measured.values()), 1),
         "estimate_h": round(total / 3600, 2), "label": "estimate: a part measured, scaled",
+        "flops_measured": [float(x.min()), float(x.max())], "flops_sweep": [float(flops.min()), float(flops.max())],
         "static_points_only": bool(cfg.get("sequential", None)),
     }), flush=True)  # fmt: skip
     return 0
