@@ -126,3 +126,17 @@ def test_report_of_two_sweep_directories_on_two_tasks_sets_them_side_by_side(tmp
     page = path.read_text()
     assert "The data sets side by side" in page
     assert "<th>task-a</th>" in page and "<th>task-b</th>" in page
+
+
+def test_metric_of_both_on_test_is_reported_beside_the_input_blind_one():
+    trials = _units(1.2)
+    frame = compare.units_frame(trials)
+    for row in frame.itertuples():
+        best, _, _ = _by_hand(trials, row.budget)
+        at = trials[(trials["budget"] == row.budget) & (trials["slice"] == "budget")]
+        pick = at[(at["N"] == best[0]) & (at["d_m"] == best[1]) & (at["arch"] == "elm")]
+        unit = at[at["arch"] == "lstm"]
+        assert row.metric == "accuracy"
+        assert row.elm_test_metric == pytest.approx(pick["final_test_metric"].mean())
+        assert row.unit_test_metric == pytest.approx(unit["final_test_metric"].mean())
+        assert row.input_blind_test_metric == pytest.approx(pick["input_blind_test_metric"].mean())

@@ -114,6 +114,23 @@ def _seed_stats(values: np.ndarray) -> tuple[float, float, int]:
     return float(values.mean()), se, len(values)
 
 
+def _metric(elm: pd.DataFrame, unit: pd.DataFrame) -> dict:
+    """The task's metric (bits per byte on text, accuracy, ...) of both on test, seed means,
+    beside the input-blind model's."""
+    name = str(elm["metric_name"].iloc[0]) if "metric_name" in elm.columns else "metric"
+
+    def mean(rows: pd.DataFrame, column: str) -> float:
+        values = pd.to_numeric(rows.get(column), errors="coerce")
+        return float(values.mean()) if values is not None else math.nan
+
+    return {
+        "metric": name,
+        "elm_test_metric": mean(elm, "final_test_metric"),
+        "unit_test_metric": mean(unit, "final_test_metric"),
+        "input_blind_test_metric": mean(elm, "input_blind_test_metric"),
+    }
+
+
 def units_frame(trials: pd.DataFrame) -> pd.DataFrame:
     """Per data set, budget kind, budget and simple unit (every non-ELM architecture of the
     budget slice): the best ELM point of the budget, chosen on its seed-mean final validation
@@ -123,7 +140,8 @@ def units_frame(trials: pd.DataFrame) -> pd.DataFrame:
     and their P_total (on next-byte prediction the decoder, 256 (N + 1), makes a many-simple
     point's P_total several times a unit's of the same P_core), both seed-mean final validation and test losses with
     standard errors, the test difference ELM - unit with its 95 % interval (normal, from the
-    two standard errors), the verdict on test (``beats``: the interval below 0, ``loses``:
+    two standard errors), the task's metric on test for both beside the input-blind model's
+    (bits per byte on text: the unigram), the verdict on test (``beats``: the interval below 0, ``loses``:
     above, ``ties``: it holds 0; test, because validation chose the ELM point among several),
     and the wall seconds per training step of each (median over its trials of the trainer
     call's wall time over its steps: compilation and evaluation included, so a ratio of two is
@@ -164,6 +182,7 @@ def units_frame(trials: pd.DataFrame) -> pd.DataFrame:
             else:
                 verdict = "ties"
             u_step = float((u["wall_s"] / u["steps"]).median())
+            metric = _metric(elm_rows, u)
             rows.append(
                 {
                     "dataset": dataset, "budget_kind": kind, "budget": budget,
@@ -177,7 +196,7 @@ def units_frame(trials: pd.DataFrame) -> pd.DataFrame:
                     "elm_test": elm_test[0], "elm_test_se": elm_test[1],
                     "unit_test": u_test[0], "unit_test_se": u_test[1],
                     "test_diff": diff, "test_diff_lo": diff - half, "test_diff_hi": diff + half,
-                    "verdict": verdict,
+                    "verdict": verdict, **metric,
                     "elm_s_per_step": elm_step, "unit_s_per_step": u_step,
                     "step_ratio": elm_step / u_step if u_step > 0 else math.nan,
                     "seeds": f"{elm_test[2]}/{u_test[2]}",
