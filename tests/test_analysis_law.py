@@ -110,6 +110,15 @@ def test_information_model_passes_only_inside_the_interval_and_no_worse_than_ext
     assert err_naive == pytest.approx(np.log(210 / 200.0))
 
 
+def test_a_model_optimum_at_the_end_of_the_interval_is_inside_it_up_to_float_rounding():
+    # the parabola's interval ends at the budget's largest N, read back as 293.99999999999994
+    hi = float(np.exp(np.log(294.0)))
+    assert decide_information_model(294.0, 294.0, (124.0, np.nextafter(294.0, 0)), 297.0)[0] == (
+        "supported"
+    )
+    assert decide_information_model(294.0 * 1.001, 294.0, (124.0, hi), 297.0)[0] == "contradicted"
+
+
 def placed_trials(loss_fn, budgets, spread=4.0, seeds=(0, 1, 2, 3), noise=0.01, rng_seed=0):
     """Budget slices whose 5 points sit around each budget's true optimum (x``spread``), as the
     sequential sweep places them, plus the default axis slices."""

@@ -141,9 +141,11 @@ def decide_information_model(
     model_N: float, held_N: float, held_ci: tuple[float, float], extrapolated_N: float
 ) -> tuple[str, str, float, float]:
     """Pass (``supported``) when ``model_N`` lies inside ``held_ci`` and its log error against
-    ``held_N`` is no worse than ``extrapolated_N``'s; else fail (``contradicted``).
+    ``held_N`` is no worse than ``extrapolated_N``'s; else fail (``contradicted``). Inside is
+    read up to float rounding (a relative 1e-9): an interval that ends at the budget's largest N
+    comes back from the parabola as 293.99999999999994 for 294.
     Returns (decision, reason, log error of the model, log error of the extrapolation)."""
-    inside = bool(held_ci[0] <= model_N <= held_ci[1])
+    inside = bool(held_ci[0] * (1 - 1e-9) <= model_N <= held_ci[1] * (1 + 1e-9))
     err_model = float(np.log(model_N / held_N))
     err_naive = float(np.log(extrapolated_N / held_N))
     no_worse = abs(err_model) <= abs(err_naive)
