@@ -148,16 +148,32 @@ def test_information_model_passes_on_its_own_surface_with_points_around_the_opti
     # x2 either side: at x4 the model's curve in log N is asymmetric enough there that the
     # parabola's vertex sits about 10 % above the true optimum, outside its own seed interval
     trials = placed_trials(
-        info_model_surface, (1e3, 3e3, 1e4, 3e4, 1e5, 3e5), spread=2.0, noise=0.02
+        info_model_surface, (1e3, 3e3, 1e4, 3e4, 1e5, 3e5), spread=2.0, noise=0.01
     )
     [block] = decide_claims(trials, n_boot=60)
     claim = block.claims["information_model"]
     assert claim.decision == "supported", claim.note
+    held = block.budgets.set_index("budget").loc[3e5]
+    assert held["c_lo"] > 0  # the held-out parabola has a decided minimum: a pass with power
     d = claim.details
     assert d["held_out_budget"] == 3e5
     lo, hi = d["held_out_N_star_ci95"]
     assert lo <= d["model_N_star"] <= hi
     assert abs(d["log_error_model"]) <= abs(d["log_error_extrapolation"])
+
+
+def test_a_held_out_budget_without_a_decided_minimum_cannot_test_the_information_model():
+    # twice the noise over the same narrow range: the held-out parabola's curvature is not
+    # decided, its N* interval spans most of the range, and any model would fall inside it
+    trials = placed_trials(
+        info_model_surface, (1e3, 3e3, 1e4, 3e4, 1e5, 3e5), spread=2.0, noise=0.02
+    )
+    [block] = decide_claims(trials, n_boot=60)
+    held = block.budgets.set_index("budget").loc[3e5]
+    assert held["c_lo"] <= 0
+    claim = block.claims["information_model"]
+    assert claim.decision == "not_testable"
+    assert "has no decided minimum" in claim.note and "no N* to predict" in claim.note
 
 
 def test_batched_refits_agree_with_the_scalar_fit_from_the_same_start():

@@ -6,7 +6,10 @@ held-out budget's (and the random slice's); its optimum is searched along the he
 at the held-out parabola's k_c, N continuous as the parabola's N* is. It **passes** (``supported``) only if its N* lies
 inside the held-out parabola's 95 % N* interval and its log N* error is no worse than that of the
 claim-3 law extrapolated log-linearly from the fitted budgets; otherwise it **fails**
-(``contradicted``); ``not_testable`` when either cannot be computed.
+(``contradicted``); ``not_testable`` when either cannot be computed, or when the held-out
+budget's parabola has no decided minimum (c's interval not above 0: a flat budget, or one whose
+best point is the end of its range, locates no N*, and any model that runs to that end would
+pass).
 """
 
 from __future__ import annotations
@@ -99,6 +102,13 @@ def information_model_claim(
             name, f"the held-out (largest) budget {largest:g} has no usable parabola", len(usable)
         )
     held = fits[P_held]
+    if not held.c_ci95[0] > 0:
+        return not_testable(
+            name,
+            f"the held-out budget {P_held:g}'s parabola has no decided minimum (c's interval "
+            f"[{held.c_ci95[0]:.3g}, {held.c_ci95[1]:.3g}] is not above 0): no N* to predict",
+            len(usable),
+        )
     extrap = n_star_extrapolation(fits, usable[:-1], P_held)
     if extrap is None:
         return not_testable(name, "fewer than 2 fitted budgets to extrapolate N*", len(usable))
