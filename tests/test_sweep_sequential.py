@@ -171,7 +171,7 @@ def test_the_report_scores_the_written_predictions_and_checks_the_training_lengt
 ):
     from analysis.claims.decide import decide_claims
     from analysis.claims.predictions import read_predictions
-    from analysis.report.law import law_section
+    from analysis.report.law import law_section, length_section
 
     trials = load_sweeps(law_dir)
     blocks = decide_claims(trials, n_boot=50)
@@ -183,7 +183,9 @@ def test_the_report_scores_the_written_predictions_and_checks_the_training_lengt
         digest in page and "L*: power law" in page and "L*: naive (largest fitted budget)" in page
     )
     assert "the same figure as written" in page
-    assert "Training length: 1000 and 2000 steps" in page and "holds" in page
+    length = length_section(blocks, trials, n_boot=50)
+    assert length.startswith("<h2>Training length</h2>") and "1000 and 2000 steps" in length
+    assert "holds" in length
     for name in ("law_shd-default_50ms_core.png", "law_model_shd-default_50ms_core.png"):
         assert (tmp_path / name).stat().st_size > 0
     law = blocks[0].claims["scaling_law"]
@@ -214,3 +216,10 @@ def test_a_sweep_with_every_budget_fixed_adds_only_elm_length_points_and_predict
         assert [(c["N"], c["d_m"]) for c in b["length_check"]] == list(means.index[:2])
     length = trials[trials["slice"] == "length"]
     assert set(length["arch"]) == {"elm"} and set(length["seed"]) == {0, 1}
+    # no held-out budget, so no scaling-law section: the length check is its own section
+    from analysis.report.build import build_report
+
+    page = build_report(tmp_path, tmp_path / "report", n_boot=50, study_replicates=0).read_text()
+    assert "<h2>Training length</h2>" in page and "1000 and 2000 steps" in page
+    assert "Scaling law (docs/science.md" not in page
+    assert "ELM networks against simple units of the same budget" in page

@@ -30,7 +30,7 @@ from analysis.info.model import PARAMETER_MEANINGS, PARAMETER_NAMES
 from analysis.load import SchemaError, load_sweeps
 from analysis.report import compare, plots
 from analysis.report.claims import baseline_section, claims_section, convergence_section
-from analysis.report.law import law_section
+from analysis.report.law import law_section, length_section
 from analysis.report.pipeline import Analysis, analyse
 from analysis.stats.seedboot import input_blind
 from elm_jax import cli
@@ -315,6 +315,7 @@ def build_report(
             study_replicates,
         )
     )  # fmt: skip
+    body.append(length_section(blocks, trials, max(n_boot, CLAIMS_MIN_BOOT), seed))
     # the length slice (points trained again at another length) is the length check's alone
     trials = trials[trials["slice"] != "length"].reset_index(drop=True)
     body += [

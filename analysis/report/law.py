@@ -118,6 +118,33 @@ def _study_html(sweep: str, replicates: int, seed: int) -> str:
     )
 
 
+def length_section(
+    blocks: Sequence[ClaimsBlock], trials: pd.DataFrame, n_boot: int = 200, seed: int = 0
+) -> str:
+    """HTML of the training-length check of every block whose sweep trained points again at
+    another length ('' when none did): each claim decided again at the longer training."""
+    out = []
+    for block in blocks:
+        part = trials[(trials["dataset"] == block.dataset)]
+        part = part[(part["slice"] != "budget") | (part["budget_kind"] == block.budget_kind)]
+        check = check_length(part.reset_index(drop=True), block, n_boot=n_boot, seed=seed)
+        if check is None:
+            continue
+        out.append(
+            f"<h3>Data set <code>{html.escape(block.dataset)}</code>, budgets on "
+            f"P_{html.escape(block.budget_kind)}: {check.steps[0]} and {check.steps[1]} steps</h3>"
+            "<p>Each re-trained point's paired seed difference; a line through two of them is "
+            "added to its budget's parabola or axis slope, and every claim is decided again "
+            "(docs/science.md §8). A claim whose decision differs between the lengths is decided "
+            "by where training stopped.</p>"
+        )
+        out.append(_frame(check.table(block)))
+        out.append(_frame(check.deltas.drop(columns=["point_id"])))
+    if not out:
+        return ""
+    return "<h2>Training length</h2>" + "\n".join(out)
+
+
 def law_section(
     blocks: Sequence[ClaimsBlock],
     trials: pd.DataFrame,
@@ -173,22 +200,6 @@ def law_section(
         if path is not None:
             out.append(img(path, "information model against the parabolas"))
         out.append(_predictions_html(sweep_dirs, block))
-        part = trials[(trials["dataset"] == block.dataset)]
-        part = part[(part["slice"] != "budget") | (part["budget_kind"] == block.budget_kind)]
-        check = check_length(part.reset_index(drop=True), block, n_boot=n_boot, seed=seed)
-        if check is not None:
-            out.append(
-                f"<h4>Training length: {check.steps[0]} and {check.steps[1]} steps</h4><p>Each "
-                "re-trained point's paired seed difference; a line through two of them is added "
-                "to its budget's parabola or axis slope, and every claim is decided again "
-                "(docs/science.md §8).</p>"
-            )
-            out.append(_frame(check.table(block)))
-            out.append(_frame(check.deltas.drop(columns=["point_id"])))
-        else:
-            out.append(
-                "<p>No training-length check: the sweep has no <code>length</code> slice.</p>"
-            )
         if study_replicates > 0:
             for sweep in sorted(trials["sweep"].unique()):
                 out.append(_study_html(str(sweep), study_replicates, seed))
