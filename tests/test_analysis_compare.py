@@ -118,10 +118,11 @@ def test_report_of_two_sweep_directories_on_two_tasks_sets_them_side_by_side(tmp
         d = tmp_path / name
         d.mkdir()
         trials = tradeoff_trials(
-            dataset=dataset, sweep=name, rng_seed=seed, budgets=tuple(np.geomspace(1e3, 1e5, 3))
-        )
+            dataset=dataset, sweep=name, rng_seed=seed, budgets=tuple(np.geomspace(1e3, 1e5, 3)),
+            d_m_values=(1, 2, 4, 8, 16),
+        )  # fmt: skip
         trials.to_parquet(d / "results.parquet")
-    path = build_report([tmp_path / "a", tmp_path / "b"], tmp_path / "out", n_boot=N_BOOT,
+    path = build_report([tmp_path / "a", tmp_path / "b"], tmp_path / "out", n_boot=50,
                         study_replicates=0)  # fmt: skip
     page = path.read_text()
     assert "The data sets side by side" in page
