@@ -167,6 +167,7 @@ class ModelConfig:
         self.task_kind.check_sizes(self.input_dim, self.num_classes)
         if self.arch == "elm_neuron":
             self._check_single_neuron()
+        self._check_timescale_field()
         if self.chrono_t_max is not None and (
             self.arch != "lstm" or not isinstance(self.chrono_t_max, (int, float))
             or not self.chrono_t_max > 2
@@ -190,6 +191,22 @@ class ModelConfig:
             # Without routing the neuron has one synapse and one branch per input.
             names -= {"num_branches", "synapses_per_branch"}
         return {name: getattr(self, name) for name in sorted(names)}
+
+    def _check_timescale_field(self) -> None:
+        """One dendritic timescale per dynamics: the v1 neuron reads tau_s_value, the v2 neuron
+        and the network tau_b_value. The other stays at its default, so a value set for the
+        wrong dynamics is refused, never silently unused."""
+        if self.arch not in ("elm", "elm_neuron"):
+            return
+        v1 = self.arch == "elm_neuron" and self.neuron_version == "v1"
+        unused, used = ("tau_b_value", "tau_s_value") if v1 else ("tau_s_value", "tau_b_value")
+        default = _FIELD_DEFAULTS[unused]
+        if getattr(self, unused) != default:
+            what = "the v1 neuron" if v1 else f"arch={self.arch!r} (v2 dynamics)"
+            raise ValueError(
+                f"{unused}={getattr(self, unused)!r} has no effect on {what}: its timescale is "
+                f"{used}; set {used} and leave {unused} at {default!r}"
+            )
 
     def _check_single_neuron(self) -> None:
         """What arch "elm_neuron" needs beyond its `NeuronConfig`: one neuron on features."""
@@ -260,6 +277,7 @@ class ModelConfig:
 
 
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
 
 
 def build_core(cfg: ModelConfig) -> nn.Module:

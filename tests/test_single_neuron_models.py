@@ -55,11 +55,26 @@ def test_elm_neuron_cost_counts_the_trained_parameters_and_the_spec_branch_elm()
         ({"num_neurons": 4}, "one classifying neuron: num_neurons=4 \\(must be 1\\)"),
         ({"routing": "tree"}, "routing='tree' is invalid"),
         ({"task": "lm", "input_dim": 3}, "task='lm' \\(must be 'classification'"),
+        # one timescale field per dynamics: a value set for the other one would go unused
+        (
+            {"neuron_version": "v1", "tau_b_value": 2.0},
+            "tau_b_value=2.0 has no effect on the v1 neuron: its timescale is tau_s_value",
+        ),
+        (
+            {"neuron_version": "v2", "tau_s_value": 2.0},
+            "tau_s_value=2.0 has no effect on arch='elm_neuron' \\(v2 dynamics\\)",
+        ),
     ],
 )
 def test_elm_neuron_bad_fields_are_named(change, message):
     with pytest.raises(ValueError, match=message):
         _neuron_cfg(**change)
+
+
+def test_the_v1_neuron_takes_its_timescale_from_tau_s_value():
+    cfg = _neuron_cfg(neuron_version="v1", tau_s_value=2.0)
+    assert cfg.elm_config.tau_s_value == 2.0
+    assert ModelConfig(tau_b_value=2.0).elm_config.tau_b_value == 2.0  # the network: tau_b
 
 
 def _lstm_reference(x, w_in, w_rec, bias):

@@ -10,8 +10,14 @@ GRU and leaky baselines; P_io, the byte embedding and decoder, is reported separ
 sweeps around (d_m=16, k_c=32) at 1e5, and 24 random points over 1e4..1e7. 2 seeds, 3000
 steps of 128-byte windows; real enwik8.zip when present, else the embedded enwiki-sample.
 
-Expected run time: see docs/sweeps.md (far beyond a laptop: use a GPU cluster; roughly
-10-20 GPU-hours on one GPU for the full sweep, an estimate). Variants as in shd_adding.py:
+Expected run time: far beyond a laptop. On 2 CPU cores about 190 hours, a rough estimate from
+
+    python probes/sweep_time.py --sweep enwik8 --calls 3 --fraction 0.02 --max-flops 3e5
+
+(3 of its 83 trainer calls, up to 2.8e5 FLOPs per step, ran 60 of their 3,000 steps: 0.10-0.45
+s per step; the other calls scaled along FLOPs per step, the dearest 100x beyond the measured
+range, so the figure is an order of magnitude, not a measurement; the embedded enwiki-sample
+stood in for enwik8.zip). On GPUs: not measured (no GPU was available); use a GPU cluster. Variants as in shd_adding.py:
 `budgets`, `seeds`, `steps`, `slices`, `max_points`, `baselines`, `data`, `seq_len`,
 `random_points`, `tolerance`.
 """

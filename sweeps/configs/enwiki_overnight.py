@@ -15,8 +15,17 @@ in 1, 2, 4, 8, 16, 32 at k_c = 16; axis slices around d_m = 4, k_c = 16 at 1e4 (
 contiguous split, test on 40. Claims are decided on the final validation bits per character
 against the split's unigram baseline (about 5.1 bits on enwiki-sample).
 
-Expected run time (estimates from docs/training.md's figures, not measured as a whole): about
-8-12 hours on 2 CPU cores; about an hour on one GPU. Variants: `steps`, `seeds`, `budgets`,
+Expected run time, measured on a part and scaled (an estimate, not a run of the whole): about
+3.2 hours on 2 CPU cores (the 2-core AMD EPYC, AVX2) from
+
+    python probes/sweep_time.py --sweep enwiki_overnight --calls 3 --fraction 0.05
+
+3 of its 20 trainer calls (N 8 d_m 8, N 75 d_m 4 k_c 32, N 882 d_m 1: the cheapest, a middle
+and the dearest in FLOPs per step) ran 100 of their 2,000 steps with 3 seeds: 0.083, 0.21 and
+0.98 s per step, plus 36-152 s each for compilation, data and the four evaluations; the other
+calls were scaled along FLOPs per step. A report ran beside it at lower priority for part of
+the time. The N = 882 call alone is about 35 min. On one GPU: not measured (no GPU was
+available). Variants: `steps`, `seeds`, `budgets`,
 `data`, `seq_len`, `max_points`, `slices` (`enwiki_overnight.py:budgets=[3e3,1e4],steps=500`).
 """
 
