@@ -93,20 +93,22 @@ def datasets_section(blocks: list[ClaimsBlock]) -> str:
         claim = block.claims.get("optimum_moves")
         details = {} if claim is None else claim.details
         if "N_star_slope" in details:
+            k_e_lo, k_e_hi = details.get("k_e_star_ci95") or (None, None)
             moves.append(
                 f"<li><code>{html.escape(block.dataset)}</code> (P_{html.escape(block.budget_kind)})"
                 f": log N* slope {_fmt(details['N_star_slope'], 3)} "
                 f"[{_fmt(details['N_star_ci95'][0], 3)}, {_fmt(details['N_star_ci95'][1], 3)}], "
                 f"log k_e* slope {_fmt(details.get('k_e_star_slope'), 3)} "
-                f"[{_fmt((details.get('k_e_star_ci95') or [None, None])[0], 3)}, "
-                f"{_fmt((details.get('k_e_star_ci95') or [None, None])[1], 3)}]</li>"
+                f"[{_fmt(k_e_lo, 3)}, {_fmt(k_e_hi, 3)}]</li>"
             )
     if moves:
         out.append("<p>How the optimum moves with the budget:</p><ul>" + "".join(moves) + "</ul>")
     return "\n".join(out)
 
 
-def _seed_stats(values: np.ndarray) -> tuple[float, float, int]:
+def _seed_stats(rows: pd.DataFrame, column: str) -> tuple[float, float, int]:
+    """Mean, standard error and count of the finite values of ``column`` over ``rows``."""
+    values = pd.to_numeric(rows[column], errors="coerce").to_numpy(float)
     values = values[np.isfinite(values)]
     if not len(values):
         return math.nan, math.nan, 0
@@ -117,17 +119,11 @@ def _seed_stats(values: np.ndarray) -> tuple[float, float, int]:
 def _metric(elm: pd.DataFrame, unit: pd.DataFrame) -> dict:
     """The task's metric (bits per byte on text, accuracy, ...) of both on test, seed means,
     beside the input-blind model's."""
-    name = str(elm["metric_name"].iloc[0]) if "metric_name" in elm.columns else "metric"
-
-    def mean(rows: pd.DataFrame, column: str) -> float:
-        values = pd.to_numeric(rows.get(column), errors="coerce")
-        return float(values.mean()) if values is not None else math.nan
-
     return {
-        "metric": name,
-        "elm_test_metric": mean(elm, "final_test_metric"),
-        "unit_test_metric": mean(unit, "final_test_metric"),
-        "input_blind_test_metric": mean(elm, "input_blind_test_metric"),
+        "metric": str(elm["metric_name"].iloc[0]),
+        "elm_test_metric": _seed_stats(elm, "final_test_metric")[0],
+        "unit_test_metric": _seed_stats(unit, "final_test_metric")[0],
+        "input_blind_test_metric": _seed_stats(elm, "input_blind_test_metric")[0],
     }
 
 
@@ -155,22 +151,18 @@ def units_frame(trials: pd.DataFrame) -> pd.DataFrame:
             continue
         best = None
         for key, p in elm.groupby(["N", "d_m", "k_c"], sort=True):
-            val = _seed_stats(pd.to_numeric(p["final_val_loss"], errors="coerce").to_numpy(float))
+            val = _seed_stats(p, "final_val_loss")
             if np.isfinite(val[0]) and (best is None or val[0] < best[1][0]):
                 best = (key, val, p)
         if best is None:
             continue
         (n, d_m, k_c), elm_val, elm_rows = best
-        elm_test = _seed_stats(
-            pd.to_numeric(elm_rows["final_test_loss"], errors="coerce").to_numpy(float)
-        )
+        elm_test = _seed_stats(elm_rows, "final_test_loss")
         elm_step = float((elm_rows["wall_s"] / elm_rows["steps"]).median())
         for unit in units:
             u = g[g["arch"] == unit]
-            u_val = _seed_stats(pd.to_numeric(u["final_val_loss"], errors="coerce").to_numpy(float))
-            u_test = _seed_stats(
-                pd.to_numeric(u["final_test_loss"], errors="coerce").to_numpy(float)
-            )
+            u_val = _seed_stats(u, "final_val_loss")
+            u_test = _seed_stats(u, "final_test_loss")
             diff = elm_test[0] - u_test[0]
             half = Z95 * math.sqrt(elm_test[1] ** 2 + u_test[1] ** 2)
             if not np.isfinite(half):
