@@ -48,7 +48,7 @@ from analysis.load import validate
 from analysis.stats.seedboot import seed_table
 from sweeps import store as store_lib
 from sweeps.points import SweepPoint, make_trials, point_from_budget
-from sweeps.slices import budget_slice, length_point
+from sweeps.slices import budget_slice, fixed_grid_seeds, length_point
 
 log = logging.getLogger("sweeps")
 PLACEMENT_FILE = "placement.json"
@@ -305,6 +305,12 @@ def describe(config: Any) -> list[str]:
             else ""
         )
     ]
+    fixed_seeds = fixed_grid_seeds(config)
+    if fixed_seeds:
+        lines.append(
+            f"fixed-grid budgets {', '.join(f'{b:g}' for b in budgets[:fixed])}: seeds "
+            f"{fixed_seeds}; the others the sweep's"
+        )
     if seq.get("predictions", True):
         lines.append(
             f"held out: {budgets[-1]:g} ({budgets[-1] / budgets[-2]:.2g}x the largest fitted "

@@ -345,6 +345,26 @@ def axis_ends(points: Sequence[SweepPoint]) -> list[SweepPoint]:
     return out
 
 
+def fixed_grid_seeds(config: Any) -> tuple[int, ...]:
+    """The seeds of a sequential sweep's fixed-grid budgets: ``sequential.fixed_seeds`` when
+    given (more seeds where the smallest budgets' optima sit near the grid's end), else ()
+    (the sweep's seeds)."""
+    given = config.sequential.get("fixed_seeds", None)
+    if given is None:
+        return ()
+    seeds = tuple(given) if isinstance(given, (list, tuple)) else (given,)
+    if (
+        not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ValueError(
+            f"sequential.fixed_seeds={given!r}: must be distinct integers >= 0, at least one "
+            "(the seeds of the fixed-grid budgets), or None for the sweep's seeds"
+        )
+    return seeds
+
+
 def sequential_static_points(config: Any) -> list[SweepPoint]:
     """The points of a sequential sweep known before it starts (docs/sweeps.md): the fixed
     wide grid of its first ``config.sequential.fixed`` budgets (all of them when the sweep makes
@@ -373,12 +393,16 @@ def sequential_static_points(config: Any) -> list[SweepPoint]:
         budget_kind=config.budget_kind, tolerance=config.tolerance, d_tree=d_tree,
         embed_dim=embed_dim,
     )  # fmt: skip
+    fixed_seeds = fixed_grid_seeds(config)
     points: list[SweepPoint] = []
     for budget in budgets[: int(seq.fixed)]:
-        points += budget_slice(
-            budget, config.task, d_m=config.d_m, k_c=(int(seq.k_c),),
-            max_points=config.max_points, **common,
-        )  # fmt: skip
+        points += [
+            dataclasses.replace(p, seeds=fixed_seeds)
+            for p in budget_slice(
+                budget, config.task, d_m=config.d_m, k_c=(int(seq.k_c),),
+                max_points=config.max_points, **common,
+            )
+        ]  # fmt: skip
     for budget in budgets:
         points += baseline_points(
             budget, config.task, tuple(config.get("baselines", ()) or ()),

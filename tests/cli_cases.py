@@ -124,6 +124,12 @@ CASES = (
     Case("sweeps.run", "--sweep tiny --dir {tmp}/file/s", 2, ("{tmp}/file/s", "writable")),
     Case("sweeps.run", "--sweep tiny --dir {tmp}/s --ray-address x", 2, ("--ray-address",)),
     Case("sweeps.run", "--sweep tiny:seeds=[0,0] --dir {tmp}/s", 2, ("config.seeds=[0, 0]",)),
+    Case(
+        "sweeps.run",
+        "--sweep law:fixed_seeds=[1,1] --dir {tmp}/s --check",
+        2,
+        ("fixed_seeds=(1, 1)", "distinct"),
+    ),
     Case("sweeps.run", "--sweep tiny --dir {tmp}/s --max-retries -1", 2, ("--max-retries=-1",)),
     Case(
         "sweeps.run",

@@ -269,7 +269,11 @@ def test_the_estimator_study_simulates_the_law_sweeps_design():
     budget = trials[trials["slice"] == "budget"]
     assert sorted(budget["budget"].unique()) == list(design.budgets)
     assert budget.groupby("budget")["N"].nunique().min() >= 4
-    assert trials["seed"].nunique() == design.seeds
+    # the sweep's fixed_seeds on its fixed-grid budgets, its seeds elsewhere
+    seeds = budget.groupby("budget")["seed"].nunique()
+    assert design.fixed_seeds == 8 and design.seeds == 4
+    assert seeds.tolist() == [8] * design.fixed + [4] * (len(design.budgets) - design.fixed)
+    assert trials.loc[trials["slice"] != "budget", "seed"].nunique() == design.seeds
     frame = study(2, 20, 0.022, seed=3)
     assert len(frame) == 4 and set(frame["surface"]) == {"power law", "saturating"}
     assert frame["alpha_covered"].isna().tolist() == [False, False, True, True]

@@ -59,10 +59,14 @@ def test_each_later_budget_is_placed_around_the_optimum_its_predecessors_extrapo
         assert len(b["length_check"]) == 2
     trials = load_sweeps(law_dir)
     budget = trials[trials["slice"] == "budget"]
-    for b in got:
+    fixed_seeds = set(law.get_config().fixed_seeds)
+    assert len(fixed_seeds) == 8
+    for i, b in enumerate(got):
         rows = budget[budget["budget"] == b["budget"]]
         assert sorted(rows["N"].unique()) == sorted(c["N"] for c in b["chosen"])
-        assert (rows["k_c"] == 16).all() and rows["seed"].nunique() == 4
+        # the two fixed-grid budgets train the sweep's fixed_seeds, the placed ones its seeds
+        assert (rows["k_c"] == 16).all()
+        assert set(rows["seed"]) == (fixed_seeds if i < 2 else {0, 1, 2, 3}), b["budget"]
     length = trials[trials["slice"] == "length"]
     assert set(length["steps"]) == {2000} and set(length["seed"]) == {0, 1}
     assert len(length.groupby(["point_id", "budget"], dropna=False)) == 2 * len(BUDGETS) + 6

@@ -119,6 +119,7 @@ class Design:
     tolerance: float
     seeds: int
     axis: tuple[tuple[int, int, int], ...]  # (N, d_m, k_c) of the axis slices' points
+    fixed_seeds: int = 0  # seeds of the fixed-grid budgets' points (0: ``seeds``)
 
     @classmethod
     def from_sweep(cls, name: str = "law") -> Design:
@@ -147,6 +148,7 @@ class Design:
             tolerance=float(config.tolerance),
             seeds=len(config.seeds),
             axis=axis,
+            fixed_seeds=len(seq.get("fixed_seeds", None) or config.seeds),
         )
 
     def fixed_grid(self, budget: float) -> list[tuple[int, int]]:
@@ -193,8 +195,9 @@ def simulate(
                                          design.tolerance)  # fmt: skip
             placed = place_budget(P, candidates, optima, notes, design.points, design.spread)
             chosen = list(placed.chosen) if placed else design.fixed_grid(P)
+        seeds = (design.fixed_seeds or design.seeds) if i < design.fixed else design.seeds
         rows += _rows(surface, P, "budget", [(d, n, design.k_c) for d, n in chosen],
-                      design.seeds, noise, rng)  # fmt: skip
+                      seeds, noise, rng)  # fmt: skip
     return validate(pd.DataFrame(rows))
 
 
@@ -210,6 +213,7 @@ def replicate(surface: PlantedLaw, design: Design, noise: float, n_boot: int, se
         "decision": law.decision,
         "moves": moves.decision,
         "interior": block.claims["interior_optimum"].decision,
+        "interior_note": block.claims["interior_optimum"].note,
         "alpha": law.statistic,
         "alpha_ci": law.ci95,
         "n_star_slope": moves.details.get("N_star_slope"),
@@ -278,6 +282,7 @@ def summary(frame: pd.DataFrame, surface_truth: dict[str, PlantedLaw]) -> pd.Dat
                 "claim 4 supported": (g["decision"] == "supported").mean(),
                 "claim 4 contradicted": (g["decision"] == "contradicted").mean(),
                 "claim 4 undecided": (g["decision"] == "not_testable").mean(),
+                "claim 2 supported": (g["interior"] == "supported").mean(),
                 "claim 3 supported": (g["moves"] == "supported").mean(),
             }
         )
@@ -314,10 +319,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spread", type=float, default=None, help="override the design's x spread")
     parser.add_argument("--points", type=int, default=None, help="override points per budget")
     parser.add_argument(
+        "--fixed-seeds", type=int, default=None, help="override the fixed-grid budgets' seeds"
+    )
+    parser.add_argument(
         "--surfaces", default=",".join(SURFACES), help=f"planted surfaces: {', '.join(SURFACES)}"
     )
     args = parser.parse_args(argv)
-    overrides = {k: getattr(args, k) for k in ("spread", "points") if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("spread", "points", "fixed_seeds")
+        if getattr(args, k) is not None
+    }
     surfaces = tuple(args.surfaces.split(","))
     if set(surfaces) - set(SURFACES):
         parser.error(f"--surfaces={args.surfaces}: valid {', '.join(SURFACES)}")
