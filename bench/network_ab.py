@@ -88,6 +88,7 @@ def load_previous_kernel(base: str) -> str | None:
     """Builds the fused CPU kernel as of commit ``base`` and registers it under `BASE_TARGETS`;
     None when it ran, else why not (the base's steps then call the working tree's kernel)."""
     import ctypes
+    import shutil
     import tempfile
 
     import jax
@@ -114,6 +115,7 @@ def load_previous_kernel(base: str) -> str | None:
     finally:
         fused_build.KERNEL_DIR = kernel_dir
     lib = ctypes.cdll.LoadLibrary(library)
+    shutil.rmtree(folder, ignore_errors=True)  # the loaded library stays mapped
     symbols = (lib.ElmNetworkForward, lib.ElmNetworkBackward)
     for name, symbol in zip(BASE_TARGETS, symbols, strict=True):
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
