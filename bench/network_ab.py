@@ -12,6 +12,11 @@ then every step is timed ``--repeats`` times in turn; one line per point and ver
 median s/step, its ratio to the same-budget LSTM timed in the same loop, the first step's loss
 (the two versions should agree to float rounding) and the compile time (lower + compile).
 
+Where the fused CPU kernel runs, the base's steps also call the kernel as of ``--base``: its
+sources (``elm_jax/network/kernel/``, read with ``git show``) are compiled into a temporary
+folder and registered under their own FFI targets, so a change to the kernel is timed against
+the previous kernel in the same process (the base kernel must take the same FFI arguments).
+
     python bench/network_ab.py --base 0e36aef --threads 1
     python bench/network_ab.py --base HEAD --threads 1 --points many_simple,lstm --repeats 9
     python bench/network_ab.py --base 0e36aef --threads 1 --budget 5e3 --k-c 16 --batch 32 \
@@ -76,6 +81,47 @@ def load_previous(base: str):
     return load("previous_layers", "elm_jax/network/layers.py", imports).ELMNetwork
 
 
+BASE_TARGETS = ("elm_network_forward_base", "elm_network_backward_base")
+
+
+def load_previous_kernel(base: str) -> str | None:
+    """Builds the fused CPU kernel as of commit ``base`` and registers it under `BASE_TARGETS`;
+    None when it ran, else why not (the base's steps then call the working tree's kernel)."""
+    import ctypes
+    import shutil
+    import tempfile
+
+    import jax
+
+    from elm_jax.network import fused, fused_build
+
+    if not fused.available():
+        return f"the kernel is unavailable: {fused.unavailable_reason()}"
+    folder = tempfile.mkdtemp(prefix="elm_kernel_base_")
+    for name in (*fused_build._sources(), *fused_build.HEADERS):
+        path = f"elm_jax/network/kernel/{name}"
+        done = subprocess.run(["git", "show", f"{base}:{path}"], cwd=ROOT, capture_output=True)
+        if done.returncode:
+            return f"git cannot show {base}:{path}"
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(done.stdout)
+    library = os.path.join(folder, "libelm_network_base.so")
+    kernel_dir = fused_build.KERNEL_DIR
+    fused_build.KERNEL_DIR = folder  # read by _compile
+    try:
+        fused_build._compile(fused_build._compiler(), jax.ffi.include_dir(), library)
+    except RuntimeError as err:
+        return f"the base kernel does not build: {err}"
+    finally:
+        fused_build.KERNEL_DIR = kernel_dir
+    lib = ctypes.cdll.LoadLibrary(library)
+    shutil.rmtree(folder, ignore_errors=True)  # the loaded library stays mapped
+    symbols = (lib.ElmNetworkForward, lib.ElmNetworkBackward)
+    for name, symbol in zip(BASE_TARGETS, symbols, strict=True):
+        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
+    return None
+
+
 def main(argv=None) -> int:
     base, args = parse_args(argv)
     network_speed.configure_threads(args.threads)
@@ -85,12 +131,19 @@ def main(argv=None) -> int:
 
     import elm_jax.models as models
     from elm_jax.budget.enumeration import enumerate_points
+    from elm_jax.network import fused
 
     current = models.ELMNetwork
     previous = load_previous(base)
+    kernel_problem = load_previous_kernel(base)
+    if kernel_problem:
+        print(f"base kernel: {kernel_problem}; both versions call the working tree's", flush=True)
+    targets = (fused.FORWARD_TARGET, fused.BACKWARD_TARGET)
 
     def build(cfg, version):
         models.ELMNetwork = previous if version == "base" else current  # read by build_core
+        if version == "base" and not kernel_problem:
+            fused.FORWARD_TARGET, fused.BACKWARD_TARGET = BASE_TARGETS  # read when traced
         try:
             model, tx, step = network_speed.train_step_fn(cfg, args.seeds)
             step_args = network_speed.step_inputs(
@@ -102,6 +155,7 @@ def main(argv=None) -> int:
             loss = float(jnp.mean(jax.block_until_ready(compiled(*step_args))[2]))
         finally:
             models.ELMNetwork = current
+            fused.FORWARD_TARGET, fused.BACKWARD_TARGET = targets
         return compiled, step_args, loss, compile_s
 
     points = network_speed.pick_points(enumerate_points(args.budget, "shd_adding", k_c=[args.k_c]))
@@ -127,7 +181,9 @@ def main(argv=None) -> int:
         sec = statistics.median(ts)
         row = {
             "bench": "network_ab", "point": label, "version": version,
-            "base": base if version == "base" else None, "train_step_s": round(sec, 5),
+            "base": base if version == "base" else None,
+            "base_kernel": version == "base" and label != "lstm" and not kernel_problem,
+            "train_step_s": round(sec, 5),
             "x_lstm": round(sec / lstm_s, 2) if lstm_s else None,
             "first_loss": steps[(label, version)][2],
             "compile_s": round(steps[(label, version)][3], 2), "batch": args.batch,

@@ -99,10 +99,11 @@ static inline V<double> tanh_lanes(V<double> x) {
 }
 
 struct Sizes {
-  int64_t zs;      // values of the recorded pre-activations per neuron (all maps but the last)
-  int64_t zall;    // values of all maps' outputs per neuron
-  int64_t hmax;    // the widest map
-  int64_t params;  // gradient accumulators per neuron (all weights)
+  int64_t zs;         // values of the recorded pre-activations per neuron (all maps but the last)
+  int64_t zall;       // values of all maps' outputs per neuron
+  int64_t hmax;       // the widest map
+  int64_t params;     // gradient accumulators per neuron (all weights)
+  int64_t step_work;  // vectors of `step`'s work memory
   explicit Sizes(const Shapes& s) {
     zall = hmax = 0;
     for (int64_t l = 0; l < s.num_maps; ++l) {
@@ -112,6 +113,7 @@ struct Sizes {
     zs = zall - s.sizes[s.num_maps - 1];
     const int64_t d = s.d, m = s.m, h0 = s.sizes[0];
     params = d + 3 * m + d * h0 + m * h0 + h0 + s.rest + 1 + s.k;
+    step_work = s.n * (zall + m) + hmax;
   }
 };
 
@@ -131,10 +133,10 @@ struct ForwardLayout {
   explicit ForwardLayout(const Shapes& s) {
     const Sizes z(s);
     Carver c;
-    b = c.take(s.n * s.d);                  // working state
+    b = c.take(s.n * s.d);  // working state
     mem = c.take(s.n * s.m);
-    work = c.take(2 * z.zall + s.d + s.m);  // `step`'s work
-    pool = c.take(s.ext_dim + s.n);         // [e_t ; y_{t-1}]
+    work = c.take(z.step_work);      // `step`'s work
+    pool = c.take(s.ext_dim + s.n);  // [e_t ; y_{t-1}]
     total = c.total;
   }
 };
@@ -152,8 +154,8 @@ struct BackwardLayout {
     rm = c.take(K * n * m);
     rth = c.take(K * n * m);
     rz = c.take(K * n * z.zs);
-    work = c.take(2 * z.zall + d + m);  // `step`'s work
-    cb = c.take(n * d);                 // carried cotangents of branch, memory and output
+    work = c.take(z.step_work);  // `step`'s work
+    cb = c.take(n * d);          // carried cotangents of branch, memory and output
     cm = c.take(n * m);
     cy = c.take(n);
     y_scratch = c.take(n);  // the recomputed outputs
@@ -291,24 +293,24 @@ static inline void fill_outputs(const Shapes& s, const T* y, int64_t stride,
 
 // One time step of every neuron, in place on the state b [n, d] and mem [n, m]. The synapses
 // read `pool` (`fill_external`, `fill_outputs`); y_t goes to `y_out` (row stride `y_stride`).
-// `work` holds 2 zall + d + m vectors.
+// `work` holds `Sizes::step_work` vectors. Each stage runs over all neurons before the next
+// (branches, first map, further maps, memory and readout): a neuron's chain of dependent
+// operations is long and its loops short, so interleaving neurons keeps the core busy.
 template <class T>
 static void step(const Shapes& s, const Sizes& z, const Weights<T>& w,
                  const V<T>* __restrict__ pool, T* __restrict__ y_out, int64_t y_stride,
                  V<T>* __restrict__ b, V<T>* __restrict__ mem, V<T>* __restrict__ work,
                  const Record<T>* rec) {
-  const int64_t n = s.n, d = s.d, m = s.m, h0 = s.sizes[0];
-  V<T>* acc = work + z.zall;
-  V<T>* ms = acc + d;
-  V<T>* act = ms + m;
+  const int64_t n = s.n, d = s.d, m = s.m, h0 = s.sizes[0], zall = z.zall;
+  V<T>* zw = work;           // [n, zall] every map's output
+  V<T>* ms = zw + n * zall;  // [n, m] kappa_m * m_prev
+  V<T>* act = ms + n * m;    // [hmax] one neuron's map input
   const T scale_gain = static_cast<T>(TANH_SCALE);
   const T slope = static_cast<T>(TANH_SLOPE);
 
   for (int64_t i = 0; i < n; ++i) {
     const T* kb = w.kb + i * d;
-    const T* km = w.km + i * m;
     V<T>* bi = b + i * d;
-    V<T>* mi = mem + i * m;
     const int32_t* start = w.branch_start + i * (d + 1);
     const T* ws = w.w_syn + i * s.k;
     const int32_t* src = w.src + i * s.k;
@@ -324,40 +326,50 @@ static void step(const Shapes& s, const Sizes& z, const Weights<T>& w,
         a3 += splat(ws[p + 3]) * pool[src[p + 3]];
       }
       for (; p < end; ++p) a0 += splat(ws[p]) * pool[src[p]];
-      acc[k] = (a0 + a1) + (a2 + a3);
+      bi[k] = (a0 + a1) + (a2 + a3);
     }
-    for (int64_t k = 0; k < d; ++k) bi[k] = acc[k];
-    for (int64_t q = 0; q < m; ++q) ms[q] = splat(km[q]) * mi[q];
-    // First map: [b ; kappa_m * m_prev] -> h0; further maps read the relu of the one before.
-    V<T>* zc = work;
-    affine(w.bias0 + i * h0, h0, w.kbr + i * d * h0, bi, d, w.kmem + i * m * h0, ms, m, zc);
-    const T* rp = w.rest + i * s.rest;
-    V<T>* zin = zc;
-    int64_t in = h0;
-    for (int64_t l = 1; l < s.num_maps; ++l) {
-      const int64_t out = s.sizes[l];
-      V<T>* zo = zin + in;
+  }
+  // First map: [b ; kappa_m * m_prev] -> h0.
+  for (int64_t i = 0; i < n; ++i) {
+    const T* km = w.km + i * m;
+    V<T>* msi = ms + i * m;
+    for (int64_t q = 0; q < m; ++q) msi[q] = splat(km[q]) * mem[i * m + q];
+    affine(w.bias0 + i * h0, h0, w.kbr + i * d * h0, b + i * d, d, w.kmem + i * m * h0, msi, m,
+           zw + i * zall);
+  }
+  // Further maps read the relu of the one before.
+  int64_t off_in = 0, in = h0, rest_off = 0;
+  for (int64_t l = 1; l < s.num_maps; ++l) {
+    const int64_t out = s.sizes[l];
+    for (int64_t i = 0; i < n; ++i) {
+      const V<T>* zin = zw + i * zall + off_in;
       for (int64_t k = 0; k < in; ++k) act[k] = relu<T>(zin[k]);
-      affine(rp + in * out, out, rp, act, in, rp, act, 0, zo);
-      rp += in * out + out;
-      zin = zo;
-      in = out;
+      const T* rp = w.rest + i * s.rest + rest_off;
+      affine(rp + in * out, out, rp, act, in, rp, act, 0, zw + i * zall + off_in + in);
     }
-    // zin: the last pre-activation [m]. Memory update and readout.
+    rest_off += in * out + out;
+    off_in += in;
+    in = out;
+  }
+  // The last pre-activation [m] (at zs): memory update and readout.
+  for (int64_t i = 0; i < n; ++i) {
+    const V<T>* zl = zw + i * zall + z.zs;
+    const V<T>* msi = ms + i * m;
+    V<T>* mi = mem + i * m;
     const T* gain = w.gain + i * m;
     const T* wy = w.wy + i * m;
     V<T> y = splat(w.by[i]);
     for (int64_t q = 0; q < m; ++q) {
-      const V<T> th = tanh_lanes(splat(slope) * zin[q]);
-      mi[q] = ms[q] + splat(gain[q]) * (scale_gain * th);
+      const V<T> th = tanh_lanes(splat(slope) * zl[q]);
+      mi[q] = msi[q] + splat(gain[q]) * (scale_gain * th);
       y += splat(wy[q]) * mi[q];
       if (rec) rec->th[i * m + q] = th;
     }
     store(y_out + i * y_stride, y);
     if (rec) {
-      for (int64_t k = 0; k < d; ++k) rec->b[i * d + k] = bi[k];
+      for (int64_t k = 0; k < d; ++k) rec->b[i * d + k] = b[i * d + k];
       for (int64_t q = 0; q < m; ++q) rec->m[i * m + q] = mi[q];
-      for (int64_t k = 0; k < z.zs; ++k) rec->z[i * z.zs + k] = work[k];
+      for (int64_t k = 0; k < z.zs; ++k) rec->z[i * z.zs + k] = zw[i * zall + k];
     }
   }
 }
