@@ -23,7 +23,7 @@ information model's optimum and the naive L*(15,000). Counted on P_core; on P_to
 decoder adds 19 (N + 1)) the budgets' median points span 1.5 decades and the held-out one
 stays 3x above the largest fitted (tests/test_sweep_sequential.py). Axis slices as the default
 sweep's (around N = 15, d_m = 4 at 2,000: N 8, 15, 30; d_m 2, 4, 8; k_c 4, 16, 64) for claims
-1-3 on the same sweep. 55 trainer calls, 192 trials.
+1-3 on the same sweep. 55 trainer calls, 232 trials.
 
 Training-length check (docs/science.md §8): each budget's two best points, and the two ends of
 each axis slice, trained again at 2,000 steps with seeds 0 and 1; the report says per claim
@@ -78,6 +78,12 @@ test in 94.5 % and 950's in 98 % of 200 parametric draws (both "supported"; the 
 testable"), so about one run in sixteen still leaves one of them undecided:
 
     python probes/seed_power.py sweep_runs/law --budgets 400,950 --seeds 8 --draws 200
+
+The 8-seed run (docs/sweeps.md, "Second run") did not bear that out: 400's vertex was inside its
+range in 89 % of resamples, and 5,700 (placed from a different extrapolation) in 70 %; the
+interior optimum stays not testable, every other decision as in the first run. Its wall time,
+2 h 25 min 47 s from a fresh clone, was taken with other jobs on the machine for most of its
+first 75 minutes.
 
 Variants: `steps`, `seeds`, `fixed_seeds`, `budgets` (the last held out), `fixed`, `points`, `spread`,
 `length`, `data`, `bin_ms`, `lr`, `batch` (`law.py:budgets=[1e3,2e3,4e3,8e3,1.6e4,5e4]`).
