@@ -84,6 +84,7 @@ def configure_threads(threads: int) -> None:
     if threads == 1:
         flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+        os.environ["ELM_JAX_KERNEL_THREADS"] = "1"  # the fused kernels' own task split
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 

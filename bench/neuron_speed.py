@@ -3,11 +3,12 @@
     python bench/neuron_speed.py                 # all cores
     python bench/neuron_speed.py --threads 1     # single-threaded XLA, to compare with the
                                                  # published PyTorch figures (single-threaded)
+    python bench/neuron_speed.py --kernel xla,auto  # the XLA loop and the fused kernel, same run
 
-Prints one JSON line per configuration: `train_step_s` (forward + backward + optimizer update,
-median of `--repeats` timed steps after warm-up), `forward_s`, compile times (measured separately;
-the persistent compilation cache is not used here), (batch·T)/s, the trainable parameter count,
-threads, and the ratio to the PyTorch reference's s/step measured in the same run, on the same
+Prints one JSON line per configuration and kernel: `train_step_s` (forward + backward + optimizer
+update, median of `--repeats` timed steps after warm-up), `forward_s`, compile times (measured
+separately; the persistent compilation cache is not used here), (batch·T)/s, the trainable
+parameter count, threads, which kernel ran the memory loop (`kernel_ran`), and the ratio to the PyTorch reference's s/step measured in the same run, on the same
 machine and thread setting, right after each configuration (wall and CPU time).
 
 The reference is timed by its own harness (a script ``ref_torch_elm.py`` that trains the public
@@ -63,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--unroll", type=int, default=1, help="unroll of the time scan")
     parser.add_argument("--version", default="v2", choices=("v1", "v2"))
     parser.add_argument(
+        "--kernel",
+        default="auto",
+        help="what runs the memory loop: auto, xla or cpu_fused; a comma list times each in turn "
+        "(the reference once per configuration)",
+    )
+    parser.add_argument(
         "--reference-bench",
         default=os.environ.get("ELM_REFERENCE_BENCH"),
         help="folder of the PyTorch reference's timing harness (ref_torch_elm.py)",
@@ -77,16 +84,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.configs.split(",")) - set(CONFIGS))
     if unknown:
         parser.error(f"--configs: unknown {unknown}; valid choices are {sorted(CONFIGS)}")
+    bad = sorted(set(args.kernel.split(",")) - {"auto", "xla", "cpu_fused"})
+    if bad:
+        parser.error(f"--kernel: unknown {bad}; valid choices are auto, xla, cpu_fused")
     if args.repeats < 5:
         parser.error("--repeats must be >= 5")
     return args
 
 
 def set_threads(threads: int) -> None:
-    """XLA CPU threading is fixed at backend start: this must run before jax is imported."""
+    """XLA CPU threading is fixed at backend start: this must run before jax is imported. One
+    thread: XLA's flags, the fused kernel's task split (ELM_JAX_KERNEL_THREADS) and the process
+    pinned to one core (the reference harness, a subprocess, sets its own torch threads)."""
     if threads == 1:
         flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+        os.environ["ELM_JAX_KERNEL_THREADS"] = "1"
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[var] = "1"
 
@@ -131,17 +146,18 @@ def time_reference(name: str, args: argparse.Namespace) -> tuple[dict | None, st
     return json.loads(lines[-1]), "measured in this run"
 
 
-def run_config(name: str, args: argparse.Namespace) -> dict:
+def run_config(name: str, args: argparse.Namespace, kernel: str, ref_result=None) -> dict:
     import jax
     import jax.numpy as jnp
     import optax
 
     from elm_jax.neuron.config import NeuronConfig
+    from elm_jax.neuron.dynamics import kernel_ran
     from elm_jax.neuron.layers import ELMNeuron
 
     spec = CONFIGS[name]
     config = NeuronConfig(**spec["neuron"], neuron_version=args.version)
-    module = ELMNeuron(config, unroll=args.unroll)
+    module = ELMNeuron(config, unroll=args.unroll, kernel=kernel)
     batch, steps, n_in = spec["batch"], spec["steps"], spec["neuron"]["num_input"]
     key_x, key_y, key_init = jax.random.split(jax.random.key(0), 3)
     # Sparse binary input, like spike trains.
@@ -196,7 +212,7 @@ def run_config(name: str, args: argparse.Namespace) -> dict:
         one_forward()
     train_s, train_all, train_cpu = median_time(one_train_step, args.repeats)
     forward_s, forward_all, forward_cpu = median_time(one_forward, args.repeats)
-    ref, ref_status = time_reference(name, args)
+    ref, ref_status = ref_result if ref_result is not None else time_reference(name, args)
     ratios = {"reference_status": ref_status}
     if ref is not None:
         ratios.update(
@@ -226,7 +242,10 @@ def run_config(name: str, args: argparse.Namespace) -> dict:
         "forward_items_per_s": round(batch * steps / forward_s, 1),
         "repeats": args.repeats,
         "unroll": args.unroll,
+        "kernel": kernel,
+        "kernel_ran": kernel_ran(config, kernel),
         **ratios,
+        "_reference": (ref, ref_status),
         "device": jax.devices()[0].device_kind,
         "jax": jax.__version__,
         "cpu": platform.processor() or platform.machine(),
@@ -238,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     for name in args.configs.split(","):
-        print(json.dumps(run_config(name, args)), flush=True)
+        ref = None
+        for kernel in args.kernel.split(","):
+            record = run_config(name, args, kernel, ref)
+            ref = record.pop("_reference")
+            print(json.dumps(record), flush=True)
     return 0
 
 

@@ -33,6 +33,7 @@ from elm_jax.network.dynamics import zero_carry
 from elm_jax.network.fused import KERNELS, resolve_kernel
 from elm_jax.network.layers import ELMNetwork
 from elm_jax.neuron.config import NeuronConfig
+from elm_jax.neuron.dynamics import kernel_ran as neuron_kernel_ran
 from elm_jax.neuron.layers import ELMNeuron
 from elm_jax.ops import (
     check_integer,
@@ -94,7 +95,7 @@ class ModelConfig:
     connectivity: str = "auto"
     layout: str = "auto"
     remat_chunk: int = 10
-    # The ELM network recurrence's implementation (NetworkConfig.kernel).
+    # What runs the ELM recurrence (NetworkConfig.kernel; for arch "elm_neuron" its memory loop).
     kernel: str = "auto"
     lambda_value: float = 5.0
     tau_b_value: float = 5.0
@@ -286,7 +287,7 @@ def build_core(cfg: ModelConfig) -> nn.Module:
     if cfg.arch == "elm":
         return ELMNetwork(cfg.elm_config, name="core")
     if cfg.arch == "elm_neuron":
-        return ELMNeuron(cfg.elm_config, name="core")
+        return ELMNeuron(cfg.elm_config, kernel=cfg.kernel, name="core")
     if cfg.arch == "lstm" and cfg.chrono_t_max is not None:
         return ChronoLSTMLayer(cfg.num_neurons, d_ext, float(cfg.chrono_t_max), name="core")
     if cfg.arch == "lstm":
@@ -327,6 +328,8 @@ class TaskModel(nn.Module):
 def elm_kernel_ran(cfg: ModelConfig) -> str | None:
     """What the ELM recurrence of ``cfg`` runs on the default backend: "cpu_fused", "gpu_pallas"
     or "xla" (None for other architectures), for the records of a run."""
+    if cfg.arch == "elm_neuron":
+        return neuron_kernel_ran(cfg.elm_config, cfg.kernel)
     if cfg.arch != "elm":
         return None
     net = cfg.elm_config

@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "elm_jax.neuron",
             "elm_jax.neuron.config",
+            "elm_jax.neuron.fused",
             "elm_jax.neuron.dynamics",
             "elm_jax.network",
             "elm_jax.network.wiring",

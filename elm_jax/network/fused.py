@@ -43,6 +43,9 @@ KERNELS = ("auto", "xla", "cpu_fused", "gpu_pallas")
 LANES = 8  # sequences per SIMD tile (kernel/elm_network_types.h)
 MAX_MAPS = 8  # affine maps of the per-neuron MLP the kernel takes
 FORWARD_TARGET, BACKWARD_TARGET = "elm_network_forward", "elm_network_backward"
+# The single neuron's memory recurrence (elm_jax.neuron.fused), in the same library.
+NEURON_FORWARD_TARGET, NEURON_BACKWARD_TARGET = "elm_neuron_forward", "elm_neuron_backward"
+PROJECT_TARGET, PROJECT_GRAD_TARGET = "elm_input_project", "elm_input_project_grad"
 
 log = logging.getLogger(__name__)
 _logged: set[str] = set()
@@ -66,7 +69,11 @@ def available() -> bool:
             try:
                 lib = ctypes.cdll.LoadLibrary(path)
                 for name, symbol in ((FORWARD_TARGET, lib.ElmNetworkForward),
-                                     (BACKWARD_TARGET, lib.ElmNetworkBackward)):  # fmt: skip
+                                     (BACKWARD_TARGET, lib.ElmNetworkBackward),
+                                     (NEURON_FORWARD_TARGET, lib.ElmNeuronForward),
+                                     (NEURON_BACKWARD_TARGET, lib.ElmNeuronBackward),
+                                     (PROJECT_TARGET, lib.ElmInputProject),
+                                     (PROJECT_GRAD_TARGET, lib.ElmInputProjectGrad)):  # fmt: skip
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
                 _state["ok"], _state["why"] = True, None
             except (OSError, AttributeError, ValueError) as err:
@@ -157,6 +164,11 @@ def _cpu_only_lowering(ctx, x):
 
 for _platform in ("cpu", "cuda", "rocm", "tpu"):
     mlir.register_lowering(_cpu_only, _cpu_only_lowering, platform=_platform)
+
+
+def cpu_only(x: Array) -> Array:
+    """``x`` unchanged, in a module that lowers only for a CPU (the guard above)."""
+    return _cpu_only.bind(x)
 
 
 def _ffi_forward(static, flat, e, b0, m0, y0):

@@ -26,8 +26,20 @@ import sys
 import tempfile
 
 KERNEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel")
-SOURCES = ("elm_network_ffi.cc", "elm_network_isa_baseline.cc", "elm_network_isa_avx2.cc")
-HEADERS = ("elm_network_body.h", "elm_network_types.h")
+SOURCES = (
+    "elm_network_ffi.cc",
+    "elm_neuron_ffi.cc",
+    "elm_network_isa_baseline.cc",
+    "elm_network_isa_avx2.cc",
+)
+HEADERS = (
+    "elm_network_body.h",
+    "elm_network_types.h",
+    "elm_neuron_body.h",
+    "elm_neuron_types.h",
+    "elm_project_body.h",
+    "elm_kernel_runtime.h",
+)
 BASE_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-fvisibility=hidden", "-Wno-psabi")
 # Per translation unit: the instruction set it is compiled for (x86-64 only for AVX2).
 ISA_FLAGS = {"elm_network_isa_avx2.cc": ("-mavx2", "-mfma")}

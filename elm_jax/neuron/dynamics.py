@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from elm_jax.neuron import fused
 from elm_jax.neuron.config import ACTIVATIONS, NeuronConfig
 from elm_jax.ops import TANH_SCALE, TANH_SLOPE, decay, scaled_sigmoid, scaled_tanh
 
@@ -225,6 +226,39 @@ def branch_traces(prep: Prepared, cfg: NeuronConfig, x: jax.Array, unroll: int =
         syn = linear_trace(syn, prep.kappa_syn, unroll)
         return syn.reshape(*syn.shape[:2], cfg.num_branches, -1).sum(-1)
     return linear_trace(synaptic_input(prep, cfg, x).astype(state), prep.kappa_syn, unroll)
+
+
+@jax.custom_vjp
+def _branch_decay_tap(u: jax.Array, kappa_b: jax.Array, branch: jax.Array, kernel_b: jax.Array):
+    """u unchanged; its backward gives kappa_b [d] the gradient of the branch decays for
+    pre = trace(u) + bias0 with u = x W_in and every branch decaying alike: with lam_t the
+    cotangent of u_t, d kappa_b = sum over (b, t) of (lam_t K_bᵀ) ⊙ branch_{t-1} (branch [b, t, d],
+    K_b [d, h0]). Pruned, with the branch traces it reads, where kappa_b is not differentiated."""
+    return u
+
+
+def _branch_decay_tap_fwd(u, kappa_b, branch, kernel_b):
+    return u, (kappa_b, branch, kernel_b)
+
+
+def _branch_decay_tap_bwd(residuals, g):
+    kappa_b, branch, kernel_b = residuals
+    branch_prev = jnp.pad(branch[:, :-1], ((0, 0), (1, 0), (0, 0)))
+    d_kappa = jnp.sum((g @ kernel_b.T) * branch_prev, axis=(0, 1)).astype(kappa_b.dtype)
+    return g, d_kappa, jnp.zeros_like(branch), jnp.zeros_like(kernel_b)
+
+
+_branch_decay_tap.defvjp(_branch_decay_tap_fwd, _branch_decay_tap_bwd)
+
+
+def input_map(prep: Prepared, cfg: NeuronConfig) -> jax.Array:
+    """W_in [i, h0]: the first layer's branch half as a map of the input, for branch traces
+    (not per-synapse ones). When every branch decays alike (kappa_syn all equal), the trace
+    commutes with it: pre_t = trace(x W_in)_t + bias0."""
+    kernel_b = prep.mlp[0][0][: cfg.num_branches].astype(prep.kappa_m.dtype)
+    if prep.in_to_branch is not None:
+        return prep.in_to_branch @ kernel_b
+    return prep.syn_weight[:, None] * jnp.repeat(kernel_b, cfg.synapses_per_branch, 0)
 
 
 def first_layer_branch_part(
@@ -495,11 +529,15 @@ def scan(
     *,
     compute_dtype: Any = None,
     unroll: int = 1,
+    kernel: str = "xla",
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The neuron over a sequence x [b, t, i] → (y [b, t, o], branch [b, t, d], memory [b, t, m]).
 
     The state (traces, memory) is kept in the dtype of `prep` (float32, or float64 under x64);
-    matrix products run in `compute_dtype` (default: that of x).
+    matrix products run in `compute_dtype` (default: that of x). ``kernel``: what runs the
+    memory recurrence, "xla" (`memory_scan` or `input_memory_scan`), "cpu_fused" (the fused CPU
+    kernel, `elm_jax.neuron.fused`) or "auto" (the kernel where the computation runs on a CPU
+    and the kernel is built and covers the configuration, XLA elsewhere).
     """
     cd = compute_dtype or x.dtype
     kernel0, bias0 = prep.mlp[0]
@@ -508,23 +546,78 @@ def scan(
     # kappa_m folded into the memory rows of the first layer.
     mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(sd)).astype(cd)
     layers = tuple((kk.astype(cd), b.astype(cd)) for kk, b in prep.mlp[1:])
-    if fuse_input_trace(cfg):
-        in_kernel = prep.syn_weight[:, None].astype(cd) * jnp.repeat(kernel0[:d].astype(cd), k, 0)
-        memory, x_trace = input_memory_scan(
-            x.astype(sd), jnp.repeat(prep.kappa_syn, k), in_kernel, mem_kernel,
-            bias0.astype(cd), layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation, unroll,
-        )  # fmt: skip
-        branch = (x_trace * prep.syn_weight).reshape(*x_trace.shape[:2], d, k).sum(-1)
-    else:
+
+    def on_xla(x):
+        if fuse_input_trace(cfg):
+            in_kernel = prep.syn_weight[:, None].astype(cd) * jnp.repeat(
+                kernel0[:d].astype(cd), k, 0
+            )
+            memory, x_trace = input_memory_scan(
+                x.astype(sd), jnp.repeat(prep.kappa_syn, k), in_kernel, mem_kernel,
+                bias0.astype(cd), layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation,
+                unroll,
+            )  # fmt: skip
+            branch = (x_trace * prep.syn_weight).reshape(*x_trace.shape[:2], d, k).sum(-1)
+            return branch, memory
         # Split the first layer: the branch half is one product for all t, the memory half is
         # the only product the recurrence has to do per step.
         branch, pre = first_layer_branch_part(prep, cfg, x, cd, unroll)
         memory = memory_scan(
             pre, mem_kernel, layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation, unroll
         )  # [b, t, m]
+        return branch, memory
+
+    def on_kernel(x):
+        branch = branch_traces(prep, cfg, x, unroll)
+
+        def dense(x):
+            _, pre = first_layer_branch_part(prep, cfg, x, cd, unroll)
+            return fused.memory_scan(
+                pre, mem_kernel, layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation
+            )
+
+        if cfg.per_synapse_trace:
+            return branch, dense(x)
+
+        # Everything before the first layer is linear in x. When every branch decays alike
+        # (v2's default branch time constant), the trace commutes with the map x -> pre, so
+        # x W_in is computed from x's nonzeros only (spike inputs are mostly zeros) and the
+        # trace runs inside the kernel's loop; otherwise the trace runs first, as on XLA.
+        def traced(x):
+            w_in = input_map(prep, cfg)
+            u = fused.project(x.astype(sd), w_in)
+            # The kernel's trace decays every channel alike; the gradient of each branch's own
+            # decay comes from `_branch_decay_tap` (the shared decay's would be their sum).
+            u = _branch_decay_tap(u, prep.kappa_syn, branch, kernel0[:d].astype(sd))
+            kappa_p = jax.lax.stop_gradient(jnp.full((w_in.shape[1],), prep.kappa_syn[0], sd))
+            return fused.traced_memory_scan(
+                u, kappa_p, bias0.astype(sd), mem_kernel, layers, prep.kappa_m,
+                prep.memory_gain, cfg.mlp_activation,
+            )  # fmt: skip
+
+        uniform = jnp.all(prep.kappa_syn == prep.kappa_syn[0])
+        return branch, jax.lax.cond(uniform, traced, dense, x)
+
+    problem = fused.coverage_problem(cfg.mlp_activation, len(prep.mlp), cd, sd)
+    if kernel != "auto":
+        run = on_kernel if fused.resolve(kernel, problem) == "cpu_fused" else on_xla
+        branch, memory = run(x)
+    elif fused.default_platform() == "cpu" and fused.resolve(kernel, problem) == "cpu_fused":
+        # One program: the kernel where it runs on a CPU, XLA's loop on any other platform.
+        branch, memory = jax.lax.platform_dependent(x, cpu=on_kernel, default=on_xla)
+    else:
+        branch, memory = on_xla(x)
     kernel_y, bias_y = prep.readout
     y = memory.astype(cd) @ kernel_y.astype(cd) + bias_y.astype(cd)
     return y, branch, memory
+
+
+def kernel_ran(cfg: NeuronConfig, kernel: str, x_dtype: Any = jnp.float32) -> str:
+    """What `scan` runs the memory recurrence on, on the default backend: "cpu_fused" or "xla"
+    (for the records of a run; float32 parameters and inputs of ``x_dtype``)."""
+    sd = state_dtype_for(jnp.zeros((), x_dtype))
+    problem = fused.coverage_problem(cfg.mlp_activation, cfg.mlp_num_layers + 1, x_dtype, sd)
+    return fused.resolve(kernel, problem)
 
 
 def state_dtype_for(*arrays: Any) -> Any:
@@ -540,13 +633,14 @@ def apply(
     *,
     compute_dtype: Any = None,
     unroll: int = 1,
+    kernel: str = "xla",
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """prepare + scan: (y [b, t, o], branch [b, t, d], memory [b, t, m])."""
     if x.ndim != 3 or x.shape[-1] != cfg.num_input:
         raise ValueError(f"x has shape {tuple(x.shape)}: expected [batch, time, {cfg.num_input}]")
     state_dtype = state_dtype_for(x, *jax.tree_util.tree_leaves(tree["mlp"]))
     prep = prepare(tree, cfg, state_dtype)
-    return scan(prep, cfg, x, compute_dtype=compute_dtype, unroll=unroll)
+    return scan(prep, cfg, x, compute_dtype=compute_dtype, unroll=unroll, kernel=kernel)
 
 
 def loop(tree: Mapping[str, Any], cfg: NeuronConfig, x: jax.Array) -> Sequence[jax.Array]:

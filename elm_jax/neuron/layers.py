@@ -42,7 +42,8 @@ class ELMNeuron(nn.Module):
     ``config``: the neuron's `NeuronConfig` (validated; `elm_jax.neuron.convert` builds it from
     a released reference config). Besides it, only how the neuron is computed: ``dtype``
     (compute dtype of the matrix products; None → that of the input; the recurrent state stays
-    float32, or float64 under x64), ``param_dtype`` and ``unroll`` (of the time scan).
+    float32, or float64 under x64), ``param_dtype``, ``unroll`` (of the time scan) and ``kernel``
+    (what runs the memory recurrence: "auto", "xla" or "cpu_fused"; `elm_jax.neuron.dynamics.scan`).
 
     Call: `apply(variables, x [b, t, num_input])` → y [b, t, num_output]; with
     `return_traces=True` → (y, {"branch": [b, t, d], "memory": [b, t, m]}).
@@ -52,6 +53,7 @@ class ELMNeuron(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     unroll: int = 1
+    kernel: str = "auto"
 
     @nn.compact
     def __call__(
@@ -99,7 +101,7 @@ class ELMNeuron(nn.Module):
             ).value
 
         y, branch, memory = dynamics.apply(
-            tree, cfg, x, compute_dtype=self.dtype, unroll=self.unroll
+            tree, cfg, x, compute_dtype=self.dtype, unroll=self.unroll, kernel=self.kernel
         )
         if return_traces:
             return y, {"branch": branch, "memory": memory}
