@@ -583,20 +583,28 @@ def scan(
         # (v2's default branch time constant), the trace commutes with the map x -> pre, so
         # x W_in is computed from x's nonzeros only (spike inputs are mostly zeros) and the
         # trace runs inside the kernel's loop; otherwise the trace runs first, as on XLA.
-        def traced(x):
-            w_in = input_map(prep, cfg)
-            u = fused.project(x.astype(sd), w_in)
-            # The kernel's trace decays every channel alike; the gradient of each branch's own
-            # decay comes from `_branch_decay_tap` (the shared decay's would be their sum).
-            u = _branch_decay_tap(u, prep.kappa_syn, branch, kernel0[:d].astype(sd))
-            kappa_p = jax.lax.stop_gradient(jnp.full((w_in.shape[1],), prep.kappa_syn[0], sd))
+        # The kernel decays every channel alike; each branch's own decay gets its gradient
+        # from `_branch_decay_tap` (a shared decay's would be their sum). The tap sits outside
+        # the `cond`, so where the decays are not differentiated (training) its branch traces
+        # are pruned; inside, they would be an operand of the `cond` and always computed.
+        u = fused.project(x.astype(sd), input_map(prep, cfg))
+        # (The tap's value does not depend on the traces or K_b: stopping their gradient spares
+        # a backward pass through the traces that would only carry zeros.)
+        stop = jax.lax.stop_gradient
+        u = _branch_decay_tap(u, prep.kappa_syn, stop(branch), stop(kernel0[:d].astype(sd)))
+
+        def traced(u, x):
+            kappa_p = jax.lax.stop_gradient(jnp.full((u.shape[-1],), prep.kappa_syn[0], sd))
             return fused.traced_memory_scan(
                 u, kappa_p, bias0.astype(sd), mem_kernel, layers, prep.kappa_m,
                 prep.memory_gain, cfg.mlp_activation,
             )  # fmt: skip
 
+        def dense_of(u, x):
+            return dense(x)
+
         uniform = jnp.all(prep.kappa_syn == prep.kappa_syn[0])
-        return branch, jax.lax.cond(uniform, traced, dense, x)
+        return branch, jax.lax.cond(uniform, traced, dense_of, u, x)
 
     problem = fused.coverage_problem(cfg.mlp_activation, len(prep.mlp), cd, sd)
     if kernel != "auto":
