@@ -37,6 +37,7 @@ Array = jax.Array
 KERNELS = ("auto", "xla", "cpu_fused")
 # The activation codes the kernel takes (kernel/elm_neuron_types.h).
 ACTIVATION_CODES = {"relu": 0, "silu": 1}
+_ACTIVATION_OF_CODE = {code: name for name, code in ACTIVATION_CODES.items()}
 LANES = network_fused.LANES
 
 
@@ -136,7 +137,7 @@ def _kernel_scan_bwd(static, residuals, g_memory):
     bounds = np.cumsum((0, *sizes))
     sums = sums.sum(0)
     d_kmem = rec[zall : zall + m] @ d[:h0].T
-    act = ACTIVATIONS[[k for k, v in ACTIVATION_CODES.items() if v == activation][0]]
+    act = ACTIVATIONS[_ACTIVATION_OF_CODE[activation]]
     d_rest = []
     for j in range(1, len(sizes)):
         a_in = act(rec[bounds[j - 1] : bounds[j]])
