@@ -164,6 +164,72 @@ def test_sparse_projection_equals_the_dense_product_in_values_and_gradients(dens
     assert_close(mapped, jnp.stack([x @ w, x @ (-2.0 * w)]), VALUE_RTOL, "vmapped x W")
 
 
+@pytest.mark.parametrize(
+    "cotangent,batch,m,o,dtype",
+    [
+        ("dense", 13, 7, 5, jnp.float32),
+        ("last step", 16, 16, 10, jnp.float32),
+        ("one tile", 13, 3, 1, jnp.float32),
+        ("zero", 5, 4, 9, jnp.float32),
+        ("last step", 13, 6, 4, jnp.float64),
+    ],
+)
+def test_readout_on_the_kernels_layout_equals_the_product_in_values_and_gradients(
+    cotangent, batch, m, o, dtype
+):
+    """`fused._readout` (y = m W + b read from the kernel's [tiles, t, m, 8] layout; its reverse
+    skips the steps whose cotangent is zero in a whole tile) against the plain product: a dense
+    cotangent, one on the last step only (classification), a sparse one in one tile only (zero
+    in some of a step's lanes), and none; a partly filled last tile; then vmapped over W and b."""
+    with jax.enable_x64(dtype == jnp.float64):
+        check_readout(cotangent, batch, m, o, dtype)
+
+
+def check_readout(cotangent, batch, m, o, dtype):
+    rng = np.random.default_rng(batch + m + o)
+    tiles, steps = -(-batch // fused.LANES), 11
+    arr = lambda a: jnp.asarray(a, dtype)  # noqa: E731
+    memory_k = arr(rng.standard_normal((tiles, steps, m, fused.LANES)))
+    w, b = arr(rng.standard_normal((m, o))), arr(rng.standard_normal(o))
+    g = rng.standard_normal((batch, steps, o))
+    if cotangent == "last step":
+        g[:, :-1] = 0.0
+    elif cotangent == "one tile":
+        g[fused.LANES :] = 0.0
+        g[:, ::2] = 0.0
+        g *= rng.random(g.shape) < 0.3  # some steps zero in some lanes only
+    elif cotangent == "zero":
+        g[:] = 0.0
+    g = arr(g)
+
+    def plain(memory_k, w, b):
+        memory = jnp.transpose(memory_k, (0, 3, 1, 2)).reshape(tiles * fused.LANES, steps, m)
+        return memory[:batch] @ w + b
+
+    def vjp_of(readout):
+        def run(memory_k, w, b):
+            out, pullback = jax.vjp(readout, memory_k, w, b)
+            return out, pullback(g)
+
+        return jax.jit(run)
+
+    kernel = lambda memory_k, w, b: fused._readout(memory_k, w, b, batch)  # noqa: E731
+    rtol = (VALUE_RTOL, GRAD_RTOL) if dtype == jnp.float32 else (F64_RTOL, F64_RTOL)
+    want, want_grads = vjp_of(plain)(memory_k, w, b)
+    text = jax.jit(vjp_of(kernel)).lower(memory_k, w, b).as_text()
+    for target in (network_fused.READOUT_TARGET, network_fused.READOUT_GRAD_TARGET):
+        assert target in text, f"{target} missing from the module"
+    have, have_grads = vjp_of(kernel)(memory_k, w, b)
+    assert have.dtype == want.dtype == dtype
+    assert_close(have, want, rtol[0], "y")
+    for name, h, wg in zip(("d memory", "d W", "d b"), have_grads, want_grads, strict=True):
+        assert_close(h, wg, rtol[1], name)
+    ws, bs = jnp.stack([w, -2.0 * w]), jnp.stack([b, 3.0 * b])
+    mapped = jax.jit(jax.vmap(kernel, in_axes=(None, 0, 0)))(memory_k, ws, bs)
+    stacked = jnp.stack([plain(memory_k, w, b), plain(memory_k, -2.0 * w, 3.0 * b)])
+    assert_close(mapped, stacked, rtol[0], "vmapped y")
+
+
 @pytest.mark.parametrize("extra,activation,batch,steps", [(1, "relu", 5, 37), (0, "silu", 9, 1)])
 def test_traced_memory_scan_equals_the_trace_then_the_xla_scan(extra, activation, batch, steps):
     """pre = trace(u) + bias0 with the trace inside the kernel, against `linear_trace` and

@@ -46,6 +46,7 @@ FORWARD_TARGET, BACKWARD_TARGET = "elm_network_forward", "elm_network_backward"
 # The single neuron's memory recurrence (elm_jax.neuron.fused), in the same library.
 NEURON_FORWARD_TARGET, NEURON_BACKWARD_TARGET = "elm_neuron_forward", "elm_neuron_backward"
 PROJECT_TARGET, PROJECT_GRAD_TARGET = "elm_input_project", "elm_input_project_grad"
+READOUT_TARGET, READOUT_GRAD_TARGET = "elm_neuron_readout", "elm_neuron_readout_grad"
 
 log = logging.getLogger(__name__)
 _logged: set[str] = set()
@@ -73,9 +74,12 @@ def available() -> bool:
                                      (NEURON_FORWARD_TARGET, lib.ElmNeuronForward),
                                      (NEURON_BACKWARD_TARGET, lib.ElmNeuronBackward),
                                      (PROJECT_TARGET, lib.ElmInputProject),
-                                     (PROJECT_GRAD_TARGET, lib.ElmInputProjectGrad)):  # fmt: skip
+                                     (PROJECT_GRAD_TARGET, lib.ElmInputProjectGrad),
+                                     (READOUT_TARGET, lib.ElmNeuronReadout),
+                                     (READOUT_GRAD_TARGET, lib.ElmNeuronReadoutGrad)):  # fmt: skip
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
                 _state["ok"], _state["why"] = True, None
+                _state["isa"] = "avx2" if lib.ElmKernelUsesAvx2() else "baseline"
             except (OSError, AttributeError, ValueError) as err:
                 _state["ok"], _state["why"] = False, f"cannot load {path}: {err}"
         if not _state["ok"]:
@@ -86,6 +90,13 @@ def available() -> bool:
 def unavailable_reason() -> str | None:
     """Why `available()` is False (None when it is True or was not asked yet)."""
     return _state.get("why")  # type: ignore[return-value]
+
+
+def instruction_set() -> str | None:
+    """Which build of the kernels runs: "avx2" (x86-64 with AVX2 and FMA) or "baseline" (any
+    other CPU, or ``ELM_JAX_KERNEL_ISA=baseline`` set before the first call); None without the
+    kernel."""
+    return _state.get("isa") if available() else None  # type: ignore[return-value]
 
 
 def coverage_problem(num_maps: int) -> str | None:

@@ -38,6 +38,7 @@ HEADERS = (
     "elm_neuron_body.h",
     "elm_neuron_types.h",
     "elm_project_body.h",
+    "elm_readout_body.h",
     "elm_kernel_runtime.h",
 )
 BASE_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-fvisibility=hidden", "-Wno-psabi")

@@ -546,6 +546,10 @@ def scan(
     # kappa_m folded into the memory rows of the first layer.
     mem_kernel = (prep.kappa_m[:, None] * kernel0[d:].astype(sd)).astype(cd)
     layers = tuple((kk.astype(cd), b.astype(cd)) for kk, b in prep.mlp[1:])
+    kernel_y, bias_y = prep.readout
+
+    def read(memory):
+        return memory.astype(cd) @ kernel_y.astype(cd) + bias_y.astype(cd)
 
     def on_xla(x):
         if fuse_input_trace(cfg):
@@ -558,26 +562,29 @@ def scan(
                 unroll,
             )  # fmt: skip
             branch = (x_trace * prep.syn_weight).reshape(*x_trace.shape[:2], d, k).sum(-1)
-            return branch, memory
+            return branch, memory, read(memory)
         # Split the first layer: the branch half is one product for all t, the memory half is
         # the only product the recurrence has to do per step.
         branch, pre = first_layer_branch_part(prep, cfg, x, cd, unroll)
         memory = memory_scan(
             pre, mem_kernel, layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation, unroll
         )  # [b, t, m]
-        return branch, memory
+        return branch, memory, read(memory)
 
     def on_kernel(x):
         branch = branch_traces(prep, cfg, x, unroll)
+        # The readout runs on the kernel's memory layout (its reverse skips zero cotangents).
+        readout = (kernel_y.astype(sd), bias_y.astype(sd))
 
         def dense(x):
             _, pre = first_layer_branch_part(prep, cfg, x, cd, unroll)
             return fused.memory_scan(
-                pre, mem_kernel, layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation
-            )
+                pre, mem_kernel, layers, prep.kappa_m, prep.memory_gain, cfg.mlp_activation,
+                readout,
+            )  # fmt: skip
 
         if cfg.per_synapse_trace:
-            return branch, dense(x)
+            return branch, *dense(x)
 
         # Everything before the first layer is linear in x. When every branch decays alike
         # (v2's default branch time constant), the trace commutes with the map x -> pre, so
@@ -597,26 +604,24 @@ def scan(
             kappa_p = jax.lax.stop_gradient(jnp.full((u.shape[-1],), prep.kappa_syn[0], sd))
             return fused.traced_memory_scan(
                 u, kappa_p, bias0.astype(sd), mem_kernel, layers, prep.kappa_m,
-                prep.memory_gain, cfg.mlp_activation,
+                prep.memory_gain, cfg.mlp_activation, readout,
             )  # fmt: skip
 
         def dense_of(u, x):
             return dense(x)
 
         uniform = jnp.all(prep.kappa_syn == prep.kappa_syn[0])
-        return branch, jax.lax.cond(uniform, traced, dense_of, u, x)
+        return branch, *jax.lax.cond(uniform, traced, dense_of, u, x)
 
     problem = fused.coverage_problem(cfg.mlp_activation, len(prep.mlp), cd, sd)
     if kernel != "auto":
         run = on_kernel if fused.resolve(kernel, problem) == "cpu_fused" else on_xla
-        branch, memory = run(x)
+        branch, memory, y = run(x)
     elif fused.default_platform() == "cpu" and fused.resolve(kernel, problem) == "cpu_fused":
         # One program: the kernel where it runs on a CPU, XLA's loop on any other platform.
-        branch, memory = jax.lax.platform_dependent(x, cpu=on_kernel, default=on_xla)
+        branch, memory, y = jax.lax.platform_dependent(x, cpu=on_kernel, default=on_xla)
     else:
-        branch, memory = on_xla(x)
-    kernel_y, bias_y = prep.readout
-    y = memory.astype(cd) @ kernel_y.astype(cd) + bias_y.astype(cd)
+        branch, memory, y = on_xla(x)
     return y, branch, memory
 
 

@@ -160,7 +160,37 @@ def _require() -> None:
         )
 
 
-def _run(u, kappa_p, bias0, mem_kernel, layers, kappa, gain, activation):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _readout(memory_k, w, b, batch):
+    """y [batch, t, o] = m_t W + b from the memory in the kernel's layout [tiles, t, m, 8]."""
+    _require()
+    t, o = memory_k.shape[-3], w.shape[-1]
+    out = jax.ShapeDtypeStruct((batch, t, o), w.dtype)
+    call = jax.ffi.ffi_call(network_fused.READOUT_TARGET, out, vmap_method="broadcast_all")
+    return call(network_fused.cpu_only(memory_k), w, b)
+
+
+def _readout_fwd(memory_k, w, b, batch):
+    return _readout(memory_k, w, b, batch), (memory_k, w)
+
+
+def _readout_bwd(batch, residuals, g_y):
+    # The kernel skips the steps whose cotangent is zero in a whole tile (a loss on the last
+    # step: one step's reverse instead of T).
+    memory_k, w = residuals
+    tiles, m, o = memory_k.shape[-4], w.shape[-2], w.shape[-1]
+    sds = lambda *shape: jax.ShapeDtypeStruct(shape, w.dtype)  # noqa: E731
+    out = (sds(*memory_k.shape[-4:]), sds(tiles, (m + 1) * o))
+    call = jax.ffi.ffi_call(network_fused.READOUT_GRAD_TARGET, out, vmap_method="broadcast_all")
+    d_memory, sums = call(memory_k, w, jnp.asarray(g_y, w.dtype))
+    sums = sums.sum(0)
+    return d_memory, sums[: m * o].reshape(m, o), sums[m * o :]
+
+
+_readout.defvjp(_readout_fwd, _readout_bwd)
+
+
+def _run(u, kappa_p, bias0, mem_kernel, layers, kappa, gain, activation, readout):
     _require()
     dtype = kappa.dtype
     b, t, h0 = u.shape
@@ -177,8 +207,11 @@ def _run(u, kappa_p, bias0, mem_kernel, layers, kappa, gain, activation):
     memory = _kernel_scan(
         static, u_k, cast(mem_kernel), rest, kappa, gain, cast(kappa_p), cast(bias0)
     )
-    memory = jnp.transpose(memory, (0, 3, 1, 2)).reshape(bp, t, -1)  # [bp, t, m]
-    return memory[:b]
+    memory_k = memory
+    memory = jnp.transpose(memory_k, (0, 3, 1, 2)).reshape(bp, t, -1)[:b]  # [b, t, m]
+    if readout is None:
+        return memory
+    return memory, _readout(memory_k, cast(readout[0]), cast(readout[1]), b)
 
 
 def memory_scan(
@@ -188,14 +221,18 @@ def memory_scan(
     kappa: Array,
     gain: Array,
     activation: str,
-) -> Array:
+    readout: tuple[Array, Array] | None = None,
+) -> Array | tuple[Array, Array]:
     """`elm_jax.neuron.dynamics.memory_scan` on the kernel: memory [b, t, m] from pre [b, t, h].
 
-    Every array in the state's dtype (float32 or float64; `coverage_problem`). Raises when the
-    kernel is not built (`resolve` picks it only when it is).
+    With ``readout`` = (W_y [m, o], b_y [o]): (memory, y [b, t, o] = memory W_y + b_y), the
+    readout read from the kernel's own layout; its reverse skips the steps whose cotangent is
+    zero (a loss on the last step pays for one step). Every array in the state's dtype (float32
+    or float64; `coverage_problem`). Raises when the kernel is not built (`resolve` picks it only
+    when it is).
     """
     zeros = jnp.zeros((mem_kernel.shape[1],), kappa.dtype)
-    return _run(pre, zeros, zeros, mem_kernel, layers, kappa, gain, activation)
+    return _run(pre, zeros, zeros, mem_kernel, layers, kappa, gain, activation, readout)
 
 
 def traced_memory_scan(
@@ -207,10 +244,12 @@ def traced_memory_scan(
     kappa: Array,
     gain: Array,
     activation: str,
-) -> Array:
+    readout: tuple[Array, Array] | None = None,
+) -> Array | tuple[Array, Array]:
     """`memory_scan` of pre_t = p_t + bias0 with the trace p_t = kappa_p ⊙ p_{t-1} + u_t
-    (kappa_p [h0]) run inside the kernel's loop: memory [b, t, m] from u [b, t, h0]."""
-    return _run(u, kappa_p, bias0, mem_kernel, layers, kappa, gain, activation)
+    (kappa_p [h0]) run inside the kernel's loop: memory [b, t, m] from u [b, t, h0] (and y, as
+    `memory_scan`, with ``readout``)."""
+    return _run(u, kappa_p, bias0, mem_kernel, layers, kappa, gain, activation, readout)
 
 
 @jax.custom_vjp

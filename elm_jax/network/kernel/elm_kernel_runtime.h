@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include "xla/ffi/api/ffi.h"
@@ -26,9 +27,15 @@ namespace {
 
 namespace ffi = xla::ffi;
 
+// Whether the AVX2 build of the kernels runs: when the CPU has AVX2 and FMA, unless
+// ELM_JAX_KERNEL_ISA=baseline asks for the portable build (tests compare the two).
 bool use_avx2() {
 #if defined(__x86_64__) && defined(ELM_NETWORK_HAVE_AVX2)
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool yes = [] {
+    const char* isa = getenv("ELM_JAX_KERNEL_ISA");
+    if (isa && std::string(isa) == "baseline") return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
   return yes;
 #else
   return false;

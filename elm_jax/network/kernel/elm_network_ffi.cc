@@ -398,7 +398,11 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::AnyBuffer kb, ffi::AnyBuffer km, 
 
 using ffi::AnyBuffer;
 
-// The two handlers are the library's only exported symbols (built with -fvisibility=hidden).
+// The handlers (these two and the single neuron's) and ElmKernelUsesAvx2 are the library's only
+// exported symbols (built with -fvisibility=hidden).
+extern "C" __attribute__((visibility("default"))) int ElmKernelUsesAvx2() {
+  return elm_network::use_avx2() ? 1 : 0;
+}
 extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmNetworkForward(
     XLA_FFI_CallFrame* call_frame);
 extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmNetworkBackward(

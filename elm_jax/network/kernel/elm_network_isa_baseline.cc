@@ -3,3 +3,4 @@
 #include "elm_network_body.h"
 #include "elm_neuron_body.h"
 #include "elm_project_body.h"
+#include "elm_readout_body.h"

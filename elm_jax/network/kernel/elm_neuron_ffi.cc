@@ -340,6 +340,122 @@ ffi::Error ProjectGrad(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer g,
   return ffi::Error::Success();
 }
 
+// The readout from the memory kernel's layout: m [..., tiles, t, nm, 8], W [..., nm, no],
+// b [..., no] -> y [..., batch, t, no] (batch in (8 (tiles - 1), 8 tiles]); its reverse takes
+// dy [..., batch, t, no] and gives dm [..., tiles, t, nm, 8] and per-tile sums
+// [..., tiles, (nm + 1) no] (dW, then db).
+struct ReadoutCall {
+  int64_t groups = 0, tiles = 0, t = 0, nm = 0, no = 0, batch = 0;
+  std::string error;
+};
+
+ReadoutCall readout_call(const char* name, const ffi::AnyBuffer& m, const ffi::AnyBuffer& w,
+                         ffi::Span<const int64_t> yd, ffi::DataType y_dtype) {
+  ReadoutCall c;
+  auto md = m.dimensions();
+  auto wd = w.dimensions();
+  const std::string who(name);
+  if (md.size() < 4 || md[md.size() - 1] != LANES || wd.size() < 2 || yd.size() < 3) {
+    c.error = who + ": m must be [..., tiles, t, nm, 8], W [..., nm, no], y [..., batch, t, no]";
+    return c;
+  }
+  c.tiles = md[md.size() - 4];
+  c.t = md[md.size() - 3];
+  c.nm = md[md.size() - 2];
+  c.no = wd[wd.size() - 1];
+  c.batch = yd[yd.size() - 3];
+  const ffi::DataType dtype = m.element_type();
+  if (dtype != ffi::DataType::F32 && dtype != ffi::DataType::F64)
+    c.error = who + ": float32 or float64 only";
+  else if (w.element_type() != dtype || y_dtype != dtype)
+    c.error = who + ": m, W and y must have one dtype";
+  else if (wd[wd.size() - 2] != c.nm || c.no <= 0 || c.tiles * c.t * c.nm <= 0)
+    c.error = who + ": W's rows must match m's memory axis";
+  else if (yd[yd.size() - 2] != c.t || yd[yd.size() - 1] != c.no)
+    c.error = who + ": y must be [..., batch, t, no]";
+  else if (c.batch <= (c.tiles - 1) * LANES || c.batch > c.tiles * LANES)
+    c.error = who + ": batch must fill the last tile of 8 sequences";
+  else
+    c.groups = static_cast<int64_t>(m.element_count()) / (c.tiles * c.t * c.nm * LANES);
+  if (c.error.empty() && static_cast<int64_t>(w.element_count()) != c.groups * c.nm * c.no)
+    c.error = who + ": m and W have different leading axes";
+  return c;
+}
+
+template <class T>
+void readout_typed(ffi::ThreadPool& pool, const ReadoutCall& c, const ffi::AnyBuffer& m,
+                   const ffi::AnyBuffer& w, const ffi::AnyBuffer& b,
+                   ffi::Result<ffi::AnyBuffer>& y) {
+  const bool avx2 = use_avx2();
+  parallel_for(pool, c.groups * c.tiles, [&](int64_t task) {
+    const int64_t g = task / c.tiles, tile = task % c.tiles;
+    const T* mg = in<T>(m, g, c.tiles * c.t * c.nm * LANES);
+    const T* wg = in<T>(w, g, c.nm * c.no);
+    const T* bg = in<T>(b, g, c.no);
+    T* yg = out<T>(y, g, c.batch * c.t * c.no);
+    T* work = static_cast<T*>(thread_work(c.no * LANES * sizeof(T)));
+    if (avx2)
+      isa_avx2::readout_tile<T>(mg, wg, bg, yg, c.t, c.nm, c.no, c.batch, tile, work);
+    else
+      isa_baseline::readout_tile<T>(mg, wg, bg, yg, c.t, c.nm, c.no, c.batch, tile, work);
+  });
+}
+
+ffi::Error Readout(ffi::ThreadPool pool, ffi::AnyBuffer m, ffi::AnyBuffer w, ffi::AnyBuffer b,
+                   ffi::Result<ffi::AnyBuffer> y) {
+  const ReadoutCall c = readout_call("elm_neuron_readout", m, w, y->dimensions(),
+                                     y->element_type());
+  if (!c.error.empty()) return ffi::Error::InvalidArgument(c.error);
+  if (b.element_type() != m.element_type() ||
+      static_cast<int64_t>(b.element_count()) != c.groups * c.no)
+    return ffi::Error::InvalidArgument("elm_neuron_readout: b must be [..., no] of m's dtype");
+  if (m.element_type() == ffi::DataType::F32)
+    readout_typed<float>(pool, c, m, w, b, y);
+  else
+    readout_typed<double>(pool, c, m, w, b, y);
+  return ffi::Error::Success();
+}
+
+template <class T>
+void readout_grad_typed(ffi::ThreadPool& pool, const ReadoutCall& c, const ffi::AnyBuffer& m,
+                        const ffi::AnyBuffer& w, const ffi::AnyBuffer& dy,
+                        ffi::Result<ffi::AnyBuffer>& dm, ffi::Result<ffi::AnyBuffer>& sums) {
+  const bool avx2 = use_avx2();
+  const int64_t per_m = c.tiles * c.t * c.nm * LANES, per_sums = (c.nm + 1) * c.no;
+  const int64_t bytes = (c.no + per_sums) * LANES * static_cast<int64_t>(sizeof(T));
+  parallel_for(pool, c.groups * c.tiles, [&](int64_t task) {
+    const int64_t g = task / c.tiles, tile = task % c.tiles;
+    const T* mg = in<T>(m, g, per_m);
+    const T* wg = in<T>(w, g, c.nm * c.no);
+    const T* dyg = in<T>(dy, g, c.batch * c.t * c.no);
+    T* dmg = out<T>(dm, g, per_m);
+    T* sg = out<T>(sums, g, c.tiles * per_sums) + tile * per_sums;
+    T* work = static_cast<T*>(thread_work(bytes));
+    if (avx2)
+      isa_avx2::readout_grad_tile<T>(mg, wg, dyg, dmg, sg, c.t, c.nm, c.no, c.batch, tile, work);
+    else
+      isa_baseline::readout_grad_tile<T>(mg, wg, dyg, dmg, sg, c.t, c.nm, c.no, c.batch, tile,
+                                         work);
+  });
+}
+
+ffi::Error ReadoutGrad(ffi::ThreadPool pool, ffi::AnyBuffer m, ffi::AnyBuffer w,
+                       ffi::AnyBuffer dy, ffi::Result<ffi::AnyBuffer> dm,
+                       ffi::Result<ffi::AnyBuffer> sums) {
+  const ReadoutCall c = readout_call("elm_neuron_readout_grad", m, w, dy.dimensions(),
+                                     dy.element_type());
+  if (!c.error.empty()) return ffi::Error::InvalidArgument(c.error);
+  if (dm->element_count() != m.element_count() || dm->element_type() != m.element_type() ||
+      static_cast<int64_t>(sums->element_count()) != c.groups * c.tiles * (c.nm + 1) * c.no ||
+      sums->element_type() != m.element_type())
+    return ffi::Error::InvalidArgument("elm_neuron_readout_grad: the outputs have the wrong size");
+  if (m.element_type() == ffi::DataType::F32)
+    readout_grad_typed<float>(pool, c, m, w, dy, dm, sums);
+  else
+    readout_grad_typed<double>(pool, c, m, w, dy, dm, sums);
+  return ffi::Error::Success();
+}
+
 }  // namespace
 }  // namespace elm_network
 
@@ -353,6 +469,27 @@ extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmInputProject
     XLA_FFI_CallFrame* call_frame);
 extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmInputProjectGrad(
     XLA_FFI_CallFrame* call_frame);
+extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmNeuronReadout(
+    XLA_FFI_CallFrame* call_frame);
+extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmNeuronReadoutGrad(
+    XLA_FFI_CallFrame* call_frame);
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ElmNeuronReadout, elm_network::Readout,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<AnyBuffer>()  // m, the kernel's layout
+                                  .Arg<AnyBuffer>()  // W
+                                  .Arg<AnyBuffer>()  // b
+                                  .Ret<AnyBuffer>());  // y
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ElmNeuronReadoutGrad, elm_network::ReadoutGrad,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<AnyBuffer>()  // m
+                                  .Arg<AnyBuffer>()  // W
+                                  .Arg<AnyBuffer>()  // dy
+                                  .Ret<AnyBuffer>()  // dm
+                                  .Ret<AnyBuffer>());  // per-tile sums: dW, db
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(ElmInputProject, elm_network::Project,
                               ffi::Ffi::Bind()

@@ -65,6 +65,12 @@ struct NeuronArgs {
   template <class T>                                                                     \
   void project_weight_grad(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,   \
                            int64_t);                                                     \
+  template <class T>                                                                     \
+  void readout_tile(const T*, const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,  \
+                    int64_t, T*);                                                        \
+  template <class T>                                                                     \
+  void readout_grad_tile(const T*, const T*, const T*, T*, T*, int64_t, int64_t, int64_t, \
+                         int64_t, int64_t, T*);                                          \
   }
 
 ELM_NEURON_DECLARE_ISA(isa_baseline)
