@@ -19,6 +19,8 @@ GFLOP/s in the same process and thread setting.
         --gather-chunk-elements 0,2097152,0,2097152   # the external gather's time chunks
     python bench/network_speed.py --threads 1 --connectivity auto --points many_simple,lstm \
         --branch-slots-max 0,16,0,16      # the external forward by row gathers or slot by slot
+    python bench/network_speed.py --threads 1 --connectivity auto --kernel cpu_fused \
+        --decode-max-outputs 0,32,0,32    # the decoder after XLA's transpose, or on the layout
 
 Each line also has the compiled step's memory (`memory_analysis()`: arguments, outputs and XLA
 temporaries, in MiB; `peak_mib` is their sum) and the process's peak resident memory so far.
@@ -72,6 +74,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="",
         help="comma list of elm_jax.network.dynamics.BRANCH_SLOTS_MAX values to time (the "
         "external forward runs slot by slot up to this many synapses; 0: never)",
+    )
+    p.add_argument(
+        "--decode-max-outputs",
+        default="",
+        help="comma list of elm_jax.network.fused.DECODE_MAX_OUTPUTS values to time (0: the "
+        "decoder reads the kernel's outputs after XLA transposes them, as before `fused.decode`)",
     )
     p.add_argument("--seeds", type=int, default=1, help="> 1: vmap the step over this many seeds")
     p.add_argument("--points", default="few_complex,balanced,many_simple,lstm")
@@ -241,12 +249,14 @@ def main(argv=None) -> int:
     configure_threads(args.threads)
 
     from elm_jax.budget.enumeration import enumerate_points
-    from elm_jax.network import dynamics
+    from elm_jax.network import dynamics, fused
 
     chunks = args.gather_chunk_elements
     gather_chunks = [int(v) for v in chunks.split(",")] if chunks else [None]
     slots = args.branch_slots_max
     slots_max = [int(v) for v in slots.split(",")] if slots else [None]
+    widths = args.decode_max_outputs
+    decode_widths = [int(v) for v in widths.split(",")] if widths else [None]
 
     machine = matmul_gflops(args.repeats)
     elm_points = enumerate_points(args.budget, "shd_adding", k_c=[args.k_c])
@@ -270,18 +280,23 @@ def main(argv=None) -> int:
                             changes["remat_chunk"] = int(chunk)
                         for elements in gather_chunks:
                             for most in slots_max:
-                                jobs.append((auto, cfg.replace(**changes), elements, most))
+                                for width in decode_widths:
+                                    job = (auto, cfg.replace(**changes), elements, most, width)
+                                    jobs.append(job)
     if "lstm" in wanted:
-        jobs.append(("lstm", lstm.model_config(), None, None))
-    for label, cfg, elements, most in jobs:
+        jobs.append(("lstm", lstm.model_config(), None, None, None))
+    for label, cfg, elements, most, width in jobs:
         if elements is not None:  # read when the step is traced, in bench_one
             dynamics.GATHER_CHUNK_ELEMENTS = elements or 1 << 62
         if most is not None:
             dynamics.BRANCH_SLOTS_MAX = most
+        if width is not None:
+            fused.DECODE_MAX_OUTPUTS = width
         row = bench_one(cfg, args, label, machine)
         used = dynamics.GATHER_CHUNK_ELEMENTS if elements is None else elements  # 0: whole
         row["gather_chunk_elements"] = used if cfg.arch == "elm" else None
         row["branch_slots_max"] = dynamics.BRANCH_SLOTS_MAX if cfg.arch == "elm" else None
+        row["decode_max_outputs"] = fused.DECODE_MAX_OUTPUTS if cfg.arch == "elm" else None
         print(json.dumps(row), flush=True)
     return 0
 

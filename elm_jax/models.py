@@ -304,6 +304,22 @@ def build_core(cfg: ModelConfig) -> nn.Module:
     )
 
 
+class DecoderParams(nn.Module):
+    """The per-step decoder's parameters, as `nn.Dense(features)` creates them (``kernel``
+    [in_features, features] by LeCun normal, ``bias`` zeros), handed to an ELM network core,
+    which applies them itself (on the fused kernel, from its own output layout)."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, in_features: int) -> tuple[Array, Array]:
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (in_features, self.features), jnp.float32
+        )
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        return kernel, bias
+
+
 class TaskModel(nn.Module):
     """Encoder -> recurrent core -> per-step linear decoder."""
 
@@ -320,6 +336,9 @@ class TaskModel(nn.Module):
             e = inputs.astype(jnp.float32)
         if cfg.arch == "elm_neuron":  # the neuron's own readout is the classifier
             return build_core(cfg)(e), {}
+        if cfg.arch == "elm":  # the network applies the decoder (variables as nn.Dense's)
+            readout = DecoderParams(cfg.num_classes, name="decoder")(cfg.num_neurons)
+            return build_core(cfg)(e, carry, readout=readout)
         y, carry = build_core(cfg)(e, carry)
         logits = nn.Dense(cfg.num_classes, name="decoder")(y)
         return logits, carry

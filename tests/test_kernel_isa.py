@@ -23,14 +23,13 @@ pytestmark = pytest.mark.skipif(
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SELECTED = (
-    "test_fused.py::test_fused_kernel_equals_xla_path_in_values_and_every_gradient",
     "test_fused.py::test_fused_kernel_any_batch_and_length",
     "test_neuron_fused.py::test_memory_scan_equals_xla_in_values_and_every_gradient",
     "test_neuron_fused.py::test_sparse_projection_equals_the_dense_product_in_values_and_gradients",
     "test_neuron_fused.py::"
     "test_readout_on_the_kernels_layout_equals_the_product_in_values_and_gradients",
     "test_neuron_fused.py::test_traced_memory_scan_equals_the_trace_then_the_xla_scan",
-    "test_neuron_fused.py::test_float64_kernel_equals_xla_to_1e9",
+    "test_fused_decode.py::test_decode_on_the_kernels_layout_equals_the_product",
 )
 
 CHECK = (

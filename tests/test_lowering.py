@@ -46,6 +46,8 @@ from elm_jax.train.steps import StepSpec, eval_step, eval_stream_step, init_stat
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ACCELERATORS = ("cuda", "tpu")
 CPU_ONLY_TARGETS = (fused.FORWARD_TARGET, fused.BACKWARD_TARGET)
+# The decoder read from the CPU kernel's layout (a classifier's, up to DECODE_MAX_OUTPUTS wide).
+DECODE_TARGETS = (fused.DECODE_TARGET, fused.DECODE_GRAD_TARGET)
 CUDA_ONLY_TARGETS = (pallas_gpu.TRITON_TARGET,)
 SEEDS, BATCH, STEPS = (0, 1), 2, 5
 # `stablehlo.custom_call @target(...)` (pretty form) and `call_target_name = "target"` /
@@ -63,7 +65,7 @@ def custom_call_targets(module_text: str) -> set[str]:
 
 
 def assert_no_cpu_only_custom_calls(module_text: str, platform: str) -> None:
-    found = sorted(custom_call_targets(module_text) & set(CPU_ONLY_TARGETS))
+    found = sorted(custom_call_targets(module_text) & set(CPU_ONLY_TARGETS + DECODE_TARGETS))
     assert not found, f"the {platform} module calls the CPU-only custom call targets {found}"
 
 
@@ -359,7 +361,7 @@ def test_forced_pallas_kernel_lowered_for_another_platform_is_rejected(platform)
 # One exported program for every platform.
 
 
-def _waivers(targets=CPU_ONLY_TARGETS + CUDA_ONLY_TARGETS) -> list:
+def _waivers(targets=CPU_ONLY_TARGETS + DECODE_TARGETS + CUDA_ONLY_TARGETS) -> list:
     """The kernels' custom call targets (the fused kernel's FFI targets, Triton's) have no
     cross-version compatibility guarantee, so an export that contains them must waive jax's
     check for them by name."""
@@ -404,7 +406,7 @@ def test_multi_platform_export_of_an_elm_step_has_each_kernel_in_its_platforms_b
     )
     assert exported.platforms == platforms
     text = exported.mlir_module()
-    assert set(CPU_ONLY_TARGETS) | set(CUDA_ONLY_TARGETS) <= custom_call_targets(text)
+    assert set(CPU_ONLY_TARGETS + DECODE_TARGETS + CUDA_ONLY_TARGETS) <= custom_call_targets(text)
     # One module for all three: the platform is an argument, the kernel sits in a case branch.
     assert re.search(r"@main\(%arg0: tensor<i32> \{jax.global_constant = \"_platform_index\"", text)
     assert "stablehlo.case" in text

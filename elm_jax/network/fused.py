@@ -47,6 +47,7 @@ FORWARD_TARGET, BACKWARD_TARGET = "elm_network_forward", "elm_network_backward"
 NEURON_FORWARD_TARGET, NEURON_BACKWARD_TARGET = "elm_neuron_forward", "elm_neuron_backward"
 PROJECT_TARGET, PROJECT_GRAD_TARGET = "elm_input_project", "elm_input_project_grad"
 READOUT_TARGET, READOUT_GRAD_TARGET = "elm_neuron_readout", "elm_neuron_readout_grad"
+DECODE_TARGET, DECODE_GRAD_TARGET = "elm_network_decode", "elm_network_decode_grad"
 
 log = logging.getLogger(__name__)
 _logged: set[str] = set()
@@ -76,7 +77,9 @@ def available() -> bool:
                                      (PROJECT_TARGET, lib.ElmInputProject),
                                      (PROJECT_GRAD_TARGET, lib.ElmInputProjectGrad),
                                      (READOUT_TARGET, lib.ElmNeuronReadout),
-                                     (READOUT_GRAD_TARGET, lib.ElmNeuronReadoutGrad)):  # fmt: skip
+                                     (READOUT_GRAD_TARGET, lib.ElmNeuronReadoutGrad),
+                                     (DECODE_TARGET, lib.ElmNetworkDecode),
+                                     (DECODE_GRAD_TARGET, lib.ElmNetworkDecodeGrad)):  # fmt: skip
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(symbol), platform="cpu")
                 _state["ok"], _state["why"] = True, None
                 _state["isa"] = "avx2" if lib.ElmKernelUsesAvx2() else "baseline"
@@ -229,6 +232,45 @@ def _fused_bwd(static, residuals, cotangents):
 _fused_scan.defvjp(_fused_fwd, _fused_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def decode(ys: Array, w: Array, b: Array, batch: int) -> Array:
+    """logits [batch, t, o] = y_t W + b, read from the kernel's outputs ys [t, n, bp] (bp: the
+    batch rounded up to 8) without transposing them; W [n, o], b [o], all of ys's dtype. Its
+    reverse skips the steps whose cotangent is zero in all 8 sequences of a tile (a loss on the
+    last step pays for one step). Raises when the kernel is not built."""
+    if not available():
+        raise RuntimeError(f"the fused CPU kernel is unavailable: {unavailable_reason()}")
+    out = jax.ShapeDtypeStruct((batch, ys.shape[-3], w.shape[-1]), w.dtype)
+    call = jax.ffi.ffi_call(DECODE_TARGET, out, vmap_method="broadcast_all")
+    return call(_cpu_only.bind(ys), w, b)
+
+
+def _decode_fwd(ys, w, b, batch):
+    return decode(ys, w, b, batch), (ys, w)
+
+
+def _decode_bwd(batch, residuals, g):
+    ys, w = residuals
+    t, n, bp = ys.shape[-3:]
+    o = w.shape[-1]
+    sds = lambda *shape: jax.ShapeDtypeStruct(shape, w.dtype)  # noqa: E731
+    blocks = min(t, 16)  # tasks per group: blocks of steps (the kernel reads it from the shape)
+    call = jax.ffi.ffi_call(
+        DECODE_GRAD_TARGET, (sds(t, n, bp), sds(blocks, (n + 1) * o)), vmap_method="broadcast_all"
+    )
+    d_ys, sums = call(ys, w, jnp.asarray(g, w.dtype))
+    sums = sums.sum(0)
+    return d_ys, sums[: n * o].reshape(n, o), sums[n * o :]
+
+
+decode.defvjp(_decode_fwd, _decode_bwd)
+
+# The widest decoder `run_fused` runs on the kernel's layout (`decode`). Its loops keep a
+# [n, o] block of 8-lane gradient sums per tile, which for wide outputs (next-byte logits, 256)
+# and a cotangent at every step costs more than XLA's products; those decode on XLA.
+DECODE_MAX_OUTPUTS = 32
+
+
 def run_fused(
     weights: NetworkWeights,
     carry: Mapping[str, Array],
@@ -238,6 +280,7 @@ def run_fused(
     branch: Array,
     *,
     remat_chunk: int = 10,
+    readout: tuple[Array, Array] | None = None,
 ) -> tuple[dict[str, Array], Array]:
     """The ELM network over time on the fused kernel: ``e [b, t, i] -> (carry, y [b, t, n])``.
 
@@ -245,7 +288,9 @@ def run_fused(
     not read: the synapses come as ``w_s [n, k]`` (rectified weights), ``source [n, k]`` (index
     into the pool ``[e_t ; y_{t-1}]``) and ``branch [n, k]``); ``carry`` batch-major
     (`elm_jax.network.dynamics.zero_carry`). ``remat_chunk``: steps between the states the
-    forward keeps for the backward (0: only the first state).
+    forward keeps for the backward (0: only the first state). ``readout`` = (W [n, o], b [o]):
+    returns the per-step decoder's logits ``y W + b [b, t, o]`` in y's place, read from the
+    kernel's layout by `decode` when o <= `DECODE_MAX_OUTPUTS`.
     """
     if not available():
         raise RuntimeError(f"the fused CPU kernel is unavailable: {unavailable_reason()}")
@@ -281,4 +326,9 @@ def run_fused(
         "memory": jnp.transpose(m_out[..., :b], (2, 0, 1)),
         "output": jnp.transpose(y_out[..., :b], (1, 0)),
     }
-    return state, jnp.transpose(ys[..., :b], (2, 0, 1))
+    if readout is not None and readout[0].shape[-1] <= DECODE_MAX_OUTPUTS:
+        return state, decode(ys, cast(readout[0]), cast(readout[1]), b)
+    y = jnp.transpose(ys[..., :b], (2, 0, 1))
+    if readout is None:
+        return state, y
+    return state, y @ readout[0] + readout[1]

@@ -144,8 +144,15 @@ class ELMNetwork(nn.Module):
         )
 
     @nn.compact
-    def __call__(self, e: Array, carry: Mapping[str, Array] | None = None):
-        """``e [b, t, external_dim] -> (y [b, t, n], carry)``."""
+    def __call__(
+        self,
+        e: Array,
+        carry: Mapping[str, Array] | None = None,
+        readout: tuple[Array, Array] | None = None,
+    ):
+        """``e [b, t, external_dim] -> (y [b, t, n], carry)``; with ``readout`` = (W [n, o],
+        b [o]), ``(y W + b [b, t, o], carry)``: a per-step linear decoder, which the fused CPU
+        kernel reads from its own layout (`elm_jax.network.fused.decode`)."""
         cfg = self.config
         if e.ndim != 3 or e.shape[-1] != cfg.external_dim:
             raise ValueError(
@@ -174,16 +181,25 @@ class ELMNetwork(nn.Module):
             )
         e = e.astype(jnp.float32)
 
+        def decoded(out):
+            new_carry, y = out
+            return new_carry, (y if readout is None else y @ readout[0] + readout[1])
+
         def on_xla(weights, carry, e, w_s):
-            return self._run_xla(weights, carry, e, w_s, source, branch)
+            return decoded(self._run_xla(weights, carry, e, w_s, source, branch))
 
         def on_cpu_kernel(weights, carry, e, w_s):
-            return run_fused(weights, carry, e, w_s, source, branch, remat_chunk=cfg.remat_chunk)
+            return run_fused(
+                weights, carry, e, w_s, source, branch, remat_chunk=cfg.remat_chunk,
+                readout=readout,
+            )  # fmt: skip
 
         def on_gpu_kernel(weights, carry, e, w_s):
-            return run_pallas(
-                weights, carry, e, w_s, source, branch, remat_chunk=cfg.remat_chunk,
-                interpret=self.pallas_interpret,
+            return decoded(
+                run_pallas(
+                    weights, carry, e, w_s, source, branch, remat_chunk=cfg.remat_chunk,
+                    interpret=self.pallas_interpret,
+                )
             )  # fmt: skip
 
         implementations = {"xla": on_xla, "cpu_fused": on_cpu_kernel, "gpu_pallas": on_gpu_kernel}

@@ -393,6 +393,139 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::AnyBuffer kb, ffi::AnyBuffer km, 
   return ffi::Error::Success();
 }
 
+// The per-step decoder on the kernel's output layout: ys [..., t, n, bp], W [..., n, no],
+// b [..., no] -> logits [..., batch, t, no] (bp = batch rounded up to 8); its reverse takes
+// g [..., batch, t, no] and gives d_ys [..., t, n, bp] and the sums of blocks of steps
+// [..., blocks, (n + 1) no] (dW, then db). A task is a block of steps with all its sequences, so
+// each row of ys (bp values) is read and written whole.
+struct DecodeCall {
+  int64_t groups = 0, t = 0, n = 0, bp = 0, no = 0, batch = 0;
+  std::string error;
+};
+
+DecodeCall decode_call(const char* name, const ffi::AnyBuffer& ys, const ffi::AnyBuffer& w,
+                       ffi::Span<const int64_t> gd, ffi::DataType g_dtype) {
+  DecodeCall c;
+  auto yd = ys.dimensions();
+  auto wd = w.dimensions();
+  const std::string who(name);
+  if (yd.size() < 3 || wd.size() < 2 || gd.size() < 3) {
+    c.error = who + ": ys must be [..., t, n, bp], W [..., n, no], logits [..., batch, t, no]";
+    return c;
+  }
+  c.t = yd[yd.size() - 3];
+  c.n = yd[yd.size() - 2];
+  c.bp = yd[yd.size() - 1];
+  c.no = wd[wd.size() - 1];
+  c.batch = gd[gd.size() - 3];
+  const ffi::DataType dtype = ys.element_type();
+  if (dtype != ffi::DataType::F32 && dtype != ffi::DataType::F64)
+    c.error = who + ": float32 or float64 only";
+  else if (w.element_type() != dtype || g_dtype != dtype)
+    c.error = who + ": ys, W and the logits must have one dtype";
+  else if (wd[wd.size() - 2] != c.n || c.no <= 0 || c.t * c.n <= 0)
+    c.error = who + ": W's rows must match ys's neuron axis";
+  else if (gd[gd.size() - 2] != c.t || gd[gd.size() - 1] != c.no)
+    c.error = who + ": the logits must be [..., batch, t, no]";
+  else if (c.bp % LANES != 0 || c.batch <= c.bp - LANES || c.batch > c.bp)
+    c.error = who + ": bp must be the batch rounded up to a multiple of 8";
+  else
+    c.groups = static_cast<int64_t>(ys.element_count()) / (c.t * c.n * c.bp);
+  if (c.error.empty() && static_cast<int64_t>(w.element_count()) != c.groups * c.n * c.no)
+    c.error = who + ": ys and W have different leading axes";
+  return c;
+}
+
+// Steps [t0, t1) of block k of `blocks` (a task each, with every sequence of its steps).
+inline void step_block(int64_t t, int64_t blocks, int64_t k, int64_t* t0, int64_t* t1) {
+  *t0 = t * k / blocks;
+  *t1 = t * (k + 1) / blocks;
+}
+
+template <class T>
+void decode_typed(ffi::ThreadPool& pool, const DecodeCall& c, const ffi::AnyBuffer& ys,
+                  const ffi::AnyBuffer& w, const ffi::AnyBuffer& b,
+                  ffi::Result<ffi::AnyBuffer>& logits) {
+  const bool avx2 = use_avx2();
+  const int64_t blocks = std::min<int64_t>(c.t, 16);
+  parallel_for(pool, c.groups * blocks, [&](int64_t task) {
+    const int64_t g = task / blocks;
+    int64_t t0, t1;
+    step_block(c.t, blocks, task % blocks, &t0, &t1);
+    const T* yg = at<T>(ys, g, c.t * c.n * c.bp);
+    const T* wg = at<T>(w, g, c.n * c.no);
+    const T* bg = at<T>(b, g, c.no);
+    T* og = at_out<T>(logits, g, c.batch * c.t * c.no);
+    T* work = static_cast<T*>(thread_work(c.no * LANES * static_cast<int64_t>(sizeof(T))));
+    if (avx2)
+      isa_avx2::decode_steps<T>(yg, wg, bg, og, c.t, c.n, c.no, c.bp, c.batch, t0, t1, work);
+    else
+      isa_baseline::decode_steps<T>(yg, wg, bg, og, c.t, c.n, c.no, c.bp, c.batch, t0, t1, work);
+  });
+}
+
+ffi::Error Decode(ffi::ThreadPool pool, ffi::AnyBuffer ys, ffi::AnyBuffer w, ffi::AnyBuffer b,
+                  ffi::Result<ffi::AnyBuffer> logits) {
+  const DecodeCall c =
+      decode_call("elm_network_decode", ys, w, logits->dimensions(), logits->element_type());
+  if (!c.error.empty()) return ffi::Error::InvalidArgument(c.error);
+  if (b.element_type() != ys.element_type() ||
+      static_cast<int64_t>(b.element_count()) != c.groups * c.no)
+    return ffi::Error::InvalidArgument("elm_network_decode: b must be [..., no] of ys's dtype");
+  if (ys.element_type() == ffi::DataType::F32)
+    decode_typed<float>(pool, c, ys, w, b, logits);
+  else
+    decode_typed<double>(pool, c, ys, w, b, logits);
+  return ffi::Error::Success();
+}
+
+template <class T>
+void decode_grad_typed(ffi::ThreadPool& pool, const DecodeCall& c, const ffi::AnyBuffer& ys,
+                       const ffi::AnyBuffer& w, const ffi::AnyBuffer& g,
+                       ffi::Result<ffi::AnyBuffer>& d_ys, ffi::Result<ffi::AnyBuffer>& sums,
+                       int64_t blocks) {
+  const bool avx2 = use_avx2();
+  const int64_t per_sums = (c.n + 1) * c.no;
+  const int64_t bytes = (c.no + per_sums) * LANES * static_cast<int64_t>(sizeof(T));
+  parallel_for(pool, c.groups * blocks, [&](int64_t task) {
+    const int64_t gi = task / blocks, k = task % blocks;
+    int64_t t0, t1;
+    step_block(c.t, blocks, k, &t0, &t1);
+    const T* yg = at<T>(ys, gi, c.t * c.n * c.bp);
+    const T* wg = at<T>(w, gi, c.n * c.no);
+    const T* gg = at<T>(g, gi, c.batch * c.t * c.no);
+    T* dg = at_out<T>(d_ys, gi, c.t * c.n * c.bp);
+    T* sg = at_out<T>(sums, gi, blocks * per_sums) + k * per_sums;
+    T* work = static_cast<T*>(thread_work(bytes));
+    if (avx2)
+      isa_avx2::decode_grad_steps<T>(yg, wg, gg, dg, sg, c.t, c.n, c.no, c.bp, c.batch, t0, t1,
+                                     work);
+    else
+      isa_baseline::decode_grad_steps<T>(yg, wg, gg, dg, sg, c.t, c.n, c.no, c.bp, c.batch, t0,
+                                         t1, work);
+  });
+}
+
+ffi::Error DecodeGrad(ffi::ThreadPool pool, ffi::AnyBuffer ys, ffi::AnyBuffer w, ffi::AnyBuffer g,
+                      ffi::Result<ffi::AnyBuffer> d_ys, ffi::Result<ffi::AnyBuffer> sums) {
+  const DecodeCall c =
+      decode_call("elm_network_decode_grad", ys, w, g.dimensions(), g.element_type());
+  if (!c.error.empty()) return ffi::Error::InvalidArgument(c.error);
+  // sums [..., blocks, (n + 1) no]: the caller chose how many step blocks (tasks) per group.
+  auto sd = sums->dimensions();
+  const int64_t blocks = sd.size() >= 2 ? sd[sd.size() - 2] : 0;
+  if (d_ys->element_count() != ys.element_count() || d_ys->element_type() != ys.element_type() ||
+      blocks < 1 || blocks > c.t || sd[sd.size() - 1] != (c.n + 1) * c.no ||
+      static_cast<int64_t>(sums->element_count()) != c.groups * blocks * (c.n + 1) * c.no ||
+      sums->element_type() != ys.element_type())
+    return ffi::Error::InvalidArgument("elm_network_decode_grad: the outputs have the wrong size");
+  if (ys.element_type() == ffi::DataType::F32)
+    decode_grad_typed<float>(pool, c, ys, w, g, d_ys, sums, blocks);
+  else
+    decode_grad_typed<double>(pool, c, ys, w, g, d_ys, sums, blocks);
+  return ffi::Error::Success();
+}
+
 }  // namespace
 }  // namespace elm_network
 
@@ -403,6 +536,28 @@ using ffi::AnyBuffer;
 extern "C" __attribute__((visibility("default"))) int ElmKernelUsesAvx2() {
   return elm_network::use_avx2() ? 1 : 0;
 }
+extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmNetworkDecode(
+    XLA_FFI_CallFrame* call_frame);
+extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmNetworkDecodeGrad(
+    XLA_FFI_CallFrame* call_frame);
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ElmNetworkDecode, elm_network::Decode,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<AnyBuffer>()  // ys, the kernel's layout
+                                  .Arg<AnyBuffer>()  // W
+                                  .Arg<AnyBuffer>()  // b
+                                  .Ret<AnyBuffer>());  // logits
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ElmNetworkDecodeGrad, elm_network::DecodeGrad,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<AnyBuffer>()  // ys
+                                  .Arg<AnyBuffer>()  // W
+                                  .Arg<AnyBuffer>()  // g
+                                  .Ret<AnyBuffer>()  // d_ys
+                                  .Ret<AnyBuffer>());  // per-tile sums: dW, db
+
 extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmNetworkForward(
     XLA_FFI_CallFrame* call_frame);
 extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* ElmNetworkBackward(

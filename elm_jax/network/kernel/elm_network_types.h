@@ -92,6 +92,12 @@ static inline void grads_offsets(const Shapes& s, GradsOffsets* g) {
   int64_t forward_work_bytes(const Shapes&);                                                  \
   template <class T>                                                                          \
   int64_t backward_work_bytes(const Shapes&);                                                 \
+  template <class T>                                                                          \
+  void decode_steps(const T*, const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,       \
+                    int64_t, int64_t, int64_t, T*);                                           \
+  template <class T>                                                                          \
+  void decode_grad_steps(const T*, const T*, const T*, T*, T*, int64_t, int64_t, int64_t,      \
+                         int64_t, int64_t, int64_t, int64_t, T*);                             \
   }
 
 ELM_NETWORK_DECLARE_ISA(isa_baseline)
